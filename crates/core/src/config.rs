@@ -1,0 +1,396 @@
+//! The YAML configuration file (contract section 2): providers, models and
+//! power levels. `${NAME}` in any string is replaced by the environment
+//! variable NAME (empty when unset). Errors name the exact field, e.g.
+//! `models[2].price.input_per_mtok: invalid type: string "x", expected f64`.
+
+use crate::catalog::{Catalog, ModelEntry, ModelMode, PowerLevel, Price, ProviderEntry, ProviderKind};
+use crate::money::UsdMicros;
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+
+/// The catalog used when no configuration file is given.
+const BUILTIN_CATALOG: &str = include_str!("builtin_catalog.yaml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config is not valid YAML: {0}")]
+    Yaml(String),
+    #[error("config field `{path}`: {message}")]
+    Field { path: String, message: String },
+}
+
+fn field(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Field {
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    providers: BTreeMap<String, RawProvider>,
+    #[serde(default)]
+    models: Vec<RawModel>,
+    #[serde(default)]
+    power_levels: HashMap<PowerLevel, Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProvider {
+    kind: Option<ProviderKind>,
+    base_url: String,
+    api_key: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModel {
+    id: String,
+    provider: String,
+    upstream: Option<String>,
+    #[serde(default = "default_tier")]
+    tier: u8,
+    #[serde(default = "default_quality")]
+    quality: u8,
+    #[serde(default = "default_context_window")]
+    context_window: i64,
+    #[serde(default = "default_max_output")]
+    max_output_tokens: i64,
+    #[serde(default)]
+    price: RawPrice,
+    #[serde(default)]
+    mode: ModelMode,
+}
+
+fn default_tier() -> u8 {
+    1
+}
+fn default_quality() -> u8 {
+    50
+}
+fn default_context_window() -> i64 {
+    128_000
+}
+fn default_max_output() -> i64 {
+    4_096
+}
+
+/// Prices as written in the file: USD per million tokens.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrice {
+    #[serde(default)]
+    input_per_mtok: f64,
+    #[serde(default)]
+    output_per_mtok: f64,
+    cached_input_per_mtok: Option<f64>,
+    #[serde(default)]
+    per_request: f64,
+}
+
+/// Loads the catalog from a YAML file, or the built-in catalog when `path` is `None`.
+pub fn load_catalog(path: Option<&Path>) -> Result<Catalog, ConfigError> {
+    let env = |name: &str| std::env::var(name).ok();
+    match path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
+            parse_catalog(&text, env)
+        }
+        None => builtin_catalog(env),
+    }
+}
+
+/// The built-in catalog of well-known models, with platform keys from the
+/// usual environment variables (`OPENAI_API_KEY`, …).
+pub fn builtin_catalog(env: impl Fn(&str) -> Option<String>) -> Result<Catalog, ConfigError> {
+    parse_catalog(BUILTIN_CATALOG, env)
+}
+
+/// Parses and validates a configuration text; `env` resolves `${NAME}`.
+pub fn parse_catalog(
+    text: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Catalog, ConfigError> {
+    let mut value: serde_norway::Value =
+        serde_norway::from_str(text).map_err(|e| ConfigError::Yaml(e.to_string()))?;
+    if value.is_null() {
+        value = serde_norway::Value::Mapping(Default::default());
+    }
+    interpolate(&mut value, &env);
+    let raw: RawConfig = serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        field(path, e.into_inner().to_string())
+    })?;
+    build_catalog(raw)
+}
+
+fn interpolate(value: &mut serde_norway::Value, env: &impl Fn(&str) -> Option<String>) {
+    use serde_norway::Value;
+    match value {
+        Value::String(s) if s.contains("${") => *s = substitute(s, env),
+        Value::Sequence(items) => items.iter_mut().for_each(|v| interpolate(v, env)),
+        Value::Mapping(map) => map.values_mut().for_each(|v| interpolate(v, env)),
+        _ => {}
+    }
+}
+
+fn substitute(s: &str, env: &impl Fn(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match after.find('}') {
+            Some(end) => {
+                out.push_str(&env(&after[..end]).unwrap_or_default());
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push_str(&rest[start..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn usd_per_mtok_to_micros(path: &str, usd: f64) -> Result<UsdMicros, ConfigError> {
+    if !usd.is_finite() || usd < 0.0 || usd > 1_000_000.0 {
+        return Err(field(path, "must be a price in USD between 0 and 1000000"));
+    }
+    // The only float in Tollgate: a configured price, converted once at load time.
+    #[allow(clippy::cast_possible_truncation)]
+    Ok(UsdMicros((usd * 1_000_000.0).round() as i64))
+}
+
+fn build_catalog(raw: RawConfig) -> Result<Catalog, ConfigError> {
+    let mut providers = Vec::with_capacity(raw.providers.len());
+    for (name, p) in raw.providers {
+        let kind = p
+            .kind
+            .or_else(|| ProviderKind::from_provider_name(&name))
+            .ok_or_else(|| {
+                field(
+                    format!("providers.{name}.kind"),
+                    "required unless the provider is named openai, anthropic or gemini \
+                     (one of: openai, anthropic, gemini)",
+                )
+            })?;
+        let base_url = p.base_url.trim().trim_end_matches('/').to_owned();
+        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+            return Err(field(
+                format!("providers.{name}.base_url"),
+                "must start with http:// or https://",
+            ));
+        }
+        let api_key = p
+            .api_key
+            .filter(|k| !k.trim().is_empty())
+            .map(SecretString::from);
+        providers.push(ProviderEntry {
+            name,
+            kind,
+            base_url,
+            api_key,
+        });
+    }
+    let provider_names: HashSet<&str> = providers.iter().map(|p| p.name.as_str()).collect();
+
+    let mut models = Vec::with_capacity(raw.models.len());
+    let mut seen = HashSet::new();
+    for (i, m) in raw.models.into_iter().enumerate() {
+        let at = |f: &str| format!("models[{i}].{f}");
+        if m.id.trim().is_empty() {
+            return Err(field(at("id"), "must not be empty"));
+        }
+        if !seen.insert(m.id.clone()) {
+            return Err(field(at("id"), format!("duplicate model id `{}`", m.id)));
+        }
+        if !provider_names.contains(m.provider.as_str()) {
+            return Err(field(
+                at("provider"),
+                format!("unknown provider `{}` (not under `providers`)", m.provider),
+            ));
+        }
+        if m.tier > 5 {
+            return Err(field(at("tier"), "must be between 0 and 5"));
+        }
+        if m.quality > 100 {
+            return Err(field(at("quality"), "must be between 0 and 100"));
+        }
+        if m.context_window <= 0 {
+            return Err(field(at("context_window"), "must be positive"));
+        }
+        if m.max_output_tokens <= 0 {
+            return Err(field(at("max_output_tokens"), "must be positive"));
+        }
+        let input = usd_per_mtok_to_micros(&at("price.input_per_mtok"), m.price.input_per_mtok)?;
+        let price = Price {
+            input_per_mtok: input,
+            output_per_mtok: usd_per_mtok_to_micros(
+                &at("price.output_per_mtok"),
+                m.price.output_per_mtok,
+            )?,
+            cached_input_per_mtok: match m.price.cached_input_per_mtok {
+                Some(usd) => usd_per_mtok_to_micros(&at("price.cached_input_per_mtok"), usd)?,
+                None => input,
+            },
+            per_request: usd_per_mtok_to_micros(&at("price.per_request"), m.price.per_request)?,
+        };
+        models.push(ModelEntry {
+            upstream: m.upstream.unwrap_or_else(|| m.id.clone()),
+            id: m.id,
+            provider: m.provider,
+            tier: m.tier,
+            quality: m.quality,
+            context_window: m.context_window,
+            max_output_tokens: m.max_output_tokens,
+            price,
+            mode: m.mode,
+        });
+    }
+
+    let chat_models: HashSet<&str> = models
+        .iter()
+        .filter(|m| m.mode == ModelMode::Chat)
+        .map(|m| m.id.as_str())
+        .collect();
+    for (level, ids) in &raw.power_levels {
+        for (i, id) in ids.iter().enumerate() {
+            if !chat_models.contains(id.as_str()) {
+                return Err(field(
+                    format!("power_levels.{level}[{i}]"),
+                    format!("`{id}` is not a chat model under `models`"),
+                ));
+            }
+        }
+    }
+    Ok(Catalog::from_parts(providers, models, raw.power_levels))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    const MINIMAL: &str = r#"
+providers:
+  openai: { base_url: "https://api.openai.com/v1/", api_key: "${OPENAI_API_KEY}" }
+  deepseek: { kind: openai, base_url: "https://api.deepseek.com/v1" }
+models:
+  - id: gpt-4o-mini
+    provider: openai
+    price: { input_per_mtok: 0.15, output_per_mtok: 0.60, cached_input_per_mtok: 0.075 }
+  - id: ds
+    provider: deepseek
+    upstream: deepseek-chat
+power_levels:
+  eco: [ds]
+"#;
+
+    #[test]
+    fn parses_providers_models_prices_and_interpolates_env() {
+        let env = |name: &str| (name == "OPENAI_API_KEY").then(|| "sk-test".to_owned());
+        let catalog = parse_catalog(MINIMAL, env).unwrap();
+        let openai = catalog.provider("openai").unwrap();
+        assert_eq!(openai.kind, ProviderKind::OpenAi);
+        assert_eq!(openai.base_url, "https://api.openai.com/v1");
+        assert_eq!(openai.api_key.as_ref().unwrap().expose_secret(), "sk-test");
+        assert!(catalog.provider("deepseek").unwrap().api_key.is_none());
+        let mini = catalog.model("gpt-4o-mini").unwrap();
+        assert_eq!(mini.price.input_per_mtok, UsdMicros(150_000));
+        assert_eq!(mini.price.output_per_mtok, UsdMicros(600_000));
+        assert_eq!(mini.price.cached_input_per_mtok, UsdMicros(75_000));
+        assert_eq!(catalog.model("ds").unwrap().upstream, "deepseek-chat");
+        assert_eq!(catalog.power_level(PowerLevel::Eco), ["ds".to_owned()]);
+    }
+
+    #[test]
+    fn unset_variable_means_no_platform_key() {
+        let catalog = parse_catalog(MINIMAL, no_env).unwrap();
+        assert!(catalog.provider("openai").unwrap().api_key.is_none());
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let bad_price = MINIMAL.replace("input_per_mtok: 0.15", "input_per_mtok: cheap");
+        let err = parse_catalog(&bad_price, no_env).unwrap_err().to_string();
+        assert!(err.contains("models[0].price.input_per_mtok"), "{err}");
+
+        let bad_provider = MINIMAL.replace("provider: deepseek", "provider: nowhere");
+        let err = parse_catalog(&bad_provider, no_env).unwrap_err().to_string();
+        assert!(err.contains("models[1].provider"), "{err}");
+
+        let missing_kind = MINIMAL.replace("kind: openai, ", "");
+        let err = parse_catalog(&missing_kind, no_env).unwrap_err().to_string();
+        assert!(err.contains("providers.deepseek.kind"), "{err}");
+
+        let unknown_level_model = MINIMAL.replace("eco: [ds]", "eco: [nope]");
+        let err = parse_catalog(&unknown_level_model, no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("power_levels.eco[0]"), "{err}");
+
+        let typo = MINIMAL.replace("upstream:", "upstraem:");
+        let err = parse_catalog(&typo, no_env).unwrap_err().to_string();
+        assert!(err.contains("models[1]") && err.contains("upstraem"), "{err}");
+    }
+
+    #[test]
+    fn builtin_catalog_is_valid() {
+        let catalog = builtin_catalog(no_env).unwrap();
+        assert!(catalog.model("gpt-4o-mini").is_some());
+        for level in PowerLevel::ALL {
+            assert!(!catalog.power_level(level).is_empty(), "{level}");
+        }
+    }
+
+    #[test]
+    fn cost_rounds_up_once_and_prices_cached_tokens() {
+        let price = Price {
+            input_per_mtok: UsdMicros(150_000),
+            output_per_mtok: UsdMicros(600_000),
+            cached_input_per_mtok: UsdMicros(75_000),
+            per_request: UsdMicros(0),
+        };
+        let usage = crate::money::TokenUsage {
+            prompt_tokens: 1_000,
+            completion_tokens: 500,
+            cached_prompt_tokens: 0,
+        };
+        // 1000 × 0.15 + 500 × 0.60 = 450 micro-dollars exactly.
+        assert_eq!(price.cost(&usage), UsdMicros(450));
+        let tiny = crate::money::TokenUsage {
+            prompt_tokens: 9,
+            completion_tokens: 0,
+            cached_prompt_tokens: 0,
+        };
+        // 9 × 0.15 = 1.35 micro-dollars, rounded up.
+        assert_eq!(price.cost(&tiny), UsdMicros(2));
+        let cached = crate::money::TokenUsage {
+            prompt_tokens: 1_000,
+            completion_tokens: 0,
+            cached_prompt_tokens: 400,
+        };
+        // 600 × 0.15 + 400 × 0.075 = 120.
+        assert_eq!(price.cost(&cached), UsdMicros(120));
+    }
+}

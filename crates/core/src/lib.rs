@@ -1,0 +1,15 @@
+//! Tollgate's shared core: the types every other crate speaks (money, billing
+//! modes, the model catalog and its configuration, ids, time) and the database
+//! handle that works on both SQLite and PostgreSQL.
+
+pub mod catalog;
+pub mod config;
+pub mod db;
+pub mod ids;
+pub mod money;
+pub mod time;
+
+pub use catalog::{Catalog, ModelEntry, ModelMode, PowerLevel, Price, ProviderEntry, ProviderKind};
+pub use db::{Backend, Db, DbError};
+pub use money::{Amount, BillingMode, Unit};
+pub use secrecy::{ExposeSecret, SecretString};
