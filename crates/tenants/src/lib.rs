@@ -1,0 +1,51 @@
+//! Organizations (the tenants) and their API keys.
+//!
+//! An API key looks like `tg-<32 hex id>_<40 alphanumeric secret>`. Only the
+//! SHA-256 of the secret is stored; the id finds the row and the hashes are
+//! compared in constant time. Authenticated keys are cached in memory, and a
+//! poller drops changed keys from the cache so that a revocation takes effect
+//! on every replica within a second.
+
+mod keys;
+mod orgs;
+
+pub use keys::{ApiKeyInfo, AuthError, Budget, BudgetPeriod, CreatedApiKey, KeyCache, NewApiKey, Principal};
+pub use orgs::Organization;
+
+use tollgate_core::Db;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TenantError {
+    #[error("organization not found")]
+    OrganizationNotFound,
+    #[error("api key not found")]
+    ApiKeyNotFound,
+    #[error("invalid {field}: {message}")]
+    Invalid { field: &'static str, message: String },
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// Organizations and API keys on one database, with the key cache.
+#[derive(Clone)]
+pub struct Tenants {
+    db: Db,
+    cache: KeyCache,
+}
+
+impl Tenants {
+    pub fn new(db: Db) -> Tenants {
+        Tenants {
+            cache: KeyCache::default(),
+            db,
+        }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub fn cache(&self) -> &KeyCache {
+        &self.cache
+    }
+}
