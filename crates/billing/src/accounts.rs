@@ -1,0 +1,226 @@
+//! Credit accounts: balances, grants and the ledger.
+
+use crate::{Billing, BillingError};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+use tollgate_core::time;
+
+/// A balance as the management API shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CreditsView {
+    pub balance: i64,
+    /// Held for calls in flight.
+    pub reserved: i64,
+    pub overdraft_limit: i64,
+}
+
+/// The answer to a grant, stored with its idempotency key so a replay gets it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantOutcome {
+    pub balance: i64,
+    /// Whether this answer is a replay of an earlier grant with the same key.
+    #[serde(skip)]
+    pub replayed: bool,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct LedgerEntry {
+    pub id: i64,
+    /// `grant`, `usage` or `adjustment`.
+    pub kind: String,
+    /// Signed: positive adds credits, negative spends them.
+    pub amount: i64,
+    pub balance_after: i64,
+    pub request_id: Option<String>,
+    pub reason: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+impl Billing {
+    pub async fn credits(&self, organization_id: &str) -> Result<CreditsView, BillingError> {
+        let row = sqlx::query(
+            "SELECT balance, reserved, overdraft_limit FROM credit_accounts WHERE organization_id = $1",
+        )
+        .bind(organization_id)
+        .fetch_optional(self.db.pool())
+        .await?;
+        Ok(match row {
+            Some(row) => CreditsView {
+                balance: row.try_get("balance")?,
+                reserved: row.try_get("reserved")?,
+                overdraft_limit: row.try_get("overdraft_limit")?,
+            },
+            None => CreditsView {
+                balance: 0,
+                reserved: 0,
+                overdraft_limit: 0,
+            },
+        })
+    }
+
+    /// What an organization can still reserve.
+    pub(crate) async fn available(&self, organization_id: &str) -> Result<i64, BillingError> {
+        let c = self.credits(organization_id).await?;
+        Ok((c.balance - c.reserved + c.overdraft_limit).max(0))
+    }
+
+    /// Adds credits. With an idempotency key, the same key and body answer
+    /// the first outcome again without granting twice; the same key with
+    /// another body is an `IdempotencyConflict`.
+    pub async fn grant(
+        &self,
+        organization_id: &str,
+        amount: i64,
+        idempotency_key: Option<&str>,
+        reason: Option<&str>,
+    ) -> Result<GrantOutcome, BillingError> {
+        if amount <= 0 {
+            return Err(BillingError::Invalid {
+                field: "amount",
+                message: "must be a positive integer".into(),
+            });
+        }
+        if let Some(key) = idempotency_key
+            && (key.is_empty() || key.len() > 255)
+        {
+            return Err(BillingError::Invalid {
+                field: "idempotency_key",
+                message: "must be 1 to 255 characters".into(),
+            });
+        }
+        let now = time::now_millis();
+        let request_hash = hex::encode(Sha256::digest(
+            serde_json::json!({"amount": amount, "reason": reason}).to_string(),
+        ));
+        let mut tx = self.db.pool().begin().await?;
+        if let Some(key) = idempotency_key {
+            let claimed = sqlx::query(
+                "INSERT INTO idempotency_keys (organization_id, idempotency_key, request_hash, response, created_at) \
+                 VALUES ($1, $2, $3, '', $4) ON CONFLICT (organization_id, idempotency_key) DO NOTHING",
+            )
+            .bind(organization_id)
+            .bind(key)
+            .bind(&request_hash)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            if claimed.rows_affected() == 0 {
+                tx.rollback().await?;
+                return self.replay_grant(organization_id, key, &request_hash).await;
+            }
+        }
+        sqlx::query(
+            "INSERT INTO credit_accounts (organization_id, updated_at) VALUES ($1, $2) \
+             ON CONFLICT (organization_id) DO NOTHING",
+        )
+        .bind(organization_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query(
+            "UPDATE credit_accounts SET balance = balance + $1, updated_at = $2 \
+             WHERE organization_id = $3 RETURNING balance",
+        )
+        .bind(amount)
+        .bind(now)
+        .bind(organization_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let balance: i64 = row.try_get("balance")?;
+        sqlx::query(
+            "INSERT INTO ledger_entries (organization_id, kind, amount, balance_after, reason, created_at) \
+             VALUES ($1, 'grant', $2, $3, $4, $5)",
+        )
+        .bind(organization_id)
+        .bind(amount)
+        .bind(balance)
+        .bind(reason)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let outcome = GrantOutcome {
+            balance,
+            replayed: false,
+        };
+        if let Some(key) = idempotency_key {
+            sqlx::query(
+                "UPDATE idempotency_keys SET response = $1 WHERE organization_id = $2 AND idempotency_key = $3",
+            )
+            .bind(serde_json::to_string(&outcome).unwrap_or_default())
+            .bind(organization_id)
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn replay_grant(
+        &self,
+        organization_id: &str,
+        key: &str,
+        request_hash: &str,
+    ) -> Result<GrantOutcome, BillingError> {
+        let row = sqlx::query(
+            "SELECT request_hash, response FROM idempotency_keys WHERE organization_id = $1 AND idempotency_key = $2",
+        )
+        .bind(organization_id)
+        .bind(key)
+        .fetch_one(self.db.pool())
+        .await?;
+        let stored_hash: String = row.try_get("request_hash")?;
+        if stored_hash != request_hash {
+            return Err(BillingError::IdempotencyConflict);
+        }
+        let response: String = row.try_get("response")?;
+        let mut outcome: GrantOutcome =
+            serde_json::from_str(&response).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        outcome.replayed = true;
+        Ok(outcome)
+    }
+
+    /// The ledger, newest first: `limit` rows older than `before` (an entry id).
+    pub async fn transactions(
+        &self,
+        organization_id: &str,
+        limit: i64,
+        before: Option<i64>,
+    ) -> Result<Vec<LedgerEntry>, BillingError> {
+        let rows = sqlx::query(
+            "SELECT id, kind, amount, balance_after, request_id, reason, created_at FROM ledger_entries \
+             WHERE organization_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+        )
+        .bind(organization_id)
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(limit.clamp(1, 1000))
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(LedgerEntry {
+                    id: row.try_get("id")?,
+                    kind: row.try_get("kind")?,
+                    amount: row.try_get("amount")?,
+                    balance_after: row.try_get("balance_after")?,
+                    request_id: row.try_get("request_id")?,
+                    reason: row.try_get("reason")?,
+                    created_at: row.try_get::<i64, _>("created_at")? / 1000,
+                })
+            })
+            .collect()
+    }
+
+    /// The sum of an organization's ledger; equal to its balance, always.
+    pub async fn ledger_sum(&self, organization_id: &str) -> Result<i64, BillingError> {
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS total FROM ledger_entries WHERE organization_id = $1",
+        )
+        .bind(organization_id)
+        .fetch_one(self.db.pool())
+        .await?;
+        Ok(row.try_get("total")?)
+    }
+}

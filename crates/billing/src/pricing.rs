@@ -1,0 +1,70 @@
+//! What a call costs in an organization's unit, and the most it can cost.
+
+use tollgate_core::money::TokenUsage;
+use tollgate_core::{BillingMode, Price};
+
+/// The charge for a call with this usage: the USD list cost in micro-dollars
+/// (see [`Price::cost`] for rounding), prompt plus completion tokens, or one
+/// request.
+pub fn charge_for(mode: BillingMode, price: &Price, usage: &TokenUsage) -> i64 {
+    match mode {
+        BillingMode::Usd => price.cost(usage).0,
+        BillingMode::Tokens => usage.total().max(0),
+        BillingMode::Requests => 1,
+    }
+}
+
+/// The most a call can cost: every prompt token it may send (an upper bound,
+/// not an estimate) plus every completion token it may receive.
+pub fn max_charge_for(
+    mode: BillingMode,
+    price: &Price,
+    max_prompt_tokens: i64,
+    max_completion_tokens: i64,
+) -> i64 {
+    let worst = TokenUsage {
+        prompt_tokens: max_prompt_tokens.max(0),
+        completion_tokens: max_completion_tokens.max(0),
+        cached_prompt_tokens: 0,
+    };
+    charge_for(mode, price, &worst)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tollgate_core::money::UsdMicros;
+
+    fn price() -> Price {
+        Price {
+            input_per_mtok: UsdMicros(150_000),
+            output_per_mtok: UsdMicros(600_000),
+            cached_input_per_mtok: UsdMicros(75_000),
+            per_request: UsdMicros(10),
+        }
+    }
+
+    #[test]
+    fn each_mode_charges_its_own_unit() {
+        let usage = TokenUsage {
+            prompt_tokens: 1_000,
+            completion_tokens: 100,
+            cached_prompt_tokens: 0,
+        };
+        assert_eq!(charge_for(BillingMode::Usd, &price(), &usage), 150 + 60 + 10);
+        assert_eq!(charge_for(BillingMode::Tokens, &price(), &usage), 1_100);
+        assert_eq!(charge_for(BillingMode::Requests, &price(), &usage), 1);
+    }
+
+    #[test]
+    fn maximum_is_never_below_the_real_charge() {
+        let usage = TokenUsage {
+            prompt_tokens: 700,
+            completion_tokens: 300,
+            cached_prompt_tokens: 200,
+        };
+        for mode in [BillingMode::Usd, BillingMode::Tokens, BillingMode::Requests] {
+            assert!(max_charge_for(mode, &price(), 700, 300) >= charge_for(mode, &price(), &usage));
+        }
+    }
+}
