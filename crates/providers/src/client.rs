@@ -1,0 +1,133 @@
+//! One HTTP client for every provider, pooled and shared; it dispatches each
+//! call to the adapter of the provider's kind.
+
+use crate::error::ProviderError;
+use crate::openai;
+use crate::types::{ChatRequest, EmbeddingRequest};
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use secrecy::SecretString;
+use std::time::Duration;
+use tollgate_core::ProviderKind;
+use tollgate_core::money::TokenUsage;
+
+/// Where one call goes: the provider's endpoint and the key that pays.
+#[derive(Clone)]
+pub struct Target<'a> {
+    pub provider: &'a str,
+    pub kind: ProviderKind,
+    pub base_url: &'a str,
+    /// `None` for providers that need no key (a local vLLM or Ollama).
+    pub api_key: Option<&'a SecretString>,
+    /// The model name the provider knows.
+    pub upstream_model: &'a str,
+}
+
+/// A complete (non-streamed) chat answer in OpenAI's format.
+#[derive(Debug)]
+pub struct ChatAnswer {
+    /// The OpenAI-format JSON body to send to the client.
+    pub body: Bytes,
+    pub usage: TokenUsage,
+}
+
+/// A complete embeddings answer in OpenAI's format.
+#[derive(Debug)]
+pub struct EmbeddingAnswer {
+    pub body: Bytes,
+    pub usage: TokenUsage,
+}
+
+/// One event of a streamed answer, already in OpenAI's chunk format.
+#[derive(Debug)]
+pub enum StreamEvent {
+    /// A `chat.completion.chunk` JSON object, to send as `data: …`.
+    Chunk {
+        data: Bytes,
+        /// The call's usage, when this chunk reports it (normally the last).
+        usage: Option<TokenUsage>,
+        /// A chunk with no choices that only reports usage: sent on only to
+        /// clients that asked for it with `stream_options.include_usage`.
+        usage_only: bool,
+    },
+    /// The provider's end of stream (`data: [DONE]`).
+    Done,
+}
+
+/// A stream of events; it ends after the provider's last event. An `Err`
+/// item means the stream broke and no more events will come.
+pub type ChatStream = BoxStream<'static, Result<StreamEvent, ProviderError>>;
+
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    pub connect_timeout: Duration,
+    /// Longest wait for the next bytes of an answer.
+    pub read_timeout: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct ProviderClient {
+    http: reqwest::Client,
+}
+
+impl ProviderClient {
+    pub fn new(options: &ClientOptions) -> Result<ProviderClient, ProviderError> {
+        // reqwest is built without a default TLS backend (ring builds far
+        // faster than aws-lc); install ring unless the process already chose one.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .connect_timeout(options.connect_timeout)
+            .read_timeout(options.read_timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(1024)
+            .tcp_nodelay(true)
+            .user_agent(concat!("tollgate/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ProviderError::Connect(e.to_string()))?;
+        Ok(ProviderClient { http })
+    }
+
+    pub async fn chat(&self, target: &Target<'_>, request: &ChatRequest) -> Result<ChatAnswer, ProviderError> {
+        match target.kind {
+            ProviderKind::OpenAi => openai::chat(&self.http, target, request).await,
+            ProviderKind::Anthropic => Err(ProviderError::Unsupported("anthropic")),
+            ProviderKind::Gemini => Err(ProviderError::Unsupported("gemini")),
+        }
+    }
+
+    /// Starts a streamed chat. Returns only once the provider's first event
+    /// has arrived, so an early failure is an `Err` here (and can fall back),
+    /// not a broken stream.
+    pub async fn chat_stream(
+        &self,
+        target: &Target<'_>,
+        request: &ChatRequest,
+    ) -> Result<ChatStream, ProviderError> {
+        match target.kind {
+            ProviderKind::OpenAi => openai::chat_stream(&self.http, target, request).await,
+            ProviderKind::Anthropic => Err(ProviderError::Unsupported("anthropic")),
+            ProviderKind::Gemini => Err(ProviderError::Unsupported("gemini")),
+        }
+    }
+
+    pub async fn embed(
+        &self,
+        target: &Target<'_>,
+        request: &EmbeddingRequest,
+    ) -> Result<EmbeddingAnswer, ProviderError> {
+        match target.kind {
+            ProviderKind::OpenAi => openai::embed(&self.http, target, request).await,
+            ProviderKind::Anthropic => Err(ProviderError::Unsupported("anthropic")),
+            ProviderKind::Gemini => Err(ProviderError::Unsupported("gemini")),
+        }
+    }
+}

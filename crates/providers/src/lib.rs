@@ -1,0 +1,13 @@
+//! Provider adapters. Tollgate's own request format is OpenAI's Chat
+//! Completions format ([`ChatRequest`]); each adapter sends it in its
+//! provider's wire format and turns the answer (plain or streamed) back into
+//! OpenAI's format, with the usage that billing needs.
+
+mod client;
+mod error;
+pub mod openai;
+mod types;
+
+pub use client::{ChatAnswer, ChatStream, ClientOptions, EmbeddingAnswer, ProviderClient, StreamEvent, Target};
+pub use error::ProviderError;
+pub use types::{ChatMessage, ChatRequest, EmbeddingRequest, StreamOptions};
