@@ -1,0 +1,171 @@
+//! The API's one error type. It knows its HTTP status and renders OpenAI's
+//! error shape, `{"error": {"message", "type", "code"}}`. A 500 says only
+//! "internal error" and the request id; its cause is logged once, here.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use tollgate_billing::BillingError;
+use tollgate_providers::ProviderError;
+use tollgate_routing::RouteError;
+use tollgate_tenants::{AuthError, TenantError};
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub kind: &'static str,
+    pub code: &'static str,
+    pub message: String,
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, kind: &'static str, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            kind,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_request", message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "authentication_error", "invalid_api_key", message)
+    }
+
+    pub fn insufficient_credits(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYMENT_REQUIRED, "billing_error", "insufficient_credits", message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "permission_error", "forbidden", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "invalid_request_error", "not_found", message)
+    }
+
+    pub fn model_not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "invalid_request_error", "model_not_found", message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "invalid_request_error", "conflict", message)
+    }
+
+    pub fn payload_too_large(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", "payload_too_large", message)
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "provider_error", "no_provider_available", message)
+    }
+
+    /// An unexpected failure: logged with its cause, answered without it.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "internal_error",
+            "internal error; see the gateway logs for this request id",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "error": { "message": self.message, "type": self.kind, "code": self.code }
+        });
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+impl From<TenantError> for ApiError {
+    fn from(e: TenantError) -> Self {
+        match e {
+            TenantError::OrganizationNotFound => ApiError::not_found("organization not found"),
+            TenantError::ApiKeyNotFound => ApiError::not_found("api key not found"),
+            TenantError::Invalid { field, message } => ApiError::bad_request(format!("`{field}` {message}")),
+            TenantError::Db(e) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Invalid => ApiError::unauthorized("invalid api key"),
+            AuthError::Revoked => ApiError::unauthorized("api key has been revoked"),
+            AuthError::Expired => ApiError::unauthorized("api key has expired"),
+            AuthError::Db(e) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<BillingError> for ApiError {
+    fn from(e: BillingError) -> Self {
+        match e {
+            BillingError::InsufficientCredits { .. } => ApiError::insufficient_credits(format!(
+                "organization balance too low: {e}"
+            )),
+            BillingError::Invalid { field, message } => ApiError::bad_request(format!("`{field}` {message}")),
+            BillingError::IdempotencyConflict => ApiError::conflict(
+                "idempotency_key was already used with a different request body",
+            ),
+            BillingError::Db(e) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<RouteError> for ApiError {
+    fn from(e: RouteError) -> Self {
+        match e {
+            RouteError::UnknownModel(_) => ApiError::model_not_found(e.to_string()),
+            RouteError::WrongMode { .. } => ApiError::bad_request(e.to_string()),
+            RouteError::NoCandidates(_) => ApiError::unavailable(e.to_string()),
+        }
+    }
+}
+
+impl From<ProviderError> for ApiError {
+    fn from(e: ProviderError) -> Self {
+        let message = e.to_string();
+        match e {
+            ProviderError::Status { status, retry_after, .. } => {
+                let mut err = match status {
+                    400 | 404 | 413 | 422 => ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_request_error",
+                        "provider_rejected_request",
+                        message,
+                    ),
+                    429 => ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", "provider_rate_limited", message),
+                    _ => ApiError::new(StatusCode::BAD_GATEWAY, "provider_error", "provider_error", message),
+                };
+                err.retry_after = retry_after.or((status == 429).then_some(1));
+                err
+            }
+            ProviderError::Timeout => {
+                ApiError::new(StatusCode::GATEWAY_TIMEOUT, "provider_error", "provider_timeout", message)
+            }
+            ProviderError::Connect(_) | ProviderError::InvalidResponse(_) => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "provider_error", "provider_error", message)
+            }
+            ProviderError::NoKey(_) | ProviderError::Unsupported(_) => ApiError::unavailable(message),
+        }
+    }
+}

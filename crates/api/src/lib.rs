@@ -1,0 +1,17 @@
+//! Tollgate's HTTP API: a thin layer that turns HTTP into calls on the
+//! domain crates. [`start`] prepares a gateway from its settings, [`app`]
+//! builds the whole HTTP surface (tests drive it without a socket), and
+//! [`Gateway::serve`] runs it until shutdown.
+
+pub mod error;
+pub mod extract;
+pub mod metrics;
+mod middleware;
+mod routes;
+pub mod settings;
+mod startup;
+pub mod state;
+
+pub use routes::app;
+pub use settings::{Environment, Settings};
+pub use startup::{Gateway, start};

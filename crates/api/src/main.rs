@@ -1,0 +1,77 @@
+//! The `tollgate` binary: parses the command line and starts things.
+
+use clap::{Parser, Subcommand};
+use tollgate_api::Settings;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "tollgate", version, about = "Tollgate: a multi-tenant LLM gateway")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    settings: Settings,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Migrate the database, then serve HTTP until SIGINT or SIGTERM.
+    Serve,
+    /// Apply the database migrations and exit.
+    Migrate,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .init();
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("tollgate: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Migrate => {
+            let db = tollgate_core::Db::connect(&cli.settings.database_url, 2).await?;
+            db.migrate().await?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Serve => {
+            let gateway = tollgate_api::start(&cli.settings).await?;
+            let listener = tokio::net::TcpListener::bind(cli.settings.listen).await?;
+            tracing::info!(listen = %listener.local_addr()?, "tollgate serving");
+            gateway.serve(listener, shutdown_signal()).await
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing open requests and streams");
+}

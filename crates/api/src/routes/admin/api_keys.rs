@@ -1,0 +1,70 @@
+//! Organization API keys: create (the key is shown only then), list, revoke.
+
+use crate::error::ApiError;
+use crate::extract::{Admin, JsonBody};
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tollgate_tenants::{Budget, NewApiKey};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKey {
+    name: String,
+    rpm_limit: Option<i64>,
+    tpm_limit: Option<i64>,
+    max_concurrency: Option<i64>,
+    budget: Option<Budget>,
+    /// Unix seconds.
+    expires_at: Option<i64>,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(org_id): Path<String>,
+    JsonBody(body): JsonBody<CreateApiKey>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let created = state
+        .tenants
+        .create_api_key(
+            &org_id,
+            NewApiKey {
+                name: body.name,
+                rpm_limit: body.rpm_limit,
+                tpm_limit: body.tpm_limit,
+                max_concurrency: body.max_concurrency,
+                budget: body.budget,
+                expires_at: body.expires_at,
+            },
+        )
+        .await?;
+    let mut answer = serde_json::to_value(&created.info).map_err(ApiError::internal)?;
+    if let Some(map) = answer.as_object_mut() {
+        map.insert("key".into(), Value::String(created.key.expose_secret().to_owned()));
+    }
+    Ok((StatusCode::CREATED, Json(answer)))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(org_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    super::organization(&state, &org_id).await?;
+    let keys = state.tenants.list_api_keys(&org_id).await?;
+    Ok(Json(json!({ "data": keys })))
+}
+
+pub async fn revoke(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path((org_id, key_id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    state.tenants.revoke_api_key(&org_id, &key_id).await?;
+    Ok(Json(json!({ "id": key_id, "revoked": true })))
+}

@@ -1,0 +1,54 @@
+//! The management plane (`/api/v1/…`), for platform admins.
+
+mod api_keys;
+mod catalog;
+mod credits;
+mod organizations;
+mod usage;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::Router;
+use axum::routing::{delete, get, post};
+use serde::Deserialize;
+use tollgate_tenants::Organization;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/organizations", post(organizations::create))
+        .route("/api/v1/organizations/{org_id}", get(organizations::get))
+        .route(
+            "/api/v1/organizations/{org_id}/api-keys",
+            post(api_keys::create).get(api_keys::list),
+        )
+        .route("/api/v1/organizations/{org_id}/api-keys/{key_id}", delete(api_keys::revoke))
+        .route("/api/v1/organizations/{org_id}/credits", get(credits::balance))
+        .route("/api/v1/organizations/{org_id}/credits/grants", post(credits::grant))
+        .route("/api/v1/organizations/{org_id}/credits/transactions", get(credits::transactions))
+        .route("/api/v1/organizations/{org_id}/usage", get(usage::list))
+        .route("/api/v1/models", get(catalog::list))
+}
+
+/// `?limit=&before=` on list endpoints: newest first, `limit` items (default
+/// 100, at most 1000), older than the `before` cursor when given.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Page {
+    pub limit: Option<i64>,
+    pub before: Option<String>,
+}
+
+impl Page {
+    pub fn limit(&self) -> Result<i64, ApiError> {
+        match self.limit {
+            None => Ok(100),
+            Some(n) if (1..=1000).contains(&n) => Ok(n),
+            Some(_) => Err(ApiError::bad_request("`limit` must be between 1 and 1000")),
+        }
+    }
+}
+
+/// The organization, or 404.
+pub async fn organization(state: &AppState, org_id: &str) -> Result<Organization, ApiError> {
+    Ok(state.tenants.organization(org_id).await?)
+}

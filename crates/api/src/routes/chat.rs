@@ -1,0 +1,283 @@
+//! `POST /v1/chat/completions`: OpenAI Chat Completions, plain and streamed.
+//!
+//! For each candidate model (one for a named model, a power level's list for
+//! `auto`): hold the call's maximum cost, call the provider, and settle the
+//! real cost; on a retryable failure before the first byte, release the hold
+//! and try the next candidate.
+
+use super::relay::{CallRecord, gateway_headers, paying_key, settle};
+use crate::error::ApiError;
+use crate::extract::{OrgKey, RequestId, parse_json};
+use crate::state::AppState;
+use axum::Extension;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use bytes::{BufMut, Bytes, BytesMut};
+use futures::StreamExt;
+use serde_json::Value;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tollgate_billing::{BillingError, Hold, UsageStatus, max_charge_for};
+use tollgate_core::money::TokenUsage;
+use tollgate_core::{ModelEntry, ModelMode, PowerLevel};
+use tollgate_providers::{ChatRequest, ChatStream, ProviderError, StreamEvent, Target};
+use tollgate_tenants::Principal;
+
+/// Events buffered between the provider and a slow client, at most.
+const STREAM_BUFFER: usize = 64;
+
+pub async fn chat_completions(
+    State(state): State<AppState>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    OrgKey(principal): OrgKey,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let mut request: ChatRequest = parse_json(&body)?;
+    request.validate().map_err(ApiError::bad_request)?;
+    let level = power_level(&mut request, &headers)?;
+    let candidates = tollgate_routing::candidates(&state.catalog, &request.model, level, ModelMode::Chat)?;
+    let prompt_bound = request.prompt_token_upper_bound();
+
+    let mut last_error = None;
+    for model in &candidates {
+        let Some(provider) = state.catalog.provider(&model.provider) else {
+            continue;
+        };
+        let Some((api_key, byok)) = paying_key(provider) else {
+            last_error = Some(ProviderError::NoKey(provider.name.clone()).into());
+            continue;
+        };
+        let max_completion = request.max_output_tokens().unwrap_or(model.max_output_tokens);
+        let most = max_charge_for(principal.billing_mode, &model.price, prompt_bound, max_completion);
+        let hold = match state
+            .billing
+            .reserve(&state.instance, &principal.organization_id, most, &request_id)
+            .await
+        {
+            Ok(hold) => hold,
+            Err(e @ BillingError::InsufficientCredits { .. }) => {
+                last_error = Some(e.into());
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let target = Target {
+            provider: &provider.name,
+            kind: provider.kind,
+            base_url: &provider.base_url,
+            api_key: Some(api_key),
+            upstream_model: &model.upstream,
+        };
+        let call = Call {
+            state: &state,
+            principal: &principal,
+            request_id: &request_id,
+            model,
+            byok,
+            started,
+        };
+        let outcome = if request.stream {
+            match state.providers.chat_stream(&target, &request).await {
+                Ok(upstream) => Ok(call.stream(upstream, hold, &request, prompt_bound)),
+                Err(e) => Err((e, hold)),
+            }
+        } else {
+            match state.providers.chat(&target, &request).await {
+                Ok(answer) => Ok(call.answer(answer.body, answer.usage, hold).await),
+                Err(e) => Err((e, hold)),
+            }
+        };
+        match outcome {
+            Ok(response) => {
+                state.metrics.record_call(&model.id, &model.provider, "ok");
+                return Ok(response);
+            }
+            Err((error, hold)) => {
+                state.metrics.record_call(&model.id, &model.provider, "error");
+                if let Err(e) = state.billing.release(hold).await {
+                    tracing::error!(error = %e, "releasing a hold failed");
+                }
+                tracing::info!(model = %model.id, error = %error, "provider call failed");
+                if !error.is_retryable() {
+                    return Err(error.into());
+                }
+                last_error = Some(error.into());
+            }
+        }
+    }
+    Err(last_error.unwrap_or_else(|| ApiError::unavailable("no provider is available for this model")))
+}
+
+/// Takes the power level from the body's `power_level` (not forwarded) or
+/// the `x-tollgate-power-level` header; `balanced` by default.
+fn power_level(request: &mut ChatRequest, headers: &HeaderMap) -> Result<PowerLevel, ApiError> {
+    let from_body = request.extra.remove("power_level");
+    let invalid = || ApiError::bad_request("`power_level` must be one of eco, balanced, precision");
+    if let Some(value) = from_body {
+        return match value {
+            Value::String(s) => s.parse().map_err(|_| invalid()),
+            Value::Null => Ok(PowerLevel::Balanced),
+            _ => Err(invalid()),
+        };
+    }
+    match headers.get("x-tollgate-power-level") {
+        Some(v) => v.to_str().ok().and_then(|s| s.parse().ok()).ok_or_else(invalid),
+        None => Ok(PowerLevel::Balanced),
+    }
+}
+
+/// One provider call that succeeded to its first byte.
+struct Call<'a> {
+    state: &'a AppState,
+    principal: &'a Principal,
+    request_id: &'a Arc<str>,
+    model: &'a Arc<ModelEntry>,
+    byok: bool,
+    started: Instant,
+}
+
+impl Call<'_> {
+    fn record(&self, usage: TokenUsage, stream: bool, status: UsageStatus) -> CallRecord<'_> {
+        CallRecord {
+            request_id: self.request_id,
+            api_key_id: &self.principal.key_id,
+            mode: self.principal.billing_mode,
+            model: self.model,
+            usage,
+            byok: self.byok,
+            stream,
+            status,
+            latency: self.started.elapsed(),
+        }
+    }
+
+    /// A complete answer: settle, then answer with the cost in the headers.
+    async fn answer(&self, body: Bytes, usage: TokenUsage, hold: Hold) -> Response {
+        let charged = settle(self.state, hold, &self.record(usage, false, UsageStatus::Ok)).await;
+        let mut response = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+        gateway_headers(response.headers_mut(), self.model, self.byok, charged);
+        response
+    }
+
+    /// A streamed answer. A task pumps the provider's events to the client
+    /// through a bounded channel and settles at the end. If the client goes
+    /// away, the task still reads the provider to its end, so the spend is
+    /// known and billed; if the provider breaks off, the client gets an
+    /// error event and the usage so far is estimated and billed.
+    fn stream(&self, upstream: ChatStream, hold: Hold, request: &ChatRequest, prompt_bound: i64) -> Response {
+        let (tx, rx) = mpsc::channel::<Bytes>(STREAM_BUFFER);
+        let pump = StreamPump {
+            state: self.state.clone(),
+            request_id: self.request_id.clone(),
+            principal: self.principal.clone(),
+            model: self.model.clone(),
+            byok: self.byok,
+            started: self.started,
+            include_usage: request.stream_options.is_some_and(|o| o.include_usage),
+            prompt_estimate: prompt_bound / 4,
+        };
+        self.state.streams.spawn(pump.run(upstream, hold, tx));
+        let body = Body::from_stream(ReceiverStream::new(rx).map(Ok::<_, Infallible>));
+        let mut response = Response::new(body);
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        gateway_headers(headers, self.model, self.byok, None);
+        response
+    }
+}
+
+struct StreamPump {
+    state: AppState,
+    request_id: Arc<str>,
+    principal: Principal,
+    model: Arc<ModelEntry>,
+    byok: bool,
+    started: Instant,
+    include_usage: bool,
+    prompt_estimate: i64,
+}
+
+fn sse_data(data: &[u8]) -> Bytes {
+    let mut buf = BytesMut::with_capacity(data.len() + 8);
+    buf.put_slice(b"data: ");
+    buf.put_slice(data);
+    buf.put_slice(b"\n\n");
+    buf.freeze()
+}
+
+impl StreamPump {
+    async fn run(self, mut upstream: ChatStream, hold: Hold, tx: mpsc::Sender<Bytes>) {
+        let mut usage = None;
+        let mut finished = false;
+        let mut failure = None;
+        let mut content_chunks: i64 = 0;
+        let mut client_gone = false;
+        while let Some(event) = upstream.next().await {
+            match event {
+                Ok(StreamEvent::Chunk { data, usage: reported, usage_only }) => {
+                    if reported.is_some() {
+                        usage = reported;
+                    }
+                    if !usage_only {
+                        content_chunks += 1;
+                    }
+                    if (!usage_only || self.include_usage) && !client_gone && tx.send(sse_data(&data)).await.is_err() {
+                        // Keep reading: the provider is still producing, and billing.
+                        client_gone = true;
+                    }
+                }
+                Ok(StreamEvent::Done) => {
+                    finished = true;
+                    break;
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        let complete = finished && usage.is_some();
+        let usage = usage.unwrap_or(TokenUsage {
+            // Estimated: the prompt at ~4 bytes a token, one token a chunk.
+            prompt_tokens: self.prompt_estimate,
+            completion_tokens: content_chunks,
+            cached_prompt_tokens: 0,
+        });
+        let status = if complete { UsageStatus::Ok } else { UsageStatus::Partial };
+        let principal = &self.principal;
+        let record = CallRecord {
+            request_id: &self.request_id,
+            api_key_id: &principal.key_id,
+            mode: principal.billing_mode,
+            model: &self.model,
+            usage,
+            byok: self.byok,
+            stream: true,
+            status,
+            latency: self.started.elapsed(),
+        };
+        settle(&self.state, hold, &record).await;
+        if client_gone {
+            return;
+        }
+        if failure.is_some() || !finished {
+            let message = match &failure {
+                Some(e) => format!("the provider's stream broke off: {e}"),
+                None => "the provider's stream ended early".to_owned(),
+            };
+            let error = serde_json::json!({
+                "error": {"message": message, "type": "provider_error", "code": "stream_interrupted"}
+            });
+            let _ = tx.send(sse_data(error.to_string().as_bytes())).await;
+        }
+        let _ = tx.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
+    }
+}

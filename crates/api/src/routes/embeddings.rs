@@ -1,0 +1,74 @@
+//! `POST /v1/embeddings`: OpenAI Embeddings, billed by input tokens.
+
+use super::relay::{CallRecord, gateway_headers, paying_key, settle};
+use crate::error::ApiError;
+use crate::extract::{OrgKey, RequestId, parse_json};
+use crate::state::AppState;
+use axum::Extension;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use std::time::Instant;
+use tollgate_billing::{UsageStatus, max_charge_for};
+use tollgate_core::{ModelMode, PowerLevel};
+use tollgate_providers::{EmbeddingRequest, ProviderError, Target};
+
+pub async fn embeddings(
+    State(state): State<AppState>,
+    axum::Extension(RequestId(request_id)): Extension<RequestId>,
+    OrgKey(principal): OrgKey,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let request: EmbeddingRequest = parse_json(&body)?;
+    request.validate().map_err(ApiError::bad_request)?;
+    let candidates =
+        tollgate_routing::candidates(&state.catalog, &request.model, PowerLevel::Balanced, ModelMode::Embedding)?;
+    let model = candidates
+        .first()
+        .ok_or_else(|| ApiError::unavailable("no embedding model available"))?;
+    let provider = state
+        .catalog
+        .provider(&model.provider)
+        .ok_or_else(|| ApiError::unavailable("the model's provider is not configured"))?;
+    let (api_key, byok) = paying_key(provider).ok_or_else(|| ApiError::from(ProviderError::NoKey(provider.name.clone())))?;
+    let most = max_charge_for(principal.billing_mode, &model.price, request.input_token_upper_bound(), 0);
+    let hold = state
+        .billing
+        .reserve(&state.instance, &principal.organization_id, most, &request_id)
+        .await?;
+    let target = Target {
+        provider: &provider.name,
+        kind: provider.kind,
+        base_url: &provider.base_url,
+        api_key: Some(api_key),
+        upstream_model: &model.upstream,
+    };
+    let answer = match state.providers.embed(&target, &request).await {
+        Ok(answer) => answer,
+        Err(e) => {
+            state.metrics.record_call(&model.id, &model.provider, "error");
+            if let Err(release) = state.billing.release(hold).await {
+                tracing::error!(error = %release, "releasing a hold failed");
+            }
+            return Err(e.into());
+        }
+    };
+    state.metrics.record_call(&model.id, &model.provider, "ok");
+    let record = CallRecord {
+        request_id: &request_id,
+        api_key_id: &principal.key_id,
+        mode: principal.billing_mode,
+        model,
+        usage: answer.usage,
+        byok,
+        stream: false,
+        status: UsageStatus::Ok,
+        latency: started.elapsed(),
+    };
+    let charged = settle(&state, hold, &record).await;
+    let mut response = ([(header::CONTENT_TYPE, "application/json")], answer.body).into_response();
+    gateway_headers(response.headers_mut(), model, byok, charged);
+    Ok(response)
+}

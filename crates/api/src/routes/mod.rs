@@ -1,0 +1,50 @@
+//! The whole HTTP surface: data plane (`/v1/…`), management plane
+//! (`/api/v1/…`) and operations (`/health`, `/ready`, `/metrics`).
+
+mod admin;
+mod chat;
+mod embeddings;
+mod models;
+mod ops;
+mod relay;
+
+use crate::error::ApiError;
+use crate::middleware::request_id;
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tower_http::catch_panic::CatchPanicLayer;
+
+/// Builds the router for a prepared gateway state.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(chat::chat_completions))
+        .route("/v1/embeddings", post(embeddings::embeddings))
+        .route("/v1/models", get(models::list_models))
+        .merge(admin::routes())
+        .route("/health", get(ops::health))
+        .route("/ready", get(ops::ready))
+        .route("/metrics", get(ops::metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.max_body_bytes))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(axum::middleware::from_fn(request_id))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint")
+}
+
+async fn method_not_allowed() -> ApiError {
+    let mut err = ApiError::bad_request("method not allowed on this endpoint");
+    err.status = axum::http::StatusCode::METHOD_NOT_ALLOWED;
+    err
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::internal("a handler panicked").into_response()
+}

@@ -1,0 +1,92 @@
+//! Every setting of the `tollgate` binary, from flags or the environment
+//! (contract section 1). Secrets are hidden from `--help` and debug output.
+
+use clap::{Args, ValueEnum};
+use secrecy::SecretString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://tollgate.db";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Address to bind.
+    #[arg(long, global = true, env = "TOLLGATE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// sqlite://PATH (embedded, single node; created if missing) or postgres://… (many replicas).
+    #[arg(long, global = true, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+
+    /// YAML catalog of providers, models and power levels; without it, a built-in catalog.
+    #[arg(long, global = true, env = "TOLLGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Bearer token with platform-admin rights on the management API.
+    #[arg(long, global = true, env = "TOLLGATE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<SecretString>,
+
+    /// Root key for BYOK encryption: 32 bytes as base64, or a passphrase.
+    /// Development only: generated once into tollgate.master.key beside the SQLite file.
+    #[arg(long, global = true, env = "TOLLGATE_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<SecretString>,
+
+    /// `production` refuses to start without TOLLGATE_MASTER_KEY and a non-default DATABASE_URL.
+    #[arg(long = "env", global = true, env = "TOLLGATE_ENV", value_enum, default_value = "development")]
+    pub environment: Environment,
+
+    /// Optional Redis for sharing rate limits and caches across replicas (not used yet).
+    #[arg(long, global = true, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Secret that signs management JWTs (not used yet).
+    #[arg(long, global = true, env = "TOLLGATE_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<SecretString>,
+
+    /// Secret that verifies Stripe webhooks (not used yet).
+    #[arg(long, global = true, env = "STRIPE_WEBHOOK_SECRET", hide_env_values = true)]
+    pub stripe_webhook_secret: Option<SecretString>,
+
+    /// Secret that verifies Lago webhooks (not used yet).
+    #[arg(long, global = true, env = "LAGO_WEBHOOK_SECRET", hide_env_values = true)]
+    pub lago_webhook_secret: Option<SecretString>,
+
+    /// Most database connections this process opens.
+    #[arg(long, global = true, env = "TOLLGATE_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    pub db_max_connections: u32,
+
+    /// Longest wait, in seconds, for the next bytes from a provider.
+    #[arg(long, global = true, env = "TOLLGATE_UPSTREAM_TIMEOUT_SECS", default_value_t = 300)]
+    pub upstream_timeout_secs: u64,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(long, global = true, env = "TOLLGATE_MAX_BODY_BYTES", default_value_t = 10 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+}
+
+impl Settings {
+    /// Settings for tests and embedding: defaults, on the given database.
+    pub fn for_database(database_url: &str) -> Settings {
+        Settings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database_url: database_url.to_owned(),
+            config: None,
+            admin_token: None,
+            master_key: None,
+            environment: Environment::Development,
+            redis_url: None,
+            jwt_secret: None,
+            stripe_webhook_secret: None,
+            lago_webhook_secret: None,
+            db_max_connections: 16,
+            upstream_timeout_secs: 300,
+            max_body_bytes: 10 * 1024 * 1024,
+        }
+    }
+}
