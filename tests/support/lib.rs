@@ -1,1 +1,303 @@
-//! Test support for the black-box tests.
+//! Test support for the black-box tests: a [`TestApp`] runs the real router
+//! on a real socket (port 0) against the project's mock provider, on a fresh
+//! database per test, SQLite or PostgreSQL as `TOLLGATE_TEST_DATABASE` says
+//! (`sqlite`, the default, or `postgres`, with `TOLLGATE_TEST_POSTGRES_URL`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod binary;
+mod database;
+
+pub use database::{TestDatabase, test_backend};
+pub use tollgate_mock_provider::{Fault, MockProvider};
+
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// The default test catalog: one OpenAI-kind provider (the mock) with three
+/// chat models and an embedding model. `{MOCK}` is the mock's base URL.
+pub const DEFAULT_CONFIG: &str = r#"
+providers:
+  mock: { kind: openai, base_url: "{MOCK}", api_key: "sk-platform-key" }
+models:
+  - { id: gpt-4o-mini, provider: mock, tier: 1, quality: 70, max_output_tokens: 1000,
+      price: { input_per_mtok: 0.15, output_per_mtok: 0.60, cached_input_per_mtok: 0.075 } }
+  - { id: big-model, provider: mock, upstream: big-model-2025, tier: 4, quality: 95, max_output_tokens: 1000,
+      price: { input_per_mtok: 15, output_per_mtok: 75 } }
+  - { id: cheap-model, provider: mock, tier: 0, quality: 40, max_output_tokens: 1000,
+      price: { input_per_mtok: 0.05, output_per_mtok: 0.10 } }
+  - { id: text-embedding-3-small, provider: mock, mode: embedding, price: { input_per_mtok: 0.02 } }
+power_levels:
+  eco: [cheap-model, gpt-4o-mini]
+  balanced: [gpt-4o-mini, big-model]
+  precision: [big-model, gpt-4o-mini]
+"#;
+
+/// A running gateway, its mock provider and its database.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base_url: String,
+    pub mock: MockProvider,
+    pub client: reqwest::Client,
+    pub database_url: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow_free::Result>>,
+    _db: TestDatabase,
+    _dir: tempdir::TempDir,
+}
+
+/// A stand-in for `anyhow::Result<()>` without the dependency.
+mod anyhow_free {
+    pub type Result = std::result::Result<(), String>;
+}
+
+pub mod tempdir {
+    /// A temporary directory removed on drop.
+    pub struct TempDir(pub std::path::PathBuf);
+
+    impl TempDir {
+        pub fn new() -> TempDir {
+            let path = std::env::temp_dir()
+                .join(format!("tollgate-test-{}", uuid::Uuid::new_v4().simple()));
+            std::fs::create_dir_all(&path).unwrap();
+            TempDir(path)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// A master key for tests, so no dev key file is written.
+pub fn test_master_key() -> SecretString {
+    tollgate_credentials::MasterKey::generate().to_base64()
+}
+
+pub fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().build().unwrap()
+}
+
+impl TestApp {
+    /// A gateway with [`DEFAULT_CONFIG`].
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with_config(DEFAULT_CONFIG).await
+    }
+
+    /// A gateway with the given YAML catalog (`{MOCK}` → the mock's base URL).
+    pub async fn spawn_with_config(config: &str) -> TestApp {
+        let mock = MockProvider::start().await;
+        let dir = tempdir::TempDir::new();
+        let db = TestDatabase::create(&dir.0).await;
+        let config_path = dir.0.join("tollgate.yaml");
+        std::fs::write(&config_path, config.replace("{MOCK}", &mock.base_url())).unwrap();
+        let mut settings = tollgate_api::Settings::for_database(&db.url);
+        settings.config = Some(config_path);
+        settings.admin_token = Some(SecretString::from(ADMIN_TOKEN));
+        settings.master_key = Some(test_master_key());
+        settings.max_body_bytes = 1024 * 1024;
+        let gateway = tollgate_api::start(&settings)
+            .await
+            .expect("gateway starts");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            gateway
+                .serve(listener, async {
+                    let _ = rx.await;
+                })
+                .await
+                .map_err(|e| format!("{e:#}"))
+        });
+        TestApp {
+            addr,
+            base_url: format!("http://{addr}"),
+            mock,
+            client: client(),
+            database_url: db.url.clone(),
+            shutdown: Some(tx),
+            server: Some(server),
+            _db: db,
+            _dir: dir,
+        }
+    }
+
+    /// Stops the gateway gracefully and waits for it.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    // ---- management plane ----
+
+    pub async fn admin_post(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn admin_get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn admin_delete(&self, path: &str) -> reqwest::Response {
+        self.client
+            .delete(self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Creates an organization and returns its id.
+    pub async fn create_org(&self, billing_mode: &str) -> String {
+        let response = self
+            .admin_post(
+                "/api/v1/organizations",
+                &json!({"name": "Acme", "billing_mode": billing_mode}),
+            )
+            .await;
+        assert_eq!(response.status(), 201);
+        let body: Value = response.json().await.unwrap();
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates an API key and returns `(key id, key)`.
+    pub async fn create_key(&self, org_id: &str) -> (String, String) {
+        let response = self
+            .admin_post(
+                &format!("/api/v1/organizations/{org_id}/api-keys"),
+                &json!({"name": "test key"}),
+            )
+            .await;
+        assert_eq!(response.status(), 201);
+        let body: Value = response.json().await.unwrap();
+        (
+            body["id"].as_str().unwrap().to_owned(),
+            body["key"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    pub async fn grant(&self, org_id: &str, amount: i64) -> Value {
+        let response = self
+            .admin_post(
+                &format!("/api/v1/organizations/{org_id}/credits/grants"),
+                &json!({"amount": amount}),
+            )
+            .await;
+        assert_eq!(response.status(), 201);
+        response.json().await.unwrap()
+    }
+
+    /// An organization with `credits` granted and a key: `(org id, key)`.
+    pub async fn funded_org(&self, billing_mode: &str, credits: i64) -> (String, String) {
+        let org = self.create_org(billing_mode).await;
+        if credits > 0 {
+            self.grant(&org, credits).await;
+        }
+        let (_, key) = self.create_key(&org).await;
+        (org, key)
+    }
+
+    pub async fn credits(&self, org_id: &str) -> Value {
+        let response = self
+            .admin_get(&format!("/api/v1/organizations/{org_id}/credits"))
+            .await;
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    pub async fn balance(&self, org_id: &str) -> i64 {
+        self.credits(org_id).await["balance"].as_i64().unwrap()
+    }
+
+    pub async fn usage(&self, org_id: &str) -> Vec<Value> {
+        let response = self
+            .admin_get(&format!("/api/v1/organizations/{org_id}/usage?limit=1000"))
+            .await;
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        body["data"].as_array().unwrap().clone()
+    }
+
+    pub async fn transactions(&self, org_id: &str) -> Vec<Value> {
+        let response = self
+            .admin_get(&format!(
+                "/api/v1/organizations/{org_id}/credits/transactions?limit=1000"
+            ))
+            .await;
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        body["data"].as_array().unwrap().clone()
+    }
+
+    // ---- data plane ----
+
+    pub async fn chat(&self, key: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/v1/chat/completions"))
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A small chat request for `model`.
+pub fn chat_body(model: &str) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": "Say hello"}]})
+}
+
+/// The mock's usage for [`chat_body`]: "Say hello" is 2 words + 3.
+pub const CHAT_PROMPT_TOKENS: i64 = 5;
+/// The mock's default reply has 11 words.
+pub const CHAT_COMPLETION_TOKENS: i64 = 11;
+
+/// Parses an SSE body into its `data:` payloads.
+pub fn sse_data(body: &str) -> Vec<String> {
+    body.split("\n\n")
+        .filter_map(|event| {
+            event
+                .lines()
+                .find_map(|line| {
+                    line.strip_prefix("data: ")
+                        .or_else(|| line.strip_prefix("data:"))
+                })
+                .map(|d| d.trim().to_owned())
+        })
+        .collect()
+}

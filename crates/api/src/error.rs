@@ -21,7 +21,12 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, kind: &'static str, code: &'static str, message: impl Into<String>) -> Self {
+    fn new(
+        status: StatusCode,
+        kind: &'static str,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
         ApiError {
             status,
             kind,
@@ -32,39 +37,84 @@ impl ApiError {
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_request", message)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "invalid_request",
+            message,
+        )
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "authentication_error", "invalid_api_key", message)
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            "invalid_api_key",
+            message,
+        )
     }
 
     pub fn insufficient_credits(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::PAYMENT_REQUIRED, "billing_error", "insufficient_credits", message)
+        Self::new(
+            StatusCode::PAYMENT_REQUIRED,
+            "billing_error",
+            "insufficient_credits",
+            message,
+        )
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "permission_error", "forbidden", message)
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "permission_error",
+            "forbidden",
+            message,
+        )
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "invalid_request_error", "not_found", message)
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "not_found",
+            message,
+        )
     }
 
     pub fn model_not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "invalid_request_error", "model_not_found", message)
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "model_not_found",
+            message,
+        )
     }
 
     pub fn conflict(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, "invalid_request_error", "conflict", message)
+        Self::new(
+            StatusCode::CONFLICT,
+            "invalid_request_error",
+            "conflict",
+            message,
+        )
     }
 
     pub fn payload_too_large(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", "payload_too_large", message)
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            "payload_too_large",
+            message,
+        )
     }
 
     pub fn unavailable(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "provider_error", "no_provider_available", message)
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "provider_error",
+            "no_provider_available",
+            message,
+        )
     }
 
     /// An unexpected failure: logged with its cause, answered without it.
@@ -99,7 +149,9 @@ impl From<TenantError> for ApiError {
         match e {
             TenantError::OrganizationNotFound => ApiError::not_found("organization not found"),
             TenantError::ApiKeyNotFound => ApiError::not_found("api key not found"),
-            TenantError::Invalid { field, message } => ApiError::bad_request(format!("`{field}` {message}")),
+            TenantError::Invalid { field, message } => {
+                ApiError::bad_request(format!("`{field}` {message}"))
+            }
             TenantError::Db(e) => ApiError::internal(e),
         }
     }
@@ -119,13 +171,15 @@ impl From<AuthError> for ApiError {
 impl From<BillingError> for ApiError {
     fn from(e: BillingError) -> Self {
         match e {
-            BillingError::InsufficientCredits { .. } => ApiError::insufficient_credits(format!(
-                "organization balance too low: {e}"
-            )),
-            BillingError::Invalid { field, message } => ApiError::bad_request(format!("`{field}` {message}")),
-            BillingError::IdempotencyConflict => ApiError::conflict(
-                "idempotency_key was already used with a different request body",
-            ),
+            BillingError::InsufficientCredits { .. } => {
+                ApiError::insufficient_credits(format!("organization balance too low: {e}"))
+            }
+            BillingError::Invalid { field, message } => {
+                ApiError::bad_request(format!("`{field}` {message}"))
+            }
+            BillingError::IdempotencyConflict => {
+                ApiError::conflict("idempotency_key was already used with a different request body")
+            }
             BillingError::Db(e) => ApiError::internal(e),
         }
     }
@@ -145,7 +199,11 @@ impl From<ProviderError> for ApiError {
     fn from(e: ProviderError) -> Self {
         let message = e.to_string();
         match e {
-            ProviderError::Status { status, retry_after, .. } => {
+            ProviderError::Status {
+                status,
+                retry_after,
+                ..
+            } => {
                 let mut err = match status {
                     400 | 404 | 413 | 422 => ApiError::new(
                         StatusCode::BAD_REQUEST,
@@ -153,19 +211,37 @@ impl From<ProviderError> for ApiError {
                         "provider_rejected_request",
                         message,
                     ),
-                    429 => ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", "provider_rate_limited", message),
-                    _ => ApiError::new(StatusCode::BAD_GATEWAY, "provider_error", "provider_error", message),
+                    429 => ApiError::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "rate_limit_error",
+                        "provider_rate_limited",
+                        message,
+                    ),
+                    _ => ApiError::new(
+                        StatusCode::BAD_GATEWAY,
+                        "provider_error",
+                        "provider_error",
+                        message,
+                    ),
                 };
                 err.retry_after = retry_after.or((status == 429).then_some(1));
                 err
             }
-            ProviderError::Timeout => {
-                ApiError::new(StatusCode::GATEWAY_TIMEOUT, "provider_error", "provider_timeout", message)
+            ProviderError::Timeout => ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "provider_error",
+                "provider_timeout",
+                message,
+            ),
+            ProviderError::Connect(_) | ProviderError::InvalidResponse(_) => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "provider_error",
+                "provider_error",
+                message,
+            ),
+            ProviderError::NoKey(_) | ProviderError::Unsupported(_) => {
+                ApiError::unavailable(message)
             }
-            ProviderError::Connect(_) | ProviderError::InvalidResponse(_) => {
-                ApiError::new(StatusCode::BAD_GATEWAY, "provider_error", "provider_error", message)
-            }
-            ProviderError::NoKey(_) | ProviderError::Unsupported(_) => ApiError::unavailable(message),
         }
     }
 }

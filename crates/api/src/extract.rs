@@ -39,7 +39,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
 /// Parses JSON, naming the path of the first problem (`messages[0].role`).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.is_empty() {
-        return Err(ApiError::bad_request("request body is empty; expected a JSON object"));
+        return Err(ApiError::bad_request(
+            "request body is empty; expected a JSON object",
+        ));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
@@ -58,11 +60,17 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 
 /// The bearer token of a request, or its `x-api-key` header.
 fn presented_key(headers: &HeaderMap) -> Option<&str> {
-    if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    if let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         let (scheme, token) = value.trim().split_once(' ')?;
         return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim());
     }
-    headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim)
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
 }
 
 /// An organization's caller, authenticated by its API key.
@@ -71,7 +79,10 @@ pub struct OrgKey(pub Arc<Principal>);
 impl FromRequestParts<AppState> for OrgKey {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let key = presented_key(&parts.headers).ok_or_else(|| {
             ApiError::unauthorized("missing api key: send `Authorization: Bearer tg-…`")
         })?;
@@ -86,14 +97,18 @@ pub struct Admin;
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let Some(expected) = state.admin_token.as_ref() else {
             return Err(ApiError::unauthorized(
                 "the management API needs TOLLGATE_ADMIN_TOKEN to be set on the gateway",
             ));
         };
-        let presented = presented_key(&parts.headers)
-            .ok_or_else(|| ApiError::unauthorized("missing admin token: send `Authorization: Bearer …`"))?;
+        let presented = presented_key(&parts.headers).ok_or_else(|| {
+            ApiError::unauthorized("missing admin token: send `Authorization: Bearer …`")
+        })?;
         let ok: bool = presented
             .as_bytes()
             .ct_eq(expected.expose_secret().as_bytes())

@@ -5,7 +5,11 @@ use tollgate_api::Settings;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "tollgate", version, about = "Tollgate: a multi-tenant LLM gateway")]
+#[command(
+    name = "tollgate",
+    version,
+    about = "Tollgate: a multi-tenant LLM gateway"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -25,7 +29,9 @@ enum Command {
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .init();
     match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,

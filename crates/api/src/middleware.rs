@@ -13,7 +13,9 @@ pub const REQUEST_ID_HEADER: &str = "x-tollgate-request-id";
 pub async fn request_id(mut request: Request, next: Next) -> Response {
     let id = tollgate_core::ids::new_request_id();
     let span = tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
-    request.extensions_mut().insert(RequestId(id.as_str().into()));
+    request
+        .extensions_mut()
+        .insert(RequestId(id.as_str().into()));
     let mut response = next.run(request).instrument(span.clone()).await;
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);

@@ -17,7 +17,12 @@ pub enum Environment {
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
     /// Address to bind.
-    #[arg(long, global = true, env = "TOLLGATE_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
     pub listen: SocketAddr,
 
     /// sqlite://PATH (embedded, single node; created if missing) or postgres://… (many replicas).
@@ -29,16 +34,32 @@ pub struct Settings {
     pub config: Option<PathBuf>,
 
     /// Bearer token with platform-admin rights on the management API.
-    #[arg(long, global = true, env = "TOLLGATE_ADMIN_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
     pub admin_token: Option<SecretString>,
 
     /// Root key for BYOK encryption: 32 bytes as base64, or a passphrase.
     /// Development only: generated once into tollgate.master.key beside the SQLite file.
-    #[arg(long, global = true, env = "TOLLGATE_MASTER_KEY", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_MASTER_KEY",
+        hide_env_values = true
+    )]
     pub master_key: Option<SecretString>,
 
     /// `production` refuses to start without TOLLGATE_MASTER_KEY and a non-default DATABASE_URL.
-    #[arg(long = "env", global = true, env = "TOLLGATE_ENV", value_enum, default_value = "development")]
+    #[arg(
+        long = "env",
+        global = true,
+        env = "TOLLGATE_ENV",
+        value_enum,
+        default_value = "development"
+    )]
     pub environment: Environment,
 
     /// Optional Redis for sharing rate limits and caches across replicas (not used yet).
@@ -46,23 +67,48 @@ pub struct Settings {
     pub redis_url: Option<String>,
 
     /// Secret that signs management JWTs (not used yet).
-    #[arg(long, global = true, env = "TOLLGATE_JWT_SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_JWT_SECRET",
+        hide_env_values = true
+    )]
     pub jwt_secret: Option<SecretString>,
 
     /// Secret that verifies Stripe webhooks (not used yet).
-    #[arg(long, global = true, env = "STRIPE_WEBHOOK_SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "STRIPE_WEBHOOK_SECRET",
+        hide_env_values = true
+    )]
     pub stripe_webhook_secret: Option<SecretString>,
 
     /// Secret that verifies Lago webhooks (not used yet).
-    #[arg(long, global = true, env = "LAGO_WEBHOOK_SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "LAGO_WEBHOOK_SECRET",
+        hide_env_values = true
+    )]
     pub lago_webhook_secret: Option<SecretString>,
 
     /// Most database connections this process opens.
-    #[arg(long, global = true, env = "TOLLGATE_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_DB_MAX_CONNECTIONS",
+        default_value_t = 16
+    )]
     pub db_max_connections: u32,
 
     /// Longest wait, in seconds, for the next bytes from a provider.
-    #[arg(long, global = true, env = "TOLLGATE_UPSTREAM_TIMEOUT_SECS", default_value_t = 300)]
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_UPSTREAM_TIMEOUT_SECS",
+        default_value_t = 300
+    )]
     pub upstream_timeout_secs: u64,
 
     /// Largest request body accepted, in bytes.

@@ -42,7 +42,10 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Gateway> {
 
     let billing = Billing::new(db.clone());
     // Holds left by an earlier run of a dead instance are released here too.
-    let instance = billing.register_instance().await.context("registering the instance")?;
+    let instance = billing
+        .register_instance()
+        .await
+        .context("registering the instance")?;
     let tenants = Tenants::new(db.clone());
     let providers = ProviderClient::new(&ClientOptions {
         read_timeout: Duration::from_secs(settings.upstream_timeout_secs.max(1)),
@@ -113,11 +116,13 @@ fn check_production(settings: &Settings) -> anyhow::Result<()> {
 /// Reads a `system_settings` value, or stores `default` first if there is none
 /// (race-free across replicas starting together).
 async fn setting_or_init(db: &Db, name: &str, default: String) -> anyhow::Result<String> {
-    sqlx::query("INSERT INTO system_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-        .bind(name)
-        .bind(&default)
-        .execute(db.pool())
-        .await?;
+    sqlx::query(
+        "INSERT INTO system_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name)
+    .bind(&default)
+    .execute(db.pool())
+    .await?;
     let row = sqlx::query("SELECT value FROM system_settings WHERE name = $1")
         .bind(name)
         .fetch_one(db.pool())
@@ -132,7 +137,9 @@ async fn load_master_key(settings: &Settings, db: &Db) -> anyhow::Result<MasterK
         }
         Some(passphrase) => {
             let salt = setting_or_init(db, "master_key_salt", B64.encode(generate_salt())).await?;
-            let salt = B64.decode(salt).context("stored master_key_salt is not base64")?;
+            let salt = B64
+                .decode(salt)
+                .context("stored master_key_salt is not base64")?;
             MasterKey::from_setting(passphrase.expose_secret(), &salt)?
         }
         None => {
@@ -151,7 +158,9 @@ async fn load_master_key(settings: &Settings, db: &Db) -> anyhow::Result<MasterK
         }
     };
     let check = setting_or_init(db, "master_key_check", B64.encode(key.key_check())).await?;
-    let check = B64.decode(check).context("stored master_key_check is not base64")?;
+    let check = B64
+        .decode(check)
+        .context("stored master_key_check is not base64")?;
     key.verify_key_check(&check).map_err(|_| {
         anyhow::anyhow!(
             "TOLLGATE_MASTER_KEY is not the master key this database was set up with; refusing to start \

@@ -31,11 +31,13 @@ impl Billing {
     pub async fn register_instance(&self) -> Result<Instance, BillingError> {
         let now = time::now_millis();
         let id = ids::new_id("gw");
-        sqlx::query("INSERT INTO gateway_instances (id, started_at, heartbeat_at) VALUES ($1, $2, $2)")
-            .bind(&id)
-            .bind(now)
-            .execute(self.db.pool())
-            .await?;
+        sqlx::query(
+            "INSERT INTO gateway_instances (id, started_at, heartbeat_at) VALUES ($1, $2, $2)",
+        )
+        .bind(&id)
+        .bind(now)
+        .execute(self.db.pool())
+        .await?;
         Ok(Instance { id })
     }
 
@@ -108,10 +110,12 @@ impl Billing {
     }
 
     async fn release_instance_holds(&self, instance_id: &str) -> Result<u64, BillingError> {
-        let holds = sqlx::query("SELECT id, organization_id, amount FROM credit_holds WHERE instance_id = $1")
-            .bind(instance_id)
-            .fetch_all(self.db.pool())
-            .await?;
+        let holds = sqlx::query(
+            "SELECT id, organization_id, amount FROM credit_holds WHERE instance_id = $1",
+        )
+        .bind(instance_id)
+        .fetch_all(self.db.pool())
+        .await?;
         let mut released = 0;
         for row in holds {
             let hold = Hold {
@@ -207,7 +211,11 @@ impl Billing {
     /// Charges a finished call: the cost (at most the hold), the hold's
     /// release, the ledger row and the usage record, in one transaction.
     /// Returns what was charged and the balance after it.
-    pub async fn settle(&self, hold: &Hold, entry: &UsageEntry) -> Result<(i64, i64), BillingError> {
+    pub async fn settle(
+        &self,
+        hold: &Hold,
+        entry: &UsageEntry,
+    ) -> Result<(i64, i64), BillingError> {
         let mut tx = self.db.pool().begin().await?;
         let deleted = sqlx::query("DELETE FROM credit_holds WHERE id = $1")
             .bind(&hold.id)
@@ -284,7 +292,12 @@ async fn charge_without_hold(
         .await?;
         if updated.rows_affected() == 1 {
             if charged < cost {
-                tracing::warn!(organization_id, cost, charged, "call settled after its hold was released; charge capped");
+                tracing::warn!(
+                    organization_id,
+                    cost,
+                    charged,
+                    "call settled after its hold was released; charge capped"
+                );
             }
             return Ok((charged, balance - charged));
         }

@@ -32,7 +32,10 @@ pub enum BillingError {
     #[error("insufficient credits: this call may cost up to {needed}, {available} available")]
     InsufficientCredits { needed: i64, available: i64 },
     #[error("invalid {field}: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
     #[error("idempotency key already used with a different request")]
     IdempotencyConflict,
     #[error(transparent)]

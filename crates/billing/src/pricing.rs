@@ -51,7 +51,10 @@ mod tests {
             completion_tokens: 100,
             cached_prompt_tokens: 0,
         };
-        assert_eq!(charge_for(BillingMode::Usd, &price(), &usage), 150 + 60 + 10);
+        assert_eq!(
+            charge_for(BillingMode::Usd, &price(), &usage),
+            150 + 60 + 10
+        );
         assert_eq!(charge_for(BillingMode::Tokens, &price(), &usage), 1_100);
         assert_eq!(charge_for(BillingMode::Requests, &price(), &usage), 1);
     }

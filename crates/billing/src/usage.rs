@@ -139,6 +139,8 @@ impl Billing {
         .bind(limit.clamp(1, 1000))
         .fetch_all(self.db.pool())
         .await?;
-        rows.iter().map(|r| record_from_row(r).map_err(Into::into)).collect()
+        rows.iter()
+            .map(|r| record_from_row(r).map_err(Into::into))
+            .collect()
     }
 }

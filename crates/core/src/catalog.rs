@@ -75,7 +75,9 @@ impl Price {
     /// call is never charged less than its list price; the per-request fee is
     /// added as is.
     pub fn cost(&self, usage: &TokenUsage) -> UsdMicros {
-        let cached = usage.cached_prompt_tokens.clamp(0, usage.prompt_tokens.max(0));
+        let cached = usage
+            .cached_prompt_tokens
+            .clamp(0, usage.prompt_tokens.max(0));
         let uncached = usage.prompt_tokens.max(0) - cached;
         let scaled = i128::from(uncached) * i128::from(self.input_per_mtok.0)
             + i128::from(cached) * i128::from(self.cached_input_per_mtok.0)
@@ -194,6 +196,9 @@ impl Catalog {
 
     /// The configured candidate list of a power level (empty when none is configured).
     pub fn power_level(&self, level: PowerLevel) -> &[String] {
-        self.power_levels.get(&level).map(Vec::as_slice).unwrap_or(&[])
+        self.power_levels
+            .get(&level)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 }

@@ -3,7 +3,9 @@
 //! variable NAME (empty when unset). Errors name the exact field, e.g.
 //! `models[2].price.input_per_mtok: invalid type: string "x", expected f64`.
 
-use crate::catalog::{Catalog, ModelEntry, ModelMode, PowerLevel, Price, ProviderEntry, ProviderKind};
+use crate::catalog::{
+    Catalog, ModelEntry, ModelMode, PowerLevel, Price, ProviderEntry, ProviderKind,
+};
 use crate::money::UsdMicros;
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -336,11 +338,15 @@ power_levels:
         assert!(err.contains("models[0].price.input_per_mtok"), "{err}");
 
         let bad_provider = MINIMAL.replace("provider: deepseek", "provider: nowhere");
-        let err = parse_catalog(&bad_provider, no_env).unwrap_err().to_string();
+        let err = parse_catalog(&bad_provider, no_env)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("models[1].provider"), "{err}");
 
         let missing_kind = MINIMAL.replace("kind: openai, ", "");
-        let err = parse_catalog(&missing_kind, no_env).unwrap_err().to_string();
+        let err = parse_catalog(&missing_kind, no_env)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("providers.deepseek.kind"), "{err}");
 
         let unknown_level_model = MINIMAL.replace("eco: [ds]", "eco: [nope]");
@@ -351,7 +357,10 @@ power_levels:
 
         let typo = MINIMAL.replace("upstream:", "upstraem:");
         let err = parse_catalog(&typo, no_env).unwrap_err().to_string();
-        assert!(err.contains("models[1]") && err.contains("upstraem"), "{err}");
+        assert!(
+            err.contains("models[1]") && err.contains("upstraem"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -107,7 +107,9 @@ pub fn backend_of(url: &str) -> Result<Backend, DbError> {
 
 /// The file a `sqlite://PATH` URL points at, if any (not for `:memory:`).
 pub fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or_default();
     (!path.is_empty() && !path.contains(":memory:")).then(|| std::path::PathBuf::from(path))
 }

@@ -96,7 +96,11 @@ impl ProviderClient {
         Ok(ProviderClient { http })
     }
 
-    pub async fn chat(&self, target: &Target<'_>, request: &ChatRequest) -> Result<ChatAnswer, ProviderError> {
+    pub async fn chat(
+        &self,
+        target: &Target<'_>,
+        request: &ChatRequest,
+    ) -> Result<ChatAnswer, ProviderError> {
         match target.kind {
             ProviderKind::OpenAi => openai::chat(&self.http, target, request).await,
             ProviderKind::Anthropic => Err(ProviderError::Unsupported("anthropic")),

@@ -8,6 +8,8 @@ mod error;
 pub mod openai;
 mod types;
 
-pub use client::{ChatAnswer, ChatStream, ClientOptions, EmbeddingAnswer, ProviderClient, StreamEvent, Target};
+pub use client::{
+    ChatAnswer, ChatStream, ClientOptions, EmbeddingAnswer, ProviderClient, StreamEvent, Target,
+};
 pub use error::ProviderError;
 pub use types::{ChatMessage, ChatRequest, EmbeddingRequest, StreamOptions};

@@ -87,7 +87,10 @@ impl ChatRequest {
                 ));
             }
         }
-        for (name, v) in [("max_tokens", self.max_tokens), ("max_completion_tokens", self.max_completion_tokens)] {
+        for (name, v) in [
+            ("max_tokens", self.max_tokens),
+            ("max_completion_tokens", self.max_completion_tokens),
+        ] {
             if v.is_some_and(|n| n <= 0) {
                 return Err(format!("`{name}` must be a positive integer"));
             }
@@ -104,7 +107,10 @@ fn value_text_bytes(v: &Value, per_image: i64) -> i64 {
         Value::Null | Value::Bool(_) => 1,
         Value::Number(n) => len(&n.to_string()),
         Value::String(s) => len(s),
-        Value::Array(items) => items.iter().map(|i| value_text_bytes(i, per_image) + 1).sum(),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| value_text_bytes(i, per_image) + 1)
+            .sum(),
         Value::Object(map) => {
             if map.contains_key("image_url") || map.contains_key("input_audio") {
                 return per_image;

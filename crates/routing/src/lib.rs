@@ -53,7 +53,10 @@ pub fn candidates(
     Ok(vec![entry.clone()])
 }
 
-fn by_power_level(catalog: &Catalog, level: PowerLevel) -> Result<Vec<Arc<ModelEntry>>, RouteError> {
+fn by_power_level(
+    catalog: &Catalog,
+    level: PowerLevel,
+) -> Result<Vec<Arc<ModelEntry>>, RouteError> {
     let configured = catalog.power_level(level);
     let mut list: Vec<Arc<ModelEntry>> = if configured.is_empty() {
         let mut chat: Vec<Arc<ModelEntry>> = catalog
@@ -65,7 +68,10 @@ fn by_power_level(catalog: &Catalog, level: PowerLevel) -> Result<Vec<Arc<ModelE
         sort_by_rule(&mut chat, level);
         chat
     } else {
-        configured.iter().filter_map(|id| catalog.model(id).cloned()).collect()
+        configured
+            .iter()
+            .filter_map(|id| catalog.model(id).cloned())
+            .collect()
     };
     list.dedup_by(|a, b| a.id == b.id);
     if list.is_empty() {
@@ -82,7 +88,9 @@ fn blended_price(m: &ModelEntry) -> i64 {
 fn sort_by_rule(models: &mut [Arc<ModelEntry>], level: PowerLevel) {
     match level {
         PowerLevel::Eco => models.sort_by_key(|m| (blended_price(m), std::cmp::Reverse(m.quality))),
-        PowerLevel::Precision => models.sort_by_key(|m| (std::cmp::Reverse(m.quality), blended_price(m))),
+        PowerLevel::Precision => {
+            models.sort_by_key(|m| (std::cmp::Reverse(m.quality), blended_price(m)))
+        }
         PowerLevel::Balanced => models.sort_by(|a, b| {
             // quality per dollar, compared without division: qa/pa > qb/pb ⇔ qa·pb > qb·pa
             let (qa, pa) = (i128::from(a.quality), i128::from(blended_price(a).max(1)));

@@ -186,7 +186,10 @@ fn info_from_row(row: &AnyRow) -> Result<ApiKeyInfo, sqlx::Error> {
     let id: String = row.try_get("id")?;
     let budget_amount: Option<i64> = row.try_get("budget_amount")?;
     let budget_period: Option<String> = row.try_get("budget_period")?;
-    let budget = match (budget_amount, budget_period.as_deref().and_then(BudgetPeriod::parse)) {
+    let budget = match (
+        budget_amount,
+        budget_period.as_deref().and_then(BudgetPeriod::parse),
+    ) {
         (Some(amount), Some(period)) => Some(Budget { amount, period }),
         _ => None,
     };
@@ -199,8 +202,12 @@ fn info_from_row(row: &AnyRow) -> Result<ApiKeyInfo, sqlx::Error> {
         tpm_limit: row.try_get("tpm_limit")?,
         max_concurrency: row.try_get("max_concurrency")?,
         budget,
-        expires_at: row.try_get::<Option<i64>, _>("expires_at")?.map(|ms| ms / 1000),
-        revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(|ms| ms / 1000),
+        expires_at: row
+            .try_get::<Option<i64>, _>("expires_at")?
+            .map(|ms| ms / 1000),
+        revoked_at: row
+            .try_get::<Option<i64>, _>("revoked_at")?
+            .map(|ms| ms / 1000),
         created_at: row.try_get::<i64, _>("created_at")? / 1000,
         id,
     })
@@ -291,7 +298,10 @@ impl Tenants {
     }
 
     /// The organization's keys, newest first, without secrets.
-    pub async fn list_api_keys(&self, organization_id: &str) -> Result<Vec<ApiKeyInfo>, TenantError> {
+    pub async fn list_api_keys(
+        &self,
+        organization_id: &str,
+    ) -> Result<Vec<ApiKeyInfo>, TenantError> {
         let sql = format!(
             "SELECT {KEY_COLUMNS} FROM api_keys k WHERE k.organization_id = $1 \
              ORDER BY k.created_at DESC, k.id DESC"
@@ -300,11 +310,17 @@ impl Tenants {
             .bind(organization_id)
             .fetch_all(self.db.pool())
             .await?;
-        rows.iter().map(|r| info_from_row(r).map_err(Into::into)).collect()
+        rows.iter()
+            .map(|r| info_from_row(r).map_err(Into::into))
+            .collect()
     }
 
     /// Revokes a key of this organization. Revoking twice is not an error.
-    pub async fn revoke_api_key(&self, organization_id: &str, key_id: &str) -> Result<(), TenantError> {
+    pub async fn revoke_api_key(
+        &self,
+        organization_id: &str,
+        key_id: &str,
+    ) -> Result<(), TenantError> {
         let now = time::now_millis();
         let done = sqlx::query(
             "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1), updated_at = $1 \
@@ -340,7 +356,10 @@ impl Tenants {
         if entry.revoked {
             return Err(AuthError::Revoked);
         }
-        if entry.expires_at.is_some_and(|exp| exp <= time::now_millis()) {
+        if entry
+            .expires_at
+            .is_some_and(|exp| exp <= time::now_millis())
+        {
             return Err(AuthError::Expired);
         }
         Ok(entry.principal.clone())
@@ -351,7 +370,11 @@ impl Tenants {
             "SELECT {KEY_COLUMNS}, o.billing_mode FROM api_keys k \
              JOIN organizations o ON o.id = k.organization_id WHERE k.id = $1"
         );
-        let Some(row) = sqlx::query(&sql).bind(id).fetch_optional(self.db.pool()).await? else {
+        let Some(row) = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(self.db.pool())
+            .await?
+        else {
             return Ok(None);
         };
         let info = info_from_row(&row)?;

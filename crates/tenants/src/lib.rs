@@ -9,7 +9,9 @@
 mod keys;
 mod orgs;
 
-pub use keys::{ApiKeyInfo, AuthError, Budget, BudgetPeriod, CreatedApiKey, KeyCache, NewApiKey, Principal};
+pub use keys::{
+    ApiKeyInfo, AuthError, Budget, BudgetPeriod, CreatedApiKey, KeyCache, NewApiKey, Principal,
+};
 pub use orgs::Organization;
 
 use tollgate_core::Db;
@@ -21,7 +23,10 @@ pub enum TenantError {
     #[error("api key not found")]
     ApiKeyNotFound,
     #[error("invalid {field}: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }

@@ -59,9 +59,7 @@ impl Tenants {
         Ok(Organization {
             id: row.try_get("id")?,
             name: row.try_get("name")?,
-            billing_mode: mode
-                .parse()
-                .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+            billing_mode: mode.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
             created_at: row.try_get::<i64, _>("created_at")? / 1000,
         })
     }

@@ -42,9 +42,32 @@ pub async fn chat_completions(
     let mut request: ChatRequest = parse_json(&body)?;
     request.validate().map_err(ApiError::bad_request)?;
     let level = power_level(&mut request, &headers)?;
-    let candidates = tollgate_routing::candidates(&state.catalog, &request.model, level, ModelMode::Chat)?;
-    let prompt_bound = request.prompt_token_upper_bound();
+    let candidates =
+        tollgate_routing::candidates(&state.catalog, &request.model, level, ModelMode::Chat)?;
 
+    // The call runs in a task of its own: if the client goes away, the
+    // handler is dropped, but the hold is still settled or released.
+    let call = state.streams.spawn(relay(
+        state.clone(),
+        principal,
+        request,
+        request_id,
+        candidates,
+        started,
+    ));
+    call.await.map_err(ApiError::internal)?
+}
+
+/// Tries the candidates in order until one answers.
+async fn relay(
+    state: AppState,
+    principal: Arc<Principal>,
+    request: ChatRequest,
+    request_id: Arc<str>,
+    candidates: Vec<Arc<ModelEntry>>,
+    started: Instant,
+) -> Result<Response, ApiError> {
+    let prompt_bound = request.prompt_token_upper_bound();
     let mut last_error = None;
     for model in &candidates {
         let Some(provider) = state.catalog.provider(&model.provider) else {
@@ -54,11 +77,23 @@ pub async fn chat_completions(
             last_error = Some(ProviderError::NoKey(provider.name.clone()).into());
             continue;
         };
-        let max_completion = request.max_output_tokens().unwrap_or(model.max_output_tokens);
-        let most = max_charge_for(principal.billing_mode, &model.price, prompt_bound, max_completion);
+        let max_completion = request
+            .max_output_tokens()
+            .unwrap_or(model.max_output_tokens);
+        let most = max_charge_for(
+            principal.billing_mode,
+            &model.price,
+            prompt_bound,
+            max_completion,
+        );
         let hold = match state
             .billing
-            .reserve(&state.instance, &principal.organization_id, most, &request_id)
+            .reserve(
+                &state.instance,
+                &principal.organization_id,
+                most,
+                &request_id,
+            )
             .await
         {
             Ok(hold) => hold,
@@ -100,7 +135,9 @@ pub async fn chat_completions(
                 return Ok(response);
             }
             Err((error, hold)) => {
-                state.metrics.record_call(&model.id, &model.provider, "error");
+                state
+                    .metrics
+                    .record_call(&model.id, &model.provider, "error");
                 if let Err(e) = state.billing.release(hold).await {
                     tracing::error!(error = %e, "releasing a hold failed");
                 }
@@ -112,7 +149,8 @@ pub async fn chat_completions(
             }
         }
     }
-    Err(last_error.unwrap_or_else(|| ApiError::unavailable("no provider is available for this model")))
+    Err(last_error
+        .unwrap_or_else(|| ApiError::unavailable("no provider is available for this model")))
 }
 
 /// Takes the power level from the body's `power_level` (not forwarded) or
@@ -128,7 +166,11 @@ fn power_level(request: &mut ChatRequest, headers: &HeaderMap) -> Result<PowerLe
         };
     }
     match headers.get("x-tollgate-power-level") {
-        Some(v) => v.to_str().ok().and_then(|s| s.parse().ok()).ok_or_else(invalid),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(invalid),
         None => Ok(PowerLevel::Balanced),
     }
 }
@@ -160,7 +202,12 @@ impl Call<'_> {
 
     /// A complete answer: settle, then answer with the cost in the headers.
     async fn answer(&self, body: Bytes, usage: TokenUsage, hold: Hold) -> Response {
-        let charged = settle(self.state, hold, &self.record(usage, false, UsageStatus::Ok)).await;
+        let charged = settle(
+            self.state,
+            hold,
+            &self.record(usage, false, UsageStatus::Ok),
+        )
+        .await;
         let mut response = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
         gateway_headers(response.headers_mut(), self.model, self.byok, charged);
         response
@@ -171,7 +218,13 @@ impl Call<'_> {
     /// away, the task still reads the provider to its end, so the spend is
     /// known and billed; if the provider breaks off, the client gets an
     /// error event and the usage so far is estimated and billed.
-    fn stream(&self, upstream: ChatStream, hold: Hold, request: &ChatRequest, prompt_bound: i64) -> Response {
+    fn stream(
+        &self,
+        upstream: ChatStream,
+        hold: Hold,
+        request: &ChatRequest,
+        prompt_bound: i64,
+    ) -> Response {
         let (tx, rx) = mpsc::channel::<Bytes>(STREAM_BUFFER);
         let pump = StreamPump {
             state: self.state.clone(),
@@ -187,7 +240,10 @@ impl Call<'_> {
         let body = Body::from_stream(ReceiverStream::new(rx).map(Ok::<_, Infallible>));
         let mut response = Response::new(body);
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         gateway_headers(headers, self.model, self.byok, None);
         response
@@ -222,14 +278,21 @@ impl StreamPump {
         let mut client_gone = false;
         while let Some(event) = upstream.next().await {
             match event {
-                Ok(StreamEvent::Chunk { data, usage: reported, usage_only }) => {
+                Ok(StreamEvent::Chunk {
+                    data,
+                    usage: reported,
+                    usage_only,
+                }) => {
                     if reported.is_some() {
                         usage = reported;
                     }
                     if !usage_only {
                         content_chunks += 1;
                     }
-                    if (!usage_only || self.include_usage) && !client_gone && tx.send(sse_data(&data)).await.is_err() {
+                    if (!usage_only || self.include_usage)
+                        && !client_gone
+                        && tx.send(sse_data(&data)).await.is_err()
+                    {
                         // Keep reading: the provider is still producing, and billing.
                         client_gone = true;
                     }
@@ -251,7 +314,11 @@ impl StreamPump {
             completion_tokens: content_chunks,
             cached_prompt_tokens: 0,
         });
-        let status = if complete { UsageStatus::Ok } else { UsageStatus::Partial };
+        let status = if complete {
+            UsageStatus::Ok
+        } else {
+            UsageStatus::Partial
+        };
         let principal = &self.principal;
         let record = CallRecord {
             request_id: &self.request_id,

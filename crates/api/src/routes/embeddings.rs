@@ -9,10 +9,12 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use std::sync::Arc;
 use std::time::Instant;
 use tollgate_billing::{UsageStatus, max_charge_for};
-use tollgate_core::{ModelMode, PowerLevel};
+use tollgate_core::{ModelEntry, ModelMode, PowerLevel};
 use tollgate_providers::{EmbeddingRequest, ProviderError, Target};
+use tollgate_tenants::Principal;
 
 pub async fn embeddings(
     State(state): State<AppState>,
@@ -23,8 +25,33 @@ pub async fn embeddings(
     let started = Instant::now();
     let request: EmbeddingRequest = parse_json(&body)?;
     request.validate().map_err(ApiError::bad_request)?;
-    let candidates =
-        tollgate_routing::candidates(&state.catalog, &request.model, PowerLevel::Balanced, ModelMode::Embedding)?;
+    let candidates = tollgate_routing::candidates(
+        &state.catalog,
+        &request.model,
+        PowerLevel::Balanced,
+        ModelMode::Embedding,
+    )?;
+    // As for chat: a task of its own, so a client that goes away cannot
+    // leave a hold behind.
+    let call = state.streams.spawn(relay(
+        state.clone(),
+        principal,
+        request,
+        request_id,
+        candidates,
+        started,
+    ));
+    call.await.map_err(ApiError::internal)?
+}
+
+async fn relay(
+    state: AppState,
+    principal: Arc<Principal>,
+    request: EmbeddingRequest,
+    request_id: Arc<str>,
+    candidates: Vec<Arc<ModelEntry>>,
+    started: Instant,
+) -> Result<Response, ApiError> {
     let model = candidates
         .first()
         .ok_or_else(|| ApiError::unavailable("no embedding model available"))?;
@@ -32,11 +59,22 @@ pub async fn embeddings(
         .catalog
         .provider(&model.provider)
         .ok_or_else(|| ApiError::unavailable("the model's provider is not configured"))?;
-    let (api_key, byok) = paying_key(provider).ok_or_else(|| ApiError::from(ProviderError::NoKey(provider.name.clone())))?;
-    let most = max_charge_for(principal.billing_mode, &model.price, request.input_token_upper_bound(), 0);
+    let (api_key, byok) = paying_key(provider)
+        .ok_or_else(|| ApiError::from(ProviderError::NoKey(provider.name.clone())))?;
+    let most = max_charge_for(
+        principal.billing_mode,
+        &model.price,
+        request.input_token_upper_bound(),
+        0,
+    );
     let hold = state
         .billing
-        .reserve(&state.instance, &principal.organization_id, most, &request_id)
+        .reserve(
+            &state.instance,
+            &principal.organization_id,
+            most,
+            &request_id,
+        )
         .await?;
     let target = Target {
         provider: &provider.name,
@@ -48,7 +86,9 @@ pub async fn embeddings(
     let answer = match state.providers.embed(&target, &request).await {
         Ok(answer) => answer,
         Err(e) => {
-            state.metrics.record_call(&model.id, &model.provider, "error");
+            state
+                .metrics
+                .record_call(&model.id, &model.provider, "error");
             if let Err(release) = state.billing.release(hold).await {
                 tracing::error!(error = %release, "releasing a hold failed");
             }

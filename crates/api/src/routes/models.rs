@@ -8,7 +8,9 @@ use axum::extract::State;
 use serde_json::{Value, json};
 
 pub async fn list_models(State(state): State<AppState>, _caller: OrgKey) -> Json<Value> {
-    let mut data = vec![json!({"id": tollgate_routing::AUTO, "object": "model", "created": 0, "owned_by": "tollgate"})];
+    let mut data = vec![
+        json!({"id": tollgate_routing::AUTO, "object": "model", "created": 0, "owned_by": "tollgate"}),
+    ];
     for model in state.catalog.models() {
         let usable = state
             .catalog

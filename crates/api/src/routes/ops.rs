@@ -17,14 +17,19 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "unavailable", "error": {"message": "database unreachable", "type": "unavailable", "code": "database_unreachable"}})),
+            Json(
+                json!({"status": "unavailable", "error": {"message": "database unreachable", "type": "unavailable", "code": "database_unreachable"}}),
+            ),
         )
     }
 }
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         state.metrics.render(),
     )
 }

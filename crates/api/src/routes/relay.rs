@@ -71,9 +71,11 @@ impl CallRecord<'_> {
 /// then stays until this instance stops, and the failure is logged).
 pub async fn settle(state: &AppState, hold: Hold, call: &CallRecord<'_>) -> Option<i64> {
     let entry = call.entry();
-    state
-        .metrics
-        .record_tokens(&entry.model, entry.usage.prompt_tokens, entry.usage.completion_tokens);
+    state.metrics.record_tokens(
+        &entry.model,
+        entry.usage.prompt_tokens,
+        entry.usage.completion_tokens,
+    );
     let mut delay = Duration::from_millis(50);
     for attempt in 1..=5 {
         match state.billing.settle(&hold, &entry).await {
@@ -83,7 +85,9 @@ pub async fn settle(state: &AppState, hold: Hold, call: &CallRecord<'_>) -> Opti
                 tokio::time::sleep(delay).await;
                 delay *= 2;
             }
-            Err(e) => tracing::error!(error = %e, "settling a call failed; its hold stays until this instance stops"),
+            Err(e) => {
+                tracing::error!(error = %e, "settling a call failed; its hold stays until this instance stops")
+            }
         }
     }
     None

@@ -111,7 +111,10 @@ async fn send<T: Serialize>(
 
 /// Turns an error answer into a `ProviderError` keeping the provider's
 /// message, with the key scrubbed should the provider echo it.
-pub(crate) async fn error_from_response(target: &Target<'_>, response: reqwest::Response) -> ProviderError {
+pub(crate) async fn error_from_response(
+    target: &Target<'_>,
+    response: reqwest::Response,
+) -> ProviderError {
     let status = response.status().as_u16();
     let retry_after = response
         .headers()
@@ -141,7 +144,9 @@ pub(crate) fn error_message(body: &str) -> String {
 /// Removes the key from a provider message, whatever the provider echoed.
 pub(crate) fn scrub(target: &Target<'_>, message: &str) -> String {
     match target.api_key {
-        Some(key) if !key.expose_secret().is_empty() => message.replace(key.expose_secret(), "*****"),
+        Some(key) if !key.expose_secret().is_empty() => {
+            message.replace(key.expose_secret(), "*****")
+        }
         _ => message.to_owned(),
     }
 }
@@ -161,7 +166,10 @@ pub(crate) async fn chat(
         extra: &request.extra,
     };
     let response = send(http, target, "chat/completions", &body).await?;
-    let body = response.bytes().await.map_err(ProviderError::from_reqwest)?;
+    let body = response
+        .bytes()
+        .await
+        .map_err(ProviderError::from_reqwest)?;
     let probe: AnswerProbe =
         serde_json::from_slice(&body).map_err(|e| ProviderError::InvalidResponse(e.to_string()))?;
     let usage = probe
@@ -183,7 +191,9 @@ pub(crate) async fn chat_stream(
         messages: &request.messages,
         stream: true,
         // Always ask for usage: billing settles from it.
-        stream_options: Some(StreamOptions { include_usage: true }),
+        stream_options: Some(StreamOptions {
+            include_usage: true,
+        }),
         max_tokens: request.max_tokens,
         max_completion_tokens: request.max_completion_tokens,
         extra: &request.extra,
@@ -193,13 +203,19 @@ pub(crate) async fn chat_stream(
     let first = match events.next().await {
         Some(Ok(event)) => parse_event(&event.data)?,
         Some(Err(e)) => return Err(ProviderError::InvalidResponse(e.to_string())),
-        None => return Err(ProviderError::InvalidResponse("stream ended before any event".into())),
+        None => {
+            return Err(ProviderError::InvalidResponse(
+                "stream ended before any event".into(),
+            ));
+        }
     };
     let rest = events.map(|item| match item {
         Ok(event) => parse_event(&event.data),
         Err(e) => Err(ProviderError::InvalidResponse(e.to_string())),
     });
-    Ok(futures::stream::once(async move { Ok(first) }).chain(rest).boxed())
+    Ok(futures::stream::once(async move { Ok(first) })
+        .chain(rest)
+        .boxed())
 }
 
 /// Reads one SSE `data` payload of an OpenAI stream.
@@ -239,7 +255,10 @@ pub(crate) async fn embed(
         extra: &request.extra,
     };
     let response = send(http, target, "embeddings", &body).await?;
-    let body = response.bytes().await.map_err(ProviderError::from_reqwest)?;
+    let body = response
+        .bytes()
+        .await
+        .map_err(ProviderError::from_reqwest)?;
     let probe: AnswerProbe =
         serde_json::from_slice(&body).map_err(|e| ProviderError::InvalidResponse(e.to_string()))?;
     let usage = probe
@@ -262,7 +281,11 @@ mod tests {
     #[test]
     fn content_chunk_passes_through_without_usage() {
         match parse_event(CONTENT_CHUNK).unwrap() {
-            StreamEvent::Chunk { data, usage, usage_only } => {
+            StreamEvent::Chunk {
+                data,
+                usage,
+                usage_only,
+            } => {
                 assert_eq!(&data[..], CONTENT_CHUNK.as_bytes());
                 assert!(usage.is_none());
                 assert!(!usage_only);
@@ -274,11 +297,17 @@ mod tests {
     #[test]
     fn usage_chunk_is_recognised_with_cached_tokens() {
         match parse_event(USAGE_CHUNK).unwrap() {
-            StreamEvent::Chunk { usage, usage_only, .. } => {
+            StreamEvent::Chunk {
+                usage, usage_only, ..
+            } => {
                 assert!(usage_only);
                 assert_eq!(
                     usage.unwrap(),
-                    TokenUsage { prompt_tokens: 9, completion_tokens: 12, cached_prompt_tokens: 4 }
+                    TokenUsage {
+                        prompt_tokens: 9,
+                        completion_tokens: 12,
+                        cached_prompt_tokens: 4
+                    }
                 );
             }
             other => panic!("unexpected {other:?}"),
@@ -288,7 +317,8 @@ mod tests {
     #[test]
     fn done_and_error_events() {
         assert!(matches!(parse_event("[DONE]").unwrap(), StreamEvent::Done));
-        let err = parse_event(r#"{"error":{"message":"overloaded","type":"server_error"}}"#).unwrap_err();
+        let err =
+            parse_event(r#"{"error":{"message":"overloaded","type":"server_error"}}"#).unwrap_err();
         assert!(err.to_string().contains("overloaded"));
         assert!(parse_event("not json").is_err());
     }

@@ -45,7 +45,10 @@ pub async fn create(
         .await?;
     let mut answer = serde_json::to_value(&created.info).map_err(ApiError::internal)?;
     if let Some(map) = answer.as_object_mut() {
-        map.insert("key".into(), Value::String(created.key.expose_secret().to_owned()));
+        map.insert(
+            "key".into(),
+            Value::String(created.key.expose_secret().to_owned()),
+        );
     }
     Ok((StatusCode::CREATED, Json(answer)))
 }

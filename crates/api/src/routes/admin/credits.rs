@@ -27,7 +27,12 @@ pub async fn grant(
     let org = super::organization(&state, &org_id).await?;
     let outcome = state
         .billing
-        .grant(&org.id, body.amount, body.idempotency_key.as_deref(), body.reason.as_deref())
+        .grant(
+            &org.id,
+            body.amount,
+            body.idempotency_key.as_deref(),
+            body.reason.as_deref(),
+        )
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -65,8 +70,13 @@ pub async fn transactions(
         ),
         None => None,
     };
-    let mut entries = state.billing.transactions(&org.id, limit + 1, before).await?;
+    let mut entries = state
+        .billing
+        .transactions(&org.id, limit + 1, before)
+        .await?;
     let has_more = entries.len() > usize::try_from(limit).unwrap_or(usize::MAX);
     entries.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    Ok(Json(json!({ "data": entries, "has_more": has_more, "unit": org.billing_mode.unit() })))
+    Ok(Json(
+        json!({ "data": entries, "has_more": has_more, "unit": org.billing_mode.unit() }),
+    ))
 }

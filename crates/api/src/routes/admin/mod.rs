@@ -21,10 +21,22 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/organizations/{org_id}/api-keys",
             post(api_keys::create).get(api_keys::list),
         )
-        .route("/api/v1/organizations/{org_id}/api-keys/{key_id}", delete(api_keys::revoke))
-        .route("/api/v1/organizations/{org_id}/credits", get(credits::balance))
-        .route("/api/v1/organizations/{org_id}/credits/grants", post(credits::grant))
-        .route("/api/v1/organizations/{org_id}/credits/transactions", get(credits::transactions))
+        .route(
+            "/api/v1/organizations/{org_id}/api-keys/{key_id}",
+            delete(api_keys::revoke),
+        )
+        .route(
+            "/api/v1/organizations/{org_id}/credits",
+            get(credits::balance),
+        )
+        .route(
+            "/api/v1/organizations/{org_id}/credits/grants",
+            post(credits::grant),
+        )
+        .route(
+            "/api/v1/organizations/{org_id}/credits/transactions",
+            get(credits::transactions),
+        )
         .route("/api/v1/organizations/{org_id}/usage", get(usage::list))
         .route("/api/v1/models", get(catalog::list))
 }

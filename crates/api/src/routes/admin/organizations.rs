@@ -22,7 +22,10 @@ pub async fn create(
     _admin: Admin,
     JsonBody(body): JsonBody<CreateOrganization>,
 ) -> Result<(StatusCode, Json<Organization>), ApiError> {
-    let org = state.tenants.create_organization(&body.name, body.billing_mode).await?;
+    let org = state
+        .tenants
+        .create_organization(&body.name, body.billing_mode)
+        .await?;
     Ok((StatusCode::CREATED, Json(org)))
 }
 

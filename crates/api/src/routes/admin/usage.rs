@@ -22,5 +22,7 @@ pub async fn list(
         .await?;
     let has_more = records.len() > usize::try_from(limit).unwrap_or(usize::MAX);
     records.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    Ok(Json(json!({ "data": records, "has_more": has_more, "unit": org.billing_mode.unit() })))
+    Ok(Json(
+        json!({ "data": records, "has_more": has_more, "unit": org.billing_mode.unit() }),
+    ))
 }

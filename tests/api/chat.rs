@@ -1,0 +1,427 @@
+//! `POST /v1/chat/completions`, plain and streamed, with billing.
+
+use serde_json::{Value, json};
+use tollgate_tests::{
+    CHAT_COMPLETION_TOKENS, CHAT_PROMPT_TOKENS, Fault, TestApp, chat_body, sse_data,
+};
+
+/// gpt-4o-mini in the test catalog: 0.15 and 0.60 USD per Mtok, rounded up once.
+fn mini_cost(prompt: i64, completion: i64) -> i64 {
+    (prompt * 150_000 + completion * 600_000 + 999_999) / 1_000_000
+}
+
+#[tokio::test]
+async fn plain_chat_answers_with_provider_text_and_bills_exact_cost() {
+    let app = TestApp::spawn().await;
+    let (org, key) = app.funded_org("usd", 1_000_000).await;
+
+    let response = app.chat(&key, &chat_body("gpt-4o-mini")).await;
+
+    assert_eq!(response.status(), 200);
+    let headers = response.headers().clone();
+    let request_id = headers["x-tollgate-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(headers["x-tollgate-model"], "gpt-4o-mini");
+    assert_eq!(headers["x-tollgate-provider"], "mock");
+    assert_eq!(headers["x-tollgate-byok"], "false");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "Hello! I am a mock model and this is my answer."
+    );
+    assert_eq!(body["usage"]["prompt_tokens"], CHAT_PROMPT_TOKENS);
+    assert_eq!(body["usage"]["completion_tokens"], CHAT_COMPLETION_TOKENS);
+
+    let cost = mini_cost(CHAT_PROMPT_TOKENS, CHAT_COMPLETION_TOKENS);
+    assert_eq!(
+        headers["x-tollgate-cost"].to_str().unwrap(),
+        cost.to_string()
+    );
+    assert_eq!(app.balance(&org).await, 1_000_000 - cost);
+    assert_eq!(app.credits(&org).await["reserved"], 0);
+
+    let usage = app.usage(&org).await;
+    assert_eq!(usage.len(), 1);
+    assert_eq!(usage[0]["request_id"], request_id.as_str());
+    assert_eq!(usage[0]["cost"], cost);
+    assert_eq!(usage[0]["model"], "gpt-4o-mini");
+    assert_eq!(usage[0]["provider"], "mock");
+    assert_eq!(usage[0]["byok"], false);
+    assert_eq!(usage[0]["prompt_tokens"], CHAT_PROMPT_TOKENS);
+    assert_eq!(usage[0]["completion_tokens"], CHAT_COMPLETION_TOKENS);
+
+    let ledger = app.transactions(&org).await;
+    assert_eq!(ledger[0]["kind"], "usage");
+    assert_eq!(ledger[0]["amount"], -cost);
+    assert_eq!(ledger[0]["request_id"], request_id.as_str());
+    assert_eq!(ledger[0]["balance_after"], 1_000_000 - cost);
+}
+
+#[tokio::test]
+async fn provider_gets_the_upstream_model_name_and_the_platform_key() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.funded_org("usd", 1_000_000).await;
+
+    let response = app
+        .chat(&key, &json!({"model": "big-model", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.3}))
+        .await;
+
+    assert_eq!(response.status(), 200);
+    let seen = app.mock.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        seen[0].authorization.as_deref(),
+        Some("Bearer sk-platform-key")
+    );
+    assert_eq!(seen[0].body["model"], "big-model-2025");
+    assert_eq!(
+        seen[0].body["temperature"], 0.3,
+        "unknown fields are passed through"
+    );
+}
+
+#[tokio::test]
+async fn streamed_chat_relays_chunks_and_bills_from_the_final_usage() {
+    let app = TestApp::spawn().await;
+    let (org, key) = app.funded_org("usd", 1_000_000).await;
+    let mut body = chat_body("gpt-4o-mini");
+    body["stream"] = json!(true);
+    body["stream_options"] = json!({"include_usage": true});
+
+    let response = app.chat(&key, &body).await;
+
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let request_id = response.headers()["x-tollgate-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let text = response.text().await.unwrap();
+    let events = sse_data(&text);
+    assert_eq!(events.last().unwrap(), "[DONE]");
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    let content: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(content, "Hello! I am a mock model and this is my answer.");
+    let usage_chunk = chunks.last().unwrap();
+    assert_eq!(usage_chunk["choices"], json!([]));
+    assert_eq!(
+        usage_chunk["usage"]["completion_tokens"],
+        CHAT_COMPLETION_TOKENS
+    );
+    // The upstream was asked for usage whatever the client said.
+    assert_eq!(
+        app.mock.requests()[0].body["stream_options"]["include_usage"],
+        true
+    );
+
+    let cost = mini_cost(CHAT_PROMPT_TOKENS, CHAT_COMPLETION_TOKENS);
+    assert_eq!(app.balance(&org).await, 1_000_000 - cost);
+    let usage = app.usage(&org).await;
+    assert_eq!(usage[0]["request_id"], request_id.as_str());
+    assert_eq!(usage[0]["stream"], true);
+    assert_eq!(usage[0]["status"], "ok");
+    assert_eq!(usage[0]["cost"], cost);
+}
+
+#[tokio::test]
+async fn stream_without_include_usage_gets_no_usage_chunk_but_is_billed() {
+    let app = TestApp::spawn().await;
+    let (org, key) = app.funded_org("usd", 1_000_000).await;
+    let mut body = chat_body("gpt-4o-mini");
+    body["stream"] = json!(true);
+
+    let text = app.chat(&key, &body).await.text().await.unwrap();
+
+    let events = sse_data(&text);
+    assert_eq!(events.last().unwrap(), "[DONE]");
+    for event in &events[..events.len() - 1] {
+        let chunk: Value = serde_json::from_str(event).unwrap();
+        assert_ne!(chunk["choices"], json!([]), "no usage-only chunk: {event}");
+    }
+    assert_eq!(
+        app.balance(&org).await,
+        1_000_000 - mini_cost(CHAT_PROMPT_TOKENS, CHAT_COMPLETION_TOKENS)
+    );
+}
+
+#[tokio::test]
+async fn stream_cut_by_the_provider_ends_cleanly_and_bills_what_was_produced() {
+    let app = TestApp::spawn().await;
+    let (org, key) = app.funded_org("tokens", 1_000_000).await;
+    app.mock.push_fault(Fault::CutStreamAfter(3));
+    let mut body = chat_body("gpt-4o-mini");
+    body["stream"] = json!(true);
+
+    let response = app.chat(&key, &body).await;
+
+    assert_eq!(response.status(), 200);
+    let events = sse_data(&response.text().await.unwrap());
+    assert_eq!(events.last().unwrap(), "[DONE]");
+    let error: Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
+    assert_eq!(error["error"]["code"], "stream_interrupted");
+    let usage = app.usage(&org).await;
+    assert_eq!(usage.len(), 1);
+    assert_eq!(usage[0]["status"], "partial");
+    // The role chunk and three words came through: four chunks, estimated
+    // at a token each, plus the prompt estimate.
+    assert_eq!(usage[0]["completion_tokens"], 4);
+    let charged = usage[0]["cost"].as_i64().unwrap();
+    assert!(charged >= 4);
+    assert_eq!(app.balance(&org).await, 1_000_000 - charged);
+    assert_eq!(app.credits(&org).await["reserved"], 0);
+}
+
+#[tokio::test]
+async fn client_that_disconnects_mid_stream_is_still_billed() {
+    let app = TestApp::spawn().await;
+    let (org, key) = app.funded_org("usd", 1_000_000).await;
+    app.mock
+        .push_fault(Fault::Latency(std::time::Duration::from_millis(300)));
+    let mut body = chat_body("gpt-4o-mini");
+    body["stream"] = json!(true);
+
+    // Give up before the provider has answered.
+    let attempt =
+        tokio::time::timeout(std::time::Duration::from_millis(100), app.chat(&key, &body)).await;
+    assert!(attempt.is_err(), "the client gave up first");
+
+    // The call is settled from the provider's own usage all the same.
+    let mut usage = Vec::new();
+    for _ in 0..50 {
+        usage = app.usage(&org).await;
+        if !usage.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(usage.len(), 1, "the usage record is never lost");
+    let cost = mini_cost(CHAT_PROMPT_TOKENS, CHAT_COMPLETION_TOKENS);
+    assert_eq!(usage[0]["cost"], cost);
+    assert_eq!(app.balance(&org).await, 1_000_000 - cost);
+    assert_eq!(app.credits(&org).await["reserved"], 0);
+}
+
+#[tokio::test]
+async fn short_balance_is_402_and_the_provider_is_not_called() {
+    let app = TestApp::spawn().await;
+    // The hold for gpt-4o-mini with 1000 max output tokens is > 600 micro-dollars.
+    let (org, key) = app.funded_org("usd", 100).await;
+
+    let response = app.chat(&key, &chat_body("gpt-4o-mini")).await;
+
+    assert_eq!(response.status(), 402);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "insufficient_credits");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("organization balance")
+    );
+    assert_eq!(app.mock.request_count(), 0);
+    assert_eq!(app.balance(&org).await, 100);
+    assert!(app.usage(&org).await.is_empty());
+}
+
+#[tokio::test]
+async fn max_tokens_lowers_the_hold() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.funded_org("usd", 100).await;
+    let mut body = chat_body("gpt-4o-mini");
+    body["max_tokens"] = json!(20);
+
+    let response = app.chat(&key, &body).await;
+
+    assert_eq!(
+        response.status(),
+        200,
+        "a 20-token answer fits in 100 micro-dollars"
+    );
+}
+
+#[tokio::test]
+async fn unknown_or_revoked_key_is_401() {
+    let app = TestApp::spawn().await;
+    let org = app.create_org("usd").await;
+    app.grant(&org, 1_000_000).await;
+    let (key_id, key) = app.create_key(&org).await;
+
+    let missing = app
+        .client
+        .post(app.url("/v1/chat/completions"))
+        .json(&chat_body("gpt-4o-mini"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 401);
+    let forged = format!("{}x", &key[..key.len() - 1]);
+    let wrong = app.chat(&forged, &chat_body("gpt-4o-mini")).await;
+    assert_eq!(wrong.status(), 401);
+    let body: Value = wrong.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "authentication_error");
+
+    assert_eq!(
+        app.chat(&key, &chat_body("gpt-4o-mini")).await.status(),
+        200
+    );
+    let revoked = app
+        .admin_delete(&format!("/api/v1/organizations/{org}/api-keys/{key_id}"))
+        .await;
+    assert_eq!(revoked.status(), 200);
+    assert_eq!(
+        app.chat(&key, &chat_body("gpt-4o-mini")).await.status(),
+        401
+    );
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_400_naming_the_problem() {
+    let app = TestApp::spawn().await;
+    let (org, key) = app.funded_org("usd", 1_000_000).await;
+    let send = |body: String| {
+        app.client
+            .post(app.url("/v1/chat/completions"))
+            .bearer_auth(&key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let cases = [
+        ("{not json", "invalid request body"),
+        ("", "empty"),
+        (r#"{"messages": []}"#, "model"),
+        (r#"{"model": "gpt-4o-mini", "messages": "hi"}"#, "messages"),
+        (r#"{"model": "gpt-4o-mini", "messages": []}"#, "messages"),
+        (
+            r#"{"model": "gpt-4o-mini", "messages": [{"role": "wizard", "content": "x"}]}"#,
+            "messages[0].role",
+        ),
+        (
+            r#"{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}], "max_tokens": "ten"}"#,
+            "max_tokens",
+        ),
+        (
+            r#"{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}], "max_tokens": -1}"#,
+            "max_tokens",
+        ),
+        (
+            r#"{"model": "auto", "power_level": "turbo", "messages": [{"role": "user", "content": "x"}]}"#,
+            "power_level",
+        ),
+    ];
+    for (body, needle) in cases {
+        let response = send(body.to_owned()).await.unwrap();
+        assert_eq!(response.status(), 400, "{body}");
+        let error: Value = response.json().await.unwrap();
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(message.contains(needle), "{body}: {message}");
+        assert_eq!(error["error"]["type"], "invalid_request_error");
+    }
+    assert_eq!(app.mock.request_count(), 0);
+    assert_eq!(app.balance(&org).await, 1_000_000);
+}
+
+#[tokio::test]
+async fn unknown_model_is_404() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.funded_org("usd", 1_000_000).await;
+
+    let response = app.chat(&key, &chat_body("gpt-17-ultra")).await;
+
+    assert_eq!(response.status(), 404);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "model_not_found");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("gpt-17-ultra")
+    );
+}
+
+#[tokio::test]
+async fn provider_error_is_502_and_nothing_is_charged() {
+    let app = TestApp::spawn().await;
+    let (org, key) = app.funded_org("usd", 1_000_000).await;
+    app.mock.push_fault(Fault::status(500));
+
+    let response = app.chat(&key, &chat_body("gpt-4o-mini")).await;
+
+    assert_eq!(response.status(), 502);
+    assert_eq!(app.balance(&org).await, 1_000_000);
+    assert_eq!(app.credits(&org).await["reserved"], 0);
+    assert!(app.usage(&org).await.is_empty());
+}
+
+#[tokio::test]
+async fn auto_follows_the_power_level_and_falls_back_on_failure() {
+    let app = TestApp::spawn().await;
+    let (org, key) = app.funded_org("usd", 10_000_000).await;
+    let auto = |level: &str| json!({"model": "auto", "power_level": level, "messages": [{"role": "user", "content": "hi"}]});
+
+    let eco = app.chat(&key, &auto("eco")).await;
+    assert_eq!(eco.headers()["x-tollgate-model"], "cheap-model");
+    let precision = app.chat(&key, &auto("precision")).await;
+    assert_eq!(precision.headers()["x-tollgate-model"], "big-model");
+    let by_header = app
+        .client
+        .post(app.url("/v1/chat/completions"))
+        .bearer_auth(&key)
+        .header("x-tollgate-power-level", "eco")
+        .json(&json!({"model": "auto", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_header.headers()["x-tollgate-model"], "cheap-model");
+    // power_level is Tollgate's: never forwarded.
+    assert!(
+        app.mock
+            .requests()
+            .iter()
+            .all(|r| r.body.get("power_level").is_none())
+    );
+
+    // The first eco candidate fails: the next one answers and is billed.
+    app.mock.push_fault(Fault::status(503));
+    let fallback = app.chat(&key, &auto("eco")).await;
+    assert_eq!(fallback.status(), 200);
+    assert_eq!(fallback.headers()["x-tollgate-model"], "gpt-4o-mini");
+    let usage = app.usage(&org).await;
+    assert_eq!(usage[0]["model"], "gpt-4o-mini");
+    assert_eq!(app.credits(&org).await["reserved"], 0);
+}
+
+#[tokio::test]
+async fn models_lists_usable_models_and_auto() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.funded_org("usd", 0).await;
+
+    let response = app
+        .client
+        .get(app.url("/v1/models"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["object"], "list");
+    let ids: Vec<&str> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"auto"));
+    assert!(ids.contains(&"gpt-4o-mini"));
+    assert!(ids.contains(&"text-embedding-3-small"));
+}

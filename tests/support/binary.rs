@@ -1,0 +1,103 @@
+//! Runs the real `tollgate` binary as a child process, for what only a
+//! process shows: start-up defaults, migrations, signals.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `tollgate` binary beside this test executable (`target/debug/tollgate`),
+/// or `TOLLGATE_BIN`. `scripts/test` builds it before the tests run.
+pub fn tollgate_bin() -> PathBuf {
+    if let Ok(path) = std::env::var("TOLLGATE_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().unwrap();
+    // target/debug/deps/api-… → target/debug/tollgate
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .join("tollgate");
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build -p tollgate-api --bin tollgate` (scripts/test does)",
+        path.display()
+    );
+    path
+}
+
+/// A free local port (bound, then released for the child to take).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub struct GatewayProcess {
+    pub child: Child,
+    pub base_url: String,
+}
+
+impl GatewayProcess {
+    /// Starts `tollgate serve` in `dir` with exactly these extra environment
+    /// variables, and waits until `/health` answers.
+    pub async fn serve(dir: &Path, envs: &[(&str, &str)]) -> GatewayProcess {
+        let port = free_port();
+        let child = command(dir, envs)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .spawn()
+            .unwrap();
+        let process = GatewayProcess {
+            child,
+            base_url: format!("http://127.0.0.1:{port}"),
+        };
+        process.wait_healthy().await;
+        process
+    }
+
+    async fn wait_healthy(&self) {
+        let client = crate::client();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(r) = client.get(format!("{}/health", self.base_url)).send().await
+                && r.status() == 200
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("tollgate did not become healthy at {}", self.base_url);
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A `tollgate` command in `dir` with a clean environment plus `envs`.
+pub fn command(dir: &Path, envs: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(tollgate_bin());
+    cmd.current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd
+}
