@@ -31,31 +31,30 @@ CREATE INDEX api_keys_by_update ON api_keys (updated_at);
 CREATE TABLE credit_accounts (
     organization_id TEXT PRIMARY KEY REFERENCES organizations(id),
     balance         BIGINT NOT NULL DEFAULT 0,
-    -- Sum of the open holds: spendable = balance - reserved + overdraft_limit.
+    -- Sum of the leases: spendable = balance - reserved + overdraft_limit.
     reserved        BIGINT NOT NULL DEFAULT 0 CHECK (reserved >= 0),
     overdraft_limit BIGINT NOT NULL DEFAULT 0 CHECK (overdraft_limit >= 0),
     updated_at      BIGINT NOT NULL
 );
 
--- Running gateway processes. Each heartbeats; the holds of one that stopped
--- heartbeating are released by the others (or by the next start).
+-- Running gateway processes. Each heartbeats; the leases of one that
+-- stopped heartbeating are returned by the others (or by the next start).
 CREATE TABLE gateway_instances (
     id              TEXT PRIMARY KEY,
     started_at      BIGINT NOT NULL,
     heartbeat_at    BIGINT NOT NULL
 );
 
--- One row per call in flight: its maximum possible cost, released on
--- settlement or when its instance dies.
-CREATE TABLE credit_holds (
-    id              TEXT PRIMARY KEY,
-    organization_id TEXT NOT NULL REFERENCES organizations(id),
+-- Credit leases: the part of an organization's balance that one gateway
+-- instance has set aside, and from which it holds its calls' maximum costs
+-- in memory. The sum of an organization's leases is its `reserved`.
+CREATE TABLE credit_leases (
     instance_id     TEXT NOT NULL,
+    organization_id TEXT NOT NULL REFERENCES organizations(id),
     amount          BIGINT NOT NULL CHECK (amount >= 0),
-    request_id      TEXT NOT NULL,
-    created_at      BIGINT NOT NULL
+    updated_at      BIGINT NOT NULL,
+    PRIMARY KEY (instance_id, organization_id)
 );
-CREATE INDEX credit_holds_by_instance ON credit_holds (instance_id);
 
 -- Append-only: every balance change is one row, written in the same
 -- transaction as the change.

@@ -101,3 +101,87 @@ pub fn command(dir: &Path, envs: &[(&str, &str)]) -> Command {
     }
     cmd
 }
+
+/// A child's stderr, read on a thread of its own so that a chatty child
+/// (`RUST_LOG=debug`) never blocks on a full pipe.
+pub struct StderrLog {
+    text: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl StderrLog {
+    /// Starts reading the child's piped stderr (taking it from the child).
+    pub fn capture(child: &mut Child) -> StderrLog {
+        let mut stderr = child.stderr.take().expect("stderr is piped");
+        let text = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = std::sync::Arc::clone(&text);
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            loop {
+                match std::io::Read::read(&mut stderr, &mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => sink.lock().unwrap().extend_from_slice(&buf[..n]),
+                }
+            }
+        });
+        StderrLog {
+            text,
+            reader: Some(reader),
+        }
+    }
+
+    /// Everything read so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.text.lock().unwrap()).into_owned()
+    }
+
+    /// Waits for the end of the stream (the child has exited) and returns it all.
+    pub fn finish(mut self) -> String {
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
+        self.text()
+    }
+}
+
+impl GatewayProcess {
+    /// Like [`GatewayProcess::serve`], with the child's stderr captured from
+    /// the start.
+    pub async fn serve_capturing(dir: &Path, envs: &[(&str, &str)]) -> (GatewayProcess, StderrLog) {
+        let port = free_port();
+        let mut child = command(dir, envs)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .spawn()
+            .unwrap();
+        let log = StderrLog::capture(&mut child);
+        let process = GatewayProcess {
+            child,
+            base_url: format!("http://127.0.0.1:{port}"),
+        };
+        process.wait_healthy().await;
+        (process, log)
+    }
+}
+
+/// Runs `cmd` (stderr piped) to its exit and returns the status and stderr.
+/// Panics, after killing the child, when it is still running after `timeout`:
+/// a command that should have refused to start must not hang the suite.
+pub fn exit_within(cmd: &mut Command, timeout: Duration) -> (std::process::ExitStatus, String) {
+    let mut child = cmd.spawn().unwrap();
+    let log = StderrLog::capture(&mut child);
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status, log.finish());
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "tollgate was still running after {timeout:?}; stderr:\n{}",
+                log.finish()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

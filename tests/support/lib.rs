@@ -301,3 +301,71 @@ pub fn sse_data(body: &str) -> Vec<String> {
         })
         .collect()
 }
+
+// ---- helpers added for the management-plane and operations tests ----
+
+impl TestApp {
+    /// `GET path` with `Authorization: Bearer <key>` (any key or token).
+    pub async fn get_with_key(&self, key: &str, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `GET /v1/models` with an organization API key.
+    pub async fn models(&self, key: &str) -> reqwest::Response {
+        self.get_with_key(key, "/v1/models").await
+    }
+
+    /// `POST /v1/embeddings` with an organization API key.
+    pub async fn embeddings(&self, key: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/v1/embeddings"))
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `POST …/api-keys` with this body, answered as is.
+    pub async fn create_key_with(&self, org_id: &str, body: &Value) -> reqwest::Response {
+        self.admin_post(&format!("/api/v1/organizations/{org_id}/api-keys"), body)
+            .await
+    }
+
+    /// `POST …/credits/grants` with this body, answered as is.
+    pub async fn grant_with(&self, org_id: &str, body: &Value) -> reqwest::Response {
+        self.admin_post(
+            &format!("/api/v1/organizations/{org_id}/credits/grants"),
+            body,
+        )
+        .await
+    }
+}
+
+/// Asserts that `response` has this status and an error body in the
+/// contract's shape, `{"error": {"message", "type", "code"}}` (all strings),
+/// and returns the inner `error` object.
+pub async fn expect_error(response: reqwest::Response, status: u16) -> Value {
+    assert_eq!(response.status(), status, "status of {}", response.url());
+    let text = response.text().await.unwrap();
+    let body: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("a {status} whose body is not JSON ({e}): {text:?}"));
+    let error = &body["error"];
+    for field in ["message", "type", "code"] {
+        assert!(
+            error[field].is_string(),
+            "error.{field} is missing or not a string: {body}"
+        );
+    }
+    error.clone()
+}
+
+/// The error message of an [`expect_error`] object.
+pub fn message_of(error: &Value) -> &str {
+    error["message"].as_str().unwrap()
+}

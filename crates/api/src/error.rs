@@ -180,6 +180,7 @@ impl From<BillingError> for ApiError {
             BillingError::IdempotencyConflict => {
                 ApiError::conflict("idempotency_key was already used with a different request body")
             }
+            BillingError::SettlementFailed(_) | BillingError::ShutDown => ApiError::internal(e),
             BillingError::Db(e) => ApiError::internal(e),
         }
     }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
-use tollgate_billing::Billing;
+use tollgate_billing::{Billing, BillingOptions};
 use tollgate_core::Db;
 use tollgate_core::config::load_catalog;
 use tollgate_credentials::{MasterKey, generate_salt, load_or_create_dev_key_file};
@@ -40,12 +40,16 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Gateway> {
     // that a wrong key is refused at start, never discovered on a request.
     let _master_key = load_master_key(settings, &db).await?;
 
-    let billing = Billing::new(db.clone());
-    // Holds left by an earlier run of a dead instance are released here too.
-    let instance = billing
-        .register_instance()
-        .await
-        .context("registering the instance")?;
+    // On SQLite (one node), leases left by an earlier run are returned here.
+    let billing = Billing::start(
+        db.clone(),
+        BillingOptions {
+            single_node: db.backend() == tollgate_core::Backend::Sqlite,
+            ..BillingOptions::default()
+        },
+    )
+    .await
+    .context("starting billing")?;
     let tenants = Tenants::new(db.clone());
     let providers = ProviderClient::new(&ClientOptions {
         read_timeout: Duration::from_secs(settings.upstream_timeout_secs.max(1)),
@@ -61,14 +65,13 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Gateway> {
             .admin_token
             .clone()
             .filter(|t| !t.expose_secret().is_empty()),
-        instance: instance.clone(),
         metrics: Metrics::new(),
         streams: TaskTracker::new(),
         max_body_bytes: settings.max_body_bytes,
     }));
     let background = vec![
         tokio::spawn(tenants.watch_key_changes(Duration::from_millis(500))),
-        tokio::spawn(billing.maintain(instance, Duration::from_secs(5))),
+        tokio::spawn(billing.maintain(Duration::from_secs(5))),
     ];
     Ok(Gateway { state, background })
 }
@@ -91,8 +94,8 @@ impl Gateway {
         for task in &self.background {
             task.abort();
         }
-        if let Err(e) = state.billing.deregister_instance(&state.instance).await {
-            tracing::warn!(error = %e, "deregistering the instance failed");
+        if let Err(e) = state.billing.shutdown().await {
+            tracing::warn!(error = %e, "stopping billing cleanly failed");
         }
         state.db.close().await;
         tracing::info!("stopped");

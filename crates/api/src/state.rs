@@ -5,7 +5,7 @@ use secrecy::SecretString;
 use std::ops::Deref;
 use std::sync::Arc;
 use tokio_util::task::TaskTracker;
-use tollgate_billing::{Billing, Instance};
+use tollgate_billing::Billing;
 use tollgate_core::{Catalog, Db};
 use tollgate_providers::ProviderClient;
 use tollgate_tenants::Tenants;
@@ -17,8 +17,6 @@ pub struct Inner {
     pub catalog: Arc<Catalog>,
     pub providers: ProviderClient,
     pub admin_token: Option<SecretString>,
-    /// This process, as the owner of its credit holds.
-    pub instance: Instance,
     pub metrics: Metrics,
     /// Streams still being read or settled; shutdown waits for them.
     pub streams: TaskTracker,

@@ -10,7 +10,7 @@ use tollgate_core::time;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct CreditsView {
     pub balance: i64,
-    /// Held for calls in flight.
+    /// Set aside by gateway instances for calls in flight (their leases).
     pub reserved: i64,
     pub overdraft_limit: i64,
 }
@@ -44,7 +44,7 @@ impl Billing {
             "SELECT balance, reserved, overdraft_limit FROM credit_accounts WHERE organization_id = $1",
         )
         .bind(organization_id)
-        .fetch_optional(self.db.pool())
+        .fetch_optional(self.db().pool())
         .await?;
         Ok(match row {
             Some(row) => CreditsView {
@@ -58,12 +58,6 @@ impl Billing {
                 overdraft_limit: 0,
             },
         })
-    }
-
-    /// What an organization can still reserve.
-    pub(crate) async fn available(&self, organization_id: &str) -> Result<i64, BillingError> {
-        let c = self.credits(organization_id).await?;
-        Ok((c.balance - c.reserved + c.overdraft_limit).max(0))
     }
 
     /// Adds credits. With an idempotency key, the same key and body answer
@@ -94,7 +88,7 @@ impl Billing {
         let request_hash = hex::encode(Sha256::digest(
             serde_json::json!({"amount": amount, "reason": reason}).to_string(),
         ));
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db().pool().begin().await?;
         if let Some(key) = idempotency_key {
             let claimed = sqlx::query(
                 "INSERT INTO idempotency_keys (organization_id, idempotency_key, request_hash, response, created_at) \
@@ -169,7 +163,7 @@ impl Billing {
         )
         .bind(organization_id)
         .bind(key)
-        .fetch_one(self.db.pool())
+        .fetch_one(self.db().pool())
         .await?;
         let stored_hash: String = row.try_get("request_hash")?;
         if stored_hash != request_hash {
@@ -196,7 +190,7 @@ impl Billing {
         .bind(organization_id)
         .bind(before.unwrap_or(i64::MAX))
         .bind(limit.clamp(1, 1000))
-        .fetch_all(self.db.pool())
+        .fetch_all(self.db().pool())
         .await?;
         rows.iter()
             .map(|row| {
@@ -219,7 +213,7 @@ impl Billing {
             "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS total FROM ledger_entries WHERE organization_id = $1",
         )
         .bind(organization_id)
-        .fetch_one(self.db.pool())
+        .fetch_one(self.db().pool())
         .await?;
         Ok(row.try_get("total")?)
     }

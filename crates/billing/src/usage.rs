@@ -137,7 +137,7 @@ impl Billing {
         .bind(organization_id)
         .bind(before)
         .bind(limit.clamp(1, 1000))
-        .fetch_all(self.db.pool())
+        .fetch_all(self.db().pool())
         .await?;
         rows.iter()
             .map(|r| record_from_row(r).map_err(Into::into))

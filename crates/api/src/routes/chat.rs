@@ -88,12 +88,7 @@ async fn relay(
         );
         let hold = match state
             .billing
-            .reserve(
-                &state.instance,
-                &principal.organization_id,
-                most,
-                &request_id,
-            )
+            .reserve(&principal.organization_id, most)
             .await
         {
             Ok(hold) => hold,

@@ -69,12 +69,7 @@ async fn relay(
     );
     let hold = state
         .billing
-        .reserve(
-            &state.instance,
-            &principal.organization_id,
-            most,
-            &request_id,
-        )
+        .reserve(&principal.organization_id, most)
         .await?;
     let target = Target {
         provider: &provider.name,
@@ -89,8 +84,8 @@ async fn relay(
             state
                 .metrics
                 .record_call(&model.id, &model.provider, "error");
-            if let Err(release) = state.billing.release(hold).await {
-                tracing::error!(error = %release, "releasing a hold failed");
+            if let Err(e) = state.billing.release(hold).await {
+                tracing::error!(error = %e, "releasing a hold failed");
             }
             return Err(e.into());
         }

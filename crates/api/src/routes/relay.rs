@@ -65,10 +65,9 @@ impl CallRecord<'_> {
     }
 }
 
-/// Settles a finished call, retrying a few times if the database fails, so a
-/// passing database error neither loses the usage nor blocks the hold.
-/// Returns the amount charged, or `None` if every attempt failed (the hold
-/// then stays until this instance stops, and the failure is logged).
+/// Settles a finished call (billing retries a failing database itself).
+/// Returns the amount charged, or `None` if the settlement could not be
+/// written (billing logs why).
 pub async fn settle(state: &AppState, hold: Hold, call: &CallRecord<'_>) -> Option<i64> {
     let entry = call.entry();
     state.metrics.record_tokens(
@@ -76,19 +75,5 @@ pub async fn settle(state: &AppState, hold: Hold, call: &CallRecord<'_>) -> Opti
         entry.usage.prompt_tokens,
         entry.usage.completion_tokens,
     );
-    let mut delay = Duration::from_millis(50);
-    for attempt in 1..=5 {
-        match state.billing.settle(&hold, &entry).await {
-            Ok((charged, _balance)) => return Some(charged),
-            Err(e) if attempt < 5 => {
-                tracing::warn!(error = %e, attempt, "settling a call failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "settling a call failed; its hold stays until this instance stops")
-            }
-        }
-    }
-    None
+    state.billing.settle(hold, entry).await.ok()
 }

@@ -1,0 +1,142 @@
+//! Gateway instances: registration, heartbeats, and returning the leases of
+//! instances that died.
+
+use crate::{Billing, BillingError};
+use sqlx::Row;
+use std::time::Duration;
+use tollgate_core::{Db, ids, time};
+
+/// An instance silent for this long is taken for dead.
+const INSTANCE_TIMEOUT_MS: i64 = 30_000;
+
+pub(crate) async fn register(db: &Db) -> Result<String, BillingError> {
+    let now = time::now_millis();
+    let id = ids::new_id("gw");
+    sqlx::query("INSERT INTO gateway_instances (id, started_at, heartbeat_at) VALUES ($1, $2, $2)")
+        .bind(&id)
+        .bind(now)
+        .execute(db.pool())
+        .await?;
+    Ok(id)
+}
+
+/// Returns every lease not held by `keep` (single node start-up).
+pub(crate) async fn return_leases_of_others(db: &Db, keep: &str) -> Result<u64, BillingError> {
+    let rows =
+        sqlx::query("SELECT DISTINCT instance_id FROM credit_leases WHERE instance_id <> $1")
+            .bind(keep)
+            .fetch_all(db.pool())
+            .await?;
+    let mut returned = 0;
+    for row in rows {
+        let id: String = row.try_get("instance_id")?;
+        returned += return_leases_of(db, &id).await?;
+    }
+    sqlx::query("DELETE FROM gateway_instances WHERE id <> $1")
+        .bind(keep)
+        .execute(db.pool())
+        .await?;
+    Ok(returned)
+}
+
+/// Returns all leases of one instance to their organizations.
+async fn return_leases_of(db: &Db, instance_id: &str) -> Result<u64, BillingError> {
+    let leases = sqlx::query("SELECT organization_id FROM credit_leases WHERE instance_id = $1")
+        .bind(instance_id)
+        .fetch_all(db.pool())
+        .await?;
+    let mut returned = 0;
+    for row in leases {
+        let org: String = row.try_get("organization_id")?;
+        let mut tx = db.pool().begin().await?;
+        // Deleting first takes the write lock and tells how much to return, once.
+        let deleted = sqlx::query(
+            "DELETE FROM credit_leases WHERE instance_id = $1 AND organization_id = $2 RETURNING amount",
+        )
+        .bind(instance_id)
+        .bind(&org)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = deleted {
+            let amount: i64 = row.try_get("amount")?;
+            sqlx::query(
+                "UPDATE credit_accounts SET reserved = reserved - $1, updated_at = $2 WHERE organization_id = $3",
+            )
+            .bind(amount)
+            .bind(time::now_millis())
+            .bind(&org)
+            .execute(&mut *tx)
+            .await?;
+            returned += 1;
+        }
+        tx.commit().await?;
+    }
+    Ok(returned)
+}
+
+impl Billing {
+    /// Heartbeats and returns the leases of dead instances every `interval`, forever.
+    pub async fn maintain(self, interval: Duration) {
+        let mut ticker = tokio::time::interval(interval);
+        loop {
+            ticker.tick().await;
+            if let Err(e) = self.heartbeat().await {
+                tracing::warn!(error = %e, "billing heartbeat failed");
+            }
+            match self.return_dead_instances_leases(INSTANCE_TIMEOUT_MS).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    leases = n,
+                    "returned the credit leases of dead gateway instances"
+                ),
+                Err(e) => tracing::warn!(error = %e, "returning dead instances' leases failed"),
+            }
+        }
+    }
+
+    async fn heartbeat(&self) -> Result<(), BillingError> {
+        sqlx::query("UPDATE gateway_instances SET heartbeat_at = $1 WHERE id = $2")
+            .bind(time::now_millis())
+            .bind(self.instance_id())
+            .execute(self.db().pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Returns the leases of every instance silent for `timeout_ms`, and
+    /// forgets those instances. Returns how many leases were returned.
+    pub async fn return_dead_instances_leases(&self, timeout_ms: i64) -> Result<u64, BillingError> {
+        let cutoff = time::now_millis() - timeout_ms;
+        let dead = sqlx::query(
+            "SELECT DISTINCT l.instance_id FROM credit_leases l WHERE l.instance_id <> $1 AND NOT EXISTS \
+             (SELECT 1 FROM gateway_instances i WHERE i.id = l.instance_id AND i.heartbeat_at >= $2)",
+        )
+        .bind(self.instance_id())
+        .bind(cutoff)
+        .fetch_all(self.db().pool())
+        .await?;
+        let mut returned = 0;
+        for row in dead {
+            let id: String = row.try_get("instance_id")?;
+            returned += return_leases_of(self.db(), &id).await?;
+        }
+        sqlx::query("DELETE FROM gateway_instances WHERE heartbeat_at < $1 AND id <> $2")
+            .bind(cutoff)
+            .bind(self.instance_id())
+            .execute(self.db().pool())
+            .await?;
+        Ok(returned)
+    }
+
+    /// A clean stop: waits for pending settlements, returns this instance's
+    /// leases and removes it. Calls made after this fail with `ShutDown`.
+    pub async fn shutdown(&self) -> Result<(), BillingError> {
+        self.flush().await?;
+        return_leases_of(self.db(), self.instance_id()).await?;
+        sqlx::query("DELETE FROM gateway_instances WHERE id = $1")
+            .bind(self.instance_id())
+            .execute(self.db().pool())
+            .await?;
+        Ok(())
+    }
+}

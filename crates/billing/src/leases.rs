@@ -1,0 +1,214 @@
+//! This instance's credit leases and the holds taken from them, in memory.
+
+use crate::writer::Job;
+use crate::{Billing, BillingError, Inner};
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+use tollgate_core::time;
+
+/// What this instance holds of one organization's balance.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct LocalAccount {
+    /// Set aside in the database for this instance (net of charges made here).
+    pub lease: i64,
+    /// Held by calls in flight; never more than `lease`.
+    pub in_use: i64,
+}
+
+#[derive(Default)]
+pub(crate) struct LeaseBook {
+    accounts: Mutex<HashMap<String, LocalAccount>>,
+}
+
+impl LeaseBook {
+    pub fn lock(&self) -> MutexGuard<'_, HashMap<String, LocalAccount>> {
+        // A panic while holding this lock cannot leave the numbers half
+        // updated (each update is a pair of integer writes), so go on.
+        self.accounts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Takes back the whole lease of an organization with nothing in flight,
+    /// for the writer to return to the balance. Returns the amount taken.
+    pub fn take_idle_lease(&self, org: &str) -> i64 {
+        let mut accounts = self.lock();
+        match accounts.get_mut(org) {
+            Some(account) if account.in_use == 0 && account.lease > 0 => {
+                std::mem::take(&mut account.lease)
+            }
+            _ => 0,
+        }
+    }
+
+    /// Puts back a lease taken for return when the return could not be written.
+    pub fn restore_lease(&self, org: &str, amount: i64) {
+        self.lock().entry(org.to_owned()).or_default().lease += amount;
+    }
+
+    /// Takes `amount` from the free part of the lease, if it is there.
+    fn try_hold(&self, org: &str, amount: i64) -> Result<(), i64> {
+        let mut accounts = self.lock();
+        let account = accounts.entry(org.to_owned()).or_default();
+        let free = account.lease - account.in_use;
+        if free >= amount {
+            account.in_use += amount;
+            Ok(())
+        } else {
+            Err(amount - free)
+        }
+    }
+}
+
+/// Credits set aside for one call in flight. Settle it with
+/// [`Billing::settle`]; dropped unsettled, it is released (the call cost nothing).
+#[derive(Debug)]
+#[must_use = "a hold is released when dropped; settle it to charge the call"]
+pub struct Hold {
+    pub organization_id: String,
+    pub amount: i64,
+    billing: Option<Billing>,
+}
+
+impl std::fmt::Debug for Billing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Billing")
+            .field("instance_id", &self.inner.instance_id)
+            .finish()
+    }
+}
+
+impl Hold {
+    /// Takes the hold out of circulation, for settlement: dropping it no
+    /// longer releases anything.
+    pub(crate) fn consume(mut self) {
+        self.billing.take();
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        if let Some(billing) = self.billing.take() {
+            billing.inner.release(&self.organization_id, self.amount, 0);
+        }
+    }
+}
+
+impl Inner {
+    /// Gives back a hold, `charged` of it consumed; asks the writer to
+    /// return the lease if nothing is in flight any more.
+    pub(crate) fn release(&self, org: &str, held: i64, charged: i64) {
+        let idle = {
+            let mut accounts = self.leases.lock();
+            let account = accounts.entry(org.to_owned()).or_default();
+            account.in_use -= held;
+            account.lease -= charged;
+            account.in_use == 0 && account.lease > 0
+        };
+        if idle && charged == 0 {
+            // A settlement's own commit returns idle leases; a bare release
+            // nudges the writer to do the same.
+            let _ = self.writer.try_send(Job::Nudge(org.to_owned()));
+        }
+    }
+}
+
+impl Billing {
+    /// Holds `amount` for a call: from this instance's lease in memory, or
+    /// after topping the lease up from the organization's balance. Fails with
+    /// `InsufficientCredits`, changing nothing, when the balance cannot cover it.
+    pub async fn reserve(&self, organization_id: &str, amount: i64) -> Result<Hold, BillingError> {
+        let amount = amount.max(0);
+        for _ in 0..4 {
+            let missing = match self.inner.leases.try_hold(organization_id, amount) {
+                Ok(()) => {
+                    return Ok(Hold {
+                        organization_id: organization_id.to_owned(),
+                        amount,
+                        billing: Some(self.clone()),
+                    });
+                }
+                Err(missing) => missing,
+            };
+            let ahead = missing.saturating_mul(self.inner.options.lease_multiplier.max(1));
+            let granted = match self.top_up(organization_id, ahead).await? {
+                0 if ahead > missing => self.top_up(organization_id, missing).await?,
+                granted => granted,
+            };
+            if granted == 0 {
+                let available = self.available(organization_id).await?;
+                return Err(BillingError::InsufficientCredits {
+                    needed: amount,
+                    available,
+                });
+            }
+            let mut accounts = self.inner.leases.lock();
+            accounts
+                .entry(organization_id.to_owned())
+                .or_default()
+                .lease += granted;
+        }
+        // Other calls kept taking what each top-up brought: the balance is in use.
+        let available = self.available(organization_id).await?;
+        Err(BillingError::InsufficientCredits {
+            needed: amount,
+            available,
+        })
+    }
+
+    /// Moves `amount` of the organization's spendable balance into this
+    /// instance's lease, all or nothing. Returns what was granted (0 or `amount`).
+    async fn top_up(&self, organization_id: &str, amount: i64) -> Result<i64, BillingError> {
+        let now = time::now_millis();
+        let mut tx = self.db().pool().begin().await?;
+        let done = sqlx::query(
+            "UPDATE credit_accounts SET reserved = reserved + $1, updated_at = $2 \
+             WHERE organization_id = $3 AND balance - reserved - $1 + overdraft_limit >= 0",
+        )
+        .bind(amount)
+        .bind(now)
+        .bind(organization_id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(0);
+        }
+        sqlx::query(
+            "INSERT INTO credit_leases (instance_id, organization_id, amount, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (instance_id, organization_id) \
+             DO UPDATE SET amount = credit_leases.amount + excluded.amount, updated_at = excluded.updated_at",
+        )
+        .bind(self.instance_id())
+        .bind(organization_id)
+        .bind(amount)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(amount)
+    }
+
+    /// What the organization can still hold: its spendable balance plus the
+    /// free part of this instance's lease.
+    async fn available(&self, organization_id: &str) -> Result<i64, BillingError> {
+        let c = self.credits(organization_id).await?;
+        let free = {
+            let accounts = self.inner.leases.lock();
+            accounts
+                .get(organization_id)
+                .map(|a| a.lease - a.in_use)
+                .unwrap_or(0)
+        };
+        Ok((c.balance - c.reserved + c.overdraft_limit).max(0) + free.max(0))
+    }
+
+    /// This instance's view of an organization: `(lease, in_use)`.
+    pub fn local_lease(&self, organization_id: &str) -> (i64, i64) {
+        let accounts = self.inner.leases.lock();
+        accounts
+            .get(organization_id)
+            .map(|a| (a.lease, a.in_use))
+            .unwrap_or((0, 0))
+    }
+}

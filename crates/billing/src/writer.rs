@@ -1,0 +1,238 @@
+//! The settlement writer: commits the settlements of concurrent calls in
+//! one transaction (group commit), and returns idle leases while at it.
+
+use crate::leases::LeaseBook;
+use crate::usage::{UsageEntry, insert_usage};
+use crate::{Billing, BillingError};
+use sqlx::Row;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tollgate_core::{Db, time};
+
+/// Settlements waiting for the writer, at most; callers wait beyond that.
+pub(crate) const QUEUE: usize = 8192;
+/// Settlements committed in one transaction, at most.
+const MAX_BATCH: usize = 512;
+/// Attempts at a batch before its callers are told it failed.
+const ATTEMPTS: u32 = 5;
+
+pub(crate) enum Job {
+    Settle {
+        organization_id: String,
+        charged: i64,
+        entry: UsageEntry,
+        done: oneshot::Sender<Result<(), String>>,
+    },
+    /// An organization may have become idle: return its lease if so.
+    Nudge(String),
+    /// Answered once everything queued before it is written.
+    Flush(oneshot::Sender<()>),
+}
+
+pub(crate) async fn run(
+    db: Db,
+    instance_id: String,
+    leases: Arc<LeaseBook>,
+    mut jobs: mpsc::Receiver<Job>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        write_batch(&db, &instance_id, &leases, &mut batch).await;
+    }
+}
+
+struct Settlement<'a> {
+    charged: i64,
+    entry: &'a UsageEntry,
+}
+
+async fn write_batch(db: &Db, instance_id: &str, leases: &LeaseBook, batch: &mut Vec<Job>) {
+    // Per organization, in arrival order: its settlements, and the lease
+    // to return if nothing is in flight any more.
+    let mut orgs: Vec<&str> = Vec::new();
+    let mut settlements: HashMap<&str, Vec<Settlement<'_>>> = HashMap::new();
+    for job in batch.iter() {
+        let org = match job {
+            Job::Settle {
+                organization_id,
+                charged,
+                entry,
+                ..
+            } => {
+                settlements
+                    .entry(organization_id)
+                    .or_default()
+                    .push(Settlement {
+                        charged: *charged,
+                        entry,
+                    });
+                organization_id.as_str()
+            }
+            Job::Nudge(org) => org.as_str(),
+            Job::Flush(_) => continue,
+        };
+        if !orgs.contains(&org) {
+            orgs.push(org);
+        }
+    }
+    let returns: HashMap<&str, i64> = orgs
+        .iter()
+        .map(|org| (*org, leases.take_idle_lease(org)))
+        .collect();
+
+    let mut outcome = Err(String::new());
+    let mut delay = Duration::from_millis(20);
+    for attempt in 1..=ATTEMPTS {
+        outcome = write(db, instance_id, &orgs, &settlements, &returns)
+            .await
+            .map_err(|e| e.to_string());
+        match &outcome {
+            Ok(()) => break,
+            Err(e) if attempt < ATTEMPTS => {
+                tracing::warn!(error = %e, attempt, "writing settlements failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "writing settlements failed; their usage is lost and their leases stay reserved until this instance stops");
+                for (org, amount) in &returns {
+                    leases.restore_lease(org, *amount);
+                }
+            }
+        }
+    }
+    drop(settlements);
+    for job in batch.drain(..) {
+        match job {
+            Job::Settle { done, .. } => {
+                let _ = done.send(outcome.clone());
+            }
+            Job::Flush(done) => {
+                let _ = done.send(());
+            }
+            Job::Nudge(_) => {}
+        }
+    }
+}
+
+async fn write(
+    db: &Db,
+    instance_id: &str,
+    orgs: &[&str],
+    settlements: &HashMap<&str, Vec<Settlement<'_>>>,
+    returns: &HashMap<&str, i64>,
+) -> Result<(), BillingError> {
+    let now = time::now_millis();
+    let mut tx = db.pool().begin().await?;
+    for org in orgs {
+        let calls = settlements.get(org).map(Vec::as_slice).unwrap_or(&[]);
+        let charged: i64 = calls.iter().map(|s| s.charged).sum();
+        let returned = returns.get(org).copied().unwrap_or(0);
+        if calls.is_empty() && returned == 0 {
+            continue;
+        }
+        // The write comes first so SQLite takes its write lock at once.
+        let row = sqlx::query(
+            "UPDATE credit_accounts SET balance = balance - $1, reserved = reserved - $2, updated_at = $3 \
+             WHERE organization_id = $4 RETURNING balance",
+        )
+        .bind(charged)
+        .bind(charged + returned)
+        .bind(now)
+        .bind(org)
+        .fetch_one(&mut *tx)
+        .await?;
+        let balance: i64 = row.try_get("balance")?;
+        sqlx::query(
+            "UPDATE credit_leases SET amount = amount - $1, updated_at = $2 \
+             WHERE instance_id = $3 AND organization_id = $4",
+        )
+        .bind(charged + returned)
+        .bind(now)
+        .bind(instance_id)
+        .bind(org)
+        .execute(&mut *tx)
+        .await?;
+        if returned > 0 {
+            sqlx::query("DELETE FROM credit_leases WHERE instance_id = $1 AND organization_id = $2 AND amount = 0")
+                .bind(instance_id)
+                .bind(org)
+                .execute(&mut *tx)
+                .await?;
+        }
+        // Each ledger row shows the balance right after its own charge.
+        let mut running = balance + charged;
+        for call in calls {
+            running -= call.charged;
+            if call.charged != 0 {
+                sqlx::query(
+                    "INSERT INTO ledger_entries (organization_id, kind, amount, balance_after, request_id, created_at) \
+                     VALUES ($1, 'usage', $2, $3, $4, $5)",
+                )
+                .bind(org)
+                .bind(-call.charged)
+                .bind(running)
+                .bind(&call.entry.request_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            insert_usage(&mut tx, org, call.entry, call.charged, now).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+impl Billing {
+    /// Charges a finished call: its real cost, never more than its hold, out
+    /// of this instance's lease; the balance, the ledger row and the usage
+    /// record are committed together before this returns. Returns the
+    /// amount charged.
+    pub async fn settle(&self, hold: crate::Hold, entry: UsageEntry) -> Result<i64, BillingError> {
+        let organization_id = hold.organization_id.clone();
+        let held = hold.amount;
+        hold.consume();
+        let charged = entry.cost.clamp(0, held);
+        self.inner.release(&organization_id, held, charged);
+        let (done, committed) = oneshot::channel();
+        self.inner
+            .writer
+            .send(Job::Settle {
+                organization_id,
+                charged,
+                entry,
+                done,
+            })
+            .await
+            .map_err(|_| BillingError::ShutDown)?;
+        committed
+            .await
+            .map_err(|_| BillingError::ShutDown)?
+            .map_err(BillingError::SettlementFailed)?;
+        Ok(charged)
+    }
+
+    /// Gives back a hold unused (the call failed and cost nothing), and
+    /// waits until an idle lease is returned to the balance.
+    pub async fn release(&self, hold: crate::Hold) -> Result<(), BillingError> {
+        let organization_id = hold.organization_id.clone();
+        let held = hold.amount;
+        hold.consume();
+        self.inner.release(&organization_id, held, 0);
+        self.flush().await
+    }
+
+    /// Waits until every settlement queued so far is written.
+    pub async fn flush(&self) -> Result<(), BillingError> {
+        let (done, flushed) = oneshot::channel();
+        self.inner
+            .writer
+            .send(Job::Flush(done))
+            .await
+            .map_err(|_| BillingError::ShutDown)?;
+        flushed.await.map_err(|_| BillingError::ShutDown)
+    }
+}
