@@ -2,5 +2,14 @@
 //! `TOLLGATE_TEST_DATABASE`. One test binary, one module per capability.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod api_keys;
+mod binary;
 mod chat;
 mod concurrency;
+mod credits;
+mod embeddings;
+mod log_hygiene;
+mod management_input;
+mod operations;
+mod organizations;
+mod usage;

@@ -102,32 +102,43 @@ pub fn command(dir: &Path, envs: &[(&str, &str)]) -> Command {
     cmd
 }
 
-/// A child's stderr, read on a thread of its own so that a chatty child
-/// (`RUST_LOG=debug`) never blocks on a full pipe.
-pub struct StderrLog {
+/// A child's output (stderr, and stdout when piped), read on threads of its
+/// own so that a chatty child (`RUST_LOG=debug`) never blocks on a full pipe.
+/// Both streams go into one buffer: the binary logs to stdout and prints
+/// fatal errors to stderr.
+pub struct ProcessLog {
     text: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
-    reader: Option<std::thread::JoinHandle<()>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
-impl StderrLog {
-    /// Starts reading the child's piped stderr (taking it from the child).
-    pub fn capture(child: &mut Child) -> StderrLog {
-        let mut stderr = child.stderr.take().expect("stderr is piped");
+impl ProcessLog {
+    /// Starts reading the child's piped stderr and stdout (taking them from the child).
+    pub fn capture(child: &mut Child) -> ProcessLog {
         let text = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = std::sync::Arc::clone(&text);
-        let reader = std::thread::spawn(move || {
-            let mut buf = [0u8; 8192];
-            loop {
-                match std::io::Read::read(&mut stderr, &mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => sink.lock().unwrap().extend_from_slice(&buf[..n]),
+        let mut readers = Vec::new();
+        let streams: [Option<Box<dyn std::io::Read + Send>>; 2] = [
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ];
+        for mut stream in streams.into_iter().flatten() {
+            let sink = std::sync::Arc::clone(&text);
+            readers.push(std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                loop {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => sink.lock().unwrap().extend_from_slice(&buf[..n]),
+                    }
                 }
-            }
-        });
-        StderrLog {
-            text,
-            reader: Some(reader),
+            }));
         }
+        ProcessLog { text, readers }
     }
 
     /// Everything read so far.
@@ -135,9 +146,9 @@ impl StderrLog {
         String::from_utf8_lossy(&self.text.lock().unwrap()).into_owned()
     }
 
-    /// Waits for the end of the stream (the child has exited) and returns it all.
+    /// Waits for the end of the streams (the child has exited) and returns it all.
     pub fn finish(mut self) -> String {
-        if let Some(reader) = self.reader.take() {
+        for reader in self.readers.drain(..) {
             reader.join().unwrap();
         }
         self.text()
@@ -145,15 +156,19 @@ impl StderrLog {
 }
 
 impl GatewayProcess {
-    /// Like [`GatewayProcess::serve`], with the child's stderr captured from
-    /// the start.
-    pub async fn serve_capturing(dir: &Path, envs: &[(&str, &str)]) -> (GatewayProcess, StderrLog) {
+    /// Like [`GatewayProcess::serve`], with the child's stdout and stderr
+    /// captured from the start.
+    pub async fn serve_capturing(
+        dir: &Path,
+        envs: &[(&str, &str)],
+    ) -> (GatewayProcess, ProcessLog) {
         let port = free_port();
         let mut child = command(dir, envs)
+            .stdout(Stdio::piped())
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .spawn()
             .unwrap();
-        let log = StderrLog::capture(&mut child);
+        let log = ProcessLog::capture(&mut child);
         let process = GatewayProcess {
             child,
             base_url: format!("http://127.0.0.1:{port}"),
@@ -163,12 +178,13 @@ impl GatewayProcess {
     }
 }
 
-/// Runs `cmd` (stderr piped) to its exit and returns the status and stderr.
-/// Panics, after killing the child, when it is still running after `timeout`:
-/// a command that should have refused to start must not hang the suite.
+/// Runs `cmd` to its exit, its stdout and stderr captured, and returns the
+/// status and that output. Panics, after killing the child, when it is still
+/// running after `timeout`: a command that should have refused to start must
+/// not hang the suite.
 pub fn exit_within(cmd: &mut Command, timeout: Duration) -> (std::process::ExitStatus, String) {
-    let mut child = cmd.spawn().unwrap();
-    let log = StderrLog::capture(&mut child);
+    let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
+    let log = ProcessLog::capture(&mut child);
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -178,7 +194,7 @@ pub fn exit_within(cmd: &mut Command, timeout: Duration) -> (std::process::ExitS
             let _ = child.kill();
             let _ = child.wait();
             panic!(
-                "tollgate was still running after {timeout:?}; stderr:\n{}",
+                "tollgate was still running after {timeout:?}; output:\n{}",
                 log.finish()
             );
         }

@@ -6,6 +6,7 @@
 
 pub mod binary;
 mod database;
+pub mod replica;
 
 pub use database::{TestDatabase, test_backend};
 pub use tollgate_mock_provider::{Fault, MockProvider};
@@ -68,6 +69,12 @@ pub mod tempdir {
         }
     }
 
+    impl Default for TempDir {
+        fn default() -> TempDir {
+            TempDir::new()
+        }
+    }
+
     impl Drop for TempDir {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.0);
@@ -103,6 +110,9 @@ impl TestApp {
         settings.admin_token = Some(SecretString::from(ADMIN_TOKEN));
         settings.master_key = Some(test_master_key());
         settings.max_body_bytes = 1024 * 1024;
+        // Leases go back to the balance as soon as the last call settles, so
+        // tests can read `reserved` right after a call.
+        settings.lease_idle_ms = 0;
         let gateway = tollgate_api::start(&settings)
             .await
             .expect("gateway starts");

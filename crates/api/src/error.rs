@@ -117,6 +117,18 @@ impl ApiError {
         )
     }
 
+    /// A database error: the input's fault when PostgreSQL refuses a NUL
+    /// character in text (SQLite stores it), else an internal error.
+    pub fn from_db(e: sqlx::Error) -> Self {
+        let code = e
+            .as_database_error()
+            .and_then(|d| d.code().map(|c| c.into_owned()));
+        if code.as_deref() == Some("22021") {
+            return ApiError::bad_request("text fields must not contain NUL characters");
+        }
+        ApiError::internal(e)
+    }
+
     /// An unexpected failure: logged with its cause, answered without it.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
@@ -152,7 +164,7 @@ impl From<TenantError> for ApiError {
             TenantError::Invalid { field, message } => {
                 ApiError::bad_request(format!("`{field}` {message}"))
             }
-            TenantError::Db(e) => ApiError::internal(e),
+            TenantError::Db(e) => ApiError::from_db(e),
         }
     }
 }
@@ -163,7 +175,7 @@ impl From<AuthError> for ApiError {
             AuthError::Invalid => ApiError::unauthorized("invalid api key"),
             AuthError::Revoked => ApiError::unauthorized("api key has been revoked"),
             AuthError::Expired => ApiError::unauthorized("api key has expired"),
-            AuthError::Db(e) => ApiError::internal(e),
+            AuthError::Db(e) => ApiError::from_db(e),
         }
     }
 }
@@ -181,7 +193,7 @@ impl From<BillingError> for ApiError {
                 ApiError::conflict("idempotency_key was already used with a different request body")
             }
             BillingError::SettlementFailed(_) | BillingError::ShutDown => ApiError::internal(e),
-            BillingError::Db(e) => ApiError::internal(e),
+            BillingError::Db(e) => ApiError::from_db(e),
         }
     }
 }

@@ -25,14 +25,46 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::payload_too_large("request body is too large")
-            } else {
-                ApiError::bad_request(format!("cannot read request body: {rejection}"))
-            }
-        })?;
+        let BodyBytes(bytes) = BodyBytes::from_request(req, state).await?;
         parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// A raw body within the size limit; an oversized one is a 413 in our shape.
+pub struct BodyBytes(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for BodyBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Bytes::from_request(req, state)
+            .await
+            .map(BodyBytes)
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::payload_too_large("request body is too large")
+                } else {
+                    ApiError::bad_request(format!("cannot read request body: {rejection}"))
+                }
+            })
+    }
+}
+
+/// Path parameters, rejected in our error shape.
+pub struct PathParams<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PathParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        // No id holds a NUL character (and PostgreSQL refuses to compare one).
+        if parts.uri.path().contains("%00") {
+            return Err(ApiError::not_found("no such resource"));
+        }
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| PathParams(p.0))
+            .map_err(|e| ApiError::bad_request(format!("invalid path: {}", e.body_text())))
     }
 }
 
@@ -44,18 +76,40 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         ));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() || path == "." {
-            ApiError::bad_request(format!("invalid request body: {inner}"))
-        } else {
-            ApiError::bad_request(format!("invalid field `{path}`: {inner}"))
+    match serde_path_to_error::deserialize(&mut de) {
+        Ok(value) => {
+            de.end()
+                .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))?;
+            Ok(value)
         }
-    })?;
-    de.end()
-        .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))?;
-    Ok(value)
+        Err(e) => Err(explain_json_error::<T>(bytes, e)),
+    }
+}
+
+/// A 400 naming the field. serde reports some type mismatches (an enum
+/// given a number) as syntax errors without a path; when the body is valid
+/// JSON, a second pass through `Value` recovers the field. Only failures pay
+/// for it.
+fn explain_json_error<T: DeserializeOwned>(
+    bytes: &[u8],
+    first: serde_path_to_error::Error<serde_json::Error>,
+) -> ApiError {
+    let path = first.path().to_string();
+    let inner = first.into_inner();
+    if !(inner.is_syntax() || inner.is_eof()) && path != "." {
+        return ApiError::bad_request(format!("invalid field `{path}`: {inner}"));
+    }
+    match serde_json::from_slice::<serde_json::Value>(bytes) {
+        Ok(value) => match serde_path_to_error::deserialize::<_, T>(value) {
+            Err(e) if e.path().to_string() != "." => {
+                let path = e.path().to_string();
+                ApiError::bad_request(format!("invalid field `{path}`: {}", e.into_inner()))
+            }
+            Err(e) => ApiError::bad_request(format!("invalid request body: {}", e.into_inner())),
+            Ok(_) => ApiError::bad_request(format!("invalid request body: {inner}")),
+        },
+        Err(_) => ApiError::bad_request(format!("invalid request body: {inner}")),
+    }
 }
 
 /// The bearer token of a request, or its `x-api-key` header.
@@ -128,6 +182,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T>
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        if let Some(pair) = query.split('&').find(|pair| pair.contains("%00")) {
+            let name = pair.split('=').next().unwrap_or(pair);
+            return Err(ApiError::bad_request(format!(
+                "`{name}` must not contain NUL characters"
+            )));
+        }
         axum::extract::Query::<T>::try_from_uri(&parts.uri)
             .map(|q| QueryParams(q.0))
             .map_err(|e| ApiError::bad_request(format!("invalid query string: {}", e.body_text())))

@@ -26,7 +26,7 @@ pub struct Settings {
     pub listen: SocketAddr,
 
     /// sqlite://PATH (embedded, single node; created if missing) or postgres://… (many replicas).
-    #[arg(long, global = true, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    #[arg(long, global = true, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
     pub database_url: String,
 
     /// YAML catalog of providers, models and power levels; without it, a built-in catalog.
@@ -63,7 +63,7 @@ pub struct Settings {
     pub environment: Environment,
 
     /// Optional Redis for sharing rate limits and caches across replicas (not used yet).
-    #[arg(long, global = true, env = "REDIS_URL")]
+    #[arg(long, global = true, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
 
     /// Secret that signs management JWTs (not used yet).
@@ -93,14 +93,10 @@ pub struct Settings {
     )]
     pub lago_webhook_secret: Option<SecretString>,
 
-    /// Most database connections this process opens.
-    #[arg(
-        long,
-        global = true,
-        env = "TOLLGATE_DB_MAX_CONNECTIONS",
-        default_value_t = 16
-    )]
-    pub db_max_connections: u32,
+    /// Most database connections this process opens. Default: 1 on SQLite
+    /// (one writer at a time anyway; more would only wait on its lock), 16 on PostgreSQL.
+    #[arg(long, global = true, env = "TOLLGATE_DB_MAX_CONNECTIONS")]
+    pub db_max_connections: Option<u32>,
 
     /// Longest wait, in seconds, for the next bytes from a provider.
     #[arg(
@@ -110,6 +106,16 @@ pub struct Settings {
         default_value_t = 300
     )]
     pub upstream_timeout_secs: u64,
+
+    /// Milliseconds a credit lease may sit idle (no call in flight) before
+    /// it goes back to the organization's balance; 0 returns it at once.
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_LEASE_IDLE_MS",
+        default_value_t = 1000
+    )]
+    pub lease_idle_ms: u64,
 
     /// Largest request body accepted, in bytes.
     #[arg(long, global = true, env = "TOLLGATE_MAX_BODY_BYTES", default_value_t = 10 * 1024 * 1024)]
@@ -130,9 +136,10 @@ impl Settings {
             jwt_secret: None,
             stripe_webhook_secret: None,
             lago_webhook_secret: None,
-            db_max_connections: 16,
+            db_max_connections: None,
             upstream_timeout_secs: 300,
             max_body_bytes: 10 * 1024 * 1024,
+            lease_idle_ms: 1000,
         }
     }
 }

@@ -32,7 +32,13 @@ pub struct Gateway {
 pub async fn start(settings: &Settings) -> anyhow::Result<Gateway> {
     check_production(settings)?;
     let catalog = load_catalog(settings.config.as_deref()).context("loading the configuration")?;
-    let db = Db::connect(&settings.database_url, settings.db_max_connections)
+    let max_connections = settings.db_max_connections.unwrap_or(
+        match tollgate_core::db::backend_of(&settings.database_url)? {
+            tollgate_core::Backend::Sqlite => 1,
+            tollgate_core::Backend::Postgres => 16,
+        },
+    );
+    let db = Db::connect(&settings.database_url, max_connections)
         .await
         .context("connecting to the database")?;
     db.migrate().await.context("applying migrations")?;
@@ -45,6 +51,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Gateway> {
         db.clone(),
         BillingOptions {
             single_node: db.backend() == tollgate_core::Backend::Sqlite,
+            lease_idle: Duration::from_millis(settings.lease_idle_ms),
             ..BillingOptions::default()
         },
     )

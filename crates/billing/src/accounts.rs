@@ -77,11 +77,17 @@ impl Billing {
             });
         }
         if let Some(key) = idempotency_key
-            && (key.is_empty() || key.len() > 255)
+            && (key.is_empty() || key.len() > 255 || key.contains('\0'))
         {
             return Err(BillingError::Invalid {
                 field: "idempotency_key",
-                message: "must be 1 to 255 characters".into(),
+                message: "must be 1 to 255 characters, without NUL".into(),
+            });
+        }
+        if reason.is_some_and(|r| r.len() > 4096 || r.contains('\0')) {
+            return Err(BillingError::Invalid {
+                field: "reason",
+                message: "must be at most 4096 bytes, without NUL".into(),
             });
         }
         let now = time::now_millis();
@@ -115,13 +121,21 @@ impl Billing {
         .await?;
         let row = sqlx::query(
             "UPDATE credit_accounts SET balance = balance + $1, updated_at = $2 \
-             WHERE organization_id = $3 RETURNING balance",
+             WHERE organization_id = $3 AND balance <= $4 - $1 RETURNING balance",
         )
         .bind(amount)
         .bind(now)
         .bind(organization_id)
-        .fetch_one(&mut *tx)
+        .bind(i64::MAX)
+        .fetch_optional(&mut *tx)
         .await?;
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return Err(BillingError::Invalid {
+                field: "amount",
+                message: "would take the balance past the largest amount Tollgate stores".into(),
+            });
+        };
         let balance: i64 = row.try_get("balance")?;
         sqlx::query(
             "INSERT INTO ledger_entries (organization_id, kind, amount, balance_after, reason, created_at) \

@@ -75,11 +75,23 @@ async fn return_leases_of(db: &Db, instance_id: &str) -> Result<u64, BillingErro
 }
 
 impl Billing {
-    /// Heartbeats and returns the leases of dead instances every `interval`, forever.
+    /// Forever: returns idle leases, and every `interval` heartbeats and
+    /// returns the leases of dead instances.
     pub async fn maintain(self, interval: Duration) {
-        let mut ticker = tokio::time::interval(interval);
+        let lease_idle = self.inner.options.lease_idle;
+        let mut ticker =
+            tokio::time::interval(lease_idle.clamp(Duration::from_millis(100), interval));
+        let mut last_heartbeat = std::time::Instant::now();
         loop {
             ticker.tick().await;
+            // Idle leases go back to the balance even when no call comes to settle.
+            for org in self.inner.leases.idle_organizations(lease_idle) {
+                let _ = self.inner.writer.try_send(crate::writer::Job::Nudge(org));
+            }
+            if last_heartbeat.elapsed() < interval {
+                continue;
+            }
+            last_heartbeat = std::time::Instant::now();
             if let Err(e) = self.heartbeat().await {
                 tracing::warn!(error = %e, "billing heartbeat failed");
             }

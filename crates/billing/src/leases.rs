@@ -4,17 +4,29 @@ use crate::writer::Job;
 use crate::{Billing, BillingError, Inner};
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 use tollgate_core::time;
 
 /// What this instance holds of one organization's balance.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct LocalAccount {
     /// Set aside in the database for this instance (net of charges made here).
     pub lease: i64,
     /// Held by calls in flight; never more than `lease`.
     pub in_use: i64,
+    /// When a call last took or gave back a hold.
+    pub last_active: Instant,
 }
 
+impl Default for LocalAccount {
+    fn default() -> Self {
+        LocalAccount {
+            lease: 0,
+            in_use: 0,
+            last_active: Instant::now(),
+        }
+    }
+}
 #[derive(Default)]
 pub(crate) struct LeaseBook {
     accounts: Mutex<HashMap<String, LocalAccount>>,
@@ -31,16 +43,22 @@ impl LeaseBook {
 
     /// Takes back the whole lease of an organization with nothing in flight,
     /// for the writer to return to the balance. Returns the amount taken.
-    pub fn take_idle_lease(&self, org: &str) -> i64 {
+    pub fn take_idle_lease(&self, org: &str, min_idle: Duration) -> i64 {
         let mut accounts = self.lock();
         match accounts.get_mut(org) {
-            Some(account) if account.in_use == 0 && account.lease > 0 => {
-                std::mem::take(&mut account.lease)
-            }
+            Some(account) if is_idle(account, min_idle) => std::mem::take(&mut account.lease),
             _ => 0,
         }
     }
 
+    /// Organizations whose lease has been idle for `min_idle`.
+    pub fn idle_organizations(&self, min_idle: Duration) -> Vec<String> {
+        self.lock()
+            .iter()
+            .filter(|(_, account)| is_idle(account, min_idle))
+            .map(|(org, _)| org.clone())
+            .collect()
+    }
     /// Puts back a lease taken for return when the return could not be written.
     pub fn restore_lease(&self, org: &str, amount: i64) {
         self.lock().entry(org.to_owned()).or_default().lease += amount;
@@ -53,6 +71,7 @@ impl LeaseBook {
         let free = account.lease - account.in_use;
         if free >= amount {
             account.in_use += amount;
+            account.last_active = Instant::now();
             Ok(())
         } else {
             Err(amount - free)
@@ -60,7 +79,11 @@ impl LeaseBook {
     }
 }
 
-/// Credits set aside for one call in flight. Settle it with
+fn is_idle(account: &LocalAccount, min_idle: Duration) -> bool {
+    account.in_use == 0 && account.lease > 0 && account.last_active.elapsed() >= min_idle
+}
+
+/// Credits set aside for one call in flight.Settle it with
 /// [`Billing::settle`]; dropped unsettled, it is released (the call cost nothing).
 #[derive(Debug)]
 #[must_use = "a hold is released when dropped; settle it to charge the call"]
@@ -103,9 +126,10 @@ impl Inner {
             let account = accounts.entry(org.to_owned()).or_default();
             account.in_use -= held;
             account.lease -= charged;
+            account.last_active = Instant::now();
             account.in_use == 0 && account.lease > 0
         };
-        if idle && charged == 0 {
+        if idle && charged == 0 && self.options.lease_idle.is_zero() {
             // A settlement's own commit returns idle leases; a bare release
             // nudges the writer to do the same.
             let _ = self.writer.try_send(Job::Nudge(org.to_owned()));

@@ -71,6 +71,9 @@ pub struct BillingOptions {
     /// A lease top-up asks for this many times the missing amount, so that
     /// the next calls hold from memory. 1 disables look-ahead.
     pub lease_multiplier: i64,
+    /// A lease with no call in flight for this long goes back to the
+    /// balance. Zero returns it as soon as the last call settles.
+    pub lease_idle: std::time::Duration,
     /// On a single node (SQLite), every other instance is dead at start, so
     /// their leases are returned at once instead of after the heartbeat timeout.
     pub single_node: bool,
@@ -80,6 +83,7 @@ impl Default for BillingOptions {
     fn default() -> Self {
         BillingOptions {
             lease_multiplier: 16,
+            lease_idle: std::time::Duration::from_secs(1),
             single_node: false,
         }
     }
@@ -119,6 +123,7 @@ impl Billing {
             db.clone(),
             instance_id.clone(),
             leases.clone(),
+            options.lease_idle,
             jobs,
         ));
         Ok(Billing {

@@ -18,7 +18,7 @@ pub enum UsageStatus {
 }
 
 impl UsageStatus {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             UsageStatus::Ok => "ok",
             UsageStatus::Partial => "partial",
@@ -62,39 +62,6 @@ pub struct UsageRecord {
     pub api_key_id: Option<String>,
     /// Unix seconds.
     pub created_at: i64,
-}
-
-pub(crate) async fn insert_usage(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    organization_id: &str,
-    entry: &UsageEntry,
-    charged: i64,
-    now: i64,
-) -> Result<(), BillingError> {
-    sqlx::query(
-        "INSERT INTO usage_records (request_id, organization_id, api_key_id, model, provider, \
-         prompt_tokens, completion_tokens, cached_tokens, cost, list_cost_usd_micros, byok, stream, \
-         status, latency_ms, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-    )
-    .bind(&entry.request_id)
-    .bind(organization_id)
-    .bind(entry.api_key_id.as_deref())
-    .bind(&entry.model)
-    .bind(&entry.provider)
-    .bind(entry.usage.prompt_tokens)
-    .bind(entry.usage.completion_tokens)
-    .bind(entry.usage.cached_prompt_tokens)
-    .bind(charged)
-    .bind(entry.list_cost_usd_micros)
-    .bind(entry.byok)
-    .bind(entry.stream)
-    .bind(entry.status.as_str())
-    .bind(entry.latency_ms)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 fn record_from_row(row: &AnyRow) -> Result<UsageRecord, sqlx::Error> {

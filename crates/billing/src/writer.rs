@@ -2,7 +2,7 @@
 //! one transaction (group commit), and returns idle leases while at it.
 
 use crate::leases::LeaseBook;
-use crate::usage::{UsageEntry, insert_usage};
+use crate::usage::UsageEntry;
 use crate::{Billing, BillingError};
 use sqlx::Row;
 use std::collections::HashMap;
@@ -35,11 +35,12 @@ pub(crate) async fn run(
     db: Db,
     instance_id: String,
     leases: Arc<LeaseBook>,
+    lease_idle: Duration,
     mut jobs: mpsc::Receiver<Job>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        write_batch(&db, &instance_id, &leases, &mut batch).await;
+        write_batch(&db, &instance_id, &leases, lease_idle, &mut batch).await;
     }
 }
 
@@ -48,7 +49,13 @@ struct Settlement<'a> {
     entry: &'a UsageEntry,
 }
 
-async fn write_batch(db: &Db, instance_id: &str, leases: &LeaseBook, batch: &mut Vec<Job>) {
+async fn write_batch(
+    db: &Db,
+    instance_id: &str,
+    leases: &LeaseBook,
+    lease_idle: Duration,
+    batch: &mut Vec<Job>,
+) {
     // Per organization, in arrival order: its settlements, and the lease
     // to return if nothing is in flight any more.
     let mut orgs: Vec<&str> = Vec::new();
@@ -79,7 +86,7 @@ async fn write_batch(db: &Db, instance_id: &str, leases: &LeaseBook, batch: &mut
     }
     let returns: HashMap<&str, i64> = orgs
         .iter()
-        .map(|org| (*org, leases.take_idle_lease(org)))
+        .map(|org| (*org, leases.take_idle_lease(org, lease_idle)))
         .collect();
 
     let mut outcome = Err(String::new());
@@ -125,6 +132,8 @@ async fn write(
     returns: &HashMap<&str, i64>,
 ) -> Result<(), BillingError> {
     let now = time::now_millis();
+    let mut ledger: Vec<LedgerRow<'_>> = Vec::new();
+    let mut usage: Vec<UsageRow<'_>> = Vec::new();
     let mut tx = db.pool().begin().await?;
     for org in orgs {
         let calls = settlements.get(org).map(Vec::as_slice).unwrap_or(&[]);
@@ -167,22 +176,119 @@ async fn write(
         for call in calls {
             running -= call.charged;
             if call.charged != 0 {
-                sqlx::query(
-                    "INSERT INTO ledger_entries (organization_id, kind, amount, balance_after, request_id, created_at) \
-                     VALUES ($1, 'usage', $2, $3, $4, $5)",
-                )
-                .bind(org)
-                .bind(-call.charged)
-                .bind(running)
-                .bind(&call.entry.request_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+                ledger.push(LedgerRow {
+                    org,
+                    amount: -call.charged,
+                    balance_after: running,
+                    request_id: &call.entry.request_id,
+                });
             }
-            insert_usage(&mut tx, org, call.entry, call.charged, now).await?;
+            usage.push(UsageRow {
+                org,
+                charged: call.charged,
+                entry: call.entry,
+            });
         }
     }
+    insert_ledger_rows(&mut tx, &ledger, now).await?;
+    insert_usage_rows(&mut tx, &usage, now).await?;
     tx.commit().await?;
+    Ok(())
+}
+
+struct LedgerRow<'a> {
+    org: &'a str,
+    amount: i64,
+    balance_after: i64,
+    request_id: &'a str,
+}
+
+struct UsageRow<'a> {
+    org: &'a str,
+    charged: i64,
+    entry: &'a UsageEntry,
+}
+
+/// Rows per multi-row `INSERT`: far below both backends' parameter limits.
+const ROWS_PER_INSERT: usize = 256;
+
+/// `($1, $2, …), ($n+1, …)` for `rows` rows of `columns` placeholders: only
+/// numbered placeholders go into the SQL text, every value is bound.
+fn placeholders(rows: usize, columns: usize) -> String {
+    let mut sql = String::with_capacity(rows * columns * 5);
+    for r in 0..rows {
+        sql.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..columns {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(r * columns + c + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+async fn insert_ledger_rows(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    rows: &[LedgerRow<'_>],
+    now: i64,
+) -> Result<(), BillingError> {
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let sql = format!(
+            "INSERT INTO ledger_entries (organization_id, kind, amount, balance_after, request_id, created_at) VALUES {}",
+            placeholders(chunk.len(), 6)
+        );
+        let mut query = sqlx::query(&sql);
+        for row in chunk {
+            query = query
+                .bind(row.org)
+                .bind("usage")
+                .bind(row.amount)
+                .bind(row.balance_after)
+                .bind(row.request_id)
+                .bind(now);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+async fn insert_usage_rows(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    rows: &[UsageRow<'_>],
+    now: i64,
+) -> Result<(), BillingError> {
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let sql = format!(
+            "INSERT INTO usage_records (request_id, organization_id, api_key_id, model, provider, \
+             prompt_tokens, completion_tokens, cached_tokens, cost, list_cost_usd_micros, byok, stream, \
+             status, latency_ms, created_at) VALUES {}",
+            placeholders(chunk.len(), 15)
+        );
+        let mut query = sqlx::query(&sql);
+        for row in chunk {
+            let e = row.entry;
+            query = query
+                .bind(&e.request_id)
+                .bind(row.org)
+                .bind(e.api_key_id.as_deref())
+                .bind(&e.model)
+                .bind(&e.provider)
+                .bind(e.usage.prompt_tokens)
+                .bind(e.usage.completion_tokens)
+                .bind(e.usage.cached_prompt_tokens)
+                .bind(row.charged)
+                .bind(e.list_cost_usd_micros)
+                .bind(e.byok)
+                .bind(e.stream)
+                .bind(e.status.as_str())
+                .bind(e.latency_ms)
+                .bind(now);
+        }
+        query.execute(&mut **tx).await?;
+    }
     Ok(())
 }
 
@@ -234,5 +340,13 @@ impl Billing {
             .await
             .map_err(|_| BillingError::ShutDown)?;
         flushed.await.map_err(|_| BillingError::ShutDown)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn placeholders_number_every_value() {
+        assert_eq!(super::placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
     }
 }

@@ -171,7 +171,7 @@ fn substitute(s: &str, env: &impl Fn(&str) -> Option<String>) -> String {
 }
 
 fn usd_per_mtok_to_micros(path: &str, usd: f64) -> Result<UsdMicros, ConfigError> {
-    if !usd.is_finite() || usd < 0.0 || usd > 1_000_000.0 {
+    if !usd.is_finite() || !(0.0..=1_000_000.0).contains(&usd) {
         return Err(field(path, "must be a price in USD between 0 and 1000000"));
     }
     // The only float in Tollgate: a configured price, converted once at load time.

@@ -231,10 +231,10 @@ impl Tenants {
         new: NewApiKey,
     ) -> Result<CreatedApiKey, TenantError> {
         let name = new.name.trim();
-        if name.is_empty() || name.len() > 200 {
+        if name.is_empty() || name.chars().count() > 200 || name.contains('\0') {
             return Err(TenantError::Invalid {
                 field: "name",
-                message: "must be 1 to 200 characters".into(),
+                message: "must be 1 to 200 characters, without NUL".into(),
             });
         }
         positive("rpm_limit", new.rpm_limit)?;

@@ -21,10 +21,10 @@ impl Tenants {
         billing_mode: BillingMode,
     ) -> Result<Organization, TenantError> {
         let name = name.trim();
-        if name.is_empty() || name.len() > 200 {
+        if name.is_empty() || name.chars().count() > 200 || name.contains('\0') {
             return Err(TenantError::Invalid {
                 field: "name",
-                message: "must be 1 to 200 characters".into(),
+                message: "must be 1 to 200 characters, without NUL".into(),
             });
         }
         let now = time::now_millis();

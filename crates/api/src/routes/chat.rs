@@ -7,7 +7,7 @@
 
 use super::relay::{CallRecord, gateway_headers, paying_key, settle};
 use crate::error::ApiError;
-use crate::extract::{OrgKey, RequestId, parse_json};
+use crate::extract::{BodyBytes, OrgKey, RequestId, parse_json};
 use crate::state::AppState;
 use axum::Extension;
 use axum::body::Body;
@@ -36,7 +36,7 @@ pub async fn chat_completions(
     Extension(RequestId(request_id)): Extension<RequestId>,
     OrgKey(principal): OrgKey,
     headers: HeaderMap,
-    body: Bytes,
+    BodyBytes(body): BodyBytes,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let mut request: ChatRequest = parse_json(&body)?;

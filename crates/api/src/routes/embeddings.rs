@@ -2,13 +2,12 @@
 
 use super::relay::{CallRecord, gateway_headers, paying_key, settle};
 use crate::error::ApiError;
-use crate::extract::{OrgKey, RequestId, parse_json};
+use crate::extract::{BodyBytes, OrgKey, RequestId, parse_json};
 use crate::state::AppState;
 use axum::Extension;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Instant;
 use tollgate_billing::{UsageStatus, max_charge_for};
@@ -20,7 +19,7 @@ pub async fn embeddings(
     State(state): State<AppState>,
     axum::Extension(RequestId(request_id)): Extension<RequestId>,
     OrgKey(principal): OrgKey,
-    body: Bytes,
+    BodyBytes(body): BodyBytes,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let request: EmbeddingRequest = parse_json(&body)?;

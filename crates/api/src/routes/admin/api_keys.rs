@@ -1,10 +1,10 @@
 //! Organization API keys: create (the key is shown only then), list, revoke.
 
 use crate::error::ApiError;
-use crate::extract::{Admin, JsonBody};
+use crate::extract::{Admin, JsonBody, PathParams};
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
@@ -26,7 +26,7 @@ pub struct CreateApiKey {
 pub async fn create(
     State(state): State<AppState>,
     _admin: Admin,
-    Path(org_id): Path<String>,
+    PathParams(org_id): PathParams<String>,
     JsonBody(body): JsonBody<CreateApiKey>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let created = state
@@ -56,7 +56,7 @@ pub async fn create(
 pub async fn list(
     State(state): State<AppState>,
     _admin: Admin,
-    Path(org_id): Path<String>,
+    PathParams(org_id): PathParams<String>,
 ) -> Result<Json<Value>, ApiError> {
     super::organization(&state, &org_id).await?;
     let keys = state.tenants.list_api_keys(&org_id).await?;
@@ -66,7 +66,7 @@ pub async fn list(
 pub async fn revoke(
     State(state): State<AppState>,
     _admin: Admin,
-    Path((org_id, key_id)): Path<(String, String)>,
+    PathParams((org_id, key_id)): PathParams<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     state.tenants.revoke_api_key(&org_id, &key_id).await?;
     Ok(Json(json!({ "id": key_id, "revoked": true })))

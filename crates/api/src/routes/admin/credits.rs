@@ -2,10 +2,10 @@
 
 use super::Page;
 use crate::error::ApiError;
-use crate::extract::{Admin, JsonBody, QueryParams};
+use crate::extract::{Admin, JsonBody, PathParams, QueryParams};
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -21,7 +21,7 @@ pub struct Grant {
 pub async fn grant(
     State(state): State<AppState>,
     _admin: Admin,
-    Path(org_id): Path<String>,
+    PathParams(org_id): PathParams<String>,
     JsonBody(body): JsonBody<Grant>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let org = super::organization(&state, &org_id).await?;
@@ -43,7 +43,7 @@ pub async fn grant(
 pub async fn balance(
     State(state): State<AppState>,
     _admin: Admin,
-    Path(org_id): Path<String>,
+    PathParams(org_id): PathParams<String>,
 ) -> Result<Json<Value>, ApiError> {
     let org = super::organization(&state, &org_id).await?;
     let credits = state.billing.credits(&org.id).await?;
@@ -58,7 +58,7 @@ pub async fn balance(
 pub async fn transactions(
     State(state): State<AppState>,
     _admin: Admin,
-    Path(org_id): Path<String>,
+    PathParams(org_id): PathParams<String>,
     QueryParams(page): QueryParams<Page>,
 ) -> Result<Json<Value>, ApiError> {
     let org = super::organization(&state, &org_id).await?;

@@ -1,10 +1,10 @@
 //! Organizations: create and read.
 
 use crate::error::ApiError;
-use crate::extract::{Admin, JsonBody};
+use crate::extract::{Admin, JsonBody, PathParams};
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use tollgate_core::BillingMode;
@@ -32,7 +32,7 @@ pub async fn create(
 pub async fn get(
     State(state): State<AppState>,
     _admin: Admin,
-    Path(org_id): Path<String>,
+    PathParams(org_id): PathParams<String>,
 ) -> Result<Json<Organization>, ApiError> {
     Ok(Json(super::organization(&state, &org_id).await?))
 }

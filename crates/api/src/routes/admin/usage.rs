@@ -2,16 +2,16 @@
 
 use super::Page;
 use crate::error::ApiError;
-use crate::extract::{Admin, QueryParams};
+use crate::extract::{Admin, PathParams, QueryParams};
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde_json::{Value, json};
 
 pub async fn list(
     State(state): State<AppState>,
     _admin: Admin,
-    Path(org_id): Path<String>,
+    PathParams(org_id): PathParams<String>,
     QueryParams(page): QueryParams<Page>,
 ) -> Result<Json<Value>, ApiError> {
     let org = super::organization(&state, &org_id).await?;

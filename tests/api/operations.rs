@@ -1,0 +1,173 @@
+//! Operations endpoints (`/health`, `/ready`, `/metrics`) and the answers
+//! to requests that reach no handler: unknown paths and oversized bodies.
+
+use serde_json::{Value, json};
+use tollgate_tests::{TestApp, chat_body, expect_error};
+
+/// TestApp's `max_body_bytes`.
+const BODY_LIMIT: usize = 1024 * 1024;
+
+/// A chat request whose JSON body is a little over `BODY_LIMIT` bytes.
+fn oversized_chat_body() -> String {
+    json!({
+        "model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": "a".repeat(BODY_LIMIT + 1024)}]
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn health_and_ready_answer_ok() {
+    let app = TestApp::spawn().await;
+
+    for path in ["/health", "/ready"] {
+        let response = app.client.get(app.url(path)).send().await.unwrap();
+
+        assert_eq!(response.status(), 200, "{path}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body, json!({"status": "ok"}), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn metrics_count_provider_calls_by_model_and_outcome() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.funded_org("usd", 1_000_000).await;
+    assert_eq!(
+        app.chat(&key, &chat_body("gpt-4o-mini")).await.status(),
+        200
+    );
+
+    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()["content-type"].to_str().unwrap();
+    assert!(
+        content_type.starts_with("text/plain")
+            || content_type.starts_with("application/openmetrics-text"),
+        "{content_type}"
+    );
+    let text = response.text().await.unwrap();
+    let sample = text
+        .lines()
+        .find(|line| {
+            line.starts_with("tollgate_provider_calls")
+                && line.contains(r#"model="gpt-4o-mini""#)
+                && line.contains(r#"outcome="ok""#)
+        })
+        .unwrap_or_else(|| panic!("no provider call sample in:\n{text}"));
+    let value = sample.rsplit(' ').next().unwrap();
+    assert_eq!(value.parse::<f64>().unwrap(), 1.0, "{sample}");
+}
+
+#[tokio::test]
+async fn metrics_count_failed_provider_calls() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.funded_org("usd", 1_000_000).await;
+    app.mock.push_fault(tollgate_tests::Fault::status(500));
+    assert_eq!(
+        app.chat(&key, &chat_body("gpt-4o-mini")).await.status(),
+        502
+    );
+
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+
+    assert!(
+        text.lines()
+            .any(|line| line.starts_with("tollgate_provider_calls")
+                && line.contains(r#"model="gpt-4o-mini""#)
+                && line.contains(r#"outcome="error""#)),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_path_is_404_in_the_error_shape() {
+    let app = TestApp::spawn().await;
+
+    for path in ["/nope", "/v1/completions-of-the-future", "/api/v1/nothing"] {
+        let response = app.client.get(app.url(path)).send().await.unwrap();
+
+        assert!(response.headers().contains_key("x-tollgate-request-id"));
+        expect_error(response, 404).await;
+    }
+}
+
+#[tokio::test]
+async fn oversized_management_body_is_413_in_the_error_shape() {
+    let app = TestApp::spawn().await;
+    let body = json!({"name": "a".repeat(BODY_LIMIT + 1024), "billing_mode": "usd"});
+
+    let response = app.admin_post("/api/v1/organizations", &body).await;
+
+    assert!(response.headers().contains_key("x-tollgate-request-id"));
+    expect_error(response, 413).await;
+}
+
+#[tokio::test]
+async fn oversized_chat_body_is_413_in_the_error_shape_and_not_relayed() {
+    let app = TestApp::spawn().await;
+    let (org, key) = app.funded_org("usd", 1_000_000).await;
+
+    let response = app
+        .client
+        .post(app.url("/v1/chat/completions"))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .body(oversized_chat_body())
+        .send()
+        .await
+        .unwrap();
+
+    assert!(response.headers().contains_key("x-tollgate-request-id"));
+    expect_error(response, 413).await;
+    assert_eq!(app.mock.request_count(), 0);
+    assert_eq!(app.balance(&org).await, 1_000_000);
+}
+
+#[tokio::test]
+async fn oversized_embeddings_body_is_413_in_the_error_shape() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.funded_org("usd", 1_000_000).await;
+    let body = json!({"model": "text-embedding-3-small", "input": "a".repeat(BODY_LIMIT + 1024)});
+
+    let response = app.embeddings(&key, &body).await;
+
+    expect_error(response, 413).await;
+    assert_eq!(app.mock.request_count(), 0);
+}
+
+#[tokio::test]
+async fn body_just_under_the_limit_is_accepted() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.funded_org("tokens", 10_000_000).await;
+    let content = "word ".repeat((BODY_LIMIT - 1024) / 5);
+    let body = json!({"model": "gpt-4o-mini", "max_tokens": 5, "messages": [{"role": "user", "content": content}]});
+    assert!(body.to_string().len() < BODY_LIMIT);
+
+    let response = app.chat(&key, &body).await;
+
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn wrong_method_is_405_in_the_error_shape() {
+    let app = TestApp::spawn().await;
+
+    let response = app
+        .client
+        .get(app.url("/v1/chat/completions"))
+        .send()
+        .await
+        .unwrap();
+
+    expect_error(response, 405).await;
+}
