@@ -49,6 +49,8 @@ pub struct ProviderEntry {
     pub base_url: String,
     /// The platform's own key; `None` means only BYOK organizations can use it.
     pub api_key: Option<SecretString>,
+    /// Needs no key at all (a local vLLM or Ollama): calls go without one.
+    pub keyless: bool,
 }
 
 /// What a model is called for.
@@ -145,6 +147,61 @@ impl fmt::Display for PowerLevel {
     }
 }
 
+/// A rule that sends model names missing from the catalog to a provider
+/// (`claude-*` → anthropic). `*` matches any run of characters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelPattern {
+    pub pattern: String,
+    pub provider: String,
+    pub mode: ModelMode,
+    pub tier: u8,
+    pub quality: u8,
+    pub context_window: Option<i64>,
+    pub max_output_tokens: Option<i64>,
+    /// The price to charge; without it, the highest list price among the
+    /// provider's catalog models of the same mode (never less than list).
+    pub price: Option<Price>,
+}
+
+/// How names missing from the catalog are resolved.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AutoDetect {
+    /// `provider/model` names a configured provider and its model.
+    pub prefix: bool,
+    pub patterns: Vec<ModelPattern>,
+}
+
+/// What auto-detection made of a name missing from the catalog.
+#[derive(Debug, Clone)]
+pub enum Detection {
+    /// A model to use, priced as documented on [`ModelPattern::price`].
+    Model(Arc<ModelEntry>),
+    /// The name belongs to this provider, but no price can be derived.
+    Unpriced { provider: String },
+}
+
+/// Whether `name` matches a glob where `*` stands for any run of characters.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let Some(first) = parts.next() else {
+        return pattern == name;
+    };
+    let Some(mut rest) = name.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
 /// The whole catalog, validated: every model's provider exists and every
 /// power-level entry names a chat model.
 #[derive(Debug, Clone, Default)]
@@ -153,6 +210,7 @@ pub struct Catalog {
     models: Vec<Arc<ModelEntry>>,
     by_id: HashMap<String, usize>,
     power_levels: HashMap<PowerLevel, Vec<String>>,
+    auto_detect: AutoDetect,
 }
 
 impl Catalog {
@@ -175,7 +233,90 @@ impl Catalog {
             models: models.into_iter().map(Arc::new).collect(),
             by_id,
             power_levels,
+            auto_detect: AutoDetect::default(),
         }
+    }
+
+    pub(crate) fn with_auto_detect(mut self, auto_detect: AutoDetect) -> Catalog {
+        self.auto_detect = auto_detect;
+        self
+    }
+
+    pub fn auto_detect(&self) -> &AutoDetect {
+        &self.auto_detect
+    }
+
+    /// Resolves a name that is not a catalog id: `provider/model` first
+    /// (when enabled), then the first matching pattern.
+    pub fn detect(&self, name: &str) -> Option<Detection> {
+        if self.auto_detect.prefix
+            && let Some((provider, model)) = name.split_once('/')
+            && !model.is_empty()
+            && self.providers.contains_key(provider)
+        {
+            let known = self
+                .models
+                .iter()
+                .find(|m| m.provider == provider && (m.upstream == model || m.id == model));
+            if let Some(known) = known {
+                return Some(Detection::Model(known.clone()));
+            }
+            let rule = ModelPattern {
+                pattern: format!("{provider}/*"),
+                provider: provider.to_owned(),
+                mode: ModelMode::Chat,
+                tier: 1,
+                quality: 50,
+                context_window: None,
+                max_output_tokens: None,
+                price: None,
+            };
+            return Some(self.synthesize(name, model, &rule));
+        }
+        let rule =
+            self.auto_detect.patterns.iter().find(|p| {
+                self.providers.contains_key(&p.provider) && glob_match(&p.pattern, name)
+            })?;
+        Some(self.synthesize(name, name, rule))
+    }
+
+    fn synthesize(&self, id: &str, upstream: &str, rule: &ModelPattern) -> Detection {
+        let peers: Vec<&Arc<ModelEntry>> = self
+            .models
+            .iter()
+            .filter(|m| m.provider == rule.provider && m.mode == rule.mode)
+            .collect();
+        let price = rule.price.or_else(|| {
+            let max = |f: fn(&Price) -> UsdMicros| peers.iter().map(|m| f(&m.price)).max();
+            Some(Price {
+                input_per_mtok: max(|p| p.input_per_mtok)?,
+                output_per_mtok: max(|p| p.output_per_mtok)?,
+                cached_input_per_mtok: max(|p| p.cached_input_per_mtok)?,
+                per_request: max(|p| p.per_request)?,
+            })
+        });
+        let Some(price) = price else {
+            return Detection::Unpriced {
+                provider: rule.provider.clone(),
+            };
+        };
+        Detection::Model(Arc::new(ModelEntry {
+            id: id.to_owned(),
+            provider: rule.provider.clone(),
+            upstream: upstream.to_owned(),
+            tier: rule.tier,
+            quality: rule.quality,
+            context_window: rule
+                .context_window
+                .or_else(|| peers.iter().map(|m| m.context_window).max())
+                .unwrap_or(128_000),
+            max_output_tokens: rule
+                .max_output_tokens
+                .or_else(|| peers.iter().map(|m| m.max_output_tokens).max())
+                .unwrap_or(4_096),
+            price,
+            mode: rule.mode,
+        }))
     }
 
     pub fn model(&self, id: &str) -> Option<&Arc<ModelEntry>> {

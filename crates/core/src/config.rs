@@ -4,7 +4,8 @@
 //! `models[2].price.input_per_mtok: invalid type: string "x", expected f64`.
 
 use crate::catalog::{
-    Catalog, ModelEntry, ModelMode, PowerLevel, Price, ProviderEntry, ProviderKind,
+    AutoDetect, Catalog, ModelEntry, ModelMode, ModelPattern, PowerLevel, Price, ProviderEntry,
+    ProviderKind,
 };
 use crate::money::UsdMicros;
 use secrecy::SecretString;
@@ -44,15 +45,70 @@ struct RawConfig {
     models: Vec<RawModel>,
     #[serde(default)]
     power_levels: HashMap<PowerLevel, Vec<String>>,
+    auto_detect: Option<RawAutoDetect>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawProvider {
     kind: Option<ProviderKind>,
-    base_url: String,
+    /// Optional when the provider names a preset (or is named like one).
+    base_url: Option<String>,
     api_key: Option<String>,
+    /// A built-in preset (`groq`, `ollama`, …) giving kind and base URL.
+    preset: Option<String>,
+    /// Calls need no key (local servers); default from the preset.
+    keyless: Option<bool>,
 }
+
+/// `auto_detect`: how names missing from `models` are resolved.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAutoDetect {
+    #[serde(default = "yes")]
+    enabled: bool,
+    /// `provider/model` names a configured provider and its model.
+    #[serde(default = "yes")]
+    prefix: bool,
+    /// Replaces the default patterns when given.
+    patterns: Option<Vec<RawPattern>>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPattern {
+    #[serde(rename = "match")]
+    pattern: String,
+    provider: String,
+    #[serde(default)]
+    mode: ModelMode,
+    #[serde(default = "default_tier")]
+    tier: u8,
+    #[serde(default = "default_quality")]
+    quality: u8,
+    context_window: Option<i64>,
+    max_output_tokens: Option<i64>,
+    price: Option<RawPrice>,
+}
+
+/// The patterns used when the configuration gives none; those whose
+/// provider is not configured are left out.
+const DEFAULT_PATTERNS: [(&str, &str, ModelMode); 10] = [
+    ("text-embedding-*", "openai", ModelMode::Embedding),
+    ("gpt-*", "openai", ModelMode::Chat),
+    ("chatgpt-*", "openai", ModelMode::Chat),
+    ("o1*", "openai", ModelMode::Chat),
+    ("o3*", "openai", ModelMode::Chat),
+    ("o4*", "openai", ModelMode::Chat),
+    ("claude-*", "anthropic", ModelMode::Chat),
+    ("gemini-embedding-*", "gemini", ModelMode::Embedding),
+    ("gemini-*", "gemini", ModelMode::Chat),
+    ("deepseek-*", "deepseek", ModelMode::Chat),
+];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -182,17 +238,43 @@ fn usd_per_mtok_to_micros(path: &str, usd: f64) -> Result<UsdMicros, ConfigError
 fn build_catalog(raw: RawConfig) -> Result<Catalog, ConfigError> {
     let mut providers = Vec::with_capacity(raw.providers.len());
     for (name, p) in raw.providers {
+        // A preset applies when named, or by the provider's own name when
+        // it gives no base URL of its own.
+        let preset = match &p.preset {
+            Some(preset) => Some(crate::presets::find(preset).ok_or_else(|| {
+                let names: Vec<&str> = crate::presets::PRESETS.iter().map(|p| p.name).collect();
+                field(
+                    format!("providers.{name}.preset"),
+                    format!("unknown preset `{preset}` (one of: {})", names.join(", ")),
+                )
+            })?),
+            None if p.base_url.is_none() => crate::presets::find(&name),
+            None => None,
+        };
         let kind = p
             .kind
+            .or(preset.map(|p| p.kind))
             .or_else(|| ProviderKind::from_provider_name(&name))
             .ok_or_else(|| {
                 field(
                     format!("providers.{name}.kind"),
                     "required unless the provider is named openai, anthropic or gemini \
-                     (one of: openai, anthropic, gemini)",
+                     or names a preset (one of: openai, anthropic, gemini)",
                 )
             })?;
-        let base_url = p.base_url.trim().trim_end_matches('/').to_owned();
+        let base_url = p
+            .base_url
+            .as_deref()
+            .or(preset.map(|p| p.base_url))
+            .ok_or_else(|| {
+                field(
+                    format!("providers.{name}.base_url"),
+                    "required unless the provider names a preset",
+                )
+            })?
+            .trim()
+            .trim_end_matches('/')
+            .to_owned();
         if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
             return Err(field(
                 format!("providers.{name}.base_url"),
@@ -203,11 +285,15 @@ fn build_catalog(raw: RawConfig) -> Result<Catalog, ConfigError> {
             .api_key
             .filter(|k| !k.trim().is_empty())
             .map(SecretString::from);
+        let keyless = p
+            .keyless
+            .unwrap_or_else(|| preset.is_some_and(|p| p.key_env.is_none()));
         providers.push(ProviderEntry {
             name,
             kind,
             base_url,
             api_key,
+            keyless,
         });
     }
     let provider_names: HashSet<&str> = providers.iter().map(|p| p.name.as_str()).collect();
@@ -281,7 +367,100 @@ fn build_catalog(raw: RawConfig) -> Result<Catalog, ConfigError> {
             }
         }
     }
-    Ok(Catalog::from_parts(providers, models, raw.power_levels))
+    let auto_detect = auto_detect(raw.auto_detect, &provider_names)?;
+    Ok(Catalog::from_parts(providers, models, raw.power_levels).with_auto_detect(auto_detect))
+}
+
+fn price_of(at: &str, raw: &RawPrice) -> Result<Price, ConfigError> {
+    let input = usd_per_mtok_to_micros(&format!("{at}.input_per_mtok"), raw.input_per_mtok)?;
+    Ok(Price {
+        input_per_mtok: input,
+        output_per_mtok: usd_per_mtok_to_micros(
+            &format!("{at}.output_per_mtok"),
+            raw.output_per_mtok,
+        )?,
+        cached_input_per_mtok: match raw.cached_input_per_mtok {
+            Some(usd) => usd_per_mtok_to_micros(&format!("{at}.cached_input_per_mtok"), usd)?,
+            None => input,
+        },
+        per_request: usd_per_mtok_to_micros(&format!("{at}.per_request"), raw.per_request)?,
+    })
+}
+
+fn auto_detect(
+    raw: Option<RawAutoDetect>,
+    provider_names: &HashSet<&str>,
+) -> Result<AutoDetect, ConfigError> {
+    let raw = raw.unwrap_or(RawAutoDetect {
+        enabled: true,
+        prefix: true,
+        patterns: None,
+    });
+    if !raw.enabled {
+        return Ok(AutoDetect::default());
+    }
+    let patterns = match raw.patterns {
+        None => DEFAULT_PATTERNS
+            .iter()
+            .filter(|(_, provider, _)| provider_names.contains(provider))
+            .map(|&(pattern, provider, mode)| ModelPattern {
+                pattern: pattern.to_owned(),
+                provider: provider.to_owned(),
+                mode,
+                tier: default_tier(),
+                quality: default_quality(),
+                context_window: None,
+                max_output_tokens: None,
+                price: None,
+            })
+            .collect(),
+        Some(list) => {
+            let mut patterns = Vec::with_capacity(list.len());
+            for (i, p) in list.into_iter().enumerate() {
+                let at = |f: &str| format!("auto_detect.patterns[{i}].{f}");
+                if p.pattern.trim().is_empty() {
+                    return Err(field(at("match"), "must not be empty"));
+                }
+                if !provider_names.contains(p.provider.as_str()) {
+                    return Err(field(
+                        at("provider"),
+                        format!("unknown provider `{}` (not under `providers`)", p.provider),
+                    ));
+                }
+                if p.tier > 5 {
+                    return Err(field(at("tier"), "must be between 0 and 5"));
+                }
+                if p.quality > 100 {
+                    return Err(field(at("quality"), "must be between 0 and 100"));
+                }
+                if p.context_window.is_some_and(|n| n <= 0) {
+                    return Err(field(at("context_window"), "must be positive"));
+                }
+                if p.max_output_tokens.is_some_and(|n| n <= 0) {
+                    return Err(field(at("max_output_tokens"), "must be positive"));
+                }
+                let price = match &p.price {
+                    Some(raw) => Some(price_of(&at("price"), raw)?),
+                    None => None,
+                };
+                patterns.push(ModelPattern {
+                    pattern: p.pattern,
+                    provider: p.provider,
+                    mode: p.mode,
+                    tier: p.tier,
+                    quality: p.quality,
+                    context_window: p.context_window,
+                    max_output_tokens: p.max_output_tokens,
+                    price,
+                });
+            }
+            patterns
+        }
+    };
+    Ok(AutoDetect {
+        prefix: raw.prefix,
+        patterns,
+    })
 }
 
 #[cfg(test)]
@@ -370,6 +549,134 @@ power_levels:
         for level in PowerLevel::ALL {
             assert!(!catalog.power_level(level).is_empty(), "{level}");
         }
+        let groq = catalog.provider("groq").unwrap();
+        assert_eq!(groq.base_url, "https://api.groq.com/openai/v1");
+        assert_eq!(
+            catalog.provider("anthropic").unwrap().kind,
+            ProviderKind::Anthropic
+        );
+        for name in [
+            "claude-opus-9",
+            "gemini-9-pro",
+            "gpt-9",
+            "o3-pro",
+            "deepseek-v9",
+            "groq/qwen-3",
+        ] {
+            assert!(catalog.detect(name).is_some(), "{name}");
+        }
+    }
+
+    #[test]
+    fn presets_fill_kind_and_base_url_and_local_servers_need_no_key() {
+        let config = r#"
+providers:
+  groq: { api_key: "${GROQ_API_KEY}" }
+  my-router: { preset: openrouter }
+  local: { preset: ollama, base_url: "http://gpu-box:11434/v1" }
+  vllm: {}
+"#;
+        let env = |name: &str| (name == "GROQ_API_KEY").then(|| "gsk-1".to_owned());
+        let catalog = parse_catalog(config, env).unwrap();
+        let groq = catalog.provider("groq").unwrap();
+        assert_eq!(groq.kind, ProviderKind::OpenAi);
+        assert_eq!(groq.base_url, "https://api.groq.com/openai/v1");
+        assert!(!groq.keyless && groq.api_key.is_some());
+        assert_eq!(
+            catalog.provider("my-router").unwrap().base_url,
+            "https://openrouter.ai/api/v1"
+        );
+        let local = catalog.provider("local").unwrap();
+        assert_eq!(local.base_url, "http://gpu-box:11434/v1");
+        assert!(local.keyless && local.api_key.is_none());
+        assert!(catalog.provider("vllm").unwrap().keyless);
+
+        let err = parse_catalog("providers:\n  x: { preset: nope }\n", no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("providers.x.preset") && err.contains("groq"),
+            "{err}"
+        );
+        let err = parse_catalog("providers:\n  x: { kind: openai }\n", no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("providers.x.base_url"), "{err}");
+    }
+
+    #[test]
+    fn default_patterns_detect_well_known_names_at_list_price_or_above() {
+        use crate::catalog::Detection;
+        let catalog = parse_catalog(MINIMAL, no_env).unwrap();
+        // gpt-* goes to openai, priced like its dearest catalog model.
+        let Some(Detection::Model(m)) = catalog.detect("gpt-9-turbo") else {
+            panic!("gpt-9-turbo not detected")
+        };
+        assert_eq!(
+            (m.provider.as_str(), m.upstream.as_str()),
+            ("openai", "gpt-9-turbo")
+        );
+        assert_eq!(m.price.input_per_mtok, UsdMicros(150_000));
+        // deepseek-* matches, but deepseek's only model has no price: it is
+        // priced at that (zero) list price, which is what the config says.
+        assert!(catalog.detect("deepseek-v4").is_some());
+        // No anthropic provider here: claude-* is not detected.
+        assert!(catalog.detect("claude-opus-4-7").is_none());
+        // provider/model: a catalog model by its upstream name, or a new one.
+        let Some(Detection::Model(known)) = catalog.detect("deepseek/deepseek-chat") else {
+            panic!("prefix form not detected")
+        };
+        assert_eq!(known.id, "ds");
+        let Some(Detection::Model(new)) = catalog.detect("openai/gpt-5.4-mini") else {
+            panic!("prefix form not detected")
+        };
+        assert_eq!(new.upstream, "gpt-5.4-mini");
+        assert!(catalog.detect("nowhere/model").is_none());
+        assert!(catalog.detect("llama-3").is_none());
+    }
+
+    #[test]
+    fn configured_patterns_replace_the_defaults_and_are_validated() {
+        use crate::catalog::Detection;
+        let config = format!(
+            "{MINIMAL}auto_detect:\n  prefix: false\n  patterns:\n    - {{ match: \"ds-*\", provider: deepseek, max_output_tokens: 100, price: {{ input_per_mtok: 1, output_per_mtok: 2 }} }}\n    - {{ match: \"*-embed\", provider: openai, mode: embedding }}\n"
+        );
+        let catalog = parse_catalog(&config, no_env).unwrap();
+        assert!(catalog.detect("gpt-4o").is_none(), "defaults replaced");
+        assert!(catalog.detect("openai/gpt-4o").is_none(), "prefix off");
+        let Some(Detection::Model(m)) = catalog.detect("ds-coder") else {
+            panic!("ds-coder not detected")
+        };
+        assert_eq!(m.max_output_tokens, 100);
+        assert_eq!(m.price.output_per_mtok, UsdMicros(2_000_000));
+        // An embedding pattern with no embedding model to take a price from.
+        assert!(matches!(
+            catalog.detect("my-embed"),
+            Some(Detection::Unpriced { .. })
+        ));
+        let bad = config.replace("provider: deepseek, max", "provider: nowhere, max");
+        let err = parse_catalog(&bad, no_env).unwrap_err().to_string();
+        assert!(err.contains("auto_detect.patterns[0].provider"), "{err}");
+        let off = format!("{MINIMAL}auto_detect: {{ enabled: false }}\n");
+        assert!(
+            parse_catalog(&off, no_env)
+                .unwrap()
+                .detect("gpt-4o")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn globs_match_prefixes_suffixes_and_middles() {
+        use crate::catalog::glob_match;
+        assert!(glob_match("gpt-*", "gpt-4o"));
+        assert!(glob_match("o3*", "o3"));
+        assert!(glob_match("o3*", "o3-mini"));
+        assert!(!glob_match("o3*", "xo3"));
+        assert!(glob_match("*-embed", "my-embed"));
+        assert!(glob_match("a*b*c", "a-x-b-y-c"));
+        assert!(!glob_match("a*b*c", "a-x-c"));
+        assert!(glob_match("exact", "exact") && !glob_match("exact", "exactly"));
     }
 
     #[test]

@@ -7,9 +7,13 @@ pub mod config;
 pub mod db;
 pub mod ids;
 pub mod money;
+pub mod presets;
 pub mod time;
 
-pub use catalog::{Catalog, ModelEntry, ModelMode, PowerLevel, Price, ProviderEntry, ProviderKind};
+pub use catalog::{
+    AutoDetect, Catalog, Detection, ModelEntry, ModelMode, ModelPattern, PowerLevel, Price,
+    ProviderEntry, ProviderKind,
+};
 pub use db::{Backend, Db, DbError};
 pub use money::{Amount, BillingMode, Unit};
 pub use secrecy::{ExposeSecret, SecretString};

@@ -1,5 +1,6 @@
-//! A mock LLM provider that speaks OpenAI's wire format, so that Tollgate's
-//! tests and load benchmarks never reach the internet.
+//! A mock LLM provider that speaks OpenAI's, Anthropic's and Gemini's wire
+//! formats, so that Tollgate's tests and load benchmarks never reach the
+//! internet.
 //!
 //! [`MockProvider::start`] serves on `127.0.0.1:<free port>` inside the
 //! current tokio runtime; point an OpenAI-style client at
@@ -14,7 +15,32 @@
 //! | `POST /v1/chat/completions` | a `chat.completion` object, or with `"stream": true` server-sent `chat.completion.chunk` events ending `data: [DONE]` |
 //! | `POST /v1/embeddings` | a `list` of `embedding` objects |
 //! | `GET /v1/models` | a `list` of `model` objects (a fixed catalog) |
+//! | `POST /v1/messages` | Anthropic Messages: a `message`, or with `"stream": true` Anthropic's SSE events (`message_start`, `content_block_start`, `ping`, `content_block_delta`, `content_block_stop`, `message_delta`, `message_stop`) |
+//! | `POST /v1beta/models/{model}:generateContent` (also under `/v1/models/`) | a Gemini `GenerateContentResponse` |
+//! | `POST …:streamGenerateContent?alt=sse` | one `GenerateContentResponse` chunk per reply word, the last with `finishReason` and full `usageMetadata` |
+//! | `POST …:embedContent`, `…:batchEmbedContents` | `{"embedding": {"values"}}`, `{"embeddings": [...]}` (`outputDimensionality`, default 8) |
+//! | `POST …:countTokens` | `{"totalTokens"}`: the words of every `text` in `contents` |
 //! | anything else | 404 (or 405) in OpenAI's error shape |
+//!
+//! Anthropic wants `x-api-key` (else 401 `authentication_error`) and
+//! `anthropic-version` (else 400), and `max_tokens` in the body; errors use
+//! `{"type":"error","error":{"type","message"}}`. Gemini wants
+//! `x-goog-api-key` or `?key=` (else 403 `PERMISSION_DENIED`); errors use
+//! `{"error":{"code","message","status"}}`. Their usage follows the rule
+//! below: `input_tokens` / `promptTokenCount` = words + 3 per message (the
+//! `system` / `systemInstruction` counting as one), `output_tokens` /
+//! `candidatesTokenCount` = words sent (the limit is `max_tokens` /
+//! `generationConfig.maxOutputTokens`; `stop_reason` `max_tokens` /
+//! `finishReason` `MAX_TOKENS` when it cuts). **Tool calls:** when the
+//! request declares tools and its last turn carries no tool result
+//! (`tool_result` / `functionResponse`), the answer calls the first tool,
+//! with `"mock"` for each required property of its schema: Anthropic answers
+//! the text "Let me check." plus a `tool_use` block (`stop_reason`
+//! `tool_use`), Gemini a `functionCall` part; either counts **7** output
+//! tokens. A Gemini prompt containing `BLOCKME` is answered with
+//! `promptFeedback.blockReason` `SAFETY`. Faults apply as below (a
+//! [`Fault::Status`] body is sent as given, so use the provider's error shape);
+//! [`Fault::CutStreamAfter`] cuts after that many text deltas.
 //!
 //! Every endpoint wants `Authorization: Bearer <anything non-empty>`; without
 //! it the answer is 401 `{"error":{"message":…,"type":"invalid_request_error","param":null,"code":null}}`.
@@ -69,6 +95,7 @@
 //! anything else is checked. `GET /v1/models` never takes one. With no fault
 //! queued the request path takes no lock.
 
+mod native;
 mod server;
 mod wire;
 

@@ -42,6 +42,9 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/chat/completions", post(chat))
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/models", get(models))
+        .route("/v1/messages", post(crate::native::anthropic_messages))
+        .route("/v1beta/models/{target}", post(crate::native::gemini))
+        .route("/v1/models/{target}", post(crate::native::gemini))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(shared)
@@ -255,6 +258,33 @@ async fn prelude(
     req: Request,
     takes_faults: bool,
 ) -> Result<(Bytes, Option<usize>), Response> {
+    prelude_with(s, req, takes_faults, openai_auth)
+        .await
+        .map(|(_, body, cut)| (body, cut))
+}
+
+/// The OpenAI check: `Authorization: Bearer <anything>`; the refusal, if any.
+fn openai_auth(parts: &Parts) -> Option<Response> {
+    if authorized(&parts.headers) {
+        return None;
+    }
+    Some(error(
+        StatusCode::UNAUTHORIZED,
+        "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field (with blank username) if you're accessing the API from your browser and are prompted for a username and password. You can obtain an API key from https://platform.openai.com/account/api-keys.",
+        INVALID_REQUEST,
+        None,
+        None,
+    ))
+}
+
+/// [`prelude`] with the provider's own auth check; `Ok` also carries the
+/// request head.
+pub(crate) async fn prelude_with(
+    s: &Shared,
+    req: Request,
+    takes_faults: bool,
+    auth: fn(&Parts) -> Option<Response>,
+) -> Result<(Parts, Bytes, Option<usize>), Response> {
     let (parts, body) = req.into_parts();
     let body = match axum::body::to_bytes(body, BODY_LIMIT).await {
         Ok(body) => body,
@@ -299,22 +329,13 @@ async fn prelude(
     }
     wait(s.latency).await;
 
-    if !authorized(&parts.headers) {
-        return Err(cut_or(
-            cut,
-            error(
-                StatusCode::UNAUTHORIZED,
-                "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field (with blank username) if you're accessing the API from your browser and are prompted for a username and password. You can obtain an API key from https://platform.openai.com/account/api-keys.",
-                INVALID_REQUEST,
-                None,
-                None,
-            ),
-        ));
+    if let Some(answer) = auth(&parts) {
+        return Err(cut_or(cut, answer));
     }
-    Ok((body, cut))
+    Ok((parts, body, cut))
 }
 
-async fn wait(latency: Duration) {
+pub(crate) async fn wait(latency: Duration) {
     // A zero sleep still waits for the next timer tick.
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -459,7 +480,7 @@ fn push_event<T: Serialize>(events: &mut Vec<u8>, chunk: &T) -> serde_json::Resu
 
 /// A `text/event-stream` answer sent with chunked encoding, as OpenAI does;
 /// when `cut`, the connection drops after the events.
-fn sse(events: Vec<u8>, cut: bool) -> Response {
+pub(crate) fn sse(events: Vec<u8>, cut: bool) -> Response {
     let events = stream::iter([Ok::<_, io::Error>(Bytes::from(events))]);
     let body = if cut {
         Body::from_stream(events.chain(stream::once(async {
@@ -479,7 +500,7 @@ fn sse(events: Vec<u8>, cut: bool) -> Response {
     response
 }
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -488,7 +509,7 @@ fn unix_now() -> u64 {
 // -------------------------------------------------------------- embeddings
 
 /// A unit vector of `dimensions` floats that depends only on the input.
-fn embedding_vector(item: &InputItem<'_>, dimensions: usize) -> Vec<f32> {
+pub(crate) fn embedding_vector(item: &InputItem<'_>, dimensions: usize) -> Vec<f32> {
     const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
     let fnv = |hash: u64, bytes: &[u8]| {
@@ -524,7 +545,7 @@ fn splitmix64(x: u64) -> u64 {
 
 // ------------------------------------------------------- response helpers
 
-fn raw_json(status: StatusCode, body: Body) -> Response {
+pub(crate) fn raw_json(status: StatusCode, body: Body) -> Response {
     let mut response = Response::new(body);
     *response.status_mut() = status;
     response.headers_mut().insert(
@@ -534,7 +555,7 @@ fn raw_json(status: StatusCode, body: Body) -> Response {
     response
 }
 
-fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
+pub(crate) fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
     // A chat completion is ~600 bytes: one allocation, no regrowth.
     let mut bytes = Vec::with_capacity(1024);
     match serde_json::to_writer(&mut bytes, value) {
@@ -543,7 +564,7 @@ fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
     }
 }
 
-fn with_request_id(mut response: Response, id: &str) -> Response {
+pub(crate) fn with_request_id(mut response: Response, id: &str) -> Response {
     if let Ok(value) = HeaderValue::from_str(id) {
         response.headers_mut().insert(X_REQUEST_ID, value);
     }
@@ -612,7 +633,7 @@ fn no_model() -> Response {
 
 /// A response whose body fails at once: hyper then closes the connection
 /// without having written anything, not even the status line.
-fn aborted() -> Response {
+pub(crate) fn aborted() -> Response {
     Response::new(Body::from_stream(stream::once(async {
         Err::<Bytes, _>(io::Error::other("mock provider: connection cut (fault)"))
     })))
@@ -620,7 +641,7 @@ fn aborted() -> Response {
 
 /// With a [`Fault::CutStreamAfter`] pending, a request that gets no stream
 /// has its connection dropped instead of `answer`.
-fn cut_or(cut: Option<usize>, answer: Response) -> Response {
+pub(crate) fn cut_or(cut: Option<usize>, answer: Response) -> Response {
     if cut.is_some() { aborted() } else { answer }
 }
 

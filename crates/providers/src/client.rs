@@ -2,8 +2,8 @@
 //! call to the adapter of the provider's kind.
 
 use crate::error::ProviderError;
-use crate::openai;
 use crate::types::{ChatRequest, EmbeddingRequest};
+use crate::{anthropic, gemini, openai};
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use secrecy::SecretString;
@@ -21,6 +21,9 @@ pub struct Target<'a> {
     pub api_key: Option<&'a SecretString>,
     /// The model name the provider knows.
     pub upstream_model: &'a str,
+    /// The model's output limit, sent where the provider requires a limit
+    /// (Anthropic's `max_tokens`) and the client set none.
+    pub max_output_tokens: i64,
 }
 
 /// A complete (non-streamed) chat answer in OpenAI's format.
@@ -103,8 +106,8 @@ impl ProviderClient {
     ) -> Result<ChatAnswer, ProviderError> {
         match target.kind {
             ProviderKind::OpenAi => openai::chat(&self.http, target, request).await,
-            ProviderKind::Anthropic => Err(ProviderError::Unsupported("anthropic")),
-            ProviderKind::Gemini => Err(ProviderError::Unsupported("gemini")),
+            ProviderKind::Anthropic => anthropic::chat(&self.http, target, request).await,
+            ProviderKind::Gemini => gemini::chat(&self.http, target, request).await,
         }
     }
 
@@ -118,8 +121,8 @@ impl ProviderClient {
     ) -> Result<ChatStream, ProviderError> {
         match target.kind {
             ProviderKind::OpenAi => openai::chat_stream(&self.http, target, request).await,
-            ProviderKind::Anthropic => Err(ProviderError::Unsupported("anthropic")),
-            ProviderKind::Gemini => Err(ProviderError::Unsupported("gemini")),
+            ProviderKind::Anthropic => anthropic::chat_stream(&self.http, target, request).await,
+            ProviderKind::Gemini => gemini::chat_stream(&self.http, target, request).await,
         }
     }
 
@@ -130,8 +133,9 @@ impl ProviderClient {
     ) -> Result<EmbeddingAnswer, ProviderError> {
         match target.kind {
             ProviderKind::OpenAi => openai::embed(&self.http, target, request).await,
-            ProviderKind::Anthropic => Err(ProviderError::Unsupported("anthropic")),
-            ProviderKind::Gemini => Err(ProviderError::Unsupported("gemini")),
+            // Anthropic has no embeddings API.
+            ProviderKind::Anthropic => Err(ProviderError::Unsupported("anthropic embeddings")),
+            ProviderKind::Gemini => gemini::embed(&self.http, target, request).await,
         }
     }
 }

@@ -22,6 +22,14 @@ pub enum ProviderError {
     NoKey(String),
     #[error("provider kind `{0}` is not supported yet")]
     Unsupported(&'static str),
+    /// The request cannot be expressed in the provider's wire format (the
+    /// message names the field); another provider of the same kind would
+    /// refuse it too.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// The provider's safety system blocked the prompt or the whole answer.
+    #[error("the provider blocked this request: {0}")]
+    Blocked(String),
 }
 
 impl ProviderError {
@@ -32,6 +40,7 @@ impl ProviderError {
             ProviderError::Status { status, .. } => *status == 429 || *status >= 500,
             ProviderError::Timeout | ProviderError::Connect(_) | ProviderError::NoKey(_) => true,
             ProviderError::InvalidResponse(_) | ProviderError::Unsupported(_) => true,
+            ProviderError::InvalidRequest(_) | ProviderError::Blocked(_) => false,
         }
     }
 

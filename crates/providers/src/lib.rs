@@ -3,8 +3,11 @@
 //! provider's wire format and turns the answer (plain or streamed) back into
 //! OpenAI's format, with the usage that billing needs.
 
+pub mod anthropic;
 mod client;
+mod common;
 mod error;
+pub mod gemini;
 pub mod openai;
 mod types;
 

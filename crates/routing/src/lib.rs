@@ -3,10 +3,12 @@
 //! `"auto"` means the request's power level: the configured candidate list
 //! of that level, or, when none is configured, a rule over the catalog
 //! (eco: cheapest first; precision: best quality first; balanced: best
-//! quality per dollar first). Any other name is that model alone.
+//! quality per dollar first). Any other name is that model alone: a catalog
+//! model, or else one resolved by auto-detection (`provider/model`, or a
+//! configured pattern such as `claude-*` → anthropic).
 
 use std::sync::Arc;
-use tollgate_core::{Catalog, ModelEntry, ModelMode, PowerLevel};
+use tollgate_core::{Catalog, Detection, ModelEntry, ModelMode, PowerLevel};
 
 /// The model name that asks for routing by power level.
 pub const AUTO: &str = "auto";
@@ -15,9 +17,15 @@ pub const AUTO: &str = "auto";
 pub enum RouteError {
     #[error(
         "model `{0}` does not exist in this gateway's catalog; use GET /v1/models to list the models, \
-         or add it under `models` in the configuration file"
+         or add it under `models` in the configuration file (or name a configured provider, as in \
+         `provider/model`)"
     )]
     UnknownModel(String),
+    #[error(
+        "model `{model}` belongs to provider `{provider}`, but this gateway knows no price for it; \
+         add it under `models` in the configuration file, or give its `auto_detect.patterns` entry a `price`"
+    )]
+    Unpriced { model: String, provider: String },
     #[error("model `{model}` is not a {wanted} model")]
     WrongMode { model: String, wanted: &'static str },
     #[error("no model is available for power level `{0}`")]
@@ -41,16 +49,26 @@ pub fn candidates(
     if model == AUTO && mode == ModelMode::Chat {
         return by_power_level(catalog, level);
     }
-    let entry = catalog
-        .model(model)
-        .ok_or_else(|| RouteError::UnknownModel(model.to_owned()))?;
+    let entry = match catalog.model(model) {
+        Some(entry) => entry.clone(),
+        None => match catalog.detect(model) {
+            Some(Detection::Model(entry)) => entry,
+            Some(Detection::Unpriced { provider }) => {
+                return Err(RouteError::Unpriced {
+                    model: model.to_owned(),
+                    provider,
+                });
+            }
+            None => return Err(RouteError::UnknownModel(model.to_owned())),
+        },
+    };
     if entry.mode != mode {
         return Err(RouteError::WrongMode {
             model: model.to_owned(),
             wanted: mode_name(mode),
         });
     }
-    Ok(vec![entry.clone()])
+    Ok(vec![entry])
 }
 
 fn by_power_level(
@@ -138,6 +156,32 @@ models:
         assert_eq!(ids(&eco), ["mid", "cheap"]);
         let named = candidates(&catalog, "best", PowerLevel::Eco, ModelMode::Chat).unwrap();
         assert_eq!(ids(&named), ["best"]);
+    }
+
+    #[test]
+    fn names_outside_the_catalog_are_auto_detected() {
+        let catalog = parse_catalog(CONFIG, |_| None).unwrap();
+        let detected = candidates(&catalog, "gpt-5.5", PowerLevel::Eco, ModelMode::Chat).unwrap();
+        assert_eq!(detected[0].provider, "openai");
+        assert_eq!(detected[0].upstream, "gpt-5.5");
+        // Priced at the provider's dearest chat model: never below list.
+        assert_eq!(detected[0].price.output_per_mtok.0, 75_000_000);
+        let prefixed =
+            candidates(&catalog, "openai/mid", PowerLevel::Eco, ModelMode::Chat).unwrap();
+        assert_eq!(prefixed[0].id, "mid");
+        assert!(matches!(
+            candidates(
+                &catalog,
+                "claude-opus-4-7",
+                PowerLevel::Eco,
+                ModelMode::Chat
+            ),
+            Err(RouteError::UnknownModel(_))
+        ));
+        let message = candidates(&catalog, "llama", PowerLevel::Eco, ModelMode::Chat)
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("add it under `models`"), "{message}");
     }
 
     #[test]

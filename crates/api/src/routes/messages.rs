@@ -1,0 +1,103 @@
+//! `POST /v1/messages`: Anthropic's Messages API in front of any model.
+//!
+//! The request is turned into Tollgate's (OpenAI-format) request and goes
+//! through the same candidates, holds and settlement as
+//! `/v1/chat/completions`; the answer comes back as an Anthropic message or
+//! Anthropic's SSE event sequence, written chunk by chunk. Errors use
+//! Anthropic's shape, `{"type":"error","error":{"type","message"}}`.
+//! Auth: `x-api-key` or `Authorization: Bearer`.
+
+use super::chat::relay;
+use super::dialect::Dialect;
+use crate::error::ApiError;
+use crate::extract::{BodyBytes, OrgKey, RequestId, parse_json};
+use crate::state::AppState;
+use axum::Extension;
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+use std::time::Instant;
+use tollgate_core::{ModelMode, PowerLevel, ProviderKind};
+use tollgate_providers::anthropic::inbound::{InboundOptions, error_body, to_chat_request};
+use tollgate_providers::anthropic::wire::MessagesRequest;
+
+pub async fn messages(
+    State(state): State<AppState>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    caller: Result<OrgKey, ApiError>,
+    headers: HeaderMap,
+    body: Result<BodyBytes, ApiError>,
+) -> Response {
+    let started = Instant::now();
+    let outcome = async {
+        let OrgKey(principal) = caller?;
+        let BodyBytes(body) = body?;
+        let mut request: MessagesRequest = parse_json(&body)?;
+        let level = power_level(request.extra.remove("power_level"), &headers)?;
+        let candidates =
+            tollgate_routing::candidates(&state.catalog, &request.model, level, ModelMode::Chat)?;
+        // Anthropic-only fields (`thinking`, `top_k`) reach Anthropic models;
+        // OpenAI-compatible APIs would refuse them.
+        let all_anthropic = candidates.iter().all(|m| {
+            state
+                .catalog
+                .provider(&m.provider)
+                .is_some_and(|p| p.kind == ProviderKind::Anthropic)
+        });
+        let model = request.model.clone();
+        let options = InboundOptions {
+            keep_anthropic_fields: all_anthropic,
+        };
+        let chat = to_chat_request(request, options).map_err(ApiError::bad_request)?;
+        chat.validate().map_err(ApiError::bad_request)?;
+        let call = state.streams.spawn(relay(
+            state.clone(),
+            principal,
+            chat,
+            request_id,
+            candidates,
+            started,
+            Dialect::Anthropic { model },
+        ));
+        call.await.map_err(ApiError::internal)?
+    }
+    .await;
+    match outcome {
+        Ok(response) => response,
+        Err(e) => anthropic_error(e),
+    }
+}
+
+/// The power level for `"model": "auto"`: the body's `power_level` (not
+/// forwarded) or the `x-tollgate-power-level` header; `balanced` by default.
+fn power_level(from_body: Option<Value>, headers: &HeaderMap) -> Result<PowerLevel, ApiError> {
+    let invalid = || ApiError::bad_request("`power_level` must be one of eco, balanced, precision");
+    match from_body {
+        Some(Value::String(s)) => return s.parse().map_err(|_| invalid()),
+        Some(Value::Null) => return Ok(PowerLevel::Balanced),
+        Some(_) => return Err(invalid()),
+        None => {}
+    }
+    match headers.get("x-tollgate-power-level") {
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(invalid),
+        None => Ok(PowerLevel::Balanced),
+    }
+}
+
+/// An [`ApiError`] in Anthropic's error shape, with the same status.
+fn anthropic_error(e: ApiError) -> Response {
+    let body = error_body(e.status.as_u16(), &e.message);
+    let mut response = (e.status, Json(body)).into_response();
+    if let Some(secs) = e.retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
+}

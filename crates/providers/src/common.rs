@@ -1,0 +1,222 @@
+//! What the native adapters share: turning a provider's SSE into OpenAI
+//! chunks event by event, reading the first one before answering, and the
+//! OpenAI JSON they all produce.
+
+use crate::client::{ChatStream, StreamEvent};
+use crate::error::ProviderError;
+use bytes::Bytes;
+use eventsource_stream::Eventsource;
+use futures::{Stream, StreamExt};
+use serde_json::{Value, json};
+use std::collections::VecDeque;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tollgate_core::money::TokenUsage;
+
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Translates one provider's stream into OpenAI chunk events.
+pub(crate) trait Translate: Send + 'static {
+    /// One SSE event (its `event:` name, empty when none, and its `data`).
+    fn event(&mut self, name: &str, data: &str, out: &mut Vec<Result<StreamEvent, ProviderError>>);
+    /// The provider closed the stream; whatever completes it (or nothing,
+    /// when it ended early and the caller must treat it as cut).
+    fn end(&mut self, out: &mut Vec<Result<StreamEvent, ProviderError>>);
+}
+
+/// The events of an SSE answer, translated as they arrive (never buffered
+/// whole). Returns once the first translated event is there, so that an
+/// error before it is an `Err` the router can fall back on.
+pub(crate) async fn translate_sse<T: Translate>(
+    response: reqwest::Response,
+    translator: T,
+) -> Result<ChatStream, ProviderError> {
+    let events = response.bytes_stream().eventsource().boxed();
+    let mut stream = translated(events, translator).boxed();
+    match stream.next().await {
+        Some(Ok(first)) => Ok(futures::stream::once(async move { Ok(first) })
+            .chain(stream)
+            .boxed()),
+        Some(Err(e)) => Err(e),
+        None => Err(ProviderError::InvalidResponse(
+            "stream ended before any event".into(),
+        )),
+    }
+}
+
+struct State<S, T> {
+    events: S,
+    translator: T,
+    pending: VecDeque<Result<StreamEvent, ProviderError>>,
+    ended: bool,
+}
+
+fn translated<S, E, T>(
+    events: S,
+    translator: T,
+) -> impl Stream<Item = Result<StreamEvent, ProviderError>> + Send
+where
+    S: Stream<Item = Result<eventsource_stream::Event, E>> + Unpin + Send,
+    E: std::fmt::Display,
+    T: Translate,
+{
+    let state = State {
+        events,
+        translator,
+        pending: VecDeque::new(),
+        ended: false,
+    };
+    futures::stream::unfold(state, |mut st| async move {
+        loop {
+            if let Some(item) = st.pending.pop_front() {
+                if item.is_err() {
+                    // Nothing follows a failure.
+                    st.pending.clear();
+                    st.ended = true;
+                }
+                return Some((item, st));
+            }
+            if st.ended {
+                return None;
+            }
+            let mut out = Vec::new();
+            match st.events.next().await {
+                Some(Ok(event)) => st.translator.event(&event.event, &event.data, &mut out),
+                Some(Err(e)) => {
+                    out.push(Err(ProviderError::InvalidResponse(e.to_string())));
+                }
+                None => {
+                    st.translator.end(&mut out);
+                    st.ended = true;
+                }
+            }
+            st.pending.extend(out);
+        }
+    })
+}
+
+/// A `chat.completion.chunk` event with one choice.
+pub(crate) fn delta_chunk(
+    id: &str,
+    model: &str,
+    created: u64,
+    delta: Value,
+    finish_reason: Option<&str>,
+) -> StreamEvent {
+    let data = json!({
+        "id": id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish_reason}],
+    });
+    StreamEvent::Chunk {
+        data: Bytes::from(data.to_string()),
+        usage: None,
+        usage_only: false,
+    }
+}
+
+/// The last chunk of a stream: no choices, the call's usage.
+pub(crate) fn usage_chunk(
+    id: &str,
+    model: &str,
+    created: u64,
+    usage: TokenUsage,
+    reasoning_tokens: i64,
+) -> StreamEvent {
+    let data = json!({
+        "id": id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [],
+        "usage": usage_json(&usage, reasoning_tokens),
+    });
+    StreamEvent::Chunk {
+        data: Bytes::from(data.to_string()),
+        usage: Some(usage),
+        usage_only: true,
+    }
+}
+
+/// OpenAI's `usage` object for a call's token counts.
+pub(crate) fn usage_json(usage: &TokenUsage, reasoning_tokens: i64) -> Value {
+    json!({
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total(),
+        "prompt_tokens_details": {"cached_tokens": usage.cached_prompt_tokens},
+        "completion_tokens_details": {"reasoning_tokens": reasoning_tokens},
+    })
+}
+
+/// A `data:` URL's media type and base64 payload (`data:image/png;base64,…`).
+pub(crate) fn parse_data_url(url: &str) -> Option<(&str, &str)> {
+    let rest = url.strip_prefix("data:")?;
+    let (meta, data) = rest.split_once(',')?;
+    let media_type = meta.strip_suffix(";base64")?;
+    Some((
+        if media_type.is_empty() {
+            "application/octet-stream"
+        } else {
+            media_type
+        },
+        data,
+    ))
+}
+
+/// A tool call's `arguments` (a JSON text) as a JSON object.
+pub(crate) fn arguments_object(arguments: &Value, at: &str) -> Result<Value, ProviderError> {
+    match arguments {
+        Value::Null => Ok(json!({})),
+        Value::Object(_) => Ok(arguments.clone()),
+        Value::String(s) if s.trim().is_empty() => Ok(json!({})),
+        Value::String(s) => match serde_json::from_str::<Value>(s) {
+            Ok(v @ Value::Object(_)) => Ok(v),
+            _ => Err(ProviderError::InvalidRequest(format!(
+                "`{at}` must be a JSON object encoded as a string"
+            ))),
+        },
+        _ => Err(ProviderError::InvalidRequest(format!(
+            "`{at}` must be a JSON object encoded as a string"
+        ))),
+    }
+}
+
+/// The OpenAI `stop` parameter as a list of sequences.
+pub(crate) fn stop_sequences(stop: Option<&Value>) -> Option<Vec<Value>> {
+    match stop? {
+        Value::String(s) => Some(vec![Value::String(s.clone())]),
+        Value::Array(items) if !items.is_empty() => Some(items.clone()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_urls_split_into_media_type_and_payload() {
+        assert_eq!(
+            parse_data_url("data:image/png;base64,iVBORw0KGgo="),
+            Some(("image/png", "iVBORw0KGgo="))
+        );
+        assert_eq!(parse_data_url("https://example.com/a.png"), None);
+        assert_eq!(parse_data_url("data:text/plain,hello"), None);
+    }
+
+    #[test]
+    fn arguments_must_be_an_object() {
+        assert_eq!(
+            arguments_object(&json!("{\"a\":1}"), "x").unwrap(),
+            json!({"a": 1})
+        );
+        assert_eq!(arguments_object(&json!(""), "x").unwrap(), json!({}));
+        assert!(arguments_object(&json!("[1]"), "x").is_err());
+    }
+}
