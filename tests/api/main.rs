@@ -2,8 +2,10 @@
 //! `TOLLGATE_TEST_DATABASE`. One test binary, one module per capability.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod adapters;
 mod api_keys;
 mod binary;
+mod byok;
 mod chat;
 mod concurrency;
 mod credits;
@@ -12,4 +14,5 @@ mod log_hygiene;
 mod management_input;
 mod operations;
 mod organizations;
+mod provider_credentials;
 mod usage;

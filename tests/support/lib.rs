@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod binary;
+pub mod byok;
 mod database;
 pub mod replica;
 
@@ -98,13 +99,26 @@ impl TestApp {
         Self::spawn_with_config(DEFAULT_CONFIG).await
     }
 
-    /// A gateway with the given YAML catalog (`{MOCK}` → the mock's base URL).
+    /// A gateway with the given YAML catalog (`{MOCK}` → the mock's OpenAI
+    /// base URL, `{MOCK_ROOT}` → its root, for Anthropic and Gemini kinds).
     pub async fn spawn_with_config(config: &str) -> TestApp {
+        Self::spawn_with(config, |_| {}).await
+    }
+
+    /// A gateway with the given YAML catalog and settings changed by `tweak`
+    /// after the test defaults are set.
+    pub async fn spawn_with(
+        config: &str,
+        tweak: impl FnOnce(&mut tollgate_api::Settings),
+    ) -> TestApp {
         let mock = MockProvider::start().await;
         let dir = tempdir::TempDir::new();
         let db = TestDatabase::create(&dir.0).await;
         let config_path = dir.0.join("tollgate.yaml");
-        std::fs::write(&config_path, config.replace("{MOCK}", &mock.base_url())).unwrap();
+        let config = config
+            .replace("{MOCK_ROOT}", &format!("http://{}", mock.addr()))
+            .replace("{MOCK}", &mock.base_url());
+        std::fs::write(&config_path, config).unwrap();
         let mut settings = tollgate_api::Settings::for_database(&db.url);
         settings.config = Some(config_path);
         settings.admin_token = Some(SecretString::from(ADMIN_TOKEN));
@@ -113,6 +127,7 @@ impl TestApp {
         // Leases go back to the balance as soon as the last call settles, so
         // tests can read `reserved` right after a call.
         settings.lease_idle_ms = 0;
+        tweak(&mut settings);
         let gateway = tollgate_api::start(&settings)
             .await
             .expect("gateway starts");

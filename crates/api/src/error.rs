@@ -7,6 +7,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tollgate_billing::BillingError;
+use tollgate_credentials::CredentialError;
 use tollgate_providers::ProviderError;
 use tollgate_routing::RouteError;
 use tollgate_tenants::{AuthError, TenantError};
@@ -108,6 +109,25 @@ impl ApiError {
         )
     }
 
+    /// The provider refused a key it was asked to validate.
+    pub fn invalid_provider_key(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "invalid_provider_key",
+            message,
+        )
+    }
+
+    pub fn bad_gateway(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_GATEWAY,
+            "provider_error",
+            "provider_error",
+            message,
+        )
+    }
+
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -198,10 +218,33 @@ impl From<BillingError> for ApiError {
     }
 }
 
+impl From<CredentialError> for ApiError {
+    fn from(e: CredentialError) -> Self {
+        match e {
+            CredentialError::NotFound => ApiError::not_found("provider credential not found"),
+            CredentialError::ActiveConflict { .. } => ApiError::conflict(e.to_string()),
+            CredentialError::Invalid { field, message } => {
+                ApiError::bad_request(format!("`{field}` {message}"))
+            }
+            CredentialError::MasterKeyRotated => {
+                let mut err = ApiError::unavailable(e.to_string());
+                err.code = "master_key_rotated";
+                err.kind = "server_error";
+                err
+            }
+            CredentialError::Db(e) => ApiError::from_db(e),
+            // Crypto failures: a stored value did not open. Never the key.
+            other => ApiError::internal(other),
+        }
+    }
+}
+
 impl From<RouteError> for ApiError {
     fn from(e: RouteError) -> Self {
         match e {
-            RouteError::UnknownModel(_) => ApiError::model_not_found(e.to_string()),
+            RouteError::UnknownModel(_) | RouteError::Unpriced { .. } => {
+                ApiError::model_not_found(e.to_string())
+            }
             RouteError::WrongMode { .. } => ApiError::bad_request(e.to_string()),
             RouteError::NoCandidates(_) => ApiError::unavailable(e.to_string()),
         }
@@ -255,6 +298,13 @@ impl From<ProviderError> for ApiError {
             ProviderError::NoKey(_) | ProviderError::Unsupported(_) => {
                 ApiError::unavailable(message)
             }
+            ProviderError::InvalidRequest(_) => ApiError::bad_request(message),
+            ProviderError::Blocked(_) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "content_blocked",
+                message,
+            ),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Extractors: JSON bodies rejected in our error shape (naming the bad
-//! field), organization API keys, the platform admin token, the request id.
+//! field), organization API keys, the platform admin token, the managers of
+//! provider credentials, the request id.
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -11,6 +12,7 @@ use secrecy::ExposeSecret;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
+use tollgate_credentials::Actor;
 use tollgate_tenants::Principal;
 
 /// The id of the request being served (`x-tollgate-request-id`).
@@ -163,15 +165,101 @@ impl FromRequestParts<AppState> for Admin {
         let presented = presented_key(&parts.headers).ok_or_else(|| {
             ApiError::unauthorized("missing admin token: send `Authorization: Bearer …`")
         })?;
-        let ok: bool = presented
-            .as_bytes()
-            .ct_eq(expected.expose_secret().as_bytes())
-            .into();
-        if ok {
+        if is_admin_token(presented, expected) {
             Ok(Admin)
         } else {
             Err(ApiError::unauthorized("invalid admin token"))
         }
+    }
+}
+
+fn is_admin_token(presented: &str, expected: &secrecy::SecretString) -> bool {
+    presented
+        .as_bytes()
+        .ct_eq(expected.expose_secret().as_bytes())
+        .into()
+}
+
+/// Who may manage provider credentials: the platform admin
+/// (`TOLLGATE_ADMIN_TOKEN`) for any organization, or an organization API key
+/// created with `"admin": true` for its own organization only. Any other
+/// valid API key is refused with 403.
+#[derive(Debug, Clone)]
+pub enum Manager {
+    Platform,
+    Organization {
+        organization_id: String,
+        key_id: String,
+    },
+}
+
+impl Manager {
+    /// The one organization this caller is confined to (`None`: any).
+    pub fn own_organization(&self) -> Option<&str> {
+        match self {
+            Manager::Platform => None,
+            Manager::Organization {
+                organization_id, ..
+            } => Some(organization_id),
+        }
+    }
+
+    /// Whether this caller may manage the organization's credentials.
+    pub fn manages(&self, organization_id: &str) -> bool {
+        self.own_organization()
+            .is_none_or(|own| own == organization_id)
+    }
+
+    /// 403 unless this caller may manage the organization's credentials.
+    pub fn check_organization(&self, organization_id: &str) -> Result<(), ApiError> {
+        if self.manages(organization_id) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(
+                "this API key may manage only its own organization's credentials",
+            ))
+        }
+    }
+
+    /// Who this is, for the audit log.
+    pub fn actor(&self) -> Actor {
+        match self {
+            Manager::Platform => Actor::PlatformAdmin,
+            Manager::Organization { key_id, .. } => Actor::ApiKey(key_id.clone()),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Manager {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let presented = presented_key(&parts.headers).ok_or_else(|| {
+            ApiError::unauthorized(
+                "missing admin token or admin API key: send `Authorization: Bearer …`",
+            )
+        })?;
+        if let Some(expected) = state.admin_token.as_ref()
+            && is_admin_token(presented, expected)
+        {
+            return Ok(Manager::Platform);
+        }
+        if !presented.starts_with("tg-") {
+            return Err(ApiError::unauthorized("invalid admin token or API key"));
+        }
+        let principal = state.tenants.authenticate(presented).await?;
+        if !principal.admin {
+            return Err(ApiError::forbidden(
+                "this API key is not an organization admin key (create one with \"admin\": true)",
+            ));
+        }
+        Ok(Manager::Organization {
+            organization_id: principal.organization_id.clone(),
+            key_id: principal.key_id.clone(),
+        })
     }
 }
 

@@ -14,4 +14,4 @@ pub mod state;
 
 pub use routes::app;
 pub use settings::{Environment, Settings};
-pub use startup::{Gateway, start};
+pub use startup::{Gateway, rotate_master_key, start};

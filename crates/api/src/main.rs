@@ -1,6 +1,7 @@
 //! The `tollgate` binary: parses the command line and starts things.
 
 use clap::{Parser, Subcommand};
+use secrecy::SecretString;
 use tollgate_api::Settings;
 use tracing_subscriber::EnvFilter;
 
@@ -23,6 +24,25 @@ enum Command {
     Serve,
     /// Apply the database migrations and exit.
     Migrate,
+    /// Manage the master key that BYOK provider keys are encrypted under.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Re-wrap every organization's data key under a new master key, in one
+    /// transaction, and make it the database's master key. Needs the current
+    /// key (TOLLGATE_MASTER_KEY). Running gateways keep working; restart each
+    /// with the new TOLLGATE_MASTER_KEY (a start with the old one is refused).
+    Rotate {
+        /// The new master key: 32 bytes as base64, or a passphrase. Prefer
+        /// the environment variable: a flag shows in the process list.
+        #[arg(long, env = "TOLLGATE_NEW_MASTER_KEY", hide_env_values = true)]
+        new_master_key: SecretString,
+    },
 }
 
 #[tokio::main]
@@ -50,6 +70,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let db = tollgate_core::Db::connect(&cli.settings.database_url, 2).await?;
             db.migrate().await?;
             tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Keys {
+            command: KeysCommand::Rotate { new_master_key },
+        } => {
+            let rotation = tollgate_api::rotate_master_key(&cli.settings, &new_master_key).await?;
+            tracing::info!(
+                data_keys = rotation.data_keys,
+                master_key_version = rotation.version,
+                "master key rotated"
+            );
+            println!(
+                "master key rotated: {} organization data key(s) re-wrapped (master key generation {}). \
+                 Restart every gateway with the new TOLLGATE_MASTER_KEY.",
+                rotation.data_keys, rotation.version
+            );
             Ok(())
         }
         Command::Serve => {

@@ -117,6 +117,20 @@ pub struct Settings {
     )]
     pub lease_idle_ms: u64,
 
+    /// Platform fee on calls paid with an organization's own provider key
+    /// (BYOK), in percent (0 to 100) of what the call would cost at list
+    /// price in the organization's unit: USD micro-dollars for `usd`
+    /// organizations, tokens for `tokens`, one request for `requests`;
+    /// rounded up to a whole unit. 0: BYOK calls are free (still recorded).
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_BYOK_FEE_PERCENT",
+        default_value_t = 0,
+        value_parser = clap::value_parser!(u32).range(0..=100)
+    )]
+    pub byok_fee_percent: u32,
+
     /// Largest request body accepted, in bytes.
     #[arg(long, global = true, env = "TOLLGATE_MAX_BODY_BYTES", default_value_t = 10 * 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -140,6 +154,7 @@ impl Settings {
             upstream_timeout_secs: 300,
             max_body_bytes: 10 * 1024 * 1024,
             lease_idle_ms: 1000,
+            byok_fee_percent: 0,
         }
     }
 }

@@ -1,14 +1,12 @@
 //! Start-up and shutdown: database, migrations, master key, catalog,
-//! background tasks, and a graceful stop that settles every stream.
+//! background tasks, and a graceful stop that settles every stream; and
+//! the master-key rotation behind `tollgate keys rotate`.
 
 use crate::metrics::Metrics;
 use crate::settings::{DEFAULT_DATABASE_URL, Environment, Settings};
 use crate::state::{AppState, Inner};
 use anyhow::{Context, bail};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
-use secrecy::ExposeSecret;
-use sqlx::Row;
+use secrecy::{ExposeSecret, SecretString};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +16,10 @@ use tokio_util::task::TaskTracker;
 use tollgate_billing::{Billing, BillingOptions};
 use tollgate_core::Db;
 use tollgate_core::config::load_catalog;
-use tollgate_credentials::{MasterKey, generate_salt, load_or_create_dev_key_file};
+use tollgate_credentials::{
+    CredentialError, CredentialStore, MasterKey, RootKey, Rotation, generate_salt,
+    load_or_create_dev_key_file, passphrase_salt, unlock,
+};
 use tollgate_providers::{ClientOptions, ProviderClient};
 use tollgate_tenants::Tenants;
 
@@ -42,9 +43,10 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Gateway> {
         .await
         .context("connecting to the database")?;
     db.migrate().await.context("applying migrations")?;
-    // Not used on the request path yet (BYOK comes next), but checked now so
-    // that a wrong key is refused at start, never discovered on a request.
-    let _master_key = load_master_key(settings, &db).await?;
+    // Checked now, so that a wrong key is refused at start, never
+    // discovered on a request.
+    let root_key = load_master_key(settings, &db).await?;
+    let credentials = CredentialStore::new(db.clone(), root_key);
 
     // On SQLite (one node), leases left by an earlier run are returned here.
     let billing = Billing::start(
@@ -66,6 +68,8 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Gateway> {
         db,
         tenants: tenants.clone(),
         billing: billing.clone(),
+        credentials: credentials.clone(),
+        byok_fee_percent: settings.byok_fee_percent,
         catalog: Arc::new(catalog),
         providers,
         admin_token: settings
@@ -78,6 +82,8 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Gateway> {
     }));
     let background = vec![
         tokio::spawn(tenants.watch_key_changes(Duration::from_millis(500))),
+        // A changed credential reaches every replica within a second.
+        tokio::spawn(credentials.watch_changes(Duration::from_millis(250))),
         tokio::spawn(billing.maintain(Duration::from_secs(5))),
     ];
     Ok(Gateway { state, background })
@@ -123,35 +129,11 @@ fn check_production(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads a `system_settings` value, or stores `default` first if there is none
-/// (race-free across replicas starting together).
-async fn setting_or_init(db: &Db, name: &str, default: String) -> anyhow::Result<String> {
-    sqlx::query(
-        "INSERT INTO system_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
-    )
-    .bind(name)
-    .bind(&default)
-    .execute(db.pool())
-    .await?;
-    let row = sqlx::query("SELECT value FROM system_settings WHERE name = $1")
-        .bind(name)
-        .fetch_one(db.pool())
-        .await?;
-    Ok(row.try_get("value")?)
-}
-
-async fn load_master_key(settings: &Settings, db: &Db) -> anyhow::Result<MasterKey> {
+/// The master key from `TOLLGATE_MASTER_KEY` (or, without it, the
+/// development key file), checked against the database.
+async fn load_master_key(settings: &Settings, db: &Db) -> anyhow::Result<RootKey> {
     let key = match &settings.master_key {
-        Some(value) if MasterKey::is_raw_key_setting(value.expose_secret()) => {
-            MasterKey::from_setting(value.expose_secret(), &[])?
-        }
-        Some(passphrase) => {
-            let salt = setting_or_init(db, "master_key_salt", B64.encode(generate_salt())).await?;
-            let salt = B64
-                .decode(salt)
-                .context("stored master_key_salt is not base64")?;
-            MasterKey::from_setting(passphrase.expose_secret(), &salt)?
-        }
+        Some(value) => master_key_from_setting(db, value).await?,
         None => {
             let dir = tollgate_core::db::sqlite_path(&settings.database_url)
                 .and_then(|p| p.parent().map(std::path::Path::to_path_buf))
@@ -167,15 +149,52 @@ async fn load_master_key(settings: &Settings, db: &Db) -> anyhow::Result<MasterK
             key
         }
     };
-    let check = setting_or_init(db, "master_key_check", B64.encode(key.key_check())).await?;
-    let check = B64
-        .decode(check)
-        .context("stored master_key_check is not base64")?;
-    key.verify_key_check(&check).map_err(|_| {
-        anyhow::anyhow!(
+    unlock(db, key).await.map_err(|e| match e {
+        CredentialError::WrongMasterKey => anyhow::anyhow!(
             "TOLLGATE_MASTER_KEY is not the master key this database was set up with; refusing to start \
-             (a wrong key would make every stored provider key unreadable)"
-        )
-    })?;
-    Ok(key)
+             (a wrong key would make every stored provider key unreadable; after `tollgate keys rotate`, \
+             use the new key)"
+        ),
+        other => anyhow::Error::new(other).context("checking the master key"),
+    })
+}
+
+/// A master key setting: a base64 key as is, a passphrase with the salt
+/// stored in the database.
+async fn master_key_from_setting(db: &Db, value: &SecretString) -> anyhow::Result<MasterKey> {
+    let value = value.expose_secret();
+    if MasterKey::is_raw_key_setting(value) {
+        return Ok(MasterKey::from_setting(value, &[])?);
+    }
+    let salt = passphrase_salt(db).await?;
+    Ok(MasterKey::from_setting(value, &salt)?)
+}
+
+/// `tollgate keys rotate`: re-wraps every organization's data key under
+/// `new_master_key` (base64 key or passphrase) in one transaction, and makes
+/// it the master key of the database. Gateways already running keep
+/// working; each must be restarted with the new `TOLLGATE_MASTER_KEY`
+/// before the next rotation.
+pub async fn rotate_master_key(
+    settings: &Settings,
+    new_master_key: &SecretString,
+) -> anyhow::Result<Rotation> {
+    let db = Db::connect(&settings.database_url, 2)
+        .await
+        .context("connecting to the database")?;
+    db.migrate().await.context("applying migrations")?;
+    let current = load_master_key(settings, &db).await?;
+    let value = new_master_key.expose_secret();
+    let (new, salt) = if MasterKey::is_raw_key_setting(value) {
+        (MasterKey::from_setting(value, &[]), None)
+    } else {
+        let salt = generate_salt();
+        (MasterKey::from_setting(value, &salt), Some(salt))
+    };
+    let new = new.context("the new master key")?;
+    let rotation = tollgate_credentials::rotate(&db, &current, &new, salt.as_ref().map(|s| &s[..]))
+        .await
+        .context("rotating the master key (nothing was changed)")?;
+    db.close().await;
+    Ok(rotation)
 }

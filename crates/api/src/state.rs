@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio_util::task::TaskTracker;
 use tollgate_billing::Billing;
 use tollgate_core::{Catalog, Db};
+use tollgate_credentials::CredentialStore;
 use tollgate_providers::ProviderClient;
 use tollgate_tenants::Tenants;
 
@@ -14,6 +15,10 @@ pub struct Inner {
     pub db: Db,
     pub tenants: Tenants,
     pub billing: Billing,
+    /// Organizations' own provider keys (BYOK), cached for the request path.
+    pub credentials: CredentialStore,
+    /// `TOLLGATE_BYOK_FEE_PERCENT`: the fee on BYOK calls, in percent of list cost.
+    pub byok_fee_percent: u32,
     pub catalog: Arc<Catalog>,
     pub providers: ProviderClient,
     pub admin_token: Option<SecretString>,

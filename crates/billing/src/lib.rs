@@ -37,7 +37,7 @@ mod writer;
 
 pub use accounts::{CreditsView, GrantOutcome, LedgerEntry};
 pub use leases::Hold;
-pub use pricing::{charge_for, max_charge_for};
+pub use pricing::{byok_charge, charge_for, max_charge_for};
 pub use usage::{UsageEntry, UsageRecord, UsageStatus};
 
 use leases::LeaseBook;

@@ -14,6 +14,15 @@ pub fn charge_for(mode: BillingMode, price: &Price, usage: &TokenUsage) -> i64 {
     }
 }
 
+/// What a call paid with the organization's own provider key (BYOK) is
+/// charged: `fee_percent` % of `charge`, its charge at list price in the
+/// organization's unit ([`charge_for`]), rounded up to a whole unit so that
+/// a non-zero fee never rounds to nothing.
+pub fn byok_charge(charge: i64, fee_percent: u32) -> i64 {
+    let scaled = i128::from(charge.max(0)) * i128::from(fee_percent);
+    i64::try_from((scaled + 99) / 100).unwrap_or(i64::MAX)
+}
+
 /// The most a call can cost: every prompt token it may send (an upper bound,
 /// not an estimate) plus every completion token it may receive.
 pub fn max_charge_for(
@@ -57,6 +66,27 @@ mod tests {
         );
         assert_eq!(charge_for(BillingMode::Tokens, &price(), &usage), 1_100);
         assert_eq!(charge_for(BillingMode::Requests, &price(), &usage), 1);
+    }
+
+    #[test]
+    fn byok_charge_is_the_fee_share_rounded_up() {
+        assert_eq!(byok_charge(1_000, 0), 0);
+        assert_eq!(byok_charge(1_000, 5), 50);
+        assert_eq!(byok_charge(1_001, 5), 51); // 50.05 → 51
+        assert_eq!(byok_charge(1, 1), 1);
+        assert_eq!(byok_charge(220, 100), 220);
+        assert_eq!(byok_charge(0, 50), 0);
+        assert_eq!(byok_charge(-5, 50), 0);
+        assert_eq!(byok_charge(i64::MAX, 100), i64::MAX);
+    }
+
+    #[test]
+    fn byok_charge_of_the_maximum_covers_the_byok_charge_of_the_real_cost() {
+        for fee in [0, 1, 7, 50, 100] {
+            for (real, most) in [(0, 10), (9, 10), (123, 456), (1, 1)] {
+                assert!(byok_charge(most, fee) >= byok_charge(real, fee));
+            }
+        }
     }
 
     #[test]

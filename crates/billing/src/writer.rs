@@ -151,9 +151,16 @@ async fn write(
         .bind(charged + returned)
         .bind(now)
         .bind(org)
-        .fetch_one(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?;
-        let balance: i64 = row.try_get("balance")?;
+        let balance: i64 = match row {
+            Some(row) => row.try_get("balance")?,
+            // No account (never granted credits): only calls that cost
+            // nothing, such as BYOK calls without a fee, get here; they
+            // leave a usage record and no ledger row.
+            None if charged == 0 && returned == 0 => 0,
+            None => return Err(sqlx::Error::RowNotFound.into()),
+        };
         sqlx::query(
             "UPDATE credit_leases SET amount = amount - $1, updated_at = $2 \
              WHERE instance_id = $3 AND organization_id = $4",

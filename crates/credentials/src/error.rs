@@ -84,6 +84,47 @@ pub enum CredentialError {
         #[source]
         source: io::Error,
     },
+
+    /// No such credential in this organization (or it was deleted).
+    #[error("provider credential not found")]
+    NotFound,
+
+    /// The organization already has an active credential for this provider;
+    /// at most one may be active.
+    #[error(
+        "the organization already has an active credential for provider `{provider}`; \
+         deactivate it first, or create this one with \"active\": false"
+    )]
+    ActiveConflict {
+        /// The provider both credentials are for.
+        provider: String,
+    },
+
+    /// A field of a request is invalid. The message never holds the key.
+    #[error("invalid {field}: {message}")]
+    Invalid {
+        /// The field, as the API names it.
+        field: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+
+    /// The master key was rotated (by `tollgate keys rotate`) after this
+    /// process started: it can still read what exists, but a new data key
+    /// wrapped under the old master key would be unreadable for the others.
+    #[error(
+        "the master key was rotated after this gateway started; \
+         restart it with the new TOLLGATE_MASTER_KEY"
+    )]
+    MasterKeyRotated,
+
+    /// A master-key record in `system_settings` is not what Tollgate wrote.
+    #[error("the stored {0} is malformed")]
+    CorruptSetting(&'static str),
+
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
 }
 
 /// Result with [`CredentialError`].

@@ -1,5 +1,5 @@
-//! Cryptography for BYOK provider keys: organizations' own provider API keys,
-//! stored encrypted.
+//! BYOK provider keys: organizations' own provider API keys, stored
+//! encrypted ([`CredentialStore`]), and the cryptography behind them.
 //!
 //! Envelope encryption with AES-256-GCM, in three layers:
 //!
@@ -16,6 +16,13 @@
 //!    ([`DataKey::seal`]), bound by [`aad_for`] to the organization and the
 //!    provider, so a ciphertext moved to another row does not open. Only its
 //!    [`key_hint`] is ever shown again.
+//!
+//! In the database (see [`CredentialStore`] and [`unlock`]): the key check,
+//! the passphrase salt and the master key's generation in `system_settings`;
+//! wrapped data keys in `organization_data_keys`, one per organization and
+//! master-key generation ([`rotate`] adds the next generation); sealed
+//! provider keys with their data key's version in `provider_credentials`;
+//! every change in `provider_credential_audit`.
 //!
 //! Every ciphertext is `1 | 12-byte random nonce | ciphertext | 16-byte tag`.
 //! Keys live on the heap in [`secrecy`] boxes, are zeroized on drop, and print
@@ -48,13 +55,20 @@ mod dev_key_file;
 mod error;
 mod master_key;
 mod random;
+mod root;
 mod sealed;
+mod store;
 
 pub use data_key::DataKey;
 pub use dev_key_file::load_or_create_dev_key_file;
 pub use error::{CredentialError, Result};
 pub use master_key::{MasterKey, PBKDF2_ITERATIONS, SALT_LEN, generate_salt};
+pub use root::{RootKey, Rotation, passphrase_salt, rotate, unlock};
 pub use sealed::{FORMAT_VERSION, KEY_LEN, SEALED_OVERHEAD};
+pub use store::{
+    Actor, AuditActor, AuditEntry, AuditFilter, Credential, CredentialChange, CredentialStore,
+    ListFilter, NewCredential, normalized_api_key,
+};
 
 /// Label that starts every [`aad_for`] value.
 const PROVIDER_KEY_LABEL: &[u8] = b"tollgate-provider-key";

@@ -67,6 +67,9 @@ pub struct NewApiKey {
     pub budget: Option<Budget>,
     /// Unix seconds.
     pub expires_at: Option<i64>,
+    /// An organization admin key: it may also manage its own organization's
+    /// provider credentials.
+    pub admin: bool,
 }
 
 /// A key as listed: everything but the secret.
@@ -82,6 +85,8 @@ pub struct ApiKeyInfo {
     pub max_concurrency: Option<i64>,
     pub budget: Option<Budget>,
     pub expires_at: Option<i64>,
+    /// Whether this is an organization admin key.
+    pub admin: bool,
     pub revoked_at: Option<i64>,
     pub created_at: i64,
 }
@@ -102,6 +107,8 @@ pub struct Principal {
     pub tpm_limit: Option<i64>,
     pub max_concurrency: Option<i64>,
     pub budget: Option<Budget>,
+    /// An organization admin key (see [`NewApiKey::admin`]).
+    pub admin: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -178,9 +185,10 @@ fn parse_key(presented: &str) -> Option<(String, &str)> {
     Some((format!("key_{hex_id}"), secret))
 }
 
+// `admin` is read as an integer: sqlx's Any driver cannot decode SQLite booleans.
 const KEY_COLUMNS: &str = "k.id, k.organization_id, k.name, k.secret_hash, k.rpm_limit, \
      k.tpm_limit, k.max_concurrency, k.budget_amount, k.budget_period, k.expires_at, \
-     k.revoked_at, k.created_at";
+     CAST(CASE WHEN k.admin THEN 1 ELSE 0 END AS BIGINT) AS admin, k.revoked_at, k.created_at";
 
 fn info_from_row(row: &AnyRow) -> Result<ApiKeyInfo, sqlx::Error> {
     let id: String = row.try_get("id")?;
@@ -205,6 +213,7 @@ fn info_from_row(row: &AnyRow) -> Result<ApiKeyInfo, sqlx::Error> {
         expires_at: row
             .try_get::<Option<i64>, _>("expires_at")?
             .map(|ms| ms / 1000),
+        admin: row.try_get::<i64, _>("admin")? != 0,
         revoked_at: row
             .try_get::<Option<i64>, _>("revoked_at")?
             .map(|ms| ms / 1000),
@@ -262,8 +271,8 @@ impl Tenants {
         let id = format!("key_{hex_id}");
         sqlx::query(
             "INSERT INTO api_keys (id, organization_id, name, secret_hash, rpm_limit, tpm_limit, \
-             max_concurrency, budget_amount, budget_period, expires_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+             max_concurrency, budget_amount, budget_period, expires_at, admin, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
         )
         .bind(&id)
         .bind(organization_id)
@@ -275,6 +284,7 @@ impl Tenants {
         .bind(new.budget.map(|b| b.amount))
         .bind(new.budget.map(|b| b.period.as_str()))
         .bind(new.expires_at.map(|s| s.saturating_mul(1000)))
+        .bind(new.admin)
         .bind(now)
         .execute(self.db.pool())
         .await?;
@@ -287,6 +297,7 @@ impl Tenants {
             max_concurrency: new.max_concurrency,
             budget: new.budget,
             expires_at: new.expires_at,
+            admin: new.admin,
             revoked_at: None,
             created_at: now / 1000,
             id,
@@ -396,6 +407,7 @@ impl Tenants {
                 tpm_limit: info.tpm_limit,
                 max_concurrency: info.max_concurrency,
                 budget: info.budget,
+                admin: info.admin,
             }),
         })))
     }

@@ -5,7 +5,8 @@
 //! real cost; on a retryable failure before the first byte, release the hold
 //! and try the next candidate.
 
-use super::relay::{CallRecord, gateway_headers, paying_key, settle};
+use super::dialect::{Dialect, Encoder};
+use super::relay::{CallRecord, gateway_headers, payable, paying_key, settle};
 use crate::error::ApiError;
 use crate::extract::{BodyBytes, OrgKey, RequestId, parse_json};
 use crate::state::AppState;
@@ -14,7 +15,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use futures::StreamExt;
 use serde_json::Value;
 use std::convert::Infallible;
@@ -54,18 +55,21 @@ pub async fn chat_completions(
         request_id,
         candidates,
         started,
+        Dialect::OpenAi,
     ));
     call.await.map_err(ApiError::internal)?
 }
 
-/// Tries the candidates in order until one answers.
-async fn relay(
+/// Tries the candidates in order until one answers; the answer is written
+/// in the client's `dialect` (shared with `/v1/messages`).
+pub(super) async fn relay(
     state: AppState,
     principal: Arc<Principal>,
     request: ChatRequest,
     request_id: Arc<str>,
     candidates: Vec<Arc<ModelEntry>>,
     started: Instant,
+    dialect: Dialect,
 ) -> Result<Response, ApiError> {
     let prompt_bound = request.prompt_token_upper_bound();
     let mut last_error = None;
@@ -73,18 +77,27 @@ async fn relay(
         let Some(provider) = state.catalog.provider(&model.provider) else {
             continue;
         };
-        let Some((api_key, byok)) = paying_key(provider) else {
+        let paying = paying_key(&state, &principal.organization_id, provider).await?;
+        // A keyless provider (a local vLLM or Ollama) is called without one.
+        if paying.is_none() && !provider.keyless {
             last_error = Some(ProviderError::NoKey(provider.name.clone()).into());
             continue;
-        };
+        }
+        let (api_key, byok) = paying
+            .as_ref()
+            .map_or((None, false), |p| (Some(p.secret()), p.byok()));
         let max_completion = request
             .max_output_tokens()
             .unwrap_or(model.max_output_tokens);
-        let most = max_charge_for(
-            principal.billing_mode,
-            &model.price,
-            prompt_bound,
-            max_completion,
+        let most = payable(
+            &state,
+            byok,
+            max_charge_for(
+                principal.billing_mode,
+                &model.price,
+                prompt_bound,
+                max_completion,
+            ),
         );
         let hold = match state
             .billing
@@ -102,8 +115,9 @@ async fn relay(
             provider: &provider.name,
             kind: provider.kind,
             base_url: &provider.base_url,
-            api_key: Some(api_key),
+            api_key,
             upstream_model: &model.upstream,
+            max_output_tokens: model.max_output_tokens,
         };
         let call = Call {
             state: &state,
@@ -112,6 +126,7 @@ async fn relay(
             model,
             byok,
             started,
+            dialect: &dialect,
         };
         let outcome = if request.stream {
             match state.providers.chat_stream(&target, &request).await {
@@ -178,6 +193,7 @@ struct Call<'a> {
     model: &'a Arc<ModelEntry>,
     byok: bool,
     started: Instant,
+    dialect: &'a Dialect,
 }
 
 impl Call<'_> {
@@ -203,6 +219,7 @@ impl Call<'_> {
             &self.record(usage, false, UsageStatus::Ok),
         )
         .await;
+        let body = self.dialect.answer_body(body, &usage);
         let mut response = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
         gateway_headers(response.headers_mut(), self.model, self.byok, charged);
         response
@@ -228,7 +245,9 @@ impl Call<'_> {
             model: self.model.clone(),
             byok: self.byok,
             started: self.started,
-            include_usage: request.stream_options.is_some_and(|o| o.include_usage),
+            encoder: self
+                .dialect
+                .encoder(request.stream_options.is_some_and(|o| o.include_usage)),
             prompt_estimate: prompt_bound / 4,
         };
         self.state.streams.spawn(pump.run(upstream, hold, tx));
@@ -252,20 +271,12 @@ struct StreamPump {
     model: Arc<ModelEntry>,
     byok: bool,
     started: Instant,
-    include_usage: bool,
+    encoder: Encoder,
     prompt_estimate: i64,
 }
 
-fn sse_data(data: &[u8]) -> Bytes {
-    let mut buf = BytesMut::with_capacity(data.len() + 8);
-    buf.put_slice(b"data: ");
-    buf.put_slice(data);
-    buf.put_slice(b"\n\n");
-    buf.freeze()
-}
-
 impl StreamPump {
-    async fn run(self, mut upstream: ChatStream, hold: Hold, tx: mpsc::Sender<Bytes>) {
+    async fn run(mut self, mut upstream: ChatStream, hold: Hold, tx: mpsc::Sender<Bytes>) {
         let mut usage = None;
         let mut finished = false;
         let mut failure = None;
@@ -284,12 +295,14 @@ impl StreamPump {
                     if !usage_only {
                         content_chunks += 1;
                     }
-                    if (!usage_only || self.include_usage)
-                        && !client_gone
-                        && tx.send(sse_data(&data)).await.is_err()
-                    {
-                        // Keep reading: the provider is still producing, and billing.
-                        client_gone = true;
+                    if !client_gone {
+                        for bytes in self.encoder.chunk(&data, usage_only) {
+                            if tx.send(bytes).await.is_err() {
+                                // Keep reading: the provider is still producing, and billing.
+                                client_gone = true;
+                                break;
+                            }
+                        }
                     }
                 }
                 Ok(StreamEvent::Done) => {
@@ -330,16 +343,10 @@ impl StreamPump {
         if client_gone {
             return;
         }
-        if failure.is_some() || !finished {
-            let message = match &failure {
-                Some(e) => format!("the provider's stream broke off: {e}"),
-                None => "the provider's stream ended early".to_owned(),
-            };
-            let error = serde_json::json!({
-                "error": {"message": message, "type": "provider_error", "code": "stream_interrupted"}
-            });
-            let _ = tx.send(sse_data(error.to_string().as_bytes())).await;
+        for bytes in self.encoder.end(&usage, finished, failure.as_ref()) {
+            if tx.send(bytes).await.is_err() {
+                break;
+            }
         }
-        let _ = tx.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
     }
 }

@@ -1,6 +1,6 @@
 //! `POST /v1/embeddings`: OpenAI Embeddings, billed by input tokens.
 
-use super::relay::{CallRecord, gateway_headers, paying_key, settle};
+use super::relay::{CallRecord, gateway_headers, payable, paying_key, settle};
 use crate::error::ApiError;
 use crate::extract::{BodyBytes, OrgKey, RequestId, parse_json};
 use crate::state::AppState;
@@ -58,13 +58,23 @@ async fn relay(
         .catalog
         .provider(&model.provider)
         .ok_or_else(|| ApiError::unavailable("the model's provider is not configured"))?;
-    let (api_key, byok) = paying_key(provider)
-        .ok_or_else(|| ApiError::from(ProviderError::NoKey(provider.name.clone())))?;
-    let most = max_charge_for(
-        principal.billing_mode,
-        &model.price,
-        request.input_token_upper_bound(),
-        0,
+    let paying = paying_key(&state, &principal.organization_id, provider).await?;
+    // A keyless provider (a local vLLM or Ollama) is called without one.
+    if paying.is_none() && !provider.keyless {
+        return Err(ProviderError::NoKey(provider.name.clone()).into());
+    }
+    let (api_key, byok) = paying
+        .as_ref()
+        .map_or((None, false), |p| (Some(p.secret()), p.byok()));
+    let most = payable(
+        &state,
+        byok,
+        max_charge_for(
+            principal.billing_mode,
+            &model.price,
+            request.input_token_upper_bound(),
+            0,
+        ),
     );
     let hold = state
         .billing
@@ -74,8 +84,9 @@ async fn relay(
         provider: &provider.name,
         kind: provider.kind,
         base_url: &provider.base_url,
-        api_key: Some(api_key),
+        api_key,
         upstream_model: &model.upstream,
+        max_output_tokens: model.max_output_tokens,
     };
     let answer = match state.providers.embed(&target, &request).await {
         Ok(answer) => answer,

@@ -3,7 +3,9 @@
 
 mod admin;
 mod chat;
+mod dialect;
 mod embeddings;
+mod messages;
 mod models;
 mod ops;
 mod relay;
@@ -22,6 +24,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/embeddings", post(embeddings::embeddings))
+        .route("/v1/messages", post(messages::messages))
         .route("/v1/models", get(models::list_models))
         .merge(admin::routes())
         .route("/health", get(ops::health))

@@ -1,5 +1,6 @@
 //! `GET /v1/models`: OpenAI's model list, the models this organization can
-//! use (those whose provider has a key), plus `auto`.
+//! use (those whose provider has a key, the platform's or the
+//! organization's own active credential, or needs none), plus `auto`.
 
 use crate::extract::OrgKey;
 use crate::state::AppState;
@@ -7,15 +8,28 @@ use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
 
-pub async fn list_models(State(state): State<AppState>, _caller: OrgKey) -> Json<Value> {
+pub async fn list_models(State(state): State<AppState>, OrgKey(caller): OrgKey) -> Json<Value> {
     let mut data = vec![
         json!({"id": tollgate_routing::AUTO, "object": "model", "created": 0, "owned_by": "tollgate"}),
     ];
+    // Per provider, not per model: one cache lookup each.
+    let mut usable_providers = std::collections::HashMap::new();
+    for provider in state.catalog.providers() {
+        let own_key = state
+            .credentials
+            .active_key(&caller.organization_id, &provider.name)
+            .await
+            .is_ok_and(|key| key.is_some());
+        usable_providers.insert(
+            provider.name.as_str(),
+            own_key || provider.api_key.is_some() || provider.keyless,
+        );
+    }
     for model in state.catalog.models() {
-        let usable = state
-            .catalog
-            .provider(&model.provider)
-            .is_some_and(|p| p.api_key.is_some());
+        let usable = usable_providers
+            .get(model.provider.as_str())
+            .copied()
+            .unwrap_or(false);
         if usable {
             data.push(json!({"id": model.id, "object": "model", "created": 0, "owned_by": model.provider}));
         }

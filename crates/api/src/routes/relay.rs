@@ -1,19 +1,76 @@
 //! What every relayed call shares: choosing the key that pays, the gateway
 //! headers, and settling a finished call reliably.
 
+use crate::error::ApiError;
 use crate::state::AppState;
 use axum::http::{HeaderMap, HeaderValue};
 use secrecy::SecretString;
 use std::sync::Arc;
 use std::time::Duration;
-use tollgate_billing::{Hold, UsageEntry, UsageStatus, charge_for};
+use tollgate_billing::{Hold, UsageEntry, UsageStatus, byok_charge, charge_for};
 use tollgate_core::money::TokenUsage;
 use tollgate_core::{BillingMode, ModelEntry, ProviderEntry};
+use tollgate_credentials::CredentialError;
 
-/// The key that pays the provider for this organization: the platform's for
-/// now (BYOK credentials take precedence once they exist).
-pub fn paying_key(provider: &ProviderEntry) -> Option<(&SecretString, bool)> {
-    provider.api_key.as_ref().map(|k| (k, false))
+/// The key that pays the provider for one call.
+pub enum PayingKey<'a> {
+    /// The organization's own active credential (BYOK).
+    Own(Arc<SecretString>),
+    /// The platform's key, from the catalog.
+    Platform(&'a SecretString),
+}
+
+impl PayingKey<'_> {
+    pub fn secret(&self) -> &SecretString {
+        match self {
+            PayingKey::Own(key) => key,
+            PayingKey::Platform(key) => key,
+        }
+    }
+
+    /// Whether the organization's own key pays (`x-tollgate-byok`).
+    pub fn byok(&self) -> bool {
+        matches!(self, PayingKey::Own(_))
+    }
+}
+
+/// The key that pays `provider` for this organization: its own active
+/// credential when it has one (BYOK), else the platform's key; `None` when
+/// there is neither, and the provider must be skipped. Served from memory
+/// once cached.
+pub async fn paying_key<'a>(
+    state: &AppState,
+    organization_id: &str,
+    provider: &'a ProviderEntry,
+) -> Result<Option<PayingKey<'a>>, ApiError> {
+    match state
+        .credentials
+        .active_key(organization_id, &provider.name)
+        .await
+    {
+        Ok(Some(key)) => Ok(Some(PayingKey::Own(key))),
+        Ok(None) => Ok(provider.api_key.as_ref().map(PayingKey::Platform)),
+        Err(CredentialError::Db(e)) => Err(ApiError::from_db(e)),
+        // Never fall back to the platform's key: the organization chose its own.
+        Err(e) => {
+            tracing::error!(provider = %provider.name, error = %e, "an organization's provider key cannot be used");
+            Err(ApiError::unavailable(format!(
+                "the organization's own key for provider `{}` cannot be used on this gateway \
+                 (see the gateway logs)",
+                provider.name
+            )))
+        }
+    }
+}
+
+/// What a call may be charged, given its charge at list price: all of it,
+/// or for a BYOK call only the platform fee (`TOLLGATE_BYOK_FEE_PERCENT`).
+pub fn payable(state: &AppState, byok: bool, charge: i64) -> i64 {
+    if byok {
+        byok_charge(charge, state.byok_fee_percent)
+    } else {
+        charge
+    }
 }
 
 /// Sets the `x-tollgate-*` headers of contract section 3 (the request id is
@@ -69,7 +126,8 @@ impl CallRecord<'_> {
 /// Returns the amount charged, or `None` if the settlement could not be
 /// written (billing logs why).
 pub async fn settle(state: &AppState, hold: Hold, call: &CallRecord<'_>) -> Option<i64> {
-    let entry = call.entry();
+    let mut entry = call.entry();
+    entry.cost = payable(state, entry.byok, entry.cost);
     state.metrics.record_tokens(
         &entry.model,
         entry.usage.prompt_tokens,

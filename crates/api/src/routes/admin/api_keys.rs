@@ -21,6 +21,10 @@ pub struct CreateApiKey {
     budget: Option<Budget>,
     /// Unix seconds.
     expires_at: Option<i64>,
+    /// An organization admin key: it may also manage its own organization's
+    /// provider credentials.
+    #[serde(default)]
+    admin: bool,
 }
 
 pub async fn create(
@@ -40,6 +44,7 @@ pub async fn create(
                 max_concurrency: body.max_concurrency,
                 budget: body.budget,
                 expires_at: body.expires_at,
+                admin: body.admin,
             },
         )
         .await?;

@@ -1,15 +1,17 @@
-//! The management plane (`/api/v1/…`), for platform admins.
+//! The management plane (`/api/v1/…`), for platform admins (and, for
+//! provider credentials, organization admin keys).
 
 mod api_keys;
 mod catalog;
 mod credits;
 mod organizations;
+mod provider_credentials;
 mod usage;
 
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Router;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use serde::Deserialize;
 use tollgate_tenants::Organization;
 
@@ -38,6 +40,32 @@ pub fn routes() -> Router<AppState> {
             get(credits::transactions),
         )
         .route("/api/v1/organizations/{org_id}/usage", get(usage::list))
+        .route(
+            "/api/v1/provider-credentials",
+            post(provider_credentials::create).get(provider_credentials::list),
+        )
+        .route(
+            "/api/v1/provider-credentials/active",
+            get(provider_credentials::active),
+        )
+        .route(
+            "/api/v1/provider-credentials/audit",
+            get(provider_credentials::audit),
+        )
+        .route(
+            "/api/v1/provider-credentials/{id}",
+            get(provider_credentials::get)
+                .put(provider_credentials::update)
+                .delete(provider_credentials::delete),
+        )
+        .route(
+            "/api/v1/provider-credentials/{id}/activate",
+            put(provider_credentials::activate),
+        )
+        .route(
+            "/api/v1/provider-credentials/{id}/deactivate",
+            put(provider_credentials::deactivate),
+        )
         .route("/api/v1/models", get(catalog::list))
 }
 
