@@ -109,6 +109,9 @@ pub struct Principal {
     pub budget: Option<Budget>,
     /// An organization admin key (see [`NewApiKey::admin`]).
     pub admin: bool,
+    /// The organization's power level for `"model": "auto"` calls that name
+    /// none (`None`: `balanced`).
+    pub default_power_level: Option<tollgate_core::PowerLevel>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +122,8 @@ pub enum AuthError {
     Revoked,
     #[error("api key expired")]
     Expired,
+    #[error("organization suspended")]
+    Suspended,
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
@@ -126,6 +131,8 @@ pub enum AuthError {
 struct CachedKey {
     secret_hash: [u8; 32],
     revoked: bool,
+    /// The organization is suspended.
+    suspended: bool,
     /// Unix milliseconds.
     expires_at: Option<i64>,
     principal: Arc<Principal>,
@@ -152,7 +159,7 @@ impl KeyCache {
         }
     }
 
-    fn remove(&self, id: &str) {
+    pub(crate) fn remove(&self, id: &str) {
         if let Ok(mut map) = self.entries.write() {
             map.remove(id);
         }
@@ -373,12 +380,17 @@ impl Tenants {
         {
             return Err(AuthError::Expired);
         }
+        if entry.suspended {
+            return Err(AuthError::Suspended);
+        }
         Ok(entry.principal.clone())
     }
 
     async fn load_key(&self, id: &str) -> Result<Option<Arc<CachedKey>>, sqlx::Error> {
         let sql = format!(
-            "SELECT {KEY_COLUMNS}, o.billing_mode FROM api_keys k \
+            "SELECT {KEY_COLUMNS}, o.billing_mode, o.default_power_level, \
+             CAST(CASE WHEN o.suspended_at IS NULL THEN 0 ELSE 1 END AS BIGINT) AS org_suspended \
+             FROM api_keys k \
              JOIN organizations o ON o.id = k.organization_id WHERE k.id = $1"
         );
         let Some(row) = sqlx::query(&sql)
@@ -395,9 +407,15 @@ impl Tenants {
             .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
         let mode: String = row.try_get("billing_mode")?;
         let billing_mode = mode.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        let level: Option<String> = row.try_get("default_power_level")?;
+        let default_power_level = level
+            .map(|l| l.parse())
+            .transpose()
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
         Ok(Some(Arc::new(CachedKey {
             secret_hash,
             revoked: info.revoked_at.is_some(),
+            suspended: row.try_get::<i64, _>("org_suspended")? != 0,
             expires_at: row.try_get("expires_at")?,
             principal: Arc::new(Principal {
                 key_id: info.id,
@@ -408,6 +426,7 @@ impl Tenants {
                 max_concurrency: info.max_concurrency,
                 budget: info.budget,
                 admin: info.admin,
+                default_power_level,
             }),
         })))
     }

@@ -1,4 +1,4 @@
-//! Organizations (the tenants) and their API keys.
+//! Organizations (the tenants), their API keys and the management users.
 //!
 //! An API key looks like `tg-<32 hex id>_<40 alphanumeric secret>`. Only the
 //! SHA-256 of the secret is stored; the id finds the row and the hashes are
@@ -8,11 +8,13 @@
 
 mod keys;
 mod orgs;
+mod users;
 
 pub use keys::{
     ApiKeyInfo, AuthError, Budget, BudgetPeriod, CreatedApiKey, KeyCache, NewApiKey, Principal,
 };
-pub use orgs::Organization;
+pub use orgs::{Organization, OrganizationChange};
+pub use users::{LoginError, NewUser, Role, User, hash_password, verify_password};
 
 use tollgate_core::Db;
 
@@ -22,6 +24,12 @@ pub enum TenantError {
     OrganizationNotFound,
     #[error("api key not found")]
     ApiKeyNotFound,
+    #[error("user not found")]
+    UserNotFound,
+    #[error("{0}")]
+    Conflict(&'static str),
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error("invalid {field}: {message}")]
     Invalid {
         field: &'static str,

@@ -1,0 +1,142 @@
+//! The OpenAPI 3.1 document of the whole HTTP surface (`GET /openapi.json`,
+//! also committed as `openapi/openapi.json`) and the page that renders it
+//! (`GET /docs`, self-contained: no request leaves it).
+//!
+//! Regenerate the committed copy with
+//! `cargo run -p tollgate-api --bin tollgate -- openapi > openapi/openapi.json`
+//! (or `UPDATE_OPENAPI=1 cargo nextest run -p tollgate-tests openapi`).
+
+mod errors;
+mod paths;
+pub mod schemas;
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use utoipa::Modify;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Tollgate",
+        description = "A multi-tenant LLM gateway. The data plane (`/v1/…`) is OpenAI- and Anthropic-compatible and is called with an organization's `tg-…` API key; the management plane (`/api/v1/…`) is called with the platform admin token or a user's JWT.\n\nEvery error is `{\"error\": {\"message\", \"type\", \"code\"}}` (`/v1/messages`: Anthropic's shape). Lists are newest first and cursor-paginated: `limit` (1–1000, default 100) and `before` (the last item's cursor field); `has_more` says whether older items follow.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    paths(
+        paths::chat_completions, paths::embeddings, paths::models, paths::messages,
+        paths::create_organization, paths::list_organizations, paths::get_organization,
+        paths::update_organization, paths::suspend_organization, paths::resume_organization,
+        paths::create_api_key, paths::list_api_keys, paths::revoke_api_key,
+        paths::credits, paths::grant_credits, paths::credit_transactions,
+        paths::usage,
+        paths::create_credential, paths::list_credentials, paths::active_credential,
+        paths::credential_audit, paths::get_credential, paths::update_credential,
+        paths::delete_credential, paths::activate_credential, paths::deactivate_credential,
+        paths::create_user, paths::login, paths::refresh,
+        paths::catalog, paths::routing_health,
+        paths::health, paths::ready, paths::metrics, paths::openapi, paths::docs,
+    ),
+    components(schemas(schemas::ErrorResponse, schemas::AnthropicError)),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "data plane", description = "OpenAI- and Anthropic-compatible calls, with an organization API key"),
+        (name = "organizations", description = "Organizations"),
+        (name = "api keys", description = "Organizations' API keys"),
+        (name = "credits", description = "Balances, grants and the ledger"),
+        (name = "usage", description = "Usage records"),
+        (name = "provider credentials", description = "Organizations' own provider keys (BYOK)"),
+        (name = "users", description = "Management users, sign-in and JWTs"),
+        (name = "catalog", description = "Models, prices and routing health"),
+        (name = "operations", description = "Health, readiness, metrics and this document"),
+    ),
+)]
+pub struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An organization API key (`tg-…`)"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "x_api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "x-api-key",
+                "An organization API key (`tg-…`), Anthropic style",
+            ))),
+        );
+        components.add_security_scheme(
+            "admin_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The platform admin token (`TOLLGATE_ADMIN_TOKEN`)"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "user_jwt",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "A user's JWT from `POST /api/v1/auth/login` (HS256, one hour); its role decides what it may do",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "org_admin_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An organization admin API key (created with `\"admin\": true`): its own organization only",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The document, as served and committed: pretty JSON, ending in a newline.
+pub fn document() -> String {
+    let mut json = ApiDoc::openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|_| String::from("{}"));
+    json.push('\n');
+    json
+}
+
+/// `GET /openapi.json`.
+pub async fn serve_document() -> impl IntoResponse {
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        DOCUMENT.get_or_init(document).as_str(),
+    )
+}
+
+/// `GET /docs`.
+pub async fn serve_docs() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'",
+            ),
+        ],
+        include_str!("docs.html"),
+    )
+}

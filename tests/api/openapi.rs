@@ -1,0 +1,470 @@
+//! The OpenAPI document: served at `/openapi.json`, identical to the
+//! committed `openapi/openapi.json`, describing only routes that exist, and
+//! describing real answers exactly (every field it lists, no field it does
+//! not). `/docs` renders it without reaching the internet.
+//!
+//! `UPDATE_OPENAPI=1` rewrites `openapi/openapi.json` from the served
+//! document instead of failing on a difference.
+
+use serde_json::{Value, json};
+use tollgate_tests::{TestApp, chat_body};
+
+fn committed_path() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../openapi/openapi.json")
+}
+
+async fn served(app: &TestApp) -> (String, Value) {
+    let response = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let text = response.text().await.unwrap();
+    let doc = serde_json::from_str(&text).unwrap();
+    (text, doc)
+}
+
+#[tokio::test]
+async fn served_document_is_the_committed_one() {
+    let app = TestApp::spawn().await;
+    let (text, doc) = served(&app).await;
+
+    assert_eq!(doc["openapi"], "3.1.0");
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::write(committed_path(), &text).unwrap();
+        return;
+    }
+    let committed = std::fs::read_to_string(committed_path()).unwrap_or_default();
+    assert!(
+        committed == text,
+        "openapi/openapi.json differs from GET /openapi.json: regenerate it with \
+         `cargo run -p tollgate-api --bin tollgate -- openapi > openapi/openapi.json`"
+    );
+}
+
+#[tokio::test]
+async fn every_documented_operation_is_routed() {
+    let app = TestApp::spawn().await;
+    let (_, doc) = served(&app).await;
+    let mut operations = 0;
+
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let concrete = path
+            .split('/')
+            .map(|part| if part.starts_with('{') { "x" } else { part })
+            .collect::<Vec<_>>()
+            .join("/");
+        for (method, _) in item.as_object().unwrap() {
+            let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let response = app
+                .client
+                .request(method.clone(), app.url(&concrete))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            let body = response.text().await.unwrap();
+            assert_ne!(status, 405, "{method} {path} is documented but not routed");
+            assert!(
+                !body.contains("no such endpoint"),
+                "{method} {path} is documented but not routed"
+            );
+            operations += 1;
+        }
+    }
+    assert!(operations >= 28, "only {operations} operations documented");
+}
+
+#[tokio::test]
+async fn every_operation_documents_its_errors_and_security() {
+    let app = TestApp::spawn().await;
+    let (_, doc) = served(&app).await;
+
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let open = ["/health", "/ready", "/metrics", "/openapi.json", "/docs"]
+                .contains(&path.as_str())
+                || path == "/api/v1/auth/login";
+            let security = op["security"].as_array().unwrap();
+            if open {
+                continue;
+            }
+            assert!(
+                security.iter().any(|s| !s.as_object().unwrap().is_empty()),
+                "{method} {path} has no security requirement"
+            );
+            assert!(
+                op["responses"]["401"].is_object(),
+                "{method} {path} does not document its 401"
+            );
+            assert!(op["operationId"].is_string(), "{method} {path}");
+        }
+    }
+    let schemes = doc["components"]["securitySchemes"].as_object().unwrap();
+    for scheme in ["api_key", "x_api_key", "admin_token"] {
+        assert!(schemes.contains_key(scheme), "{scheme}");
+    }
+}
+
+#[tokio::test]
+async fn docs_page_is_self_contained() {
+    let app = TestApp::spawn().await;
+
+    let response = app.client.get(app.url("/docs")).send().await.unwrap();
+
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = response.text().await.unwrap();
+    assert!(html.contains("/openapi.json"));
+    assert!(!html.contains("http://") && !html.contains("https://"));
+    assert!(!html.contains("<script src") && !html.contains("<link"));
+}
+
+// ------------------------------------------------- answers match the schema
+
+/// The schema of the JSON answer of `method path` with this status.
+fn response_schema<'a>(doc: &'a Value, method: &str, path: &str, status: u16) -> &'a Value {
+    let content = &doc["paths"][path][method]["responses"][status.to_string()]["content"];
+    let schema = &content["application/json"]["schema"];
+    assert!(
+        schema.is_object(),
+        "no JSON schema for {method} {path} {status}"
+    );
+    schema
+}
+
+fn resolve<'a>(doc: &'a Value, mut schema: &'a Value) -> &'a Value {
+    while let Some(reference) = schema["$ref"].as_str() {
+        let name = reference.trim_start_matches("#/components/schemas/");
+        schema = &doc["components"]["schemas"][name];
+    }
+    schema
+}
+
+/// Checks `value` against `schema`: types, required properties, and (when
+/// `strict`: the management plane, whose answers are ours alone) no
+/// property the schema does not list. The data plane relays providers'
+/// extra fields (`logprobs`, `system_fingerprint`, …), which JSON Schema
+/// allows. Enough of JSON Schema for the shapes utoipa generates.
+fn conforms(
+    doc: &Value,
+    schema: &Value,
+    value: &Value,
+    at: &str,
+    strict: bool,
+) -> Result<(), String> {
+    let schema = resolve(doc, schema);
+    for key in ["oneOf", "anyOf"] {
+        if let Some(options) = schema[key].as_array() {
+            return if options
+                .iter()
+                .any(|s| conforms(doc, s, value, at, strict).is_ok())
+            {
+                Ok(())
+            } else {
+                Err(format!("{at}: {value} matches none of {key}"))
+            };
+        }
+    }
+    if let Some(parts) = schema["allOf"].as_array() {
+        // Flattened structs: the union of the parts' properties.
+        let mut merged = json!({"type": "object", "properties": {}, "required": []});
+        for part in parts {
+            let part = resolve(doc, part);
+            for (k, v) in part["properties"].as_object().into_iter().flatten() {
+                merged["properties"][k] = v.clone();
+            }
+            for r in part["required"].as_array().into_iter().flatten() {
+                merged["required"].as_array_mut().unwrap().push(r.clone());
+            }
+        }
+        return conforms(doc, &merged, value, at, strict);
+    }
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    };
+    let actual = match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    let documented = types.is_empty()
+        || types.contains(&actual)
+        || (actual == "integer" && types.contains(&"number"));
+    if !documented {
+        return Err(format!(
+            "{at}: {value} is {actual}, documented as {types:?}"
+        ));
+    }
+    if let Some(allowed) = schema["enum"].as_array()
+        && !allowed.contains(value)
+    {
+        return Err(format!("{at}: {value} is not one of {allowed:?}"));
+    }
+    match value {
+        Value::Object(map) if schema["properties"].is_object() => {
+            let properties = schema["properties"].as_object().unwrap();
+            for required in schema["required"].as_array().into_iter().flatten() {
+                let name = required.as_str().unwrap();
+                if !map.contains_key(name) {
+                    return Err(format!("{at}.{name}: documented as required, missing"));
+                }
+            }
+            for (name, field) in map {
+                match properties.get(name) {
+                    Some(field_schema) => {
+                        conforms(doc, field_schema, field, &format!("{at}.{name}"), strict)?;
+                    }
+                    None if strict => {
+                        return Err(format!("{at}.{name}: answered but not documented"));
+                    }
+                    None => {}
+                }
+            }
+            Ok(())
+        }
+        Value::Array(items) if schema["items"].is_object() => {
+            for (i, item) in items.iter().enumerate() {
+                conforms(doc, &schema["items"], item, &format!("{at}[{i}]"), strict)?;
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+struct Checker {
+    app: TestApp,
+    doc: Value,
+}
+
+impl Checker {
+    /// Sends the request and checks its answer against the document.
+    async fn check(
+        &self,
+        method: &str,
+        template: &str,
+        path: &str,
+        auth: &str,
+        body: Option<Value>,
+    ) -> Value {
+        let method_upper = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let mut request = self
+            .app
+            .client
+            .request(method_upper, self.app.url(path))
+            .bearer_auth(auth);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let value: Value = response.json().await.unwrap();
+        let expected = match (auth, method, path) {
+            ("tg-wrong", _, _) => 401,
+            (_, _, p) if p.ends_with("/nope") => 404,
+            (_, "post", p) if !p.starts_with("/v1/") => 201,
+            _ => 200,
+        };
+        assert_eq!(status, expected, "{method} {path}: {value}");
+        let schema = response_schema(&self.doc, method, template, status);
+        let strict = !template.starts_with("/v1/");
+        if let Err(e) = conforms(&self.doc, schema, &value, "$", strict) {
+            panic!("{method} {path} answered {status} outside the document: {e}\n{value:#}");
+        }
+        value
+    }
+}
+
+#[tokio::test]
+async fn real_answers_match_the_documented_schemas() {
+    let app = TestApp::spawn().await;
+    let (_, doc) = served(&app).await;
+    let admin = tollgate_tests::ADMIN_TOKEN;
+    let c = Checker { app, doc };
+
+    let org = c
+        .check(
+            "post",
+            "/api/v1/organizations",
+            "/api/v1/organizations",
+            admin,
+            Some(json!({"name": "Acme", "billing_mode": "usd"})),
+        )
+        .await;
+    let org_id = org["id"].as_str().unwrap().to_owned();
+    let org_path = format!("/api/v1/organizations/{org_id}");
+    c.check(
+        "get",
+        "/api/v1/organizations/{org_id}",
+        &org_path,
+        admin,
+        None,
+    )
+    .await;
+    let key = c
+        .check(
+            "post",
+            "/api/v1/organizations/{org_id}/api-keys",
+            &format!("{org_path}/api-keys"),
+            admin,
+            Some(json!({"name": "prod", "budget": {"amount": 10, "period": "daily"}})),
+        )
+        .await;
+    let secret = key["key"].as_str().unwrap().to_owned();
+    c.check(
+        "get",
+        "/api/v1/organizations/{org_id}/api-keys",
+        &format!("{org_path}/api-keys"),
+        admin,
+        None,
+    )
+    .await;
+    c.check(
+        "post",
+        "/api/v1/organizations/{org_id}/credits/grants",
+        &format!("{org_path}/credits/grants"),
+        admin,
+        Some(json!({"amount": 1_000_000, "reason": "test"})),
+    )
+    .await;
+    c.check(
+        "get",
+        "/api/v1/organizations/{org_id}/credits",
+        &format!("{org_path}/credits"),
+        admin,
+        None,
+    )
+    .await;
+    c.check(
+        "post",
+        "/v1/chat/completions",
+        "/v1/chat/completions",
+        &secret,
+        Some(chat_body("gpt-4o-mini")),
+    )
+    .await;
+    c.check("get", "/v1/models", "/v1/models", &secret, None)
+        .await;
+    c.check(
+        "get",
+        "/api/v1/organizations/{org_id}/credits/transactions",
+        &format!("{org_path}/credits/transactions"),
+        admin,
+        None,
+    )
+    .await;
+    let usage = c
+        .check(
+            "get",
+            "/api/v1/organizations/{org_id}/usage",
+            &format!("{org_path}/usage"),
+            admin,
+            None,
+        )
+        .await;
+    assert_eq!(usage["data"].as_array().unwrap().len(), 1);
+    let credential = c
+        .check(
+            "post",
+            "/api/v1/provider-credentials",
+            "/api/v1/provider-credentials",
+            admin,
+            Some(json!({"organization_id": org_id, "provider": "mock", "api_key": "sk-test-1234"})),
+        )
+        .await;
+    let cred_id = credential["id"].as_str().unwrap();
+    c.check(
+        "get",
+        "/api/v1/provider-credentials",
+        &format!("/api/v1/provider-credentials?organization_id={org_id}"),
+        admin,
+        None,
+    )
+    .await;
+    c.check(
+        "get",
+        "/api/v1/provider-credentials/audit",
+        "/api/v1/provider-credentials/audit",
+        admin,
+        None,
+    )
+    .await;
+    c.check(
+        "put",
+        "/api/v1/provider-credentials/{id}/deactivate",
+        &format!("/api/v1/provider-credentials/{cred_id}/deactivate"),
+        admin,
+        None,
+    )
+    .await;
+    c.check(
+        "delete",
+        "/api/v1/provider-credentials/{id}",
+        &format!("/api/v1/provider-credentials/{cred_id}"),
+        admin,
+        None,
+    )
+    .await;
+    c.check("get", "/api/v1/models", "/api/v1/models", admin, None)
+        .await;
+    c.check(
+        "get",
+        "/api/v1/routing/health",
+        "/api/v1/routing/health",
+        admin,
+        None,
+    )
+    .await;
+    c.check(
+        "get",
+        "/api/v1/organizations",
+        "/api/v1/organizations?limit=1",
+        admin,
+        None,
+    )
+    .await;
+    c.check(
+        "patch",
+        "/api/v1/organizations/{org_id}",
+        &org_path,
+        admin,
+        Some(json!({"default_power_level": "eco"})),
+    )
+    .await;
+    c.check(
+        "delete",
+        "/api/v1/organizations/{org_id}/api-keys/{key_id}",
+        &format!("{org_path}/api-keys/{}", key["id"].as_str().unwrap()),
+        admin,
+        None,
+    )
+    .await;
+    // Errors, in the documented shape.
+    c.check(
+        "get",
+        "/api/v1/organizations/{org_id}",
+        "/api/v1/organizations/nope",
+        admin,
+        None,
+    )
+    .await;
+    c.check("get", "/v1/models", "/v1/models", "tg-wrong", None)
+        .await;
+    c.check("get", "/health", "/health", "", None).await;
+    c.check("get", "/ready", "/ready", "", None).await;
+}

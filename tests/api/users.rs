@@ -1,0 +1,522 @@
+//! Management users: creation, sign-in (JWT), brute-force protection, the
+//! role each management endpoint needs (table-driven), and JWTs that must
+//! be refused.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use tollgate_tests::{ADMIN_TOKEN, DEFAULT_CONFIG, TestApp, expect_error};
+
+const JWT_SECRET: &str = "test-jwt-secret-of-at-least-32-bytes!!";
+const PASSWORD: &str = "correct horse battery staple";
+
+async fn spawn() -> TestApp {
+    TestApp::spawn_with(DEFAULT_CONFIG, |s| {
+        s.jwt_secret = Some(SecretString::from(JWT_SECRET));
+    })
+    .await
+}
+
+async fn create_user(app: &TestApp, email: &str, role: &str, org: Option<&str>) -> Value {
+    let mut body = json!({"email": email, "password": PASSWORD, "role": role});
+    if let Some(org) = org {
+        body["organization_id"] = json!(org);
+    }
+    let response = app.admin_post("/api/v1/users", &body).await;
+    assert_eq!(response.status(), 201);
+    response.json().await.unwrap()
+}
+
+async fn login(app: &TestApp, email: &str, password: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/api/v1/auth/login"))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn token_of(app: &TestApp, email: &str) -> String {
+    let response = login(app, email, PASSWORD).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[tokio::test]
+async fn a_user_signs_in_and_gets_a_bearer_token() {
+    let app = spawn().await;
+    let org = app.create_org("usd").await;
+    let user = create_user(&app, "Ada@Example.com", "org_admin", Some(&org)).await;
+    assert_eq!(user["email"], "ada@example.com");
+    assert_eq!(user["role"], "org_admin");
+    assert_eq!(user["organization_id"], org.as_str());
+    assert!(user.get("password").is_none() && user.get("password_hash").is_none());
+
+    let response = login(&app, "ada@example.com", PASSWORD).await;
+
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 3600);
+    let token = body["access_token"].as_str().unwrap();
+    let claims: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["sub"], user["id"]);
+    assert_eq!(claims["org"], org.as_str());
+    assert_eq!(claims["role"], "org_admin");
+    assert_eq!(
+        claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
+        3600
+    );
+    let response = app
+        .client
+        .get(app.url(&format!("/api/v1/organizations/{org}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn a_wrong_password_or_unknown_email_is_401_alike() {
+    let app = spawn().await;
+    create_user(&app, "ada@example.com", "platform_admin", None).await;
+
+    let wrong = expect_error(
+        login(&app, "ada@example.com", "not the password").await,
+        401,
+    )
+    .await;
+    let unknown = expect_error(login(&app, "bob@example.com", PASSWORD).await, 401).await;
+
+    assert_eq!(wrong, unknown);
+}
+
+#[tokio::test]
+async fn repeated_failures_make_sign_in_wait() {
+    let app = spawn().await;
+    create_user(&app, "ada@example.com", "platform_admin", None).await;
+
+    for _ in 0..5 {
+        expect_error(login(&app, "ada@example.com", "guess").await, 401).await;
+    }
+    let response = login(&app, "ada@example.com", PASSWORD).await;
+    assert_eq!(response.headers()["retry-after"], "1");
+    let error = expect_error(response, 429).await;
+    assert_eq!(error["code"], "too_many_sign_ins");
+    // Another email is not affected.
+    create_user(&app, "bob@example.com", "platform_admin", None).await;
+    assert_eq!(login(&app, "bob@example.com", PASSWORD).await.status(), 200);
+
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(login(&app, "ada@example.com", PASSWORD).await.status(), 200);
+    // A success starts the count over.
+    expect_error(login(&app, "ada@example.com", "guess").await, 401).await;
+    assert_eq!(login(&app, "ada@example.com", PASSWORD).await.status(), 200);
+}
+
+#[tokio::test]
+async fn invalid_users_are_refused() {
+    let app = spawn().await;
+    let org = app.create_org("usd").await;
+    create_user(&app, "ada@example.com", "org_member", Some(&org)).await;
+    let cases = [
+        (
+            json!({"email": "ADA@example.com", "password": PASSWORD, "role": "org_member", "organization_id": org}),
+            409,
+        ),
+        (
+            json!({"email": "bob@example.com", "password": "short", "role": "org_member", "organization_id": org}),
+            400,
+        ),
+        (
+            json!({"email": "not-an-email", "password": PASSWORD, "role": "platform_admin"}),
+            400,
+        ),
+        (
+            json!({"email": "bob@example.com", "password": PASSWORD, "role": "org_member"}),
+            400,
+        ),
+        (
+            json!({"email": "bob@example.com", "password": PASSWORD, "role": "platform_admin", "organization_id": org}),
+            400,
+        ),
+        (
+            json!({"email": "bob@example.com", "password": PASSWORD, "role": "owner", "organization_id": org}),
+            400,
+        ),
+        (
+            json!({"email": "bob@example.com", "password": PASSWORD, "role": "org_member", "organization_id": "org_missing"}),
+            404,
+        ),
+    ];
+    for (body, status) in cases {
+        let response = app.admin_post("/api/v1/users", &body).await;
+        expect_error(response, status).await;
+    }
+}
+
+#[tokio::test]
+async fn a_valid_token_can_be_refreshed() {
+    let app = spawn().await;
+    create_user(&app, "ada@example.com", "platform_admin", None).await;
+    let token = token_of(&app, "ada@example.com").await;
+
+    let response = app
+        .client
+        .post(app.url("/api/v1/auth/refresh"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["token_type"], "Bearer");
+}
+
+// ------------------------------------------------------------ refused JWTs
+
+fn claims(sub: &str, org: Option<&str>, role: &str) -> Value {
+    json!({"sub": sub, "org": org, "role": role, "iat": now(), "exp": now() + 600})
+}
+
+fn sign(claims: &Value, algorithm: Algorithm, secret: &str) -> String {
+    jsonwebtoken::encode(
+        &Header::new(algorithm),
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn forged_expired_and_tampered_tokens_are_refused() {
+    let app = spawn().await;
+    let org = app.create_org("usd").await;
+    let other = app.create_org("usd").await;
+    let path = format!("/api/v1/organizations/{org}");
+    let get = |token: String| {
+        let request = app.client.get(app.url(&path)).bearer_auth(token);
+        async move { request.send().await.unwrap() }
+    };
+    // The control: a well-made token of a member of `org` works.
+    let member = claims("usr_1", Some(&org), "org_member");
+    assert_eq!(
+        get(sign(&member, Algorithm::HS256, JWT_SECRET))
+            .await
+            .status(),
+        200
+    );
+
+    let mut expired = member.clone();
+    expired["iat"] = json!(now() - 7200);
+    expired["exp"] = json!(now() - 3600);
+    let wrong_signature = sign(
+        &member,
+        Algorithm::HS256,
+        "another-secret-of-at-least-32-bytes!!",
+    );
+    let header_none = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+    let payload = URL_SAFE_NO_PAD.encode(member.to_string());
+    let alg_none = format!("{header_none}.{payload}.");
+    let valid = sign(&member, Algorithm::HS256, JWT_SECRET);
+    let signature = valid.rsplit('.').next().unwrap();
+    let header = valid.split('.').next().unwrap();
+    let elevated = claims("usr_1", None, "platform_admin");
+    let tampered = format!(
+        "{header}.{}.{signature}",
+        URL_SAFE_NO_PAD.encode(elevated.to_string())
+    );
+    let moved = claims("usr_1", Some(&other), "org_member");
+    let tampered_org = format!(
+        "{header}.{}.{signature}",
+        URL_SAFE_NO_PAD.encode(moved.to_string())
+    );
+    let mut no_exp = member.clone();
+    no_exp.as_object_mut().unwrap().remove("exp");
+    let mut no_sub = member.clone();
+    no_sub.as_object_mut().unwrap().remove("sub");
+    let mut no_iat = member.clone();
+    no_iat.as_object_mut().unwrap().remove("iat");
+    let unknown_role = claims("usr_1", Some(&org), "owner");
+    let org_role_without_org = claims("usr_1", None, "org_admin");
+
+    let refused = [
+        ("expired", sign(&expired, Algorithm::HS256, JWT_SECRET)),
+        ("wrong signature", wrong_signature),
+        ("alg none", alg_none),
+        ("HS512", sign(&member, Algorithm::HS512, JWT_SECRET)),
+        ("HS384", sign(&member, Algorithm::HS384, JWT_SECRET)),
+        ("tampered role", tampered),
+        ("tampered org", tampered_org),
+        ("no exp", sign(&no_exp, Algorithm::HS256, JWT_SECRET)),
+        ("no sub", sign(&no_sub, Algorithm::HS256, JWT_SECRET)),
+        ("no iat", sign(&no_iat, Algorithm::HS256, JWT_SECRET)),
+        (
+            "unknown role",
+            sign(&unknown_role, Algorithm::HS256, JWT_SECRET),
+        ),
+        (
+            "org role without org",
+            sign(&org_role_without_org, Algorithm::HS256, JWT_SECRET),
+        ),
+        ("garbage", "a.b.c".to_owned()),
+    ];
+    for (what, token) in refused {
+        let response = get(token).await;
+        assert_eq!(response.status(), 401, "{what}");
+        expect_error(response, 401).await;
+    }
+}
+
+// --------------------------------------------------------- the role table
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Caller {
+    AdminToken,
+    PlatformUser,
+    AdminOfA,
+    MemberOfA,
+    AdminOfB,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Needs {
+    Platform,
+    OrgAdmin,
+    OrgReader,
+    Anyone,
+}
+
+impl Needs {
+    fn allows(self, caller: Caller) -> bool {
+        use Caller::*;
+        match self {
+            Needs::Platform => matches!(caller, AdminToken | PlatformUser),
+            Needs::OrgAdmin => matches!(caller, AdminToken | PlatformUser | AdminOfA),
+            Needs::OrgReader => matches!(caller, AdminToken | PlatformUser | AdminOfA | MemberOfA),
+            Needs::Anyone => true,
+        }
+    }
+}
+
+#[tokio::test]
+async fn each_role_can_do_exactly_what_it_should() {
+    let app = spawn().await;
+    let a = app.create_org("usd").await;
+    let b = app.create_org("usd").await;
+    create_user(&app, "platform@example.com", "platform_admin", None).await;
+    create_user(&app, "admin-a@example.com", "org_admin", Some(&a)).await;
+    create_user(&app, "member-a@example.com", "org_member", Some(&a)).await;
+    create_user(&app, "admin-b@example.com", "org_admin", Some(&b)).await;
+    let callers = [
+        (Caller::AdminToken, ADMIN_TOKEN.to_owned()),
+        (
+            Caller::PlatformUser,
+            token_of(&app, "platform@example.com").await,
+        ),
+        (
+            Caller::AdminOfA,
+            token_of(&app, "admin-a@example.com").await,
+        ),
+        (
+            Caller::MemberOfA,
+            token_of(&app, "member-a@example.com").await,
+        ),
+        (
+            Caller::AdminOfB,
+            token_of(&app, "admin-b@example.com").await,
+        ),
+    ];
+    let org_path = format!("/api/v1/organizations/{a}");
+    let mut n = 0;
+    let mut table = vec![
+        (
+            "POST",
+            "/api/v1/organizations".to_owned(),
+            Some(json!({"name": "New", "billing_mode": "usd"})),
+            Needs::Platform,
+        ),
+        ("GET", org_path.clone(), None, Needs::OrgReader),
+        (
+            "GET",
+            "/api/v1/organizations".to_owned(),
+            None,
+            Needs::Anyone,
+        ),
+        (
+            "PATCH",
+            org_path.clone(),
+            Some(json!({"name": "Acme"})),
+            Needs::OrgAdmin,
+        ),
+        (
+            "POST",
+            format!("/api/v1/organizations/{b}/resume"),
+            None,
+            Needs::Platform,
+        ),
+        (
+            "POST",
+            format!("{org_path}/api-keys"),
+            Some(json!({"name": "k"})),
+            Needs::OrgAdmin,
+        ),
+        (
+            "GET",
+            format!("{org_path}/api-keys"),
+            None,
+            Needs::OrgReader,
+        ),
+        (
+            "DELETE",
+            format!("{org_path}/api-keys/key_missing"),
+            None,
+            Needs::OrgAdmin,
+        ),
+        ("GET", format!("{org_path}/credits"), None, Needs::OrgAdmin),
+        (
+            "POST",
+            format!("{org_path}/credits/grants"),
+            Some(json!({"amount": 1})),
+            Needs::Platform,
+        ),
+        (
+            "GET",
+            format!("{org_path}/credits/transactions"),
+            None,
+            Needs::OrgAdmin,
+        ),
+        ("GET", format!("{org_path}/usage"), None, Needs::OrgReader),
+        (
+            "GET",
+            format!("/api/v1/provider-credentials?organization_id={a}"),
+            None,
+            Needs::OrgAdmin,
+        ),
+        (
+            "GET",
+            format!("/api/v1/provider-credentials/audit?organization_id={a}"),
+            None,
+            Needs::OrgAdmin,
+        ),
+        (
+            "GET",
+            format!("/api/v1/provider-credentials/active?organization_id={a}&provider=mock"),
+            None,
+            Needs::OrgAdmin,
+        ),
+        ("GET", "/api/v1/models".to_owned(), None, Needs::Anyone),
+        (
+            "GET",
+            "/api/v1/routing/health".to_owned(),
+            None,
+            Needs::Platform,
+        ),
+        (
+            "POST",
+            "/api/v1/users".to_owned(),
+            Some(json!({"email": "EMAIL", "password": PASSWORD, "role": "platform_admin"})),
+            Needs::Platform,
+        ),
+    ];
+    for role in ["org_admin", "org_member"] {
+        table.push((
+            "POST",
+            "/api/v1/users".to_owned(),
+            Some(
+                json!({"email": "EMAIL", "password": PASSWORD, "role": role, "organization_id": a}),
+            ),
+            Needs::OrgAdmin,
+        ));
+    }
+    table.push((
+        "POST",
+        "/api/v1/provider-credentials".to_owned(),
+        Some(json!({"organization_id": a, "provider": "mock", "api_key": "sk-role-test-1234", "active": false})),
+        Needs::OrgAdmin,
+    ));
+
+    for (method, path, body, needs) in &table {
+        for (caller, token) in &callers {
+            n += 1;
+            let mut request = app
+                .client
+                .request(method.parse().unwrap(), app.url(path))
+                .bearer_auth(token);
+            if let Some(body) = body {
+                let text = body
+                    .to_string()
+                    .replace("EMAIL", &format!("user{n}@example.com"));
+                request = request
+                    .header("content-type", "application/json")
+                    .body(text);
+            }
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let text = response.text().await.unwrap();
+            if needs.allows(*caller) {
+                assert!(
+                    status < 400 || status == 404,
+                    "{caller:?} {method} {path}: expected to be allowed, got {status} {text}"
+                );
+            } else {
+                assert_eq!(status, 403, "{caller:?} {method} {path}: {text}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_org_admin_cannot_touch_another_organizations_credentials() {
+    let app = spawn().await;
+    let a = app.create_org("usd").await;
+    let b = app.create_org("usd").await;
+    create_user(&app, "admin-b@example.com", "org_admin", Some(&b)).await;
+    let token = token_of(&app, "admin-b@example.com").await;
+    let created = app
+        .admin_post(
+            "/api/v1/provider-credentials",
+            &json!({"organization_id": a, "provider": "mock", "api_key": "sk-of-a-1234"}),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let id = created.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let response = app
+        .client
+        .get(app.url(&format!("/api/v1/provider-credentials/{id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, 404).await;
+    let response = app
+        .client
+        .post(app.url("/api/v1/provider-credentials"))
+        .bearer_auth(&token)
+        .json(&json!({"organization_id": a, "provider": "mock", "api_key": "sk-x-1234"}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, 403).await;
+}
