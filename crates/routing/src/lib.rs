@@ -7,6 +7,9 @@
 //! model, or else one resolved by auto-detection (`provider/model`, or a
 //! configured pattern such as `claude-*` → anthropic).
 
+pub mod health;
+pub mod limits;
+
 use std::sync::Arc;
 use tollgate_core::{Catalog, Detection, ModelEntry, ModelMode, PowerLevel};
 
@@ -71,6 +74,39 @@ pub fn candidates(
     Ok(vec![entry])
 }
 
+/// Most entries a request's `models` fallback list may have.
+pub const MAX_FALLBACKS: usize = 10;
+
+/// The candidates for `model`, then those of each name in `fallbacks` (an
+/// OpenRouter-style `models` list), in order, each model once. Every name
+/// must resolve: a typo in a fallback list is the caller's error, not a
+/// silent skip.
+pub fn candidates_with_fallbacks(
+    catalog: &Catalog,
+    model: &str,
+    fallbacks: &[String],
+    level: PowerLevel,
+    mode: ModelMode,
+) -> Result<Vec<Arc<ModelEntry>>, RouteError> {
+    let mut list = candidates(catalog, model, level, mode)?;
+    for name in fallbacks {
+        for entry in candidates(catalog, name, level, mode)? {
+            if !list.iter().any(|m| m.id == entry.id) {
+                list.push(entry);
+            }
+        }
+    }
+    Ok(list)
+}
+
+/// Whether a request of about `prompt_tokens` (a cheap estimate, bytes / 4)
+/// asking for up to `max_tokens` completion tokens fits the model's
+/// context window. A model with no known window (0) fits everything.
+pub fn fits_context(model: &ModelEntry, prompt_tokens: i64, max_tokens: Option<i64>) -> bool {
+    model.context_window <= 0
+        || prompt_tokens.saturating_add(max_tokens.unwrap_or(0).max(0)) <= model.context_window
+}
+
 fn by_power_level(
     catalog: &Catalog,
     level: PowerLevel,
@@ -103,19 +139,25 @@ fn blended_price(m: &ModelEntry) -> i64 {
     (3 * m.price.input_per_mtok.0 + m.price.output_per_mtok.0) / 4
 }
 
-fn sort_by_rule(models: &mut [Arc<ModelEntry>], level: PowerLevel) {
+fn sort_by_rule(models: &mut Vec<Arc<ModelEntry>>, level: PowerLevel) {
+    // Each model's price is worked out once, not at every comparison.
+    let mut keyed: Vec<(i64, Arc<ModelEntry>)> =
+        models.drain(..).map(|m| (blended_price(&m), m)).collect();
     match level {
-        PowerLevel::Eco => models.sort_by_key(|m| (blended_price(m), std::cmp::Reverse(m.quality))),
-        PowerLevel::Precision => {
-            models.sort_by_key(|m| (std::cmp::Reverse(m.quality), blended_price(m)))
+        PowerLevel::Eco => {
+            keyed.sort_by_key(|(price, m)| (*price, std::cmp::Reverse(m.quality)));
         }
-        PowerLevel::Balanced => models.sort_by(|a, b| {
+        PowerLevel::Precision => {
+            keyed.sort_by_key(|(price, m)| (std::cmp::Reverse(m.quality), *price));
+        }
+        PowerLevel::Balanced => keyed.sort_by(|(pa, a), (pb, b)| {
             // quality per dollar, compared without division: qa/pa > qb/pb ⇔ qa·pb > qb·pa
-            let (qa, pa) = (i128::from(a.quality), i128::from(blended_price(a).max(1)));
-            let (qb, pb) = (i128::from(b.quality), i128::from(blended_price(b).max(1)));
+            let (qa, pa) = (i128::from(a.quality), i128::from((*pa).max(1)));
+            let (qb, pb) = (i128::from(b.quality), i128::from((*pb).max(1)));
             (qb * pa).cmp(&(qa * pb)).then(b.quality.cmp(&a.quality))
         }),
     }
+    models.extend(keyed.into_iter().map(|(_, m)| m));
 }
 
 #[cfg(test)]
@@ -182,6 +224,40 @@ models:
             .unwrap_err()
             .to_string();
         assert!(message.contains("add it under `models`"), "{message}");
+    }
+
+    #[test]
+    fn fallbacks_follow_the_model_each_once() {
+        let catalog = parse_catalog(CONFIG, |_| None).unwrap();
+        let list = candidates_with_fallbacks(
+            &catalog,
+            "best",
+            &["mid".to_owned(), "best".to_owned(), "cheap".to_owned()],
+            PowerLevel::Eco,
+            ModelMode::Chat,
+        )
+        .unwrap();
+        assert_eq!(ids(&list), ["best", "mid", "cheap"]);
+        assert!(
+            candidates_with_fallbacks(
+                &catalog,
+                "best",
+                &["nope".to_owned()],
+                PowerLevel::Eco,
+                ModelMode::Chat
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn the_context_window_counts_prompt_and_max_tokens() {
+        let config = "providers:\n  openai: { base_url: \"http://localhost/v1\" }\nmodels:\n  - { id: small, provider: openai, context_window: 1000 }\n";
+        let catalog = parse_catalog(config, |_| None).unwrap();
+        let small = catalog.model("small").unwrap();
+        assert!(fits_context(small, 600, Some(400)));
+        assert!(!fits_context(small, 600, Some(401)));
+        assert!(!fits_context(small, 1001, None));
     }
 
     #[test]
