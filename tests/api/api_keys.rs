@@ -428,7 +428,6 @@ async fn revocation_reaches_another_replica_within_one_second() {
 }
 
 #[tokio::test]
-#[ignore = "gap: rpm_limit is stored but not enforced (nothing under crates/api reads Principal::rpm_limit)"]
 async fn rpm_limit_refuses_calls_beyond_it_with_429_and_retry_after() {
     let app = TestApp::spawn().await;
     let org = app.create_org("requests").await;

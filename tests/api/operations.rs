@@ -147,7 +147,13 @@ async fn oversized_embeddings_body_is_413_in_the_error_shape() {
 
 #[tokio::test]
 async fn body_just_under_the_limit_is_accepted() {
-    let app = TestApp::spawn().await;
+    // ~260k tokens at 4 bytes a token: a model whose context window holds
+    // them, or routing would rightly refuse the call as too long.
+    let config = tollgate_tests::DEFAULT_CONFIG.replace(
+        "{ id: gpt-4o-mini, provider: mock,",
+        "{ id: gpt-4o-mini, provider: mock, context_window: 1000000,",
+    );
+    let app = TestApp::spawn_with_config(&config).await;
     let (_, key) = app.funded_org("tokens", 10_000_000).await;
     let content = "word ".repeat((BODY_LIMIT - 1024) / 5);
     let body = json!({"model": "gpt-4o-mini", "max_tokens": 5, "messages": [{"role": "user", "content": content}]});

@@ -22,6 +22,18 @@ impl Replica {
         mock: &MockProvider,
         master_key: &SecretString,
     ) -> Replica {
+        Self::start_with(dir, database_url, mock, master_key, |_| {}).await
+    }
+
+    /// As [`Replica::start`], with the settings changed by `tweak` (such as
+    /// a shared `REDIS_URL`).
+    pub async fn start_with(
+        dir: &Path,
+        database_url: &str,
+        mock: &MockProvider,
+        master_key: &SecretString,
+        tweak: impl FnOnce(&mut tollgate_api::Settings),
+    ) -> Replica {
         let config_path = dir.join("tollgate.yaml");
         std::fs::write(
             &config_path,
@@ -32,6 +44,7 @@ impl Replica {
         settings.config = Some(config_path);
         settings.admin_token = Some(SecretString::from(ADMIN_TOKEN));
         settings.master_key = Some(master_key.clone());
+        tweak(&mut settings);
         let gateway = tollgate_api::start(&settings)
             .await
             .expect("replica starts");

@@ -3,7 +3,7 @@
 //! "internal error" and the request id; its cause is logged once, here.
 
 use axum::Json;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tollgate_billing::BillingError;
@@ -19,6 +19,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub retry_after: Option<u64>,
+    /// Extra headers for the answer (the `x-ratelimit-*` of a 429).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl ApiError {
@@ -34,6 +36,7 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            headers: Vec::new(),
         }
     }
 
@@ -128,6 +131,16 @@ impl ApiError {
         )
     }
 
+    /// A rate limit of the caller's key or organization (set `retry_after`).
+    pub fn rate_limited(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            "rate_limit_exceeded",
+            message,
+        )
+    }
+
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -167,6 +180,9 @@ impl IntoResponse for ApiError {
             "error": { "message": self.message, "type": self.kind, "code": self.code }
         });
         let mut response = (self.status, Json(body)).into_response();
+        for (name, value) in self.headers {
+            response.headers_mut().insert(name, value);
+        }
         if let Some(secs) = self.retry_after {
             response
                 .headers_mut()
@@ -181,10 +197,34 @@ impl From<TenantError> for ApiError {
         match e {
             TenantError::OrganizationNotFound => ApiError::not_found("organization not found"),
             TenantError::ApiKeyNotFound => ApiError::not_found("api key not found"),
+            TenantError::UserNotFound => ApiError::not_found("user not found"),
+            TenantError::Conflict(message) => ApiError::conflict(message),
             TenantError::Invalid { field, message } => {
                 ApiError::bad_request(format!("`{field}` {message}"))
             }
+            TenantError::Internal(cause) => ApiError::internal(cause),
             TenantError::Db(e) => ApiError::from_db(e),
+        }
+    }
+}
+
+impl From<tollgate_tenants::LoginError> for ApiError {
+    fn from(e: tollgate_tenants::LoginError) -> Self {
+        use tollgate_tenants::LoginError;
+        match e {
+            LoginError::Invalid => ApiError::unauthorized("invalid email or password"),
+            LoginError::Locked { retry_after } => {
+                let mut err = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limit_error",
+                    "too_many_sign_ins",
+                    "too many failed sign-ins for this email; retry later",
+                );
+                err.retry_after = Some(retry_after);
+                err
+            }
+            LoginError::Db(e) => ApiError::from_db(e),
+            LoginError::Hash(cause) => ApiError::internal(cause),
         }
     }
 }
@@ -195,6 +235,11 @@ impl From<AuthError> for ApiError {
             AuthError::Invalid => ApiError::unauthorized("invalid api key"),
             AuthError::Revoked => ApiError::unauthorized("api key has been revoked"),
             AuthError::Expired => ApiError::unauthorized("api key has expired"),
+            AuthError::Suspended => {
+                let mut err = ApiError::forbidden("this organization is suspended");
+                err.code = "organization_suspended";
+                err
+            }
             AuthError::Db(e) => ApiError::from_db(e),
         }
     }

@@ -2,6 +2,7 @@
 //! field), organization API keys, the platform admin token, the managers of
 //! provider credentials, the request id.
 
+use crate::auth::TokenUser;
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -13,7 +14,7 @@ use serde::de::DeserializeOwned;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 use tollgate_credentials::Actor;
-use tollgate_tenants::Principal;
+use tollgate_tenants::{Principal, Role};
 
 /// The id of the request being served (`x-tollgate-request-id`).
 #[derive(Debug, Clone)]
@@ -147,7 +148,106 @@ impl FromRequestParts<AppState> for OrgKey {
     }
 }
 
-/// The platform admin, authenticated by `TOLLGATE_ADMIN_TOKEN`.
+/// A caller of the management API: the platform admin token, or a user's
+/// JWT (from `POST /api/v1/auth/login`) with its role. Handlers say what
+/// they need with [`Caller::require_platform`], [`Caller::require_org_admin`]
+/// or [`Caller::require_org_reader`]; a caller without it gets 403.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// `TOLLGATE_ADMIN_TOKEN`.
+    Token,
+    /// A signed-in user.
+    User(TokenUser),
+}
+
+impl Caller {
+    fn is_platform(&self) -> bool {
+        match self {
+            Caller::Token => true,
+            Caller::User(user) => user.role == Role::PlatformAdmin,
+        }
+    }
+
+    fn org_role(&self, organization_id: &str) -> Option<Role> {
+        match self {
+            Caller::User(user) if user.organization_id.as_deref() == Some(organization_id) => {
+                Some(user.role)
+            }
+            _ => None,
+        }
+    }
+
+    /// The one organization this caller is confined to (`None`: any).
+    pub fn own_organization(&self) -> Option<&str> {
+        match self {
+            Caller::User(user) if user.role != Role::PlatformAdmin => {
+                user.organization_id.as_deref()
+            }
+            _ => None,
+        }
+    }
+
+    /// 403 unless this is a platform admin.
+    pub fn require_platform(&self) -> Result<(), ApiError> {
+        if self.is_platform() {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden("this needs a platform admin"))
+        }
+    }
+
+    /// 403 unless this is a platform admin or an admin of this organization.
+    pub fn require_org_admin(&self, organization_id: &str) -> Result<(), ApiError> {
+        if self.is_platform() || self.org_role(organization_id) == Some(Role::OrgAdmin) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(
+                "this needs a platform admin or an admin of this organization",
+            ))
+        }
+    }
+
+    /// 403 unless this is a platform admin or a user of this organization.
+    pub fn require_org_reader(&self, organization_id: &str) -> Result<(), ApiError> {
+        if self.is_platform() || self.org_role(organization_id).is_some() {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(
+                "this needs a platform admin or a user of this organization",
+            ))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if state.admin_token.is_none() && state.jwt.is_none() {
+            return Err(ApiError::unauthorized(
+                "the management API needs TOLLGATE_ADMIN_TOKEN to be set on the gateway",
+            ));
+        }
+        let presented = presented_key(&parts.headers).ok_or_else(|| {
+            ApiError::unauthorized("missing admin token or JWT: send `Authorization: Bearer …`")
+        })?;
+        if let Some(expected) = state.admin_token.as_ref()
+            && is_admin_token(presented, expected)
+        {
+            return Ok(Caller::Token);
+        }
+        match (&state.jwt, looks_like_jwt(presented)) {
+            (Some(jwt), true) => Ok(Caller::User(jwt.verify(presented)?)),
+            _ => Err(ApiError::unauthorized("invalid admin token or JWT")),
+        }
+    }
+}
+
+/// A platform admin: `TOLLGATE_ADMIN_TOKEN` or a platform_admin user's JWT.
+/// Any other user is refused with 403.
 pub struct Admin;
 
 impl FromRequestParts<AppState> for Admin {
@@ -157,20 +257,16 @@ impl FromRequestParts<AppState> for Admin {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let Some(expected) = state.admin_token.as_ref() else {
-            return Err(ApiError::unauthorized(
-                "the management API needs TOLLGATE_ADMIN_TOKEN to be set on the gateway",
-            ));
-        };
-        let presented = presented_key(&parts.headers).ok_or_else(|| {
-            ApiError::unauthorized("missing admin token: send `Authorization: Bearer …`")
-        })?;
-        if is_admin_token(presented, expected) {
-            Ok(Admin)
-        } else {
-            Err(ApiError::unauthorized("invalid admin token"))
-        }
+        Caller::from_request_parts(parts, state)
+            .await?
+            .require_platform()
+            .map(|()| Admin)
     }
+}
+
+/// Three base64url parts: worth checking as a JWT.
+fn looks_like_jwt(token: &str) -> bool {
+    token.split('.').count() == 3 && !token.starts_with("tg-")
 }
 
 fn is_admin_token(presented: &str, expected: &secrecy::SecretString) -> bool {
@@ -181,9 +277,11 @@ fn is_admin_token(presented: &str, expected: &secrecy::SecretString) -> bool {
 }
 
 /// Who may manage provider credentials: the platform admin
-/// (`TOLLGATE_ADMIN_TOKEN`) for any organization, or an organization API key
-/// created with `"admin": true` for its own organization only. Any other
-/// valid API key is refused with 403.
+/// (`TOLLGATE_ADMIN_TOKEN` or a platform_admin JWT) for any organization, or
+/// an organization API key created with `"admin": true` or an org_admin JWT
+/// for its own organization only (an org_admin user's changes are audited
+/// as `api_key` with the user's `usr_…` id). Any other valid API key or
+/// user is refused with 403.
 #[derive(Debug, Clone)]
 pub enum Manager {
     Platform,
@@ -246,6 +344,21 @@ impl FromRequestParts<AppState> for Manager {
             && is_admin_token(presented, expected)
         {
             return Ok(Manager::Platform);
+        }
+        if let Some(jwt) = &state.jwt
+            && looks_like_jwt(presented)
+        {
+            let user = jwt.verify(presented)?;
+            return match (user.role, user.organization_id) {
+                (Role::PlatformAdmin, _) => Ok(Manager::Platform),
+                (Role::OrgAdmin, Some(organization_id)) => Ok(Manager::Organization {
+                    organization_id,
+                    key_id: user.user_id,
+                }),
+                _ => Err(ApiError::forbidden(
+                    "provider credentials need a platform admin or an organization admin",
+                )),
+            };
         }
         if !presented.starts_with("tg-") {
             return Err(ApiError::unauthorized("invalid admin token or API key"));

@@ -3,10 +3,13 @@
 //! builds the whole HTTP surface (tests drive it without a socket), and
 //! [`Gateway::serve`] runs it until shutdown.
 
+pub mod auth;
 pub mod error;
 pub mod extract;
+mod limits;
 pub mod metrics;
 mod middleware;
+pub mod openapi;
 mod routes;
 pub mod settings;
 mod startup;

@@ -24,6 +24,8 @@ enum Command {
     Serve,
     /// Apply the database migrations and exit.
     Migrate,
+    /// Print the OpenAPI 3.1 document (what `GET /openapi.json` serves) and exit.
+    Openapi,
     /// Manage the master key that BYOK provider keys are encrypted under.
     Keys {
         #[command(subcommand)]
@@ -66,6 +68,10 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Openapi => {
+            print!("{}", tollgate_api::openapi::document());
+            Ok(())
+        }
         Command::Migrate => {
             let db = tollgate_core::Db::connect(&cli.settings.database_url, 2).await?;
             db.migrate().await?;

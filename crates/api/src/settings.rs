@@ -62,11 +62,18 @@ pub struct Settings {
     )]
     pub environment: Environment,
 
-    /// Optional Redis for sharing rate limits and caches across replicas (not used yet).
+    /// Optional Redis (`redis://HOST:PORT[/DB]`) that rate-limit counters are
+    /// kept in, so that limits hold exactly across replicas. Without it,
+    /// each process counts on its own. If Redis cannot be reached, calls are
+    /// counted in-process (fail open, with a warning) until it is back.
     #[arg(long, global = true, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
 
-    /// Secret that signs management JWTs (not used yet).
+    /// Secret that signs management JWTs (HS256), at least 32 bytes. Tokens
+    /// from `POST /api/v1/auth/login` are valid for an hour. Without it, in
+    /// development, a random secret is generated once and kept in the
+    /// database (`system_settings`), shared by every replica; in production,
+    /// sign-in is off (login answers 503) and only the admin token works.
     #[arg(
         long,
         global = true,
@@ -131,6 +138,73 @@ pub struct Settings {
     )]
     pub byok_fee_percent: u32,
 
+    /// Prefix of every Redis key Tollgate writes (to share one Redis).
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_REDIS_PREFIX",
+        default_value = "tollgate"
+    )]
+    pub redis_prefix: String,
+
+    /// Requests per minute each organization may make, over all its keys
+    /// (on top of each key's own `rpm_limit`). Unset: no organization limit.
+    #[arg(long, global = true, env = "TOLLGATE_ORG_RPM_LIMIT", value_parser = clap::value_parser!(i64).range(1..))]
+    pub org_rpm_limit: Option<i64>,
+
+    /// Tokens (prompt and completion) per minute each organization may use,
+    /// over all its keys. Unset: no organization limit.
+    #[arg(long, global = true, env = "TOLLGATE_ORG_TPM_LIMIT", value_parser = clap::value_parser!(i64).range(1..))]
+    pub org_tpm_limit: Option<i64>,
+
+    /// Calls each organization may have in flight at once, over all its
+    /// keys. Unset: no organization limit.
+    #[arg(long, global = true, env = "TOLLGATE_ORG_MAX_CONCURRENCY", value_parser = clap::value_parser!(i64).range(1..))]
+    pub org_max_concurrency: Option<i64>,
+
+    /// Retryable failures in a row (connect error, timeout, 429, 5xx) after
+    /// which a deployment (a model on a provider) is skipped for a cooldown.
+    /// A failure with `Retry-After` starts a cooldown at once.
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_COOLDOWN_FAILURES",
+        default_value_t = 3
+    )]
+    pub cooldown_failures: u32,
+
+    /// How long, in milliseconds, a failing deployment is skipped; then one
+    /// call probes it. A provider's `Retry-After` replaces this (up to 5 minutes).
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_COOLDOWN_MS",
+        default_value_t = 30_000
+    )]
+    pub cooldown_ms: u64,
+
+    /// Extra rounds over the candidates when every one failed with a
+    /// retryable error before its first byte, each after an exponential
+    /// backoff with jitter (100 ms, 200 ms, … up to 2 s). 0: no retry (the
+    /// OpenAI SDKs retry on their own).
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_ROUTING_RETRIES",
+        default_value_t = 0
+    )]
+    pub routing_retries: u32,
+
+    /// Total time, in milliseconds from the request's arrival, within which
+    /// retry rounds may start.
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_ROUTING_DEADLINE_MS",
+        default_value_t = 30_000
+    )]
+    pub routing_deadline_ms: u64,
+
     /// Largest request body accepted, in bytes.
     #[arg(long, global = true, env = "TOLLGATE_MAX_BODY_BYTES", default_value_t = 10 * 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -153,6 +227,14 @@ impl Settings {
             db_max_connections: None,
             upstream_timeout_secs: 300,
             max_body_bytes: 10 * 1024 * 1024,
+            redis_prefix: "tollgate".to_owned(),
+            org_rpm_limit: None,
+            org_tpm_limit: None,
+            org_max_concurrency: None,
+            cooldown_failures: 3,
+            cooldown_ms: 30_000,
+            routing_retries: 0,
+            routing_deadline_ms: 30_000,
             lease_idle_ms: 1000,
             byok_fee_percent: 0,
         }

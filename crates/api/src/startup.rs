@@ -64,8 +64,10 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Gateway> {
         read_timeout: Duration::from_secs(settings.upstream_timeout_secs.max(1)),
         ..ClientOptions::default()
     })?;
+    let jwt = load_jwt(settings, &db).await?;
     let state = AppState(Arc::new(Inner {
         db,
+        jwt,
         tenants: tenants.clone(),
         billing: billing.clone(),
         credentials: credentials.clone(),
@@ -79,6 +81,21 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Gateway> {
         metrics: Metrics::new(),
         streams: TaskTracker::new(),
         max_body_bytes: settings.max_body_bytes,
+        limiter: rate_limiter(settings)?,
+        org_limits: tollgate_routing::limits::Limits {
+            requests_per_minute: settings.org_rpm_limit,
+            tokens_per_minute: settings.org_tpm_limit,
+            concurrency: settings.org_max_concurrency,
+        },
+        health: tollgate_routing::health::Health::new(tollgate_routing::health::HealthConfig {
+            failure_threshold: settings.cooldown_failures.max(1),
+            cooldown: Duration::from_millis(settings.cooldown_ms),
+            ..Default::default()
+        }),
+        retries: crate::state::Retries {
+            rounds: settings.routing_retries,
+            deadline: Duration::from_millis(settings.routing_deadline_ms),
+        },
     }));
     let background = vec![
         tokio::spawn(tenants.watch_key_changes(Duration::from_millis(500))),
@@ -86,6 +103,12 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Gateway> {
         tokio::spawn(credentials.watch_changes(Duration::from_millis(250))),
         tokio::spawn(billing.maintain(Duration::from_secs(5))),
     ];
+    let mut background = background;
+    if let Some(url) = settings.redis_url.as_deref().filter(|u| !u.is_empty()) {
+        let shared = tollgate_routing::health::SharedCooldowns::new(url, &settings.redis_prefix)
+            .context("REDIS_URL is not a valid Redis URL")?;
+        background.push(tokio::spawn(share_cooldowns(state.clone(), shared)));
+    }
     Ok(Gateway { state, background })
 }
 
@@ -116,6 +139,38 @@ impl Gateway {
     }
 }
 
+/// Shares cooldowns with the other replicas through Redis, four times a
+/// second; logs once when Redis goes away and once when it is back.
+async fn share_cooldowns(state: AppState, mut shared: tollgate_routing::health::SharedCooldowns) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut healthy = true;
+    loop {
+        tick.tick().await;
+        match shared.sync(&state.health).await {
+            Ok(()) if !healthy => {
+                healthy = true;
+                tracing::info!("Redis is back: cooldowns are shared across replicas again");
+            }
+            Ok(()) => {}
+            Err(e) if healthy => {
+                healthy = false;
+                tracing::warn!(error = %e, "Redis is unreachable: cooldowns are per replica until it is back");
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// The rate limiter: in Redis when `REDIS_URL` is set, else in-process.
+fn rate_limiter(settings: &Settings) -> anyhow::Result<tollgate_routing::limits::RateLimiter> {
+    use tollgate_routing::limits::RateLimiter;
+    match settings.redis_url.as_deref().filter(|u| !u.is_empty()) {
+        Some(url) => RateLimiter::with_redis(url, &settings.redis_prefix)
+            .context("REDIS_URL is not a valid Redis URL"),
+        None => Ok(RateLimiter::in_process()),
+    }
+}
+
 fn check_production(settings: &Settings) -> anyhow::Result<()> {
     if settings.environment != Environment::Production {
         return Ok(());
@@ -127,6 +182,35 @@ fn check_production(settings: &Settings) -> anyhow::Result<()> {
         bail!("TOLLGATE_ENV=production needs DATABASE_URL to be set (not the default SQLite file)");
     }
     Ok(())
+}
+
+/// The JWT signer: `TOLLGATE_JWT_SECRET` (at least 32 bytes), or in
+/// development a secret generated once and kept in the database. In
+/// production without the setting, sign-in is off (login answers 503).
+async fn load_jwt(settings: &Settings, db: &Db) -> anyhow::Result<Option<crate::auth::Jwt>> {
+    if let Some(secret) = &settings.jwt_secret {
+        let secret = secret.expose_secret().as_bytes();
+        if secret.len() < crate::auth::MIN_SECRET_BYTES {
+            bail!(
+                "TOLLGATE_JWT_SECRET must be at least {} bytes",
+                crate::auth::MIN_SECRET_BYTES
+            );
+        }
+        return Ok(Some(crate::auth::Jwt::new(secret)));
+    }
+    if settings.environment == Environment::Production {
+        tracing::warn!(
+            "TOLLGATE_JWT_SECRET is not set: user sign-in (POST /api/v1/auth/login) is off"
+        );
+        return Ok(None);
+    }
+    let secret = crate::auth::dev_secret(db)
+        .await
+        .context("reading the development JWT secret")?;
+    tracing::warn!(
+        "TOLLGATE_JWT_SECRET is not set: management JWTs are signed with a development secret kept in the database"
+    );
+    Ok(Some(crate::auth::Jwt::new(&secret)))
 }
 
 /// The master key from `TOLLGATE_MASTER_KEY` (or, without it, the

@@ -22,10 +22,28 @@ pub struct Inner {
     pub catalog: Arc<Catalog>,
     pub providers: ProviderClient,
     pub admin_token: Option<SecretString>,
+    /// Signs and checks management JWTs; `None` when sign-in is off
+    /// (production without `TOLLGATE_JWT_SECRET`).
+    pub jwt: Option<crate::auth::Jwt>,
     pub metrics: Metrics,
     /// Streams still being read or settled; shutdown waits for them.
     pub streams: TaskTracker,
     pub max_body_bytes: usize,
+    /// Rate limits of keys and organizations (in-process or Redis).
+    pub limiter: tollgate_routing::limits::RateLimiter,
+    /// The limits every organization has (`TOLLGATE_ORG_*`).
+    pub org_limits: tollgate_routing::limits::Limits,
+    /// Circuit breakers, latency and error rates of deployments.
+    pub health: tollgate_routing::health::Health,
+    /// Retry rounds over the candidates, and the deadline they must start within.
+    pub retries: Retries,
+}
+
+/// `TOLLGATE_ROUTING_RETRIES` and `TOLLGATE_ROUTING_DEADLINE_MS`.
+#[derive(Debug, Clone, Copy)]
+pub struct Retries {
+    pub rounds: u32,
+    pub deadline: std::time::Duration,
 }
 
 #[derive(Clone)]

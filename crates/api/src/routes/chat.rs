@@ -9,6 +9,7 @@ use super::dialect::{Dialect, Encoder};
 use super::relay::{CallRecord, gateway_headers, payable, paying_key, settle};
 use crate::error::ApiError;
 use crate::extract::{BodyBytes, OrgKey, RequestId, parse_json};
+use crate::limits::{admit, quota_headers};
 use crate::state::AppState;
 use axum::Extension;
 use axum::body::Body;
@@ -20,13 +21,15 @@ use futures::StreamExt;
 use serde_json::Value;
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tollgate_billing::{BillingError, Hold, UsageStatus, max_charge_for};
 use tollgate_core::money::TokenUsage;
 use tollgate_core::{ModelEntry, ModelMode, PowerLevel};
 use tollgate_providers::{ChatRequest, ChatStream, ProviderError, StreamEvent, Target};
+use tollgate_routing::health::{Availability, backoff};
+use tollgate_routing::limits::Admission;
 use tollgate_tenants::Principal;
 
 /// Events buffered between the provider and a slow client, at most.
@@ -43,8 +46,16 @@ pub async fn chat_completions(
     let mut request: ChatRequest = parse_json(&body)?;
     request.validate().map_err(ApiError::bad_request)?;
     let level = power_level(&mut request, &headers)?;
-    let candidates =
-        tollgate_routing::candidates(&state.catalog, &request.model, level, ModelMode::Chat)?;
+    let fallbacks = fallback_models(&mut request)?;
+    let candidates = tollgate_routing::candidates_with_fallbacks(
+        &state.catalog,
+        &request.model,
+        &fallbacks,
+        level,
+        ModelMode::Chat,
+    )?;
+    let admission = admit(&state, &principal, estimated_tokens(body.len(), &request)).await?;
+    let quotas = admission.quotas();
 
     // The call runs in a task of its own: if the client goes away, the
     // handler is dropped, but the hold is still settled or released.
@@ -56,12 +67,47 @@ pub async fn chat_completions(
         candidates,
         started,
         Dialect::OpenAi,
+        admission,
     ));
-    call.await.map_err(ApiError::internal)?
+    let mut response = call.await.map_err(ApiError::internal)??;
+    quota_headers(response.headers_mut(), quotas);
+    Ok(response)
+}
+
+/// The body's OpenRouter-style `models` list (not forwarded): the models to
+/// fall back to, in order, after `model`.
+fn fallback_models(request: &mut ChatRequest) -> Result<Vec<String>, ApiError> {
+    let invalid = || {
+        ApiError::bad_request(format!(
+            "`models` must be a list of at most {} model names",
+            tollgate_routing::MAX_FALLBACKS
+        ))
+    };
+    match request.extra.remove("models") {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) if items.len() <= tollgate_routing::MAX_FALLBACKS => items
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) if !s.is_empty() => Ok(s),
+                _ => Err(invalid()),
+            })
+            .collect(),
+        Some(_) => Err(invalid()),
+    }
+}
+
+/// What a call counts against a tokens-per-minute limit until its real
+/// usage is known: its body at ~4 bytes a token plus the completion asked for.
+pub(super) fn estimated_tokens(body_bytes: usize, request: &ChatRequest) -> i64 {
+    i64::try_from(body_bytes / 4)
+        .unwrap_or(i64::MAX)
+        .saturating_add(request.max_output_tokens().unwrap_or(0).max(0))
 }
 
 /// Tries the candidates in order until one answers; the answer is written
-/// in the client's `dialect` (shared with `/v1/messages`).
+/// in the client's `dialect` (shared with `/v1/messages`). The rate-limit
+/// `admission` is kept until the call (or its stream) ends.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn relay(
     state: AppState,
     principal: Arc<Principal>,
@@ -70,97 +116,202 @@ pub(super) async fn relay(
     candidates: Vec<Arc<ModelEntry>>,
     started: Instant,
     dialect: Dialect,
+    admission: Admission,
 ) -> Result<Response, ApiError> {
     let prompt_bound = request.prompt_token_upper_bound();
+    // Cheap, for skipping models too small for the request: ~4 bytes a token.
+    let prompt_estimate = prompt_bound / 4;
     let mut last_error = None;
-    for model in &candidates {
-        let Some(provider) = state.catalog.provider(&model.provider) else {
-            continue;
-        };
-        let paying = paying_key(&state, &principal.organization_id, provider).await?;
-        // A keyless provider (a local vLLM or Ollama) is called without one.
-        if paying.is_none() && !provider.keyless {
-            last_error = Some(ProviderError::NoKey(provider.name.clone()).into());
-            continue;
+    // Whether the current round ended on a retryable provider failure.
+    let mut retry_worthy = false;
+    // Candidates actually called (`x-tollgate-attempts`).
+    let mut attempts: u32 = 0;
+    let mut too_long = false;
+    // The soonest end of a cooldown among the candidates skipped for one.
+    let mut cooling: Option<Duration> = None;
+    for round in 0..=state.retries.rounds {
+        if round > 0 {
+            // Another round only after retryable provider failures, and only
+            // if it can start within the deadline.
+            let wait = backoff(round, RETRY_BASE, RETRY_CAP);
+            if !retry_worthy || started.elapsed() + wait > state.retries.deadline {
+                break;
+            }
+            tokio::time::sleep(wait).await;
         }
-        let (api_key, byok) = paying
-            .as_ref()
-            .map_or((None, false), |p| (Some(p.secret()), p.byok()));
-        let max_completion = request
-            .max_output_tokens()
-            .unwrap_or(model.max_output_tokens);
-        let most = payable(
-            &state,
-            byok,
-            max_charge_for(
-                principal.billing_mode,
-                &model.price,
-                prompt_bound,
-                max_completion,
-            ),
-        );
-        let hold = match state
-            .billing
-            .reserve(&principal.organization_id, most)
-            .await
-        {
-            Ok(hold) => hold,
-            Err(e @ BillingError::InsufficientCredits { .. }) => {
-                last_error = Some(e.into());
+        retry_worthy = false;
+        for model in &candidates {
+            if !tollgate_routing::fits_context(model, prompt_estimate, request.max_output_tokens())
+            {
+                too_long = true;
                 continue;
             }
-            Err(e) => return Err(e.into()),
-        };
-        let target = Target {
-            provider: &provider.name,
-            kind: provider.kind,
-            base_url: &provider.base_url,
-            api_key,
-            upstream_model: &model.upstream,
-            max_output_tokens: model.max_output_tokens,
-        };
-        let call = Call {
-            state: &state,
-            principal: &principal,
-            request_id: &request_id,
-            model,
-            byok,
-            started,
-            dialect: &dialect,
-        };
-        let outcome = if request.stream {
-            match state.providers.chat_stream(&target, &request).await {
-                Ok(upstream) => Ok(call.stream(upstream, hold, &request, prompt_bound)),
-                Err(e) => Err((e, hold)),
-            }
-        } else {
-            match state.providers.chat(&target, &request).await {
-                Ok(answer) => Ok(call.answer(answer.body, answer.usage, hold).await),
-                Err(e) => Err((e, hold)),
-            }
-        };
-        match outcome {
-            Ok(response) => {
-                state.metrics.record_call(&model.id, &model.provider, "ok");
-                return Ok(response);
-            }
-            Err((error, hold)) => {
+            let Some(provider) = state.catalog.provider(&model.provider) else {
+                continue;
+            };
+            if let Availability::CoolingDown(wait) =
                 state
-                    .metrics
-                    .record_call(&model.id, &model.provider, "error");
-                if let Err(e) = state.billing.release(hold).await {
-                    tracing::error!(error = %e, "releasing a hold failed");
+                    .health
+                    .check(&model.provider, &model.id, Instant::now())
+            {
+                cooling = Some(cooling.map_or(wait, |c| c.min(wait)));
+                continue;
+            }
+            let paying = paying_key(&state, &principal.organization_id, provider).await?;
+            // A keyless provider (a local vLLM or Ollama) is called without one.
+            if paying.is_none() && !provider.keyless {
+                last_error = Some(ProviderError::NoKey(provider.name.clone()).into());
+                continue;
+            }
+            let (api_key, byok) = paying
+                .as_ref()
+                .map_or((None, false), |p| (Some(p.secret()), p.byok()));
+            let max_completion = request
+                .max_output_tokens()
+                .unwrap_or(model.max_output_tokens);
+            let most = payable(
+                &state,
+                byok,
+                max_charge_for(
+                    principal.billing_mode,
+                    &model.price,
+                    prompt_bound,
+                    max_completion,
+                ),
+            );
+            let hold = match state
+                .billing
+                .reserve(&principal.organization_id, most)
+                .await
+            {
+                Ok(hold) => hold,
+                Err(e @ BillingError::InsufficientCredits { .. }) => {
+                    last_error = Some(e.into());
+                    continue;
                 }
-                tracing::info!(model = %model.id, error = %error, "provider call failed");
-                if !error.is_retryable() {
-                    return Err(error.into());
+                Err(e) => return Err(e.into()),
+            };
+            let target = Target {
+                provider: &provider.name,
+                kind: provider.kind,
+                base_url: &provider.base_url,
+                api_key,
+                upstream_model: &model.upstream,
+                max_output_tokens: model.max_output_tokens,
+            };
+            let call = Call {
+                state: &state,
+                principal: &principal,
+                request_id: &request_id,
+                model,
+                byok,
+                started,
+                dialect: &dialect,
+                admission: &admission,
+            };
+            attempts += 1;
+            let call_started = Instant::now();
+            let outcome = if request.stream {
+                match state.providers.chat_stream(&target, &request).await {
+                    Ok(upstream) => Ok(call.stream(upstream, hold, &request, prompt_bound)),
+                    Err(e) => Err((e, hold)),
                 }
-                last_error = Some(error.into());
+            } else {
+                match state.providers.chat(&target, &request).await {
+                    Ok(answer) => Ok(call.answer(answer.body, answer.usage, hold).await),
+                    Err(e) => Err((e, hold)),
+                }
+            };
+            match outcome {
+                Ok(mut response) => {
+                    state
+                        .health
+                        .success(&model.provider, &model.id, call_started.elapsed());
+                    state.metrics.record_call(&model.id, &model.provider, "ok");
+                    response
+                        .headers_mut()
+                        .insert("x-tollgate-attempts", HeaderValue::from(attempts));
+                    return Ok(response);
+                }
+                Err((error, hold)) => {
+                    state
+                        .metrics
+                        .record_call(&model.id, &model.provider, "error");
+                    if let Err(e) = state.billing.release(hold).await {
+                        tracing::error!(error = %e, "releasing a hold failed");
+                    }
+                    tracing::info!(model = %model.id, error = %error, "provider call failed");
+                    if !error.is_retryable() {
+                        return Err(with_attempts(error.into(), attempts));
+                    }
+                    if counts_against_health(&error, byok) {
+                        let retry_after = match &error {
+                            ProviderError::Status { retry_after, .. } => {
+                                retry_after.map(Duration::from_secs)
+                            }
+                            _ => None,
+                        };
+                        if state.health.failure(
+                            &model.provider,
+                            &model.id,
+                            retry_after,
+                            Instant::now(),
+                        ) {
+                            tracing::warn!(provider = %model.provider, model = %model.id, "deployment is cooling down after failures");
+                        }
+                    }
+                    last_error = Some(error.into());
+                    retry_worthy = true;
+                }
             }
         }
     }
-    Err(last_error
-        .unwrap_or_else(|| ApiError::unavailable("no provider is available for this model")))
+    let error = last_error.unwrap_or_else(|| {
+        if let Some(wait) = cooling {
+            let mut err = ApiError::unavailable(
+                "every model that could serve this request is cooling down after provider \
+                 failures; retry later",
+            );
+            err.retry_after = Some(wait.as_secs().max(1));
+            err
+        } else if too_long {
+            let mut err = ApiError::bad_request(
+                "the prompt plus `max_tokens` exceeds the context window of every model that \
+                 could serve this request",
+            );
+            err.code = "context_length_exceeded";
+            err
+        } else {
+            ApiError::unavailable("no provider is available for this model")
+        }
+    });
+    Err(with_attempts(error, attempts))
+}
+
+/// The first wait before a retry round, and the longest.
+const RETRY_BASE: Duration = Duration::from_millis(100);
+const RETRY_CAP: Duration = Duration::from_secs(2);
+
+/// Whether a failure says something about the deployment's health. A 429
+/// on an organization's own key (BYOK) is that organization's quota, not
+/// the deployment's.
+fn counts_against_health(error: &ProviderError, byok: bool) -> bool {
+    match error {
+        ProviderError::Status { status, .. } => *status >= 500 || (*status == 429 && !byok),
+        ProviderError::Timeout | ProviderError::Connect(_) | ProviderError::InvalidResponse(_) => {
+            true
+        }
+        _ => false,
+    }
+}
+
+/// An error that says how many candidates were called before it.
+fn with_attempts(mut error: ApiError, attempts: u32) -> ApiError {
+    error.headers.push((
+        axum::http::HeaderName::from_static("x-tollgate-attempts"),
+        HeaderValue::from(attempts),
+    ));
+    error
 }
 
 /// Takes the power level from the body's `power_level` (not forwarded) or
@@ -194,6 +345,7 @@ struct Call<'a> {
     byok: bool,
     started: Instant,
     dialect: &'a Dialect,
+    admission: &'a Admission,
 }
 
 impl Call<'_> {
@@ -219,6 +371,7 @@ impl Call<'_> {
             &self.record(usage, false, UsageStatus::Ok),
         )
         .await;
+        self.admission.used_tokens(usage.total()).await;
         let body = self.dialect.answer_body(body, &usage);
         let mut response = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
         gateway_headers(response.headers_mut(), self.model, self.byok, charged);
@@ -249,6 +402,7 @@ impl Call<'_> {
                 .dialect
                 .encoder(request.stream_options.is_some_and(|o| o.include_usage)),
             prompt_estimate: prompt_bound / 4,
+            admission: self.admission.clone(),
         };
         self.state.streams.spawn(pump.run(upstream, hold, tx));
         let body = Body::from_stream(ReceiverStream::new(rx).map(Ok::<_, Infallible>));
@@ -273,6 +427,7 @@ struct StreamPump {
     started: Instant,
     encoder: Encoder,
     prompt_estimate: i64,
+    admission: Admission,
 }
 
 impl StreamPump {
@@ -340,6 +495,7 @@ impl StreamPump {
             latency: self.started.elapsed(),
         };
         settle(&self.state, hold, &record).await;
+        self.admission.used_tokens(usage.total()).await;
         if client_gone {
             return;
         }

@@ -3,6 +3,7 @@
 use super::relay::{CallRecord, gateway_headers, payable, paying_key, settle};
 use crate::error::ApiError;
 use crate::extract::{BodyBytes, OrgKey, RequestId, parse_json};
+use crate::limits::{admit, quota_headers};
 use crate::state::AppState;
 use axum::Extension;
 use axum::extract::State;
@@ -13,6 +14,7 @@ use std::time::Instant;
 use tollgate_billing::{UsageStatus, max_charge_for};
 use tollgate_core::{ModelEntry, ModelMode, PowerLevel};
 use tollgate_providers::{EmbeddingRequest, ProviderError, Target};
+use tollgate_routing::limits::Admission;
 use tollgate_tenants::Principal;
 
 pub async fn embeddings(
@@ -30,6 +32,9 @@ pub async fn embeddings(
         PowerLevel::Balanced,
         ModelMode::Embedding,
     )?;
+    let estimate = i64::try_from(body.len() / 4).unwrap_or(i64::MAX);
+    let admission = admit(&state, &principal, estimate).await?;
+    let quotas = admission.quotas();
     // As for chat: a task of its own, so a client that goes away cannot
     // leave a hold behind.
     let call = state.streams.spawn(relay(
@@ -39,8 +44,11 @@ pub async fn embeddings(
         request_id,
         candidates,
         started,
+        admission,
     ));
-    call.await.map_err(ApiError::internal)?
+    let mut response = call.await.map_err(ApiError::internal)??;
+    quota_headers(response.headers_mut(), quotas);
+    Ok(response)
 }
 
 async fn relay(
@@ -50,6 +58,7 @@ async fn relay(
     request_id: Arc<str>,
     candidates: Vec<Arc<ModelEntry>>,
     started: Instant,
+    admission: Admission,
 ) -> Result<Response, ApiError> {
     let model = candidates
         .first()
@@ -113,7 +122,13 @@ async fn relay(
         latency: started.elapsed(),
     };
     let charged = settle(&state, hold, &record).await;
+    admission.used_tokens(answer.usage.total()).await;
     let mut response = ([(header::CONTENT_TYPE, "application/json")], answer.body).into_response();
     gateway_headers(response.headers_mut(), model, byok, charged);
+    // One candidate, called once.
+    response.headers_mut().insert(
+        "x-tollgate-attempts",
+        axum::http::HeaderValue::from_static("1"),
+    );
     Ok(response)
 }

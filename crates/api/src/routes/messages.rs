@@ -7,10 +7,11 @@
 //! Anthropic's shape, `{"type":"error","error":{"type","message"}}`.
 //! Auth: `x-api-key` or `Authorization: Bearer`.
 
-use super::chat::relay;
+use super::chat::{estimated_tokens, relay};
 use super::dialect::Dialect;
 use crate::error::ApiError;
 use crate::extract::{BodyBytes, OrgKey, RequestId, parse_json};
+use crate::limits::{admit, quota_headers};
 use crate::state::AppState;
 use axum::Extension;
 use axum::Json;
@@ -52,6 +53,8 @@ pub async fn messages(
         };
         let chat = to_chat_request(request, options).map_err(ApiError::bad_request)?;
         chat.validate().map_err(ApiError::bad_request)?;
+        let admission = admit(&state, &principal, estimated_tokens(body.len(), &chat)).await?;
+        let quotas = admission.quotas();
         let call = state.streams.spawn(relay(
             state.clone(),
             principal,
@@ -60,8 +63,11 @@ pub async fn messages(
             candidates,
             started,
             Dialect::Anthropic { model },
+            admission,
         ));
-        call.await.map_err(ApiError::internal)?
+        let mut response = call.await.map_err(ApiError::internal)??;
+        quota_headers(response.headers_mut(), quotas);
+        Ok(response)
     }
     .await;
     match outcome {
@@ -94,6 +100,9 @@ fn power_level(from_body: Option<Value>, headers: &HeaderMap) -> Result<PowerLev
 fn anthropic_error(e: ApiError) -> Response {
     let body = error_body(e.status.as_u16(), &e.message);
     let mut response = (e.status, Json(body)).into_response();
+    for (name, value) in e.headers {
+        response.headers_mut().insert(name, value);
+    }
     if let Some(secs) = e.retry_after {
         response
             .headers_mut()

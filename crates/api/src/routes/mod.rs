@@ -1,5 +1,6 @@
 //! The whole HTTP surface: data plane (`/v1/…`), management plane
-//! (`/api/v1/…`) and operations (`/health`, `/ready`, `/metrics`).
+//! (`/api/v1/…`) and operations (`/health`, `/ready`, `/metrics`,
+//! `/openapi.json`, `/docs`).
 
 mod admin;
 mod chat;
@@ -9,6 +10,7 @@ mod messages;
 mod models;
 mod ops;
 mod relay;
+mod routing_health;
 
 use crate::error::ApiError;
 use crate::middleware::request_id;
@@ -27,9 +29,15 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/messages", post(messages::messages))
         .route("/v1/models", get(models::list_models))
         .merge(admin::routes())
+        .route(
+            "/api/v1/routing/health",
+            get(routing_health::routing_health),
+        )
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(crate::openapi::serve_document))
+        .route("/docs", get(crate::openapi::serve_docs))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.max_body_bytes))

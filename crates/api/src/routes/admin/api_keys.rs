@@ -1,7 +1,7 @@
 //! Organization API keys: create (the key is shown only then), list, revoke.
 
 use crate::error::ApiError;
-use crate::extract::{Admin, JsonBody, PathParams};
+use crate::extract::{Caller, JsonBody, PathParams};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
@@ -29,10 +29,11 @@ pub struct CreateApiKey {
 
 pub async fn create(
     State(state): State<AppState>,
-    _admin: Admin,
+    caller: Caller,
     PathParams(org_id): PathParams<String>,
     JsonBody(body): JsonBody<CreateApiKey>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require_org_admin(&org_id)?;
     let created = state
         .tenants
         .create_api_key(
@@ -60,9 +61,10 @@ pub async fn create(
 
 pub async fn list(
     State(state): State<AppState>,
-    _admin: Admin,
+    caller: Caller,
     PathParams(org_id): PathParams<String>,
 ) -> Result<Json<Value>, ApiError> {
+    caller.require_org_reader(&org_id)?;
     super::organization(&state, &org_id).await?;
     let keys = state.tenants.list_api_keys(&org_id).await?;
     Ok(Json(json!({ "data": keys })))
@@ -70,9 +72,10 @@ pub async fn list(
 
 pub async fn revoke(
     State(state): State<AppState>,
-    _admin: Admin,
+    caller: Caller,
     PathParams((org_id, key_id)): PathParams<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
+    caller.require_org_admin(&org_id)?;
     state.tenants.revoke_api_key(&org_id, &key_id).await?;
     Ok(Json(json!({ "id": key_id, "revoked": true })))
 }

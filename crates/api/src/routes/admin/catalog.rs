@@ -1,12 +1,12 @@
 //! `GET /api/v1/models`: the catalog with prices, tiers and quality.
 
-use crate::extract::Admin;
+use crate::extract::Caller;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
 
-pub async fn list(State(state): State<AppState>, _admin: Admin) -> Json<Value> {
+pub async fn list(State(state): State<AppState>, _caller: Caller) -> Json<Value> {
     let data: Vec<Value> = state
         .catalog
         .models()

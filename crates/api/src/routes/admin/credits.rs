@@ -2,7 +2,7 @@
 
 use super::Page;
 use crate::error::ApiError;
-use crate::extract::{Admin, JsonBody, PathParams, QueryParams};
+use crate::extract::{Caller, JsonBody, PathParams, QueryParams};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
@@ -20,10 +20,11 @@ pub struct Grant {
 
 pub async fn grant(
     State(state): State<AppState>,
-    _admin: Admin,
+    caller: Caller,
     PathParams(org_id): PathParams<String>,
     JsonBody(body): JsonBody<Grant>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require_platform()?;
     let org = super::organization(&state, &org_id).await?;
     let outcome = state
         .billing
@@ -42,9 +43,10 @@ pub async fn grant(
 
 pub async fn balance(
     State(state): State<AppState>,
-    _admin: Admin,
+    caller: Caller,
     PathParams(org_id): PathParams<String>,
 ) -> Result<Json<Value>, ApiError> {
+    caller.require_org_admin(&org_id)?;
     let org = super::organization(&state, &org_id).await?;
     let credits = state.billing.credits(&org.id).await?;
     Ok(Json(json!({
@@ -57,10 +59,11 @@ pub async fn balance(
 
 pub async fn transactions(
     State(state): State<AppState>,
-    _admin: Admin,
+    caller: Caller,
     PathParams(org_id): PathParams<String>,
     QueryParams(page): QueryParams<Page>,
 ) -> Result<Json<Value>, ApiError> {
+    caller.require_org_admin(&org_id)?;
     let org = super::organization(&state, &org_id).await?;
     let limit = page.limit()?;
     let before = match page.before.as_deref() {

@@ -7,6 +7,7 @@ mod credits;
 mod organizations;
 mod provider_credentials;
 mod usage;
+mod users;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -17,8 +18,22 @@ use tollgate_tenants::Organization;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/organizations", post(organizations::create))
-        .route("/api/v1/organizations/{org_id}", get(organizations::get))
+        .route(
+            "/api/v1/organizations",
+            post(organizations::create).get(organizations::list),
+        )
+        .route(
+            "/api/v1/organizations/{org_id}",
+            get(organizations::get).patch(organizations::update),
+        )
+        .route(
+            "/api/v1/organizations/{org_id}/suspend",
+            post(organizations::suspend),
+        )
+        .route(
+            "/api/v1/organizations/{org_id}/resume",
+            post(organizations::resume),
+        )
         .route(
             "/api/v1/organizations/{org_id}/api-keys",
             post(api_keys::create).get(api_keys::list),
@@ -67,6 +82,9 @@ pub fn routes() -> Router<AppState> {
             put(provider_credentials::deactivate),
         )
         .route("/api/v1/models", get(catalog::list))
+        .route("/api/v1/users", post(users::create))
+        .route("/api/v1/auth/login", post(users::login))
+        .route("/api/v1/auth/refresh", post(users::refresh))
 }
 
 /// `?limit=&before=` on list endpoints: newest first, `limit` items (default

@@ -2,7 +2,7 @@
 
 use super::Page;
 use crate::error::ApiError;
-use crate::extract::{Admin, PathParams, QueryParams};
+use crate::extract::{Caller, PathParams, QueryParams};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
@@ -10,10 +10,11 @@ use serde_json::{Value, json};
 
 pub async fn list(
     State(state): State<AppState>,
-    _admin: Admin,
+    caller: Caller,
     PathParams(org_id): PathParams<String>,
     QueryParams(page): QueryParams<Page>,
 ) -> Result<Json<Value>, ApiError> {
+    caller.require_org_reader(&org_id)?;
     let org = super::organization(&state, &org_id).await?;
     let limit = page.limit()?;
     let mut records = state
