@@ -298,6 +298,100 @@ def test_balance_dropped_by_exactly_the_costs():
     assert credits.get("unit") == "usd_micros", f"credits: {credits!r}"
 
 
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather of a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+
+
+def _native_model_plain_and_streamed_tool_call(model):
+    """The OpenAI SDK calls a model of another wire format, with a tool."""
+    messages = [{"role": "user", "content": "What is the weather in Paris?"}]
+    raw = S.client.chat.completions.with_raw_response.create(
+        model=model, messages=messages, tools=[WEATHER_TOOL]
+    )
+    answer = raw.parse()
+    assert raw.headers["x-tollgate-model"] == model, raw.headers
+    calls = answer.choices[0].message.tool_calls
+    assert calls and calls[0].function.name == "get_weather", answer
+    json.loads(calls[0].function.arguments)
+    assert answer.choices[0].finish_reason == "tool_calls", answer
+    assert answer.usage.prompt_tokens > 0 and answer.usage.completion_tokens > 0
+    assert int(raw.headers["x-tollgate-cost"]) > 0
+
+    stream = S.client.chat.completions.create(
+        model=model,
+        messages=messages,
+        tools=[WEATHER_TOOL],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    name, arguments, finish, usage = "", "", None, None
+    for chunk in stream:
+        if chunk.usage:
+            usage = chunk.usage
+        for choice in chunk.choices:
+            for call in choice.delta.tool_calls or []:
+                name += call.function.name or ""
+                arguments += call.function.arguments or ""
+            finish = choice.finish_reason or finish
+    assert name == "get_weather", name
+    json.loads(arguments)
+    assert finish == "tool_calls", finish
+    assert usage and usage.completion_tokens > 0, usage
+
+
+def test_anthropic_model_through_the_openai_sdk():
+    _native_model_plain_and_streamed_tool_call("claude-test")
+
+
+def test_gemini_model_through_the_openai_sdk():
+    _native_model_plain_and_streamed_tool_call("gemini-test")
+
+
+def _messages(body):
+    req = urllib.request.Request(
+        URL + "/v1/messages", data=json.dumps(body).encode(), method="POST"
+    )
+    req.add_header("x-api-key", S.key)
+    req.add_header("anthropic-version", "2023-06-01")
+    req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return resp.status, dict(resp.headers), resp.read().decode()
+
+
+def test_anthropic_messages_api_to_an_openai_model():
+    """Raw HTTP in Anthropic's format, served by an OpenAI-kind model."""
+    body = {"model": MODEL, "max_tokens": 100, "messages": [{"role": "user", "content": "Say hello"}]}
+    status, headers, text = _messages(body)
+    assert status == 200, text
+    message = json.loads(text)
+    assert message["type"] == "message" and message["role"] == "assistant", message
+    assert message["content"][0]["text"] == MOCK_REPLY, message
+    assert message["usage"]["output_tokens"] == 11, message
+
+    status, headers, text = _messages({**body, "stream": True})
+    assert status == 200, text
+    events = [line[len("event: "):] for line in text.splitlines() if line.startswith("event: ")]
+    assert events[0] == "message_start" and events[-1] == "message_stop", events
+    assert "content_block_delta" in events and "message_delta" in events, events
+    deltas = [
+        json.loads(line[len("data: "):])
+        for line in text.splitlines()
+        if line.startswith("data: ") and '"text_delta"' in line
+    ]
+    assert "".join(d["delta"]["text"] for d in deltas) == MOCK_REPLY, deltas
+
+
 CHECKS = [
     test_setup_org_key_and_credits,
     test_plain_chat_completion,
@@ -308,6 +402,9 @@ CHECKS = [
     test_unknown_model_is_not_found_error,
     test_usage_records,
     test_balance_dropped_by_exactly_the_costs,
+    test_anthropic_model_through_the_openai_sdk,
+    test_gemini_model_through_the_openai_sdk,
+    test_anthropic_messages_api_to_an_openai_model,
 ]
 
 
