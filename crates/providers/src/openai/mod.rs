@@ -166,19 +166,8 @@ pub(crate) async fn chat(
         extra: &request.extra,
     };
     let response = send(http, target, "chat/completions", &body).await?;
-    let body = response
-        .bytes()
-        .await
-        .map_err(ProviderError::from_reqwest)?;
-    let probe: AnswerProbe =
-        serde_json::from_slice(&body).map_err(|e| ProviderError::InvalidResponse(e.to_string()))?;
-    let usage = probe
-        .usage
-        .ok_or_else(|| ProviderError::InvalidResponse("answer has no usage".into()))?;
-    Ok(ChatAnswer {
-        body,
-        usage: usage.into(),
-    })
+    let (body, usage) = body_and_usage(response).await?;
+    Ok(ChatAnswer { body, usage })
 }
 
 pub(crate) async fn chat_stream(
@@ -255,6 +244,12 @@ pub(crate) async fn embed(
         extra: &request.extra,
     };
     let response = send(http, target, "embeddings", &body).await?;
+    let (body, usage) = body_and_usage(response).await?;
+    Ok(EmbeddingAnswer { body, usage })
+}
+
+/// A complete answer's body, passed on as sent, and the usage it reports.
+async fn body_and_usage(response: reqwest::Response) -> Result<(Bytes, TokenUsage), ProviderError> {
     let body = response
         .bytes()
         .await
@@ -264,10 +259,7 @@ pub(crate) async fn embed(
     let usage = probe
         .usage
         .ok_or_else(|| ProviderError::InvalidResponse("answer has no usage".into()))?;
-    Ok(EmbeddingAnswer {
-        body,
-        usage: usage.into(),
-    })
+    Ok((body, usage.into()))
 }
 
 #[cfg(test)]
