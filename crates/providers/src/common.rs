@@ -196,6 +196,36 @@ pub(crate) fn stop_sequences(stop: Option<&Value>) -> Option<Vec<Value>> {
     }
 }
 
+/// The `function` object and name of an OpenAI `tools[i]` entry, which a
+/// native adapter can only send on as a function declaration; `family`
+/// names the provider family in the error ("an Anthropic model").
+pub(crate) fn function_tool<'a>(
+    i: usize,
+    tool: &'a Value,
+    family: &str,
+) -> Result<(&'a Value, &'a str), ProviderError> {
+    let function = tool
+        .get("function")
+        .filter(|_| {
+            tool.get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("function")
+                == "function"
+        })
+        .ok_or_else(|| {
+            ProviderError::InvalidRequest(format!(
+                "`tools[{i}]` must be a function tool for {family}"
+            ))
+        })?;
+    let name = function
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            ProviderError::InvalidRequest(format!("`tools[{i}].function.name` is missing"))
+        })?;
+    Ok((function, name))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,7 @@
 //! OpenAI Chat Completions request → Anthropic Messages request.
 
 use super::wire::{Content, Message, MessagesRequest, System};
-use crate::common::{arguments_object, parse_data_url, stop_sequences};
+use crate::common::{arguments_object, function_tool, parse_data_url, stop_sequences};
 use crate::error::ProviderError;
 use crate::types::{ChatMessage, ChatRequest};
 use serde_json::{Map, Value, json};
@@ -311,25 +311,7 @@ fn tools(tools: Option<&Value>) -> Result<Option<Vec<Value>>, ProviderError> {
     list.iter()
         .enumerate()
         .map(|(i, tool)| {
-            let function = tool
-                .get("function")
-                .filter(|_| {
-                    tool.get("type")
-                        .and_then(Value::as_str)
-                        .unwrap_or("function")
-                        == "function"
-                })
-                .ok_or_else(|| {
-                    ProviderError::InvalidRequest(format!(
-                        "`tools[{i}]` must be a function tool for an Anthropic model"
-                    ))
-                })?;
-            let name = function
-                .get("name")
-                .and_then(Value::as_str)
-                .ok_or_else(|| {
-                    ProviderError::InvalidRequest(format!("`tools[{i}].function.name` is missing"))
-                })?;
+            let (function, name) = function_tool(i, tool, "an Anthropic model")?;
             let mut out = json!({
                 "name": name,
                 "input_schema": function

@@ -1,7 +1,7 @@
 //! OpenAI Chat Completions request → Gemini `generateContent` request.
 
 use super::wire::{Content, GenerateContentRequest};
-use crate::common::{arguments_object, parse_data_url, stop_sequences};
+use crate::common::{arguments_object, function_tool, parse_data_url, stop_sequences};
 use crate::error::ProviderError;
 use crate::types::{ChatMessage, ChatRequest};
 use serde_json::{Map, Value, json};
@@ -362,25 +362,7 @@ fn tools(tools: Option<&Value>) -> Result<Option<Vec<Value>>, ProviderError> {
     }
     let mut declarations = Vec::with_capacity(list.len());
     for (i, tool) in list.iter().enumerate() {
-        let function = tool
-            .get("function")
-            .filter(|_| {
-                tool.get("type")
-                    .and_then(Value::as_str)
-                    .unwrap_or("function")
-                    == "function"
-            })
-            .ok_or_else(|| {
-                ProviderError::InvalidRequest(format!(
-                    "`tools[{i}]` must be a function tool for a Gemini model"
-                ))
-            })?;
-        let name = function
-            .get("name")
-            .and_then(Value::as_str)
-            .ok_or_else(|| {
-                ProviderError::InvalidRequest(format!("`tools[{i}].function.name` is missing"))
-            })?;
+        let (function, name) = function_tool(i, tool, "a Gemini model")?;
         let mut decl = json!({"name": name});
         if let Some(map) = decl.as_object_mut() {
             if let Some(d) = function.get("description") {
