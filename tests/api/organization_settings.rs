@@ -797,11 +797,10 @@ enum Needs {
 
 impl Needs {
     fn allows(self, caller: Caller) -> bool {
-        match (self, caller) {
-            (_, Caller::AdminToken | Caller::PlatformUser) => true,
-            (Needs::OrgAdmin, Caller::AdminOfA) => true,
-            _ => false,
-        }
+        matches!(
+            (self, caller),
+            (_, Caller::AdminToken | Caller::PlatformUser) | (Needs::OrgAdmin, Caller::AdminOfA)
+        )
     }
 }
 
