@@ -491,6 +491,71 @@ async fn a_deleted_organizations_keys_fail_on_another_replica_within_one_second(
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settings_change_reaches_another_replica_within_one_second() {
+    let dir = tollgate_tests::tempdir::TempDir::new();
+    let db = tollgate_tests::TestDatabase::create(&dir.0).await;
+    let mock = tollgate_tests::MockProvider::start().await;
+    let master_key = tollgate_tests::test_master_key();
+    let a = Replica::start(&dir.0, &db.url, &mock, &master_key).await;
+    let b = Replica::start(&dir.0, &db.url, &mock, &master_key).await;
+    let http = tollgate_tests::client();
+    let org: Value = http
+        .post(a.url("/api/v1/organizations"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"name": "Acme", "billing_mode": "requests"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let org = org["id"].as_str().unwrap();
+    let created: Value = http
+        .post(a.url(&format!("/api/v1/organizations/{org}/api-keys")))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"name": "shared"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = created["key"].as_str().unwrap();
+    let models_listed_on_b = || async {
+        let body: Value = http
+            .get(b.url("/v1/models"))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["data"].as_array().unwrap().len()
+    };
+    // Replica B has cached the key with every model allowed.
+    assert_eq!(models_listed_on_b().await, 5);
+
+    let changed = http
+        .patch(a.url(&format!("/api/v1/organizations/{org}")))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"allowed_models": ["gpt-4o-mini"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), 200);
+    let started = Instant::now();
+
+    while models_listed_on_b().await != 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "replica B still lists every model after 1 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 // ---- members and invitations ----
 
 async fn invite(app: &TestApp, token: &str, org: &str, email: &str, role: &str) -> Value {
@@ -584,6 +649,22 @@ async fn an_expired_or_unknown_invitation_is_refused() {
     expect_error(accept(&app, token).await, 400).await;
     expect_error(accept(&app, "tginv_nope").await, 400).await;
     expect_error(login(&app, "late@example.com", PASSWORD).await, 401).await;
+}
+
+#[tokio::test]
+async fn an_invitation_to_a_deleted_organization_cannot_be_accepted() {
+    let app = spawn().await;
+    let org = app.create_org("usd").await;
+    let invitation = invite(&app, ADMIN_TOKEN, &org, "bob@example.com", "org_member").await;
+    let deleted = app
+        .admin_delete(&format!("/api/v1/organizations/{org}"))
+        .await;
+    assert_eq!(deleted.status(), 200);
+
+    let response = accept(&app, invitation["token"].as_str().unwrap()).await;
+
+    expect_error(response, 400).await;
+    expect_error(login(&app, "bob@example.com", PASSWORD).await, 401).await;
 }
 
 #[tokio::test]

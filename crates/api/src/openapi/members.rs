@@ -4,7 +4,7 @@
 
 #![allow(dead_code, clippy::unused_async)]
 
-use super::errors::{AdminErrors, ReadErrors};
+use super::errors::{AcceptErrors, AdminErrors, ReadErrors};
 use super::schemas::{Role, Unit, User};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -166,7 +166,7 @@ pub async fn create_invitation() {}
     request_body = AcceptInvitation,
     responses(
         (status = 201, description = "The new user and a bearer token", body = AcceptedInvitation),
-        AdminErrors,
+        AcceptErrors,
     )
 )]
 pub async fn accept_invitation() {}
