@@ -15,6 +15,7 @@ mod management_input;
 mod openapi;
 mod operations;
 mod organization_admin;
+mod organization_settings;
 mod organizations;
 mod provider_credentials;
 mod rate_limits;

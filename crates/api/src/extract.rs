@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 use tollgate_credentials::Actor;
-use tollgate_tenants::{Principal, Role};
+use tollgate_tenants::{KeyScope, Principal, Role};
 
 /// The id of the request being served (`x-tollgate-request-id`).
 #[derive(Debug, Clone)]
@@ -148,6 +148,18 @@ impl FromRequestParts<AppState> for OrgKey {
     }
 }
 
+/// 403 unless the key has this scope (`chat`, `embeddings`).
+pub fn require_scope(principal: &Principal, scope: KeyScope) -> Result<(), ApiError> {
+    if principal.has_scope(scope) {
+        Ok(())
+    } else {
+        let mut err =
+            ApiError::forbidden(format!("this API key has no `{}` scope", scope.as_str()));
+        err.code = "missing_scope";
+        Err(err)
+    }
+}
+
 /// A caller of the management API: the platform admin token, or a user's
 /// JWT (from `POST /api/v1/auth/login`) with its role. Handlers say what
 /// they need with [`Caller::require_platform`], [`Caller::require_org_admin`]
@@ -278,16 +290,16 @@ fn is_admin_token(presented: &str, expected: &secrecy::SecretString) -> bool {
 
 /// Who may manage provider credentials: the platform admin
 /// (`TOLLGATE_ADMIN_TOKEN` or a platform_admin JWT) for any organization, or
-/// an organization API key created with `"admin": true` or an org_admin JWT
-/// for its own organization only (an org_admin user's changes are audited
-/// as `api_key` with the user's `usr_…` id). Any other valid API key or
-/// user is refused with 403.
+/// an organization API key with the `admin` scope or an org_admin JWT for
+/// its own organization only (audited as `api_key` with the key's id, or as
+/// `user` with the user's id). Any other valid API key or user is refused
+/// with 403.
 #[derive(Debug, Clone)]
 pub enum Manager {
     Platform,
     Organization {
         organization_id: String,
-        key_id: String,
+        actor: Actor,
     },
 }
 
@@ -323,7 +335,7 @@ impl Manager {
     pub fn actor(&self) -> Actor {
         match self {
             Manager::Platform => Actor::PlatformAdmin,
-            Manager::Organization { key_id, .. } => Actor::ApiKey(key_id.clone()),
+            Manager::Organization { actor, .. } => actor.clone(),
         }
     }
 }
@@ -353,7 +365,7 @@ impl FromRequestParts<AppState> for Manager {
                 (Role::PlatformAdmin, _) => Ok(Manager::Platform),
                 (Role::OrgAdmin, Some(organization_id)) => Ok(Manager::Organization {
                     organization_id,
-                    key_id: user.user_id,
+                    actor: Actor::User(user.user_id),
                 }),
                 _ => Err(ApiError::forbidden(
                     "provider credentials need a platform admin or an organization admin",
@@ -364,14 +376,14 @@ impl FromRequestParts<AppState> for Manager {
             return Err(ApiError::unauthorized("invalid admin token or API key"));
         }
         let principal = state.tenants.authenticate(presented).await?;
-        if !principal.admin {
+        if !principal.has_scope(KeyScope::Admin) {
             return Err(ApiError::forbidden(
-                "this API key is not an organization admin key (create one with \"admin\": true)",
+                "this API key has no `admin` scope (create one with \"scopes\": [\"admin\"])",
             ));
         }
         Ok(Manager::Organization {
             organization_id: principal.organization_id.clone(),
-            key_id: principal.key_id.clone(),
+            actor: Actor::ApiKey(principal.key_id.clone()),
         })
     }
 }

@@ -27,7 +27,7 @@ pub async fn admit(
         },
         Scope {
             name: format!("org:{}", principal.organization_id),
-            limits: state.org_limits,
+            limits: org_limits(principal, state.org_limits),
         },
     ];
     state
@@ -35,6 +35,16 @@ pub async fn admit(
         .acquire(scopes, estimated_tokens)
         .await
         .map_err(refused)
+}
+
+/// The organization's own limits (cached with its keys), each falling back
+/// to the platform default (`TOLLGATE_ORG_*`) when unset.
+fn org_limits(principal: &Principal, platform: Limits) -> Limits {
+    Limits {
+        requests_per_minute: principal.org_rpm_limit.or(platform.requests_per_minute),
+        tokens_per_minute: principal.org_tpm_limit.or(platform.tokens_per_minute),
+        concurrency: principal.org_max_concurrency.or(platform.concurrency),
+    }
 }
 
 fn refused(refusal: Refusal) -> ApiError {

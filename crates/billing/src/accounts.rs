@@ -6,6 +6,10 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 use tollgate_core::time;
 
+/// The largest overdraft limit: far from `i64` overflow in the lease
+/// arithmetic (`balance - reserved - lease + overdraft_limit`).
+pub const MAX_OVERDRAFT_LIMIT: i64 = 1_000_000_000_000_000;
+
 /// A balance as the management API shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct CreditsView {
@@ -38,6 +42,23 @@ pub struct LedgerEntry {
     pub created_at: i64,
 }
 
+/// Creates the organization's credit account (balance 0) if it has none.
+async fn ensure_account<'c>(
+    conn: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    organization_id: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO credit_accounts (organization_id, updated_at) VALUES ($1, $2) \
+         ON CONFLICT (organization_id) DO NOTHING",
+    )
+    .bind(organization_id)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 impl Billing {
     pub async fn credits(&self, organization_id: &str) -> Result<CreditsView, BillingError> {
         let row = sqlx::query(
@@ -58,6 +79,35 @@ impl Billing {
                 overdraft_limit: 0,
             },
         })
+    }
+
+    /// Sets how far below zero the balance may go (in the organization's
+    /// unit, 0..=[`MAX_OVERDRAFT_LIMIT`]). Not a balance change: no ledger
+    /// row. Leases already drawn stay; the next draw sees the new limit.
+    pub async fn set_overdraft_limit(
+        &self,
+        organization_id: &str,
+        limit: i64,
+    ) -> Result<(), BillingError> {
+        if !(0..=MAX_OVERDRAFT_LIMIT).contains(&limit) {
+            return Err(BillingError::Invalid {
+                field: "overdraft_limit",
+                message: format!("must be an integer from 0 to {MAX_OVERDRAFT_LIMIT}"),
+            });
+        }
+        let now = time::now_millis();
+        let mut tx = self.db().pool().begin().await?;
+        ensure_account(&mut *tx, organization_id, now).await?;
+        sqlx::query(
+            "UPDATE credit_accounts SET overdraft_limit = $1, updated_at = $2 WHERE organization_id = $3",
+        )
+        .bind(limit)
+        .bind(now)
+        .bind(organization_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Adds credits. With an idempotency key, the same key and body answer
@@ -111,14 +161,7 @@ impl Billing {
                 return self.replay_grant(organization_id, key, &request_hash).await;
             }
         }
-        sqlx::query(
-            "INSERT INTO credit_accounts (organization_id, updated_at) VALUES ($1, $2) \
-             ON CONFLICT (organization_id) DO NOTHING",
-        )
-        .bind(organization_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        ensure_account(&mut *tx, organization_id, now).await?;
         let row = sqlx::query(
             "UPDATE credit_accounts SET balance = balance + $1, updated_at = $2 \
              WHERE organization_id = $3 AND balance <= $4 - $1 RETURNING balance",

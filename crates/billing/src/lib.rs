@@ -35,9 +35,11 @@ mod pricing;
 mod usage;
 mod writer;
 
-pub use accounts::{CreditsView, GrantOutcome, LedgerEntry};
+pub use accounts::{CreditsView, GrantOutcome, LedgerEntry, MAX_OVERDRAFT_LIMIT};
 pub use leases::Hold;
-pub use pricing::{byok_charge, charge_for, max_charge_for};
+pub use pricing::{
+    byok_charge, charge_for, marked_up_charge_for, max_charge_for, max_marked_up_charge_for,
+};
 pub use usage::{UsageEntry, UsageRecord, UsageStatus};
 
 use leases::LeaseBook;

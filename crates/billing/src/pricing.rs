@@ -7,11 +7,34 @@ use tollgate_core::{BillingMode, Price};
 /// (see [`Price::cost`] for rounding), prompt plus completion tokens, or one
 /// request.
 pub fn charge_for(mode: BillingMode, price: &Price, usage: &TokenUsage) -> i64 {
+    marked_up_charge_for(mode, price, usage, 0)
+}
+
+/// Like [`charge_for`], with the organization's markup: in `usd` mode the
+/// list cost × (100 + `markup_percent`) / 100, computed exactly (token
+/// costs in micro-dollars × 10⁻⁶, the per-request fee included) and rounded
+/// up once to a whole micro-dollar. `tokens` and `requests` are not marked
+/// up. With a markup of 0 it is exactly [`Price::cost`].
+pub fn marked_up_charge_for(
+    mode: BillingMode,
+    price: &Price,
+    usage: &TokenUsage,
+    markup_percent: u32,
+) -> i64 {
     match mode {
-        BillingMode::Usd => price.cost(usage).0,
+        BillingMode::Usd => marked_up_cost(price, usage, markup_percent),
         BillingMode::Tokens => usage.total().max(0),
         BillingMode::Requests => 1,
     }
+}
+
+/// The USD cost with a markup, in micro-dollars, rounded up once.
+fn marked_up_cost(price: &Price, usage: &TokenUsage, markup_percent: u32) -> i64 {
+    // In micro-dollars × 10⁻⁶, the per-request fee included.
+    let exact = price.exact_token_cost(usage) + i128::from(price.per_request.0.max(0)) * 1_000_000;
+    let scaled = exact.saturating_mul(100 + i128::from(markup_percent));
+    let divisor: i128 = 100 * 1_000_000;
+    i64::try_from((scaled + divisor - 1) / divisor).unwrap_or(i64::MAX)
 }
 
 /// What a call paid with the organization's own provider key (BYOK) is
@@ -31,12 +54,25 @@ pub fn max_charge_for(
     max_prompt_tokens: i64,
     max_completion_tokens: i64,
 ) -> i64 {
+    max_marked_up_charge_for(mode, price, max_prompt_tokens, max_completion_tokens, 0)
+}
+
+/// [`max_charge_for`] with the organization's markup (see
+/// [`marked_up_charge_for`]): the hold of a marked-up call, still never
+/// below its real charge.
+pub fn max_marked_up_charge_for(
+    mode: BillingMode,
+    price: &Price,
+    max_prompt_tokens: i64,
+    max_completion_tokens: i64,
+    markup_percent: u32,
+) -> i64 {
     let worst = TokenUsage {
         prompt_tokens: max_prompt_tokens.max(0),
         completion_tokens: max_completion_tokens.max(0),
         cached_prompt_tokens: 0,
     };
-    charge_for(mode, price, &worst)
+    marked_up_charge_for(mode, price, &worst, markup_percent)
 }
 
 #[cfg(test)]
@@ -86,6 +122,98 @@ mod tests {
             for (real, most) in [(0, 10), (9, 10), (123, 456), (1, 1)] {
                 assert!(byok_charge(most, fee) >= byok_charge(real, fee));
             }
+        }
+    }
+
+    #[test]
+    fn without_markup_the_charge_is_the_list_cost() {
+        for usage in [
+            TokenUsage {
+                prompt_tokens: 1_000,
+                completion_tokens: 100,
+                cached_prompt_tokens: 300,
+            },
+            TokenUsage {
+                prompt_tokens: 7,
+                completion_tokens: 3,
+                cached_prompt_tokens: 0,
+            },
+        ] {
+            assert_eq!(
+                marked_up_charge_for(BillingMode::Usd, &price(), &usage, 0),
+                price().cost(&usage).0
+            );
+        }
+    }
+
+    #[test]
+    fn markup_multiplies_the_exact_cost_and_rounds_up_once() {
+        let usage = TokenUsage {
+            prompt_tokens: 1_000,
+            completion_tokens: 100,
+            cached_prompt_tokens: 0,
+        };
+        // List: 150 + 60 + 10 = 220 micro-dollars.
+        assert_eq!(
+            marked_up_charge_for(BillingMode::Usd, &price(), &usage, 50),
+            330
+        );
+        assert_eq!(
+            marked_up_charge_for(BillingMode::Usd, &price(), &usage, 1000),
+            2_420
+        );
+        // 220 × 1.07 = 235.4 → 236.
+        assert_eq!(
+            marked_up_charge_for(BillingMode::Usd, &price(), &usage, 7),
+            236
+        );
+        // 7 prompt tokens at 0.15 USD/Mtok = 1.05 micro-dollars (list: 2 + 10 = 12).
+        // With 10 %: (1.05 + 10) × 1.1 = 12.155 → 13; rounding the list cost
+        // first and then marking it up would give 12 × 1.1 = 13.2 → 14.
+        let small = TokenUsage {
+            prompt_tokens: 7,
+            completion_tokens: 0,
+            cached_prompt_tokens: 0,
+        };
+        assert_eq!(
+            marked_up_charge_for(BillingMode::Usd, &price(), &small, 10),
+            13
+        );
+        assert_eq!(
+            marked_up_charge_for(BillingMode::Usd, &price(), &small, 0),
+            12
+        );
+    }
+
+    #[test]
+    fn markup_does_not_apply_to_tokens_or_requests() {
+        let usage = TokenUsage {
+            prompt_tokens: 1_000,
+            completion_tokens: 100,
+            cached_prompt_tokens: 0,
+        };
+        assert_eq!(
+            marked_up_charge_for(BillingMode::Tokens, &price(), &usage, 500),
+            1_100
+        );
+        assert_eq!(
+            marked_up_charge_for(BillingMode::Requests, &price(), &usage, 500),
+            1
+        );
+    }
+
+    #[test]
+    fn a_marked_up_hold_covers_the_marked_up_charge() {
+        let usage = TokenUsage {
+            prompt_tokens: 700,
+            completion_tokens: 300,
+            cached_prompt_tokens: 200,
+        };
+        for markup in [0, 1, 33, 100, 1000] {
+            assert!(
+                max_marked_up_charge_for(BillingMode::Usd, &price(), 700, 300, markup)
+                    >= marked_up_charge_for(BillingMode::Usd, &price(), &usage, markup)
+            );
         }
     }
 

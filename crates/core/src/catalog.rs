@@ -72,18 +72,26 @@ pub struct Price {
 }
 
 impl Price {
+    /// The exact token cost of one call in micro-dollars × 10⁻⁶ (no
+    /// rounding, no per-request fee): cached prompt tokens at the cached
+    /// price, the rest of the prompt at the input price, the completion at
+    /// the output price. An `i128` holds any `i64` count times any price.
+    pub fn exact_token_cost(&self, usage: &TokenUsage) -> i128 {
+        let cached = usage
+            .cached_prompt_tokens
+            .clamp(0, usage.prompt_tokens.max(0));
+        let uncached = usage.prompt_tokens.max(0) - cached;
+        i128::from(uncached) * i128::from(self.input_per_mtok.0)
+            + i128::from(cached) * i128::from(self.cached_input_per_mtok.0)
+            + i128::from(usage.completion_tokens.max(0)) * i128::from(self.output_per_mtok.0)
+    }
+
     /// The USD cost of one call. Token costs are summed exactly (in
     /// micro-dollars × 10⁻⁶) and rounded up once to a whole micro-dollar, so a
     /// call is never charged less than its list price; the per-request fee is
     /// added as is.
     pub fn cost(&self, usage: &TokenUsage) -> UsdMicros {
-        let cached = usage
-            .cached_prompt_tokens
-            .clamp(0, usage.prompt_tokens.max(0));
-        let uncached = usage.prompt_tokens.max(0) - cached;
-        let scaled = i128::from(uncached) * i128::from(self.input_per_mtok.0)
-            + i128::from(cached) * i128::from(self.cached_input_per_mtok.0)
-            + i128::from(usage.completion_tokens.max(0)) * i128::from(self.output_per_mtok.0);
+        let scaled = self.exact_token_cost(usage);
         let micros = (scaled + 999_999) / 1_000_000;
         let micros = i64::try_from(micros).unwrap_or(i64::MAX);
         UsdMicros(micros.saturating_add(self.per_request.0))

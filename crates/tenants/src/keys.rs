@@ -50,6 +50,56 @@ impl BudgetPeriod {
     }
 }
 
+/// What a key may call. A key without `chat` is refused (403) on
+/// `/v1/chat/completions` and `/v1/messages`, without `embeddings` on
+/// `/v1/embeddings`; `admin` is the organization admin key of before scopes
+/// (the `admin` flag): it may manage its organization's provider credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyScope {
+    Chat,
+    Embeddings,
+    Admin,
+}
+
+impl KeyScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyScope::Chat => "chat",
+            KeyScope::Embeddings => "embeddings",
+            KeyScope::Admin => "admin",
+        }
+    }
+
+    fn parse(s: &str) -> Option<KeyScope> {
+        match s {
+            "chat" => Some(KeyScope::Chat),
+            "embeddings" => Some(KeyScope::Embeddings),
+            "admin" => Some(KeyScope::Admin),
+            _ => None,
+        }
+    }
+
+    /// The scopes of a key created without any: `chat` and `embeddings`,
+    /// plus `admin` for a key flagged admin.
+    pub fn defaults(admin: bool) -> Vec<KeyScope> {
+        let mut scopes = vec![KeyScope::Chat, KeyScope::Embeddings];
+        if admin {
+            scopes.push(KeyScope::Admin);
+        }
+        scopes
+    }
+}
+
+/// The stored scopes (comma-separated), or the defaults for a key made
+/// before scopes existed (`NULL`).
+fn scopes_from_column(stored: Option<&str>, admin: bool) -> Vec<KeyScope> {
+    match stored {
+        Some(list) => list.split(',').filter_map(KeyScope::parse).collect(),
+        None => KeyScope::defaults(admin),
+    }
+}
+
 /// A spending cap on one key, in the organization's unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Budget {
@@ -68,8 +118,10 @@ pub struct NewApiKey {
     /// Unix seconds.
     pub expires_at: Option<i64>,
     /// An organization admin key: it may also manage its own organization's
-    /// provider credentials.
+    /// provider credentials. The same as the `admin` scope.
     pub admin: bool,
+    /// `None`: [`KeyScope::defaults`]. `admin` is added when the flag is set.
+    pub scopes: Option<Vec<KeyScope>>,
 }
 
 /// A key as listed: everything but the secret.
@@ -85,8 +137,10 @@ pub struct ApiKeyInfo {
     pub max_concurrency: Option<i64>,
     pub budget: Option<Budget>,
     pub expires_at: Option<i64>,
-    /// Whether this is an organization admin key.
+    /// Whether this is an organization admin key (it has the `admin` scope).
     pub admin: bool,
+    /// What it may call.
+    pub scopes: Vec<KeyScope>,
     pub revoked_at: Option<i64>,
     pub created_at: i64,
 }
@@ -109,9 +163,32 @@ pub struct Principal {
     pub budget: Option<Budget>,
     /// An organization admin key (see [`NewApiKey::admin`]).
     pub admin: bool,
+    pub scopes: Vec<KeyScope>,
     /// The organization's power level for `"model": "auto"` calls that name
     /// none (`None`: `balanced`).
     pub default_power_level: Option<tollgate_core::PowerLevel>,
+    /// The organization's settings, cached with the key (a change to the
+    /// organization bumps its keys, so every replica reloads them).
+    pub markup_percent: u32,
+    /// `None`: every catalog model.
+    pub allowed_models: Option<Arc<[String]>>,
+    /// The organization's own limits (`None`: the platform default).
+    pub org_rpm_limit: Option<i64>,
+    pub org_tpm_limit: Option<i64>,
+    pub org_max_concurrency: Option<i64>,
+}
+
+impl Principal {
+    pub fn has_scope(&self, scope: KeyScope) -> bool {
+        self.scopes.contains(&scope)
+    }
+
+    /// Whether the organization may call this catalog model.
+    pub fn may_use_model(&self, model_id: &str) -> bool {
+        self.allowed_models
+            .as_ref()
+            .is_none_or(|allowed| allowed.iter().any(|m| m == model_id))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -195,7 +272,7 @@ fn parse_key(presented: &str) -> Option<(String, &str)> {
 // `admin` is read as an integer: sqlx's Any driver cannot decode SQLite booleans.
 const KEY_COLUMNS: &str = "k.id, k.organization_id, k.name, k.secret_hash, k.rpm_limit, \
      k.tpm_limit, k.max_concurrency, k.budget_amount, k.budget_period, k.expires_at, \
-     CAST(CASE WHEN k.admin THEN 1 ELSE 0 END AS BIGINT) AS admin, k.revoked_at, k.created_at";
+     CAST(CASE WHEN k.admin THEN 1 ELSE 0 END AS BIGINT) AS admin, k.scopes, k.revoked_at, k.created_at";
 
 fn info_from_row(row: &AnyRow) -> Result<ApiKeyInfo, sqlx::Error> {
     let id: String = row.try_get("id")?;
@@ -209,6 +286,8 @@ fn info_from_row(row: &AnyRow) -> Result<ApiKeyInfo, sqlx::Error> {
         _ => None,
     };
     let hex_id = id.strip_prefix("key_").unwrap_or(&id);
+    let admin = row.try_get::<i64, _>("admin")? != 0;
+    let scopes: Option<String> = row.try_get("scopes")?;
     Ok(ApiKeyInfo {
         key_prefix: format!("{KEY_PREFIX}{}…", &hex_id[..hex_id.len().min(8)]),
         organization_id: row.try_get("organization_id")?,
@@ -220,7 +299,8 @@ fn info_from_row(row: &AnyRow) -> Result<ApiKeyInfo, sqlx::Error> {
         expires_at: row
             .try_get::<Option<i64>, _>("expires_at")?
             .map(|ms| ms / 1000),
-        admin: row.try_get::<i64, _>("admin")? != 0,
+        admin,
+        scopes: scopes_from_column(scopes.as_deref(), admin),
         revoked_at: row
             .try_get::<Option<i64>, _>("revoked_at")?
             .map(|ms| ms / 1000),
@@ -266,6 +346,29 @@ impl Tenants {
                 message: "must be in the future (unix seconds)".into(),
             });
         }
+        let mut scopes = new.scopes.unwrap_or_else(|| KeyScope::defaults(new.admin));
+        if new.admin && !scopes.contains(&KeyScope::Admin) {
+            scopes.push(KeyScope::Admin);
+        }
+        let mut unique = Vec::with_capacity(scopes.len());
+        for scope in scopes {
+            if !unique.contains(&scope) {
+                unique.push(scope);
+            }
+        }
+        let scopes = unique;
+        if scopes.is_empty() {
+            return Err(TenantError::Invalid {
+                field: "scopes",
+                message: "must name at least one of chat, embeddings, admin".into(),
+            });
+        }
+        let admin = scopes.contains(&KeyScope::Admin);
+        let scopes_column = scopes
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
         // Fails with OrganizationNotFound before anything is written.
         self.organization(organization_id).await?;
 
@@ -278,8 +381,8 @@ impl Tenants {
         let id = format!("key_{hex_id}");
         sqlx::query(
             "INSERT INTO api_keys (id, organization_id, name, secret_hash, rpm_limit, tpm_limit, \
-             max_concurrency, budget_amount, budget_period, expires_at, admin, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
+             max_concurrency, budget_amount, budget_period, expires_at, admin, scopes, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)",
         )
         .bind(&id)
         .bind(organization_id)
@@ -291,7 +394,8 @@ impl Tenants {
         .bind(new.budget.map(|b| b.amount))
         .bind(new.budget.map(|b| b.period.as_str()))
         .bind(new.expires_at.map(|s| s.saturating_mul(1000)))
-        .bind(new.admin)
+        .bind(admin)
+        .bind(&scopes_column)
         .bind(now)
         .execute(self.db.pool())
         .await?;
@@ -304,7 +408,8 @@ impl Tenants {
             max_concurrency: new.max_concurrency,
             budget: new.budget,
             expires_at: new.expires_at,
-            admin: new.admin,
+            admin,
+            scopes,
             revoked_at: None,
             created_at: now / 1000,
             id,
@@ -389,7 +494,10 @@ impl Tenants {
     async fn load_key(&self, id: &str) -> Result<Option<Arc<CachedKey>>, sqlx::Error> {
         let sql = format!(
             "SELECT {KEY_COLUMNS}, o.billing_mode, o.default_power_level, \
-             CAST(CASE WHEN o.suspended_at IS NULL THEN 0 ELSE 1 END AS BIGINT) AS org_suspended \
+             CAST(CASE WHEN o.suspended_at IS NULL THEN 0 ELSE 1 END AS BIGINT) AS org_suspended, \
+             CAST(CASE WHEN o.deleted_at IS NULL THEN 0 ELSE 1 END AS BIGINT) AS org_deleted, \
+             o.markup_percent, o.allowed_models, o.rpm_limit AS org_rpm_limit, \
+             o.tpm_limit AS org_tpm_limit, o.max_concurrency AS org_max_concurrency \
              FROM api_keys k \
              JOIN organizations o ON o.id = k.organization_id WHERE k.id = $1"
         );
@@ -412,9 +520,12 @@ impl Tenants {
             .map(|l| l.parse())
             .transpose()
             .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        let allowed_models = crate::orgs::parse_allowed_models(row.try_get("allowed_models")?)?;
+        let org_deleted = row.try_get::<i64, _>("org_deleted")? != 0;
         Ok(Some(Arc::new(CachedKey {
             secret_hash,
-            revoked: info.revoked_at.is_some(),
+            // A deleted organization's keys are revoked with it.
+            revoked: info.revoked_at.is_some() || org_deleted,
             suspended: row.try_get::<i64, _>("org_suspended")? != 0,
             expires_at: row.try_get("expires_at")?,
             principal: Arc::new(Principal {
@@ -426,7 +537,14 @@ impl Tenants {
                 max_concurrency: info.max_concurrency,
                 budget: info.budget,
                 admin: info.admin,
+                scopes: info.scopes,
                 default_power_level,
+                markup_percent: u32::try_from(row.try_get::<i64, _>("markup_percent")?)
+                    .unwrap_or(0),
+                allowed_models: allowed_models.map(Arc::from),
+                org_rpm_limit: row.try_get("org_rpm_limit")?,
+                org_tpm_limit: row.try_get("org_tpm_limit")?,
+                org_max_concurrency: row.try_get("org_max_concurrency")?,
             }),
         })))
     }

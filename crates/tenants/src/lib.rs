@@ -1,4 +1,5 @@
-//! Organizations (the tenants), their API keys and the management users.
+//! Organizations (the tenants), their API keys, the management users and
+//! invitations to join an organization.
 //!
 //! An API key looks like `tg-<32 hex id>_<40 alphanumeric secret>`. Only the
 //! SHA-256 of the secret is stored; the id finds the row and the hashes are
@@ -7,13 +8,16 @@
 //! on every replica within a second.
 
 mod keys;
+mod members;
 mod orgs;
 mod users;
 
 pub use keys::{
-    ApiKeyInfo, AuthError, Budget, BudgetPeriod, CreatedApiKey, KeyCache, NewApiKey, Principal,
+    ApiKeyInfo, AuthError, Budget, BudgetPeriod, CreatedApiKey, KeyCache, KeyScope, NewApiKey,
+    Principal,
 };
-pub use orgs::{Organization, OrganizationChange};
+pub use members::{CreatedInvitation, INVITATION_TTL_SECS, Invitation};
+pub use orgs::{MAX_MARKUP_PERCENT, Organization, OrganizationChange};
 pub use users::{LoginError, NewUser, Role, User, hash_password, verify_password};
 
 use tollgate_core::Db;

@@ -1,5 +1,6 @@
 //! Organizations: create, read, list (cursor-paginated, newest first),
-//! update, suspend and resume.
+//! update, suspend, resume and delete (soft: the row, its ledger and its
+//! usage stay, hidden from every read).
 
 use crate::{TenantError, Tenants};
 use serde::Serialize;
@@ -17,6 +18,17 @@ pub struct Organization {
     pub default_power_level: Option<PowerLevel>,
     /// Whether its calls are refused (403).
     pub suspended: bool,
+    /// Percent added to the USD list cost of its calls paid with the
+    /// platform's keys (0..=1000).
+    pub markup_percent: u32,
+    /// How far below zero its balance may go, in its unit.
+    pub overdraft_limit: i64,
+    /// The catalog models it may call (`None`: all).
+    pub allowed_models: Option<Vec<String>>,
+    /// Its own rate limits (`None`: the platform default, `TOLLGATE_ORG_*`).
+    pub rpm_limit: Option<i64>,
+    pub tpm_limit: Option<i64>,
+    pub max_concurrency: Option<i64>,
     /// Unix seconds.
     pub created_at: i64,
 }
@@ -27,10 +39,25 @@ pub struct OrganizationChange<'a> {
     pub name: Option<&'a str>,
     /// `Some(None)` clears it.
     pub default_power_level: Option<Option<PowerLevel>>,
+    pub markup_percent: Option<u32>,
+    /// `Some(None)`: every model again.
+    pub allowed_models: Option<Option<Vec<String>>>,
+    /// `Some(None)`: back to the platform default.
+    pub rpm_limit: Option<Option<i64>>,
+    pub tpm_limit: Option<Option<i64>>,
+    pub max_concurrency: Option<Option<i64>>,
 }
 
+/// The highest markup, in percent.
+pub const MAX_MARKUP_PERCENT: u32 = 1000;
+/// The most models an allow-list may name.
+const MAX_ALLOWED_MODELS: usize = 1000;
+
 const ORG_COLUMNS: &str = "id, name, billing_mode, default_power_level, \
-    CAST(CASE WHEN suspended_at IS NULL THEN 0 ELSE 1 END AS BIGINT) AS suspended, created_at";
+    CAST(CASE WHEN suspended_at IS NULL THEN 0 ELSE 1 END AS BIGINT) AS suspended, \
+    markup_percent, allowed_models, rpm_limit, tpm_limit, max_concurrency, \
+    COALESCE((SELECT c.overdraft_limit FROM credit_accounts c \
+              WHERE c.organization_id = organizations.id), 0) AS overdraft_limit, created_at";
 
 fn valid_name(name: &str) -> Result<&str, TenantError> {
     let name = name.trim();
@@ -55,8 +82,58 @@ fn org_from_row(row: &AnyRow) -> Result<Organization, sqlx::Error> {
             .transpose()
             .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
         suspended: row.try_get::<i64, _>("suspended")? != 0,
+        markup_percent: u32::try_from(row.try_get::<i64, _>("markup_percent")?).unwrap_or(0),
+        overdraft_limit: row.try_get("overdraft_limit")?,
+        allowed_models: parse_allowed_models(row.try_get("allowed_models")?)?,
+        rpm_limit: row.try_get("rpm_limit")?,
+        tpm_limit: row.try_get("tpm_limit")?,
+        max_concurrency: row.try_get("max_concurrency")?,
         created_at: row.try_get::<i64, _>("created_at")? / 1000,
     })
+}
+
+/// The stored allow-list (a JSON array of model ids), `None` for all.
+pub(crate) fn parse_allowed_models(
+    stored: Option<String>,
+) -> Result<Option<Vec<String>>, sqlx::Error> {
+    stored
+        .map(|json| serde_json::from_str(&json))
+        .transpose()
+        .map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+/// Checks an allow-list's shape (the caller checks the ids against the
+/// catalog); duplicates are dropped, the order kept.
+fn valid_allowed_models(models: Vec<String>) -> Result<Vec<String>, TenantError> {
+    if models.len() > MAX_ALLOWED_MODELS
+        || models
+            .iter()
+            .any(|m| m.is_empty() || m.len() > 200 || m.contains('\0'))
+    {
+        return Err(TenantError::Invalid {
+            field: "allowed_models",
+            message: format!(
+                "must be at most {MAX_ALLOWED_MODELS} model ids of 1 to 200 characters"
+            ),
+        });
+    }
+    let mut unique: Vec<String> = Vec::with_capacity(models.len());
+    for model in models {
+        if !unique.contains(&model) {
+            unique.push(model);
+        }
+    }
+    Ok(unique)
+}
+
+fn positive_limit(field: &'static str, value: Option<i64>) -> Result<(), TenantError> {
+    match value {
+        Some(n) if n <= 0 => Err(TenantError::Invalid {
+            field,
+            message: "must be a positive integer, or null for the platform default".into(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 impl Tenants {
@@ -73,6 +150,12 @@ impl Tenants {
             billing_mode,
             default_power_level: None,
             suspended: false,
+            markup_percent: 0,
+            overdraft_limit: 0,
+            allowed_models: None,
+            rpm_limit: None,
+            tpm_limit: None,
+            max_concurrency: None,
             created_at: now / 1000,
         };
         sqlx::query(
@@ -90,7 +173,7 @@ impl Tenants {
 
     pub async fn organization(&self, id: &str) -> Result<Organization, TenantError> {
         let row = sqlx::query(&format!(
-            "SELECT {ORG_COLUMNS} FROM organizations WHERE id = $1"
+            "SELECT {ORG_COLUMNS} FROM organizations WHERE id = $1 AND deleted_at IS NULL"
         ))
         .bind(id)
         .fetch_optional(self.db.pool())
@@ -120,7 +203,7 @@ impl Tenants {
             Some(before) => {
                 sqlx::query(&format!(
                     "SELECT {ORG_COLUMNS} FROM organizations \
-                     WHERE {suspended_col} BETWEEN $1 AND $2 AND id < $3 ORDER BY id DESC LIMIT $4"
+                     WHERE deleted_at IS NULL AND {suspended_col} BETWEEN $1 AND $2 AND id < $3 ORDER BY id DESC LIMIT $4"
                 ))
                 .bind(low)
                 .bind(high)
@@ -132,7 +215,7 @@ impl Tenants {
             None => {
                 sqlx::query(&format!(
                     "SELECT {ORG_COLUMNS} FROM organizations \
-                     WHERE {suspended_col} BETWEEN $1 AND $2 ORDER BY id DESC LIMIT $3"
+                     WHERE deleted_at IS NULL AND {suspended_col} BETWEEN $1 AND $2 ORDER BY id DESC LIMIT $3"
                 ))
                 .bind(low)
                 .bind(high)
@@ -154,12 +237,54 @@ impl Tenants {
     ) -> Result<Organization, TenantError> {
         let now = time::now_millis();
         let name = change.name.map(valid_name).transpose()?;
+        if change
+            .markup_percent
+            .is_some_and(|m| m > MAX_MARKUP_PERCENT)
+        {
+            return Err(TenantError::Invalid {
+                field: "markup_percent",
+                message: format!("must be an integer from 0 to {MAX_MARKUP_PERCENT}"),
+            });
+        }
+        let allowed_models = match change.allowed_models {
+            Some(Some(models)) => Some(Some(
+                serde_json::to_string(&valid_allowed_models(models)?)
+                    .map_err(|e| TenantError::Internal(e.to_string()))?,
+            )),
+            Some(None) => Some(None),
+            None => None,
+        };
+        // Static SQL per column: no column name is ever formatted in.
+        let limits = [
+            (
+                "rpm_limit",
+                "UPDATE organizations SET rpm_limit = $1 WHERE id = $2",
+                change.rpm_limit,
+            ),
+            (
+                "tpm_limit",
+                "UPDATE organizations SET tpm_limit = $1 WHERE id = $2",
+                change.tpm_limit,
+            ),
+            (
+                "max_concurrency",
+                "UPDATE organizations SET max_concurrency = $1 WHERE id = $2",
+                change.max_concurrency,
+            ),
+        ];
+        for (field, _, value) in &limits {
+            if let Some(value) = value {
+                positive_limit(field, *value)?;
+            }
+        }
         let mut tx = self.db.pool().begin().await?;
-        let done = sqlx::query("UPDATE organizations SET updated_at = $1 WHERE id = $2")
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE organizations SET updated_at = $1 WHERE id = $2 AND deleted_at IS NULL",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         if done.rows_affected() == 0 {
             return Err(TenantError::OrganizationNotFound);
         }
@@ -177,6 +302,29 @@ impl Tenants {
                 .execute(&mut *tx)
                 .await?;
         }
+        if let Some(markup) = change.markup_percent {
+            sqlx::query("UPDATE organizations SET markup_percent = $1 WHERE id = $2")
+                .bind(i64::from(markup))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(models) = allowed_models {
+            sqlx::query("UPDATE organizations SET allowed_models = $1 WHERE id = $2")
+                .bind(models)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (_, sql, value) in limits {
+            if let Some(limit) = value {
+                sqlx::query(sql)
+                    .bind(limit)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
         tx.commit().await?;
         self.touch_keys(id, now).await?;
         self.organization(id).await
@@ -191,7 +339,8 @@ impl Tenants {
     ) -> Result<Organization, TenantError> {
         let now = time::now_millis();
         let done = sqlx::query(
-            "UPDATE organizations SET suspended_at = $1, updated_at = $2 WHERE id = $3",
+            "UPDATE organizations SET suspended_at = $1, updated_at = $2 \
+             WHERE id = $3 AND deleted_at IS NULL",
         )
         .bind(suspended.then_some(now))
         .bind(now)
@@ -203,6 +352,41 @@ impl Tenants {
         }
         self.touch_keys(id, now).await?;
         self.organization(id).await
+    }
+
+    /// Deletes an organization (softly): it disappears from every read, all
+    /// its keys are revoked (401 within a second on every replica) and its
+    /// users can no longer sign in. Its balance, ledger and usage stay as
+    /// they are. Returns the organization as it was.
+    pub async fn delete_organization(&self, id: &str) -> Result<Organization, TenantError> {
+        let org = self.organization(id).await?;
+        let now = time::now_millis();
+        let mut tx = self.db.pool().begin().await?;
+        let done = sqlx::query(
+            "UPDATE organizations SET deleted_at = $1, updated_at = $1 \
+             WHERE id = $2 AND deleted_at IS NULL",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(TenantError::OrganizationNotFound);
+        }
+        sqlx::query(
+            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE organization_id = $2",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM invitations WHERE organization_id = $1 AND accepted_at IS NULL")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.touch_keys(id, now).await?;
+        Ok(org)
     }
 
     /// Marks the organization's keys changed, so that every replica's key

@@ -119,7 +119,7 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
 static DUMMY_HASH: LazyLock<String> =
     LazyLock::new(|| hash_password("tollgate dummy password").unwrap_or_default());
 
-fn normalized_email(email: &str) -> Result<String, TenantError> {
+pub(crate) fn normalized_email(email: &str) -> Result<String, TenantError> {
     let email = email.trim().to_lowercase();
     let valid = email.chars().count() <= 254
         && !email.contains(char::is_whitespace)
@@ -137,7 +137,56 @@ fn normalized_email(email: &str) -> Result<String, TenantError> {
     }
 }
 
-fn user_from_row(row: &sqlx::any::AnyRow) -> Result<User, sqlx::Error> {
+/// 12 to 1024 characters, without NUL.
+pub(crate) fn valid_password(password: &SecretString) -> Result<(), TenantError> {
+    let password = password.expose_secret();
+    let length = password.chars().count();
+    if !(12..=1024).contains(&length) || password.contains('\0') {
+        return Err(TenantError::Invalid {
+            field: "password",
+            message: "must be 12 to 1024 characters, without NUL".into(),
+        });
+    }
+    Ok(())
+}
+
+/// [`hash_password`] on a blocking thread.
+pub(crate) async fn hash_in_background(password: &SecretString) -> Result<String, TenantError> {
+    let password = password.expose_secret().to_owned();
+    tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| TenantError::Internal(e.to_string()))?
+        .map_err(TenantError::Internal)
+}
+
+/// Inserts a user; a taken email is [`TenantError::Conflict`].
+pub(crate) async fn insert_user<'c>(
+    conn: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    user: &User,
+    password_hash: &str,
+    now: i64,
+) -> Result<(), TenantError> {
+    let inserted = sqlx::query(
+        "INSERT INTO users (id, email, password_hash, role, organization_id, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (email) DO NOTHING",
+    )
+    .bind(&user.id)
+    .bind(&user.email)
+    .bind(password_hash)
+    .bind(user.role.as_str())
+    .bind(user.organization_id.as_deref())
+    .bind(now)
+    .execute(conn)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Err(TenantError::Conflict(
+            "a user with this email already exists",
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn user_from_row(row: &sqlx::any::AnyRow) -> Result<User, sqlx::Error> {
     let role: String = row.try_get("role")?;
     Ok(User {
         id: row.try_get("id")?,
@@ -153,14 +202,7 @@ impl Tenants {
     /// need an existing one. A taken email is [`TenantError::Conflict`].
     pub async fn create_user(&self, new: NewUser<'_>) -> Result<User, TenantError> {
         let email = normalized_email(new.email)?;
-        let password = new.password.expose_secret();
-        let length = password.chars().count();
-        if !(12..=1024).contains(&length) || password.contains('\0') {
-            return Err(TenantError::Invalid {
-                field: "password",
-                message: "must be 12 to 1024 characters, without NUL".into(),
-            });
-        }
+        valid_password(new.password)?;
         let organization_id = match (new.role, new.organization_id) {
             (Role::PlatformAdmin, None) => None,
             (Role::PlatformAdmin, Some(_)) => {
@@ -177,11 +219,7 @@ impl Tenants {
             }
             (_, Some(org)) => Some(self.organization(org).await?.id),
         };
-        let password = password.to_owned();
-        let hash = tokio::task::spawn_blocking(move || hash_password(&password))
-            .await
-            .map_err(|e| TenantError::Internal(e.to_string()))?
-            .map_err(TenantError::Internal)?;
+        let hash = hash_in_background(new.password).await?;
         let now = time::now_millis();
         let user = User {
             id: ids::new_id("usr"),
@@ -190,30 +228,17 @@ impl Tenants {
             organization_id,
             created_at: now / 1000,
         };
-        let inserted = sqlx::query(
-            "INSERT INTO users (id, email, password_hash, role, organization_id, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (email) DO NOTHING",
-        )
-        .bind(&user.id)
-        .bind(&user.email)
-        .bind(&hash)
-        .bind(user.role.as_str())
-        .bind(user.organization_id.as_deref())
-        .bind(now)
-        .execute(self.db.pool())
-        .await?;
-        if inserted.rows_affected() == 0 {
-            return Err(TenantError::Conflict(
-                "a user with this email already exists",
-            ));
-        }
+        insert_user(self.db.pool(), &user, &hash, now).await?;
         Ok(user)
     }
 
-    /// The user, or [`TenantError::UserNotFound`].
+    /// The user, or [`TenantError::UserNotFound`] (also for a user of a
+    /// deleted organization).
     pub async fn user(&self, id: &str) -> Result<User, TenantError> {
         let row = sqlx::query(
-            "SELECT id, email, role, organization_id, created_at FROM users WHERE id = $1",
+            "SELECT u.id, u.email, u.role, u.organization_id, u.created_at FROM users u \
+             LEFT JOIN organizations o ON o.id = u.organization_id \
+             WHERE u.id = $1 AND o.deleted_at IS NULL",
         )
         .bind(id)
         .fetch_optional(self.db.pool())
@@ -240,7 +265,9 @@ impl Tenants {
             }
         }
         let row = sqlx::query(
-            "SELECT id, email, role, organization_id, created_at, password_hash FROM users WHERE email = $1",
+            "SELECT u.id, u.email, u.role, u.organization_id, u.created_at, u.password_hash \
+             FROM users u LEFT JOIN organizations o ON o.id = u.organization_id \
+             WHERE u.email = $1 AND o.deleted_at IS NULL",
         )
         .bind(&email)
         .fetch_optional(self.db.pool())

@@ -156,6 +156,10 @@ error_set!(
     LoginErrors, ErrorResponse, [400, 401, 413, 429, 503]
 );
 error_set!(
+    /// Accepting an invitation (no auth: the token is the proof).
+    AcceptErrors, ErrorResponse, [400, 409, 413, 503]
+);
+error_set!(
     /// Granting credits.
     GrantErrors, ErrorResponse, [400, 401, 403, 404, 409, 413]
 );

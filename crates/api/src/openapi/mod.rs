@@ -7,6 +7,7 @@
 //! (or `UPDATE_OPENAPI=1 cargo nextest run -p tollgate-tests openapi`).
 
 mod errors;
+mod members;
 mod paths;
 pub mod schemas;
 
@@ -36,6 +37,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         paths::create_user, paths::login, paths::refresh,
         paths::catalog, paths::routing_health,
         paths::health, paths::ready, paths::metrics, paths::openapi, paths::docs,
+        members::delete_organization, members::list_members, members::remove_member,
+        members::create_invitation, members::accept_invitation,
     ),
     components(schemas(schemas::ErrorResponse, schemas::AnthropicError)),
     modifiers(&SecuritySchemes),
@@ -47,6 +50,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         (name = "usage", description = "Usage records"),
         (name = "provider credentials", description = "Organizations' own provider keys (BYOK)"),
         (name = "users", description = "Management users, sign-in and JWTs"),
+        (name = "members", description = "Organizations' members and invitations"),
         (name = "catalog", description = "Models, prices and routing health"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
     ),

@@ -141,9 +141,12 @@ pub async fn get_organization() {}
 )]
 pub async fn list_organizations() {}
 
-/// Update an organization's name or default power level.
+/// Update an organization: its name, default power level, markup,
+/// overdraft limit, allowed models and rate limits. A change reaches every
+/// replica's calls within a second.
 ///
-/// Roles: platform admin; org_admin of this organization.
+/// Roles: platform admin; org_admin of this organization for `name` and
+/// `default_power_level` only (403 if the body names any other field).
 #[utoipa::path(
     patch, path = "/api/v1/organizations/{org_id}", tag = "organizations",
     operation_id = "updateOrganization",

@@ -99,7 +99,7 @@ pub struct CreateOrganization {
 }
 
 #[derive(Serialize, ToSchema)]
-#[schema(example = json!({"id": "org_0192f0c1a2b3c4d5e6f7a8b9c0d1e2f3", "name": "Acme", "billing_mode": "usd", "default_power_level": null, "suspended": false, "created_at": 1_763_900_000}))]
+#[schema(example = json!({"id": "org_0192f0c1a2b3c4d5e6f7a8b9c0d1e2f3", "name": "Acme", "billing_mode": "usd", "default_power_level": null, "suspended": false, "markup_percent": 0, "overdraft_limit": 0, "allowed_models": null, "rpm_limit": null, "tpm_limit": null, "max_concurrency": null, "created_at": 1_763_900_000}))]
 pub struct Organization {
     /// Also the `before` cursor of the next page.
     pub id: String,
@@ -110,6 +110,25 @@ pub struct Organization {
     pub default_power_level: Option<PowerLevel>,
     /// Whether its calls are refused with 403 (`organization_suspended`).
     pub suspended: bool,
+    /// Percent added to the USD list cost of calls paid with the platform's
+    /// keys (`usd` mode only; not to BYOK fees): cost = list × (100 +
+    /// markup) / 100, rounded up once to a whole micro-dollar.
+    #[schema(minimum = 0, maximum = 1000)]
+    pub markup_percent: i64,
+    /// How far below zero the balance may go, in the organization's unit.
+    #[schema(minimum = 0)]
+    pub overdraft_limit: i64,
+    /// The catalog models its calls may use (null: all). Another model is
+    /// refused with 403 `model_not_allowed`.
+    pub allowed_models: Option<Vec<String>>,
+    /// Requests per minute over all its keys (null: the platform default,
+    /// `TOLLGATE_ORG_RPM_LIMIT`).
+    pub rpm_limit: Option<i64>,
+    /// Tokens per minute over all its keys (null: `TOLLGATE_ORG_TPM_LIMIT`).
+    pub tpm_limit: Option<i64>,
+    /// Calls in flight at once over all its keys (null:
+    /// `TOLLGATE_ORG_MAX_CONCURRENCY`).
+    pub max_concurrency: Option<i64>,
     /// Unix seconds.
     pub created_at: i64,
 }
@@ -130,15 +149,35 @@ pub struct OrganizationPage {
     pub has_more: bool,
 }
 
-/// Fields left out are unchanged.
+/// Fields left out are unchanged. An org_admin of the organization may
+/// change `name` and `default_power_level`; the other fields need a
+/// platform admin (403 otherwise).
 #[derive(Serialize, ToSchema)]
-#[schema(example = json!({"name": "Acme Corp", "default_power_level": "eco"}))]
+#[schema(example = json!({"name": "Acme Corp", "default_power_level": "eco", "markup_percent": 20, "overdraft_limit": 1_000_000, "allowed_models": ["gpt-4o-mini", "claude-3-5-haiku"], "rpm_limit": 600, "tpm_limit": null}))]
 pub struct UpdateOrganization {
     /// 1 to 200 characters.
     #[schema(nullable = false)]
     pub name: Option<String>,
     /// `null` clears it (back to `balanced`).
     pub default_power_level: Option<PowerLevel>,
+    /// 0 to 1000. Platform admin only.
+    #[schema(nullable = false, minimum = 0, maximum = 1000)]
+    pub markup_percent: Option<i64>,
+    /// In the organization's unit, 0 to 10^15. Platform admin only.
+    #[schema(nullable = false, minimum = 0, maximum = 1_000_000_000_000_000_i64)]
+    pub overdraft_limit: Option<i64>,
+    /// Catalog model ids (each must exist); `null`: every model. Platform
+    /// admin only.
+    pub allowed_models: Option<Vec<String>>,
+    /// Positive; `null`: the platform default. Platform admin only.
+    #[schema(minimum = 1)]
+    pub rpm_limit: Option<i64>,
+    /// Positive; `null`: the platform default. Platform admin only.
+    #[schema(minimum = 1)]
+    pub tpm_limit: Option<i64>,
+    /// Positive; `null`: the platform default. Platform admin only.
+    #[schema(minimum = 1)]
+    pub max_concurrency: Option<i64>,
 }
 
 // ---------------------------------------------------------------- API keys
@@ -161,7 +200,7 @@ pub struct Budget {
 }
 
 #[derive(Serialize, ToSchema)]
-#[schema(example = json!({"name": "prod", "rpm_limit": 600, "budget": {"amount": 5_000_000, "period": "monthly"}}))]
+#[schema(example = json!({"name": "prod", "rpm_limit": 600, "budget": {"amount": 5_000_000, "period": "monthly"}, "scopes": ["chat"]}))]
 pub struct CreateApiKey {
     pub name: String,
     /// Requests per minute.
@@ -179,14 +218,29 @@ pub struct CreateApiKey {
     #[schema(nullable = false)]
     pub expires_at: Option<i64>,
     /// An organization admin key: it may also manage its own organization's
-    /// provider credentials. Default false.
+    /// provider credentials. Default false. The same as the `admin` scope.
     #[schema(nullable = false)]
     pub admin: Option<bool>,
+    /// What the key may call; default `["chat", "embeddings"]` (plus
+    /// `admin` when `admin` is true). At least one.
+    #[schema(nullable = false)]
+    pub scopes: Option<Vec<KeyScope>>,
+}
+
+/// `chat`: `/v1/chat/completions` and `/v1/messages`; `embeddings`:
+/// `/v1/embeddings`; `admin`: the organization's provider credentials. A
+/// call outside the key's scopes is a 403 (`missing_scope`).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyScope {
+    Chat,
+    Embeddings,
+    Admin,
 }
 
 /// A key as listed: everything but the secret.
 #[derive(Serialize, ToSchema)]
-#[schema(example = json!({"id": "key_0192f0c1a2b3", "organization_id": "org_0192f0c1a2b3", "name": "prod", "key_prefix": "tg-0192f0c1", "rpm_limit": 600, "tpm_limit": null, "max_concurrency": null, "budget": null, "expires_at": null, "admin": false, "revoked_at": null, "created_at": 1_763_900_000}))]
+#[schema(example = json!({"id": "key_0192f0c1a2b3", "organization_id": "org_0192f0c1a2b3", "name": "prod", "key_prefix": "tg-0192f0c1", "rpm_limit": 600, "tpm_limit": null, "max_concurrency": null, "budget": null, "expires_at": null, "admin": false, "scopes": ["chat", "embeddings"], "revoked_at": null, "created_at": 1_763_900_000}))]
 pub struct ApiKey {
     pub id: String,
     pub organization_id: String,
@@ -199,7 +253,9 @@ pub struct ApiKey {
     pub budget: Option<Budget>,
     /// Unix seconds.
     pub expires_at: Option<i64>,
+    /// Whether it has the `admin` scope.
     pub admin: bool,
+    pub scopes: Vec<KeyScope>,
     /// Unix seconds.
     pub revoked_at: Option<i64>,
     /// Unix seconds.
@@ -208,7 +264,7 @@ pub struct ApiKey {
 
 /// A new key: the listed fields plus `key`, shown only in this answer.
 #[derive(Serialize, ToSchema)]
-#[schema(example = json!({"id": "key_0192f0c1a2b3", "organization_id": "org_0192f0c1a2b3", "name": "prod", "key_prefix": "tg-0192f0c1", "rpm_limit": null, "tpm_limit": null, "max_concurrency": null, "budget": null, "expires_at": null, "admin": false, "revoked_at": null, "created_at": 1_763_900_000, "key": "tg-0192f0c1a2b3.s3cr3t"}))]
+#[schema(example = json!({"id": "key_0192f0c1a2b3", "organization_id": "org_0192f0c1a2b3", "name": "prod", "key_prefix": "tg-0192f0c1", "rpm_limit": null, "tpm_limit": null, "max_concurrency": null, "budget": null, "expires_at": null, "admin": false, "scopes": ["chat", "embeddings"], "revoked_at": null, "created_at": 1_763_900_000, "key": "tg-0192f0c1a2b3.s3cr3t"}))]
 pub struct CreatedApiKey {
     #[serde(flatten)]
     pub info: ApiKey,

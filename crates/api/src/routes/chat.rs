@@ -6,9 +6,10 @@
 //! and try the next candidate.
 
 use super::dialect::{Dialect, Encoder};
-use super::relay::{CallRecord, gateway_headers, payable, paying_key, settle};
+use super::org_policy::{allowed_candidates, default_level};
+use super::relay::{CallRecord, gateway_headers, max_payable, paying_key, settle};
 use crate::error::ApiError;
-use crate::extract::{BodyBytes, OrgKey, RequestId, parse_json};
+use crate::extract::{BodyBytes, OrgKey, RequestId, parse_json, require_scope};
 use crate::limits::{admit, quota_headers};
 use crate::state::AppState;
 use axum::Extension;
@@ -24,13 +25,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tollgate_billing::{BillingError, Hold, UsageStatus, max_charge_for};
+use tollgate_billing::{BillingError, Hold, UsageStatus};
 use tollgate_core::money::TokenUsage;
 use tollgate_core::{ModelEntry, ModelMode, PowerLevel};
 use tollgate_providers::{ChatRequest, ChatStream, ProviderError, StreamEvent, Target};
 use tollgate_routing::health::{Availability, backoff};
 use tollgate_routing::limits::Admission;
-use tollgate_tenants::Principal;
+use tollgate_tenants::{KeyScope, Principal};
 
 /// Events buffered between the provider and a slow client, at most.
 const STREAM_BUFFER: usize = 64;
@@ -43,9 +44,10 @@ pub async fn chat_completions(
     BodyBytes(body): BodyBytes,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
+    require_scope(&principal, KeyScope::Chat)?;
     let mut request: ChatRequest = parse_json(&body)?;
     request.validate().map_err(ApiError::bad_request)?;
-    let level = power_level(&mut request, &headers)?;
+    let level = power_level(&mut request, &headers, default_level(&principal))?;
     let fallbacks = fallback_models(&mut request)?;
     let candidates = tollgate_routing::candidates_with_fallbacks(
         &state.catalog,
@@ -54,6 +56,7 @@ pub async fn chat_completions(
         level,
         ModelMode::Chat,
     )?;
+    let candidates = allowed_candidates(&principal, &request.model, level, candidates)?;
     let admission = admit(&state, &principal, estimated_tokens(body.len(), &request)).await?;
     let quotas = admission.quotas();
 
@@ -169,15 +172,13 @@ pub(super) async fn relay(
             let max_completion = request
                 .max_output_tokens()
                 .unwrap_or(model.max_output_tokens);
-            let most = payable(
+            let most = max_payable(
                 &state,
+                &principal,
                 byok,
-                max_charge_for(
-                    principal.billing_mode,
-                    &model.price,
-                    prompt_bound,
-                    max_completion,
-                ),
+                &model.price,
+                prompt_bound,
+                max_completion,
             );
             let hold = match state
                 .billing
@@ -315,14 +316,19 @@ fn with_attempts(mut error: ApiError, attempts: u32) -> ApiError {
 }
 
 /// Takes the power level from the body's `power_level` (not forwarded) or
-/// the `x-tollgate-power-level` header; `balanced` by default.
-fn power_level(request: &mut ChatRequest, headers: &HeaderMap) -> Result<PowerLevel, ApiError> {
+/// the `x-tollgate-power-level` header; else `default` (the organization's
+/// default power level, or `balanced`).
+fn power_level(
+    request: &mut ChatRequest,
+    headers: &HeaderMap,
+    default: PowerLevel,
+) -> Result<PowerLevel, ApiError> {
     let from_body = request.extra.remove("power_level");
     let invalid = || ApiError::bad_request("`power_level` must be one of eco, balanced, precision");
     if let Some(value) = from_body {
         return match value {
             Value::String(s) => s.parse().map_err(|_| invalid()),
-            Value::Null => Ok(PowerLevel::Balanced),
+            Value::Null => Ok(default),
             _ => Err(invalid()),
         };
     }
@@ -332,7 +338,7 @@ fn power_level(request: &mut ChatRequest, headers: &HeaderMap) -> Result<PowerLe
             .ok()
             .and_then(|s| s.parse().ok())
             .ok_or_else(invalid),
-        None => Ok(PowerLevel::Balanced),
+        None => Ok(default),
     }
 }
 
@@ -354,6 +360,7 @@ impl Call<'_> {
             request_id: self.request_id,
             api_key_id: &self.principal.key_id,
             mode: self.principal.billing_mode,
+            markup_percent: self.principal.markup_percent,
             model: self.model,
             usage,
             byok: self.byok,
@@ -487,6 +494,7 @@ impl StreamPump {
             request_id: &self.request_id,
             api_key_id: &principal.key_id,
             mode: principal.billing_mode,
+            markup_percent: principal.markup_percent,
             model: &self.model,
             usage,
             byok: self.byok,

@@ -1,8 +1,9 @@
 //! `POST /v1/embeddings`: OpenAI Embeddings, billed by input tokens.
 
-use super::relay::{CallRecord, gateway_headers, payable, paying_key, settle};
+use super::org_policy::allowed_candidates;
+use super::relay::{CallRecord, gateway_headers, max_payable, paying_key, settle};
 use crate::error::ApiError;
-use crate::extract::{BodyBytes, OrgKey, RequestId, parse_json};
+use crate::extract::{BodyBytes, OrgKey, RequestId, parse_json, require_scope};
 use crate::limits::{admit, quota_headers};
 use crate::state::AppState;
 use axum::Extension;
@@ -11,11 +12,11 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 use std::time::Instant;
-use tollgate_billing::{UsageStatus, max_charge_for};
+use tollgate_billing::UsageStatus;
 use tollgate_core::{ModelEntry, ModelMode, PowerLevel};
 use tollgate_providers::{EmbeddingRequest, ProviderError, Target};
 use tollgate_routing::limits::Admission;
-use tollgate_tenants::Principal;
+use tollgate_tenants::{KeyScope, Principal};
 
 pub async fn embeddings(
     State(state): State<AppState>,
@@ -24,6 +25,7 @@ pub async fn embeddings(
     BodyBytes(body): BodyBytes,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
+    require_scope(&principal, KeyScope::Embeddings)?;
     let request: EmbeddingRequest = parse_json(&body)?;
     request.validate().map_err(ApiError::bad_request)?;
     let candidates = tollgate_routing::candidates(
@@ -32,6 +34,8 @@ pub async fn embeddings(
         PowerLevel::Balanced,
         ModelMode::Embedding,
     )?;
+    let candidates =
+        allowed_candidates(&principal, &request.model, PowerLevel::Balanced, candidates)?;
     let estimate = i64::try_from(body.len() / 4).unwrap_or(i64::MAX);
     let admission = admit(&state, &principal, estimate).await?;
     let quotas = admission.quotas();
@@ -75,15 +79,13 @@ async fn relay(
     let (api_key, byok) = paying
         .as_ref()
         .map_or((None, false), |p| (Some(p.secret()), p.byok()));
-    let most = payable(
+    let most = max_payable(
         &state,
+        &principal,
         byok,
-        max_charge_for(
-            principal.billing_mode,
-            &model.price,
-            request.input_token_upper_bound(),
-            0,
-        ),
+        &model.price,
+        request.input_token_upper_bound(),
+        0,
     );
     let hold = state
         .billing
@@ -114,6 +116,7 @@ async fn relay(
         request_id: &request_id,
         api_key_id: &principal.key_id,
         mode: principal.billing_mode,
+        markup_percent: principal.markup_percent,
         model,
         usage: answer.usage,
         byok,

@@ -9,8 +9,9 @@
 
 use super::chat::{estimated_tokens, relay};
 use super::dialect::Dialect;
+use super::org_policy::{allowed_candidates, default_level};
 use crate::error::ApiError;
-use crate::extract::{BodyBytes, OrgKey, RequestId, parse_json};
+use crate::extract::{BodyBytes, OrgKey, RequestId, parse_json, require_scope};
 use crate::limits::{admit, quota_headers};
 use crate::state::AppState;
 use axum::Extension;
@@ -23,6 +24,7 @@ use std::time::Instant;
 use tollgate_core::{ModelMode, PowerLevel, ProviderKind};
 use tollgate_providers::anthropic::inbound::{InboundOptions, error_body, to_chat_request};
 use tollgate_providers::anthropic::wire::MessagesRequest;
+use tollgate_tenants::KeyScope;
 
 pub async fn messages(
     State(state): State<AppState>,
@@ -34,11 +36,17 @@ pub async fn messages(
     let started = Instant::now();
     let outcome = async {
         let OrgKey(principal) = caller?;
+        require_scope(&principal, KeyScope::Chat)?;
         let BodyBytes(body) = body?;
         let mut request: MessagesRequest = parse_json(&body)?;
-        let level = power_level(request.extra.remove("power_level"), &headers)?;
+        let level = power_level(
+            request.extra.remove("power_level"),
+            &headers,
+            default_level(&principal),
+        )?;
         let candidates =
             tollgate_routing::candidates(&state.catalog, &request.model, level, ModelMode::Chat)?;
+        let candidates = allowed_candidates(&principal, &request.model, level, candidates)?;
         // Anthropic-only fields (`thinking`, `top_k`) reach Anthropic models;
         // OpenAI-compatible APIs would refuse them.
         let all_anthropic = candidates.iter().all(|m| {
@@ -77,12 +85,17 @@ pub async fn messages(
 }
 
 /// The power level for `"model": "auto"`: the body's `power_level` (not
-/// forwarded) or the `x-tollgate-power-level` header; `balanced` by default.
-fn power_level(from_body: Option<Value>, headers: &HeaderMap) -> Result<PowerLevel, ApiError> {
+/// forwarded) or the `x-tollgate-power-level` header; else `default` (the
+/// organization's default power level, or `balanced`).
+fn power_level(
+    from_body: Option<Value>,
+    headers: &HeaderMap,
+    default: PowerLevel,
+) -> Result<PowerLevel, ApiError> {
     let invalid = || ApiError::bad_request("`power_level` must be one of eco, balanced, precision");
     match from_body {
         Some(Value::String(s)) => return s.parse().map_err(|_| invalid()),
-        Some(Value::Null) => return Ok(PowerLevel::Balanced),
+        Some(Value::Null) => return Ok(default),
         Some(_) => return Err(invalid()),
         None => {}
     }
@@ -92,7 +105,7 @@ fn power_level(from_body: Option<Value>, headers: &HeaderMap) -> Result<PowerLev
             .ok()
             .and_then(|s| s.parse().ok())
             .ok_or_else(invalid),
-        None => Ok(PowerLevel::Balanced),
+        None => Ok(default),
     }
 }
 

@@ -9,6 +9,7 @@ mod embeddings;
 mod messages;
 mod models;
 mod ops;
+mod org_policy;
 mod relay;
 mod routing_health;
 

@@ -1,6 +1,7 @@
 //! `GET /v1/models`: OpenAI's model list, the models this organization can
 //! use (those whose provider has a key, the platform's or the
-//! organization's own active credential, or needs none), plus `auto`.
+//! organization's own active credential, or needs none) and that its
+//! `allowed_models` list allows, plus `auto`.
 
 use crate::extract::OrgKey;
 use crate::state::AppState;
@@ -30,7 +31,7 @@ pub async fn list_models(State(state): State<AppState>, OrgKey(caller): OrgKey) 
             .get(model.provider.as_str())
             .copied()
             .unwrap_or(false);
-        if usable {
+        if usable && caller.may_use_model(&model.id) {
             data.push(json!({"id": model.id, "object": "model", "created": 0, "owned_by": model.provider}));
         }
     }

@@ -7,10 +7,14 @@ use axum::http::{HeaderMap, HeaderValue};
 use secrecy::SecretString;
 use std::sync::Arc;
 use std::time::Duration;
-use tollgate_billing::{Hold, UsageEntry, UsageStatus, byok_charge, charge_for};
+use tollgate_billing::{
+    Hold, UsageEntry, UsageStatus, byok_charge, charge_for, marked_up_charge_for, max_charge_for,
+    max_marked_up_charge_for,
+};
 use tollgate_core::money::TokenUsage;
-use tollgate_core::{BillingMode, ModelEntry, ProviderEntry};
+use tollgate_core::{BillingMode, ModelEntry, Price, ProviderEntry};
 use tollgate_credentials::CredentialError;
+use tollgate_tenants::Principal;
 
 /// The key that pays the provider for one call.
 pub enum PayingKey<'a> {
@@ -63,13 +67,49 @@ pub async fn paying_key<'a>(
     }
 }
 
-/// What a call may be charged, given its charge at list price: all of it,
-/// or for a BYOK call only the platform fee (`TOLLGATE_BYOK_FEE_PERCENT`).
-pub fn payable(state: &AppState, byok: bool, charge: i64) -> i64 {
+/// What a call with this usage is charged, in the organization's unit: for
+/// a BYOK call only the platform fee (`TOLLGATE_BYOK_FEE_PERCENT`), a share
+/// of its charge at list price (the organization's markup does not apply:
+/// the provider is paid with its own key); otherwise its charge with the
+/// organization's markup (`usd` mode only).
+pub fn payable(
+    state: &AppState,
+    byok: bool,
+    markup_percent: u32,
+    mode: BillingMode,
+    price: &Price,
+    usage: &TokenUsage,
+) -> i64 {
     if byok {
-        byok_charge(charge, state.byok_fee_percent)
+        byok_charge(charge_for(mode, price, usage), state.byok_fee_percent)
     } else {
-        charge
+        marked_up_charge_for(mode, price, usage, markup_percent)
+    }
+}
+
+/// The most a call can be charged ([`payable`] of its worst case): its hold.
+pub fn max_payable(
+    state: &AppState,
+    principal: &Principal,
+    byok: bool,
+    price: &Price,
+    max_prompt_tokens: i64,
+    max_completion_tokens: i64,
+) -> i64 {
+    let mode = principal.billing_mode;
+    if byok {
+        byok_charge(
+            max_charge_for(mode, price, max_prompt_tokens, max_completion_tokens),
+            state.byok_fee_percent,
+        )
+    } else {
+        max_marked_up_charge_for(
+            mode,
+            price,
+            max_prompt_tokens,
+            max_completion_tokens,
+            principal.markup_percent,
+        )
     }
 }
 
@@ -96,6 +136,8 @@ pub struct CallRecord<'a> {
     pub request_id: &'a str,
     pub api_key_id: &'a str,
     pub mode: BillingMode,
+    /// The organization's markup, in percent (see [`payable`]).
+    pub markup_percent: u32,
     pub model: &'a Arc<ModelEntry>,
     pub usage: TokenUsage,
     pub byok: bool,
@@ -127,7 +169,14 @@ impl CallRecord<'_> {
 /// written (billing logs why).
 pub async fn settle(state: &AppState, hold: Hold, call: &CallRecord<'_>) -> Option<i64> {
     let mut entry = call.entry();
-    entry.cost = payable(state, entry.byok, entry.cost);
+    entry.cost = payable(
+        state,
+        entry.byok,
+        call.markup_percent,
+        call.mode,
+        &call.model.price,
+        &call.usage,
+    );
     state.metrics.record_tokens(
         &entry.model,
         entry.usage.prompt_tokens,

@@ -82,6 +82,8 @@ pub enum Actor {
     PlatformAdmin,
     /// An organization API key flagged admin, by its id.
     ApiKey(String),
+    /// A signed-in org_admin user, by its id.
+    User(String),
 }
 
 impl Actor {
@@ -89,13 +91,14 @@ impl Actor {
         match self {
             Actor::PlatformAdmin => "platform_admin",
             Actor::ApiKey(_) => "api_key",
+            Actor::User(_) => "user",
         }
     }
 
     fn id(&self) -> Option<&str> {
         match self {
             Actor::PlatformAdmin => None,
-            Actor::ApiKey(id) => Some(id),
+            Actor::ApiKey(id) | Actor::User(id) => Some(id),
         }
     }
 }

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tollgate_tenants::{Budget, NewApiKey};
+use tollgate_tenants::{Budget, KeyScope, NewApiKey};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -22,9 +22,12 @@ pub struct CreateApiKey {
     /// Unix seconds.
     expires_at: Option<i64>,
     /// An organization admin key: it may also manage its own organization's
-    /// provider credentials.
+    /// provider credentials. The same as the `admin` scope (kept for
+    /// clients written before scopes).
     #[serde(default)]
     admin: bool,
+    /// Any of `chat`, `embeddings`, `admin`; default `["chat", "embeddings"]`.
+    scopes: Option<Vec<KeyScope>>,
 }
 
 pub async fn create(
@@ -46,6 +49,7 @@ pub async fn create(
                 budget: body.budget,
                 expires_at: body.expires_at,
                 admin: body.admin,
+                scopes: body.scopes,
             },
         )
         .await?;

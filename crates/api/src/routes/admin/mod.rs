@@ -4,6 +4,7 @@
 mod api_keys;
 mod catalog;
 mod credits;
+mod members;
 mod organizations;
 mod provider_credentials;
 mod usage;
@@ -24,8 +25,20 @@ pub fn routes() -> Router<AppState> {
         )
         .route(
             "/api/v1/organizations/{org_id}",
-            get(organizations::get).patch(organizations::update),
+            get(organizations::get)
+                .patch(organizations::update)
+                .delete(organizations::delete),
         )
+        .route("/api/v1/organizations/{org_id}/members", get(members::list))
+        .route(
+            "/api/v1/organizations/{org_id}/members/{user_id}",
+            delete(members::remove),
+        )
+        .route(
+            "/api/v1/organizations/{org_id}/invitations",
+            post(members::invite),
+        )
+        .route("/api/v1/auth/accept-invitation", post(members::accept))
         .route(
             "/api/v1/organizations/{org_id}/suspend",
             post(organizations::suspend),

@@ -1,4 +1,10 @@
-//! Organizations: create, read, list, update, suspend and resume.
+//! Organizations: create, read, list, update, suspend, resume and delete.
+//!
+//! Who may change what: an org_admin of the organization may change its
+//! `name` and `default_power_level`; everything else (`markup_percent`,
+//! `overdraft_limit`, `allowed_models`, `rpm_limit`, `tpm_limit`,
+//! `max_concurrency`) is the platform admin's, as are suspension and
+//! deletion.
 
 use crate::error::ApiError;
 use crate::extract::{Caller, JsonBody, PathParams, QueryParams};
@@ -8,7 +14,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
+use tollgate_billing::MAX_OVERDRAFT_LIMIT;
 use tollgate_core::{BillingMode, PowerLevel};
+use tollgate_credentials::{Actor, ListFilter};
 use tollgate_tenants::{Organization, OrganizationChange};
 
 #[derive(Debug, Deserialize)]
@@ -35,6 +43,30 @@ pub struct UpdateOrganization {
     /// `null` clears it (back to `balanced`).
     #[serde(default, deserialize_with = "present")]
     default_power_level: Option<Option<PowerLevel>>,
+    markup_percent: Option<u32>,
+    overdraft_limit: Option<i64>,
+    /// `null`: every catalog model.
+    #[serde(default, deserialize_with = "present")]
+    allowed_models: Option<Option<Vec<String>>>,
+    /// `null`: the platform default.
+    #[serde(default, deserialize_with = "present")]
+    rpm_limit: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "present")]
+    tpm_limit: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "present")]
+    max_concurrency: Option<Option<i64>>,
+}
+
+impl UpdateOrganization {
+    /// Whether it changes a setting only a platform admin may change.
+    fn changes_platform_settings(&self) -> bool {
+        self.markup_percent.is_some()
+            || self.overdraft_limit.is_some()
+            || self.allowed_models.is_some()
+            || self.rpm_limit.is_some()
+            || self.tpm_limit.is_some()
+            || self.max_concurrency.is_some()
+    }
 }
 
 /// Tells a field given as `null` (`Some(None)`) from an absent one (`None`).
@@ -106,19 +138,84 @@ pub async fn update(
     PathParams(org_id): PathParams<String>,
     JsonBody(body): JsonBody<UpdateOrganization>,
 ) -> Result<Json<Organization>, ApiError> {
-    caller.require_org_admin(&org_id)?;
-    let org = state
+    if body.changes_platform_settings() {
+        caller.require_platform()?;
+    } else {
+        caller.require_org_admin(&org_id)?;
+    }
+    if let Some(limit) = body.overdraft_limit
+        && !(0..=MAX_OVERDRAFT_LIMIT).contains(&limit)
+    {
+        return Err(ApiError::bad_request(format!(
+            "invalid overdraft_limit: must be an integer from 0 to {MAX_OVERDRAFT_LIMIT}"
+        )));
+    }
+    if let Some(Some(models)) = &body.allowed_models
+        && let Some(unknown) = models.iter().find(|m| state.catalog.model(m).is_none())
+    {
+        return Err(ApiError::bad_request(format!(
+            "invalid allowed_models: `{unknown}` is not a model of the catalog (GET /api/v1/models)"
+        )));
+    }
+    state
         .tenants
         .update_organization(
             &org_id,
             OrganizationChange {
                 name: body.name.as_deref(),
                 default_power_level: body.default_power_level,
+                markup_percent: body.markup_percent,
+                allowed_models: body.allowed_models,
+                rpm_limit: body.rpm_limit,
+                tpm_limit: body.tpm_limit,
+                max_concurrency: body.max_concurrency,
             },
         )
         .await?;
+    if let Some(limit) = body.overdraft_limit {
+        state.billing.set_overdraft_limit(&org_id, limit).await?;
+    }
+    let org = super::organization(&state, &org_id).await?;
     tracing::info!(organization_id = %org.id, "organization updated");
     Ok(Json(org))
+}
+
+/// `DELETE /api/v1/organizations/{org_id}`: a soft delete. Its keys are
+/// revoked, its provider credentials deactivated, its users can no longer
+/// sign in; its balance is frozen as it is (no ledger row: the ledger still
+/// sums to it), and reported in the answer so that the operator can settle
+/// it outside Tollgate.
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParams(org_id): PathParams<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require_platform()?;
+    let org = state.tenants.delete_organization(&org_id).await?;
+    let active = state
+        .credentials
+        .list(&ListFilter {
+            organization_id: Some(&org.id),
+            provider: None,
+            active: Some(true),
+            before: None,
+            limit: 1000,
+        })
+        .await?;
+    for credential in active {
+        state
+            .credentials
+            .set_active(&org.id, &credential.id, false, &Actor::PlatformAdmin)
+            .await?;
+    }
+    let credits = state.billing.credits(&org.id).await?;
+    tracing::info!(organization_id = %org.id, "organization deleted");
+    Ok(Json(json!({
+        "id": org.id,
+        "deleted": true,
+        "balance": credits.balance,
+        "unit": org.billing_mode.unit(),
+    })))
 }
 
 /// `POST /api/v1/organizations/{org_id}/suspend`

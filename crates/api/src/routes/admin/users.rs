@@ -101,7 +101,7 @@ pub async fn refresh(
     }))
 }
 
-fn sign_in_off() -> ApiError {
+pub(super) fn sign_in_off() -> ApiError {
     let mut err =
         ApiError::unavailable("user sign-in is off: set TOLLGATE_JWT_SECRET on the gateway");
     err.code = "sign_in_disabled";
