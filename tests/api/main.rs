@@ -5,6 +5,7 @@
 mod adapters;
 mod api_keys;
 mod binary;
+mod budgets;
 mod byok;
 mod chat;
 mod concurrency;

@@ -2,6 +2,7 @@
 //! modes, the model catalog and its configuration, ids, time) and the database
 //! handle that works on both SQLite and PostgreSQL.
 
+pub mod budget;
 pub mod catalog;
 pub mod config;
 pub mod db;
@@ -10,6 +11,7 @@ pub mod money;
 pub mod presets;
 pub mod time;
 
+pub use budget::BudgetPeriod;
 pub use catalog::{
     AutoDetect, Catalog, Detection, ModelEntry, ModelMode, ModelPattern, PowerLevel, Price,
     ProviderEntry, ProviderKind,

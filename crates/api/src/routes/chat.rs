@@ -6,7 +6,7 @@
 //! and try the next candidate.
 
 use super::dialect::{Dialect, Encoder};
-use super::relay::{CallRecord, gateway_headers, payable, paying_key, settle};
+use super::relay::{CallRecord, gateway_headers, payable, paying_key, reserve, settle};
 use crate::error::ApiError;
 use crate::extract::{BodyBytes, OrgKey, RequestId, parse_json};
 use crate::limits::{admit, quota_headers};
@@ -179,13 +179,12 @@ pub(super) async fn relay(
                     max_completion,
                 ),
             );
-            let hold = match state
-                .billing
-                .reserve(&principal.organization_id, most)
-                .await
-            {
+            let hold = match reserve(&state, &principal, most).await {
                 Ok(hold) => hold,
-                Err(e @ BillingError::InsufficientCredits { .. }) => {
+                Err(
+                    e @ (BillingError::InsufficientCredits { .. }
+                    | BillingError::BudgetExceeded { .. }),
+                ) => {
                     last_error = Some(e.into());
                     continue;
                 }

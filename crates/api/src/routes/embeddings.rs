@@ -1,6 +1,6 @@
 //! `POST /v1/embeddings`: OpenAI Embeddings, billed by input tokens.
 
-use super::relay::{CallRecord, gateway_headers, payable, paying_key, settle};
+use super::relay::{CallRecord, gateway_headers, payable, paying_key, reserve, settle};
 use crate::error::ApiError;
 use crate::extract::{BodyBytes, OrgKey, RequestId, parse_json};
 use crate::limits::{admit, quota_headers};
@@ -85,10 +85,7 @@ async fn relay(
             0,
         ),
     );
-    let hold = state
-        .billing
-        .reserve(&principal.organization_id, most)
-        .await?;
+    let hold = reserve(&state, &principal, most).await?;
     let target = Target {
         provider: &provider.name,
         kind: provider.kind,
