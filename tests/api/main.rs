@@ -21,4 +21,5 @@ mod provider_credentials;
 mod rate_limits;
 mod routing;
 mod usage;
+mod usage_analytics;
 mod users;

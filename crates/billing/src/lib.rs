@@ -40,7 +40,7 @@ pub use accounts::{CreditsView, GrantOutcome, LedgerEntry};
 pub use budgets::{BudgetSpending, KeyBudget};
 pub use leases::Hold;
 pub use pricing::{byok_charge, charge_for, max_charge_for};
-pub use usage::{UsageEntry, UsageRecord, UsageStatus};
+pub use usage::{UsageEntry, UsageFilter, UsageGroup, UsageRecord, UsageStatus, UsageSummaryRow};
 
 use leases::LeaseBook;
 use std::sync::Arc;

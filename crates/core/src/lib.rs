@@ -9,6 +9,7 @@ pub mod db;
 pub mod ids;
 pub mod money;
 pub mod presets;
+pub mod sql;
 pub mod time;
 
 pub use budget::BudgetPeriod;
