@@ -4,6 +4,7 @@
 
 mod adapters;
 mod api_keys;
+mod billing_processes;
 mod binary;
 mod budgets;
 mod byok;
