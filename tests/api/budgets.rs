@@ -147,3 +147,37 @@ async fn the_key_list_shows_the_spend_in_the_current_period_and_when_it_resets()
     assert_eq!(total["budget"]["spent"], 0);
     assert!(total["budget"]["resets_at"].is_null(), "{total}");
 }
+
+#[tokio::test]
+async fn a_daily_budget_starts_over_in_the_next_utc_day() {
+    let app = TestApp::spawn().await;
+    let org = app.create_org("requests").await;
+    app.grant(&org, 100).await;
+    let (key_id, key) = budgeted_key(&app, &org, 1, "daily").await;
+    assert_eq!(
+        app.chat(&key, &chat_body("gpt-4o-mini")).await.status(),
+        200
+    );
+    assert_eq!(
+        app.chat(&key, &chat_body("gpt-4o-mini")).await.status(),
+        402
+    );
+
+    // As if that spend had been yesterday (UTC): today's period has a row of its own.
+    sqlx::query("UPDATE api_key_budget_periods SET period_start = period_start - 86400000 WHERE api_key_id = $1")
+        .bind(&key_id)
+        .execute(&app.raw_db().await)
+        .await
+        .unwrap();
+
+    assert_eq!(listed_key(&app, &org, &key_id).await["budget"]["spent"], 0);
+    assert_eq!(
+        app.chat(&key, &chat_body("gpt-4o-mini")).await.status(),
+        200
+    );
+    assert_eq!(
+        app.chat(&key, &chat_body("gpt-4o-mini")).await.status(),
+        402
+    );
+    assert_eq!(app.balance(&org).await, 98);
+}
