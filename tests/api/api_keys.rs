@@ -304,9 +304,12 @@ async fn limits_and_budget_are_echoed_on_creation_and_in_the_list() {
         .await
         .unwrap();
     for shown in [&created, &listed["data"][0]] {
-        for field in ["rpm_limit", "tpm_limit", "max_concurrency", "budget"] {
+        for field in ["rpm_limit", "tpm_limit", "max_concurrency"] {
             assert_eq!(shown[field], limits[field], "{field} in {shown}");
         }
+        assert_eq!(shown["budget"]["amount"], 5000000, "{shown}");
+        assert_eq!(shown["budget"]["period"], "monthly", "{shown}");
+        assert_eq!(shown["budget"]["spent"], 0, "{shown}");
     }
 }
 

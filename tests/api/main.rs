@@ -4,7 +4,9 @@
 
 mod adapters;
 mod api_keys;
+mod billing_processes;
 mod binary;
+mod budgets;
 mod byok;
 mod chat;
 mod concurrency;
@@ -21,4 +23,5 @@ mod provider_credentials;
 mod rate_limits;
 mod routing;
 mod usage;
+mod usage_analytics;
 mod users;

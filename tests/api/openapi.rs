@@ -323,7 +323,7 @@ async fn real_answers_match_the_documented_schemas() {
             "/api/v1/organizations/{org_id}/api-keys",
             &format!("{org_path}/api-keys"),
             admin,
-            Some(json!({"name": "prod", "budget": {"amount": 10, "period": "daily"}})),
+            Some(json!({"name": "prod", "budget": {"amount": 1_000_000, "period": "daily"}})),
         )
         .await;
     let secret = key["key"].as_str().unwrap().to_owned();
@@ -379,6 +379,16 @@ async fn real_answers_match_the_documented_schemas() {
         )
         .await;
     assert_eq!(usage["data"].as_array().unwrap().len(), 1);
+    let summary = c
+        .check(
+            "get",
+            "/api/v1/organizations/{org_id}/usage/summary",
+            &format!("{org_path}/usage/summary?group_by=model"),
+            admin,
+            None,
+        )
+        .await;
+    assert_eq!(summary["data"][0]["requests"], 1);
     let credential = c
         .check(
             "post",

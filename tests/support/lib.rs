@@ -9,7 +9,7 @@ pub mod byok;
 mod database;
 pub mod replica;
 
-pub use database::{TestDatabase, test_backend};
+pub use database::{Backend, TestDatabase, test_backend};
 pub use tollgate_mock_provider::{Fault, MockProvider};
 
 use secrecy::SecretString;

@@ -18,6 +18,9 @@ pub struct ApiError {
     pub kind: &'static str,
     pub code: &'static str,
     pub message: String,
+    /// The request part the error is about, as OpenAI's `param` (e.g.
+    /// `budget` when an API key's budget, not the balance, refused a call).
+    pub param: Option<&'static str>,
     pub retry_after: Option<u64>,
     /// Extra headers for the answer (the `x-ratelimit-*` of a 429).
     pub headers: Vec<(HeaderName, HeaderValue)>,
@@ -35,6 +38,7 @@ impl ApiError {
             kind,
             code,
             message: message.into(),
+            param: None,
             retry_after: None,
             headers: Vec::new(),
         }
@@ -176,9 +180,12 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({
+        let mut body = json!({
             "error": { "message": self.message, "type": self.kind, "code": self.code }
         });
+        if let Some(param) = self.param {
+            body["error"]["param"] = json!(param);
+        }
         let mut response = (self.status, Json(body)).into_response();
         for (name, value) in self.headers {
             response.headers_mut().insert(name, value);
@@ -250,6 +257,12 @@ impl From<BillingError> for ApiError {
         match e {
             BillingError::InsufficientCredits { .. } => {
                 ApiError::insufficient_credits(format!("organization balance too low: {e}"))
+            }
+            BillingError::BudgetExceeded { .. } => {
+                let mut err =
+                    ApiError::insufficient_credits(format!("API key budget exceeded: {e}"));
+                err.param = Some("budget");
+                err
             }
             BillingError::Invalid { field, message } => {
                 ApiError::bad_request(format!("`{field}` {message}"))

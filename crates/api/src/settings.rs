@@ -124,6 +124,18 @@ pub struct Settings {
     )]
     pub lease_idle_ms: u64,
 
+    /// Milliseconds without a heartbeat after which a gateway instance is
+    /// taken for dead: the other instances (on PostgreSQL) then return its
+    /// credit leases and API-key budget holds. Heartbeats come every
+    /// third of this, at most every 5 s.
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_INSTANCE_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
+    pub instance_timeout_ms: u64,
+
     /// Platform fee on calls paid with an organization's own provider key
     /// (BYOK), in percent (0 to 100) of what the call would cost at list
     /// price in the organization's unit: USD micro-dollars for `usd`
@@ -236,6 +248,7 @@ impl Settings {
             routing_retries: 0,
             routing_deadline_ms: 30_000,
             lease_idle_ms: 1000,
+            instance_timeout_ms: 30_000,
             byok_fee_percent: 0,
         }
     }

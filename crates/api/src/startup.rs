@@ -54,6 +54,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Gateway> {
         BillingOptions {
             single_node: db.backend() == tollgate_core::Backend::Sqlite,
             lease_idle: Duration::from_millis(settings.lease_idle_ms),
+            instance_timeout: instance_timeout(settings),
             ..BillingOptions::default()
         },
     )
@@ -101,7 +102,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Gateway> {
         tokio::spawn(tenants.watch_key_changes(Duration::from_millis(500))),
         // A changed credential reaches every replica within a second.
         tokio::spawn(credentials.watch_changes(Duration::from_millis(250))),
-        tokio::spawn(billing.maintain(Duration::from_secs(5))),
+        tokio::spawn(billing.maintain(heartbeat_interval(settings))),
     ];
     let mut background = background;
     if let Some(url) = settings.redis_url.as_deref().filter(|u| !u.is_empty()) {
@@ -281,4 +282,15 @@ pub async fn rotate_master_key(
         .context("rotating the master key (nothing was changed)")?;
     db.close().await;
     Ok(rotation)
+}
+
+/// How long an instance may stay silent before others take it for dead.
+fn instance_timeout(settings: &Settings) -> Duration {
+    Duration::from_millis(settings.instance_timeout_ms.max(1))
+}
+
+/// Heartbeats three times per instance timeout, at most every 5 s, so
+/// that one late heartbeat never makes a live instance look dead.
+fn heartbeat_interval(settings: &Settings) -> Duration {
+    (instance_timeout(settings) / 3).clamp(Duration::from_millis(10), Duration::from_secs(5))
 }

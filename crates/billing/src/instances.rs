@@ -6,9 +6,6 @@ use sqlx::Row;
 use std::time::Duration;
 use tollgate_core::{Db, ids, time};
 
-/// An instance silent for this long is taken for dead.
-const INSTANCE_TIMEOUT_MS: i64 = 30_000;
-
 pub(crate) async fn register(db: &Db) -> Result<String, BillingError> {
     let now = time::now_millis();
     let id = ids::new_id("gw");
@@ -22,11 +19,13 @@ pub(crate) async fn register(db: &Db) -> Result<String, BillingError> {
 
 /// Returns every lease not held by `keep` (single node start-up).
 pub(crate) async fn return_leases_of_others(db: &Db, keep: &str) -> Result<u64, BillingError> {
-    let rows =
-        sqlx::query("SELECT DISTINCT instance_id FROM credit_leases WHERE instance_id <> $1")
-            .bind(keep)
-            .fetch_all(db.pool())
-            .await?;
+    let rows = sqlx::query(
+        "SELECT instance_id FROM credit_leases WHERE instance_id <> $1 \
+         UNION SELECT instance_id FROM api_key_budget_holds WHERE instance_id <> $1",
+    )
+    .bind(keep)
+    .fetch_all(db.pool())
+    .await?;
     let mut returned = 0;
     for row in rows {
         let id: String = row.try_get("instance_id")?;
@@ -39,8 +38,14 @@ pub(crate) async fn return_leases_of_others(db: &Db, keep: &str) -> Result<u64, 
     Ok(returned)
 }
 
-/// Returns all leases of one instance to their organizations.
+/// Returns all leases and budget holds of one instance.
 async fn return_leases_of(db: &Db, instance_id: &str) -> Result<u64, BillingError> {
+    let holds = crate::budgets::return_holds_of(db, instance_id).await?;
+    Ok(holds + return_credit_leases_of(db, instance_id).await?)
+}
+
+/// Returns all credit leases of one instance to their organizations.
+async fn return_credit_leases_of(db: &Db, instance_id: &str) -> Result<u64, BillingError> {
     let leases = sqlx::query("SELECT organization_id FROM credit_leases WHERE instance_id = $1")
         .bind(instance_id)
         .fetch_all(db.pool())
@@ -95,7 +100,9 @@ impl Billing {
             if let Err(e) = self.heartbeat().await {
                 tracing::warn!(error = %e, "billing heartbeat failed");
             }
-            match self.return_dead_instances_leases(INSTANCE_TIMEOUT_MS).await {
+            let timeout = self.inner.options.instance_timeout;
+            let timeout_ms = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
+            match self.return_dead_instances_leases(timeout_ms).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(
                     leases = n,
@@ -120,8 +127,10 @@ impl Billing {
     pub async fn return_dead_instances_leases(&self, timeout_ms: i64) -> Result<u64, BillingError> {
         let cutoff = time::now_millis() - timeout_ms;
         let dead = sqlx::query(
-            "SELECT DISTINCT l.instance_id FROM credit_leases l WHERE l.instance_id <> $1 AND NOT EXISTS \
-             (SELECT 1 FROM gateway_instances i WHERE i.id = l.instance_id AND i.heartbeat_at >= $2)",
+            "SELECT l.instance_id FROM credit_leases l WHERE l.instance_id <> $1 AND NOT EXISTS \
+             (SELECT 1 FROM gateway_instances i WHERE i.id = l.instance_id AND i.heartbeat_at >= $2) \
+             UNION SELECT h.instance_id FROM api_key_budget_holds h WHERE h.instance_id <> $1 AND NOT EXISTS \
+             (SELECT 1 FROM gateway_instances i WHERE i.id = h.instance_id AND i.heartbeat_at >= $2)",
         )
         .bind(self.instance_id())
         .bind(cutoff)

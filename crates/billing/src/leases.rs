@@ -90,6 +90,8 @@ fn is_idle(account: &LocalAccount, min_idle: Duration) -> bool {
 pub struct Hold {
     pub organization_id: String,
     pub amount: i64,
+    /// The same amount, held of the calling key's budget, if it has one.
+    budget: Option<crate::budgets::BudgetHold>,
     billing: Option<Billing>,
 }
 
@@ -104,8 +106,9 @@ impl std::fmt::Debug for Billing {
 impl Hold {
     /// Takes the hold out of circulation, for settlement: dropping it no
     /// longer releases anything.
-    pub(crate) fn consume(mut self) {
+    pub(crate) fn consume(mut self) -> Option<crate::budgets::BudgetHold> {
         self.billing.take();
+        self.budget.take()
     }
 }
 
@@ -113,6 +116,9 @@ impl Drop for Hold {
     fn drop(&mut self) {
         if let Some(billing) = self.billing.take() {
             billing.inner.release(&self.organization_id, self.amount, 0);
+            if let Some(budget) = self.budget.take() {
+                billing.inner.release_budget(budget);
+            }
         }
     }
 }
@@ -138,6 +144,34 @@ impl Inner {
 }
 
 impl Billing {
+    /// Holds `amount` for a call of a key: of the key's budget for the
+    /// current period first, when it has one (else `BudgetExceeded`), then
+    /// of the organization's balance as [`Billing::reserve`] does.
+    pub async fn reserve_for_key(
+        &self,
+        organization_id: &str,
+        amount: i64,
+        budget: Option<&crate::KeyBudget>,
+    ) -> Result<Hold, BillingError> {
+        let amount = amount.max(0);
+        let budget_hold = match budget {
+            Some(budget) if amount > 0 => Some(self.hold_budget(budget, amount).await?),
+            _ => None,
+        };
+        match self.reserve(organization_id, amount).await {
+            Ok(mut hold) => {
+                hold.budget = budget_hold;
+                Ok(hold)
+            }
+            Err(e) => {
+                if let Some(budget_hold) = budget_hold {
+                    self.inner.release_budget(budget_hold);
+                }
+                Err(e)
+            }
+        }
+    }
+
     /// Holds `amount` for a call: from this instance's lease in memory, or
     /// after topping the lease up from the organization's balance. Fails with
     /// `InsufficientCredits`, changing nothing, when the balance cannot cover it.
@@ -149,6 +183,7 @@ impl Billing {
                     return Ok(Hold {
                         organization_id: organization_id.to_owned(),
                         amount,
+                        budget: None,
                         billing: Some(self.clone()),
                     });
                 }

@@ -29,6 +29,7 @@
 //! and every settled call has exactly one usage record.
 
 mod accounts;
+mod budgets;
 mod instances;
 mod leases;
 mod pricing;
@@ -36,11 +37,12 @@ mod usage;
 mod writer;
 
 pub use accounts::{CreditsView, GrantOutcome, LedgerEntry, MAX_OVERDRAFT_LIMIT};
+pub use budgets::{BudgetSpending, KeyBudget};
 pub use leases::Hold;
 pub use pricing::{
     byok_charge, charge_for, marked_up_charge_for, max_charge_for, max_marked_up_charge_for,
 };
-pub use usage::{UsageEntry, UsageRecord, UsageStatus};
+pub use usage::{UsageEntry, UsageFilter, UsageGroup, UsageRecord, UsageStatus, UsageSummaryRow};
 
 use leases::LeaseBook;
 use std::sync::Arc;
@@ -52,6 +54,20 @@ use writer::Job;
 pub enum BillingError {
     #[error("insufficient credits: this call may cost up to {needed}, {available} available")]
     InsufficientCredits { needed: i64, available: i64 },
+    /// The key's budget for its current period cannot cover this call
+    /// (the organization's balance may still be enough).
+    #[error(
+        "this call may cost up to {needed}; the key's {} budget of {limit} has {available} left ({spent} spent)",
+        period.as_str()
+    )]
+    BudgetExceeded {
+        api_key_id: String,
+        period: tollgate_core::BudgetPeriod,
+        limit: i64,
+        spent: i64,
+        needed: i64,
+        available: i64,
+    },
     #[error("invalid {field}: {message}")]
     Invalid {
         field: &'static str,
@@ -79,6 +95,9 @@ pub struct BillingOptions {
     /// On a single node (SQLite), every other instance is dead at start, so
     /// their leases are returned at once instead of after the heartbeat timeout.
     pub single_node: bool,
+    /// An instance silent (no heartbeat) for this long is taken for dead,
+    /// and the other instances return its leases and budget holds.
+    pub instance_timeout: std::time::Duration,
 }
 
 impl Default for BillingOptions {
@@ -87,6 +106,7 @@ impl Default for BillingOptions {
             lease_multiplier: 16,
             lease_idle: std::time::Duration::from_secs(1),
             single_node: false,
+            instance_timeout: std::time::Duration::from_secs(30),
         }
     }
 }

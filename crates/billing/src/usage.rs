@@ -5,6 +5,7 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use tollgate_core::money::TokenUsage;
+use tollgate_core::sql::SqlBuilder;
 
 /// How a call ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -84,30 +85,202 @@ fn record_from_row(row: &AnyRow) -> Result<UsageRecord, sqlx::Error> {
     })
 }
 
+/// Which usage records a query covers, beside the organization. Every
+/// field narrows it; `None` leaves it open.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UsageFilter {
+    /// From this instant (Unix milliseconds, inclusive).
+    pub from_ms: Option<i64>,
+    /// Until this instant (Unix milliseconds, exclusive).
+    pub to_ms: Option<i64>,
+    pub model: Option<String>,
+    pub provider: Option<String>,
+    pub api_key_id: Option<String>,
+    pub byok: Option<bool>,
+    /// `ok` or `partial`.
+    pub status: Option<String>,
+}
+
+/// What a usage summary adds up by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageGroup {
+    /// The UTC day, as `YYYY-MM-DD`.
+    Day,
+    Model,
+    ApiKey,
+    Provider,
+}
+
+impl UsageGroup {
+    pub fn parse(s: &str) -> Option<UsageGroup> {
+        match s {
+            "day" => Some(UsageGroup::Day),
+            "model" => Some(UsageGroup::Model),
+            "api_key" => Some(UsageGroup::ApiKey),
+            "provider" => Some(UsageGroup::Provider),
+            _ => None,
+        }
+    }
+
+    /// The grouping expression: fixed SQL text, never a value.
+    fn expression(self) -> &'static str {
+        match self {
+            UsageGroup::Day => "CAST(created_at / 86400000 AS BIGINT)",
+            UsageGroup::Model => "model",
+            UsageGroup::ApiKey => "api_key_id",
+            UsageGroup::Provider => "provider",
+        }
+    }
+}
+
+/// One group of a usage summary; the numbers are sums over its records.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct UsageSummaryRow {
+    /// The day (`YYYY-MM-DD`), model, API key id or provider; `null` for
+    /// calls without a key.
+    pub key: Option<String>,
+    pub requests: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    /// In the organization's unit.
+    pub cost: i64,
+}
+
+const USAGE_COLUMNS: &str = "SELECT id, request_id, model, provider, prompt_tokens, completion_tokens, \
+     cached_tokens, cost, list_cost_usd_micros, \
+     CAST(CASE WHEN byok THEN 1 ELSE 0 END AS BIGINT) AS byok, \
+     CAST(CASE WHEN stream THEN 1 ELSE 0 END AS BIGINT) AS stream, \
+     status, latency_ms, api_key_id, created_at FROM usage_records";
+
+/// `sql` followed by the organization and `filter` as a `WHERE` clause,
+/// every value bound.
+fn filtered(sql: &str, organization_id: &str, filter: &UsageFilter) -> SqlBuilder {
+    let mut query = SqlBuilder::new(sql);
+    query
+        .push(" WHERE organization_id = ")
+        .push_bind(organization_id);
+    if let Some(from) = filter.from_ms {
+        query.push(" AND created_at >= ").push_bind(from);
+    }
+    if let Some(to) = filter.to_ms {
+        query.push(" AND created_at < ").push_bind(to);
+    }
+    let columns = [
+        ("model", &filter.model),
+        ("provider", &filter.provider),
+        ("api_key_id", &filter.api_key_id),
+        ("status", &filter.status),
+    ];
+    for (column, value) in columns {
+        if let Some(value) = value {
+            query
+                .push(" AND ")
+                .push(column)
+                .push(" = ")
+                .push_bind(value.as_str());
+        }
+    }
+    if let Some(byok) = filter.byok {
+        query.push(" AND byok = ").push_bind(byok);
+    }
+    query
+}
+
 impl Billing {
-    /// An organization's usage records, newest first, `limit` at most,
-    /// older than the record with `before` as request id when given.
+    /// An organization's usage records matching `filter`, newest first,
+    /// `limit` at most, older than the record with `before` as request id
+    /// when given.
     pub async fn usage(
         &self,
         organization_id: &str,
+        filter: &UsageFilter,
         limit: i64,
         before: Option<&str>,
     ) -> Result<Vec<UsageRecord>, BillingError> {
-        let rows = sqlx::query(
-            "SELECT request_id, model, provider, prompt_tokens, completion_tokens, cached_tokens, \
-             cost, list_cost_usd_micros, \
-             CAST(CASE WHEN byok THEN 1 ELSE 0 END AS BIGINT) AS byok, CAST(CASE WHEN stream THEN 1 ELSE 0 END AS BIGINT) AS stream, status, latency_ms, api_key_id, created_at \
-             FROM usage_records WHERE organization_id = $1 \
-             AND id < COALESCE((SELECT id FROM usage_records WHERE request_id = $2 AND organization_id = $1), 9223372036854775807) \
-             ORDER BY id DESC LIMIT $3",
-        )
-        .bind(organization_id)
-        .bind(before)
-        .bind(limit.clamp(1, 1000))
-        .fetch_all(self.db().pool())
-        .await?;
+        let mut query = filtered(USAGE_COLUMNS, organization_id, filter);
+        if let Some(before) = before {
+            query
+                .push(" AND id < COALESCE((SELECT id FROM usage_records WHERE request_id = ")
+                .push_bind(before)
+                .push(" AND organization_id = ")
+                .push_bind(organization_id)
+                .push("), 9223372036854775807)");
+        }
+        query
+            .push(" ORDER BY id DESC LIMIT ")
+            .push_bind(limit.clamp(1, 1000));
+        let rows = query.build().fetch_all(self.db().pool()).await?;
         rows.iter()
             .map(|r| record_from_row(r).map_err(Into::into))
+            .collect()
+    }
+
+    /// Up to `limit` records matching `filter` after the record with id
+    /// `after` (0: from the first), oldest first, and the id to continue
+    /// after; for exports that read every matching record page by page.
+    pub async fn usage_page_after(
+        &self,
+        organization_id: &str,
+        filter: &UsageFilter,
+        after: i64,
+        limit: i64,
+    ) -> Result<(Vec<UsageRecord>, i64), BillingError> {
+        let mut query = filtered(USAGE_COLUMNS, organization_id, filter);
+        query
+            .push(" AND id > ")
+            .push_bind(after)
+            .push(" ORDER BY id LIMIT ")
+            .push_bind(limit.clamp(1, 10_000));
+        let rows = query.build().fetch_all(self.db().pool()).await?;
+        let mut last = after;
+        let mut records = Vec::with_capacity(rows.len());
+        for row in &rows {
+            last = row.try_get("id")?;
+            records.push(record_from_row(row)?);
+        }
+        Ok((records, last))
+    }
+
+    /// Requests, tokens and cost of the records matching `filter`, summed
+    /// per `group` (in the database, with `GROUP BY`), in key order.
+    pub async fn usage_summary(
+        &self,
+        organization_id: &str,
+        filter: &UsageFilter,
+        group: UsageGroup,
+    ) -> Result<Vec<UsageSummaryRow>, BillingError> {
+        let expression = group.expression();
+        let mut sql = String::from("SELECT ");
+        sql.push_str(expression);
+        sql.push_str(
+            " AS group_key, CAST(COUNT(*) AS BIGINT) AS requests, \
+             CAST(COALESCE(SUM(prompt_tokens), 0) AS BIGINT) AS prompt_tokens, \
+             CAST(COALESCE(SUM(completion_tokens), 0) AS BIGINT) AS completion_tokens, \
+             CAST(COALESCE(SUM(cost), 0) AS BIGINT) AS cost FROM usage_records",
+        );
+        let mut query = filtered(&sql, organization_id, filter);
+        query
+            .push(" GROUP BY ")
+            .push(expression)
+            .push(" ORDER BY ")
+            .push(expression);
+        let rows = query.build().fetch_all(self.db().pool()).await?;
+        rows.iter()
+            .map(|row| {
+                let key = match group {
+                    UsageGroup::Day => Some(tollgate_core::budget::date_of_day(
+                        row.try_get::<i64, _>("group_key")?,
+                    )),
+                    _ => row.try_get::<Option<String>, _>("group_key")?,
+                };
+                Ok(UsageSummaryRow {
+                    key,
+                    requests: row.try_get("requests")?,
+                    prompt_tokens: row.try_get("prompt_tokens")?,
+                    completion_tokens: row.try_get("completion_tokens")?,
+                    cost: row.try_get("cost")?,
+                })
+            })
             .collect()
     }
 }

@@ -1,6 +1,7 @@
 //! The settlement writer: commits the settlements of concurrent calls in
 //! one transaction (group commit), and returns idle leases while at it.
 
+use crate::budgets::{BudgetChange, BudgetHold};
 use crate::leases::LeaseBook;
 use crate::usage::UsageEntry;
 use crate::{Billing, BillingError};
@@ -23,8 +24,11 @@ pub(crate) enum Job {
         organization_id: String,
         charged: i64,
         entry: UsageEntry,
+        budget: Option<BudgetHold>,
         done: oneshot::Sender<Result<(), String>>,
     },
+    /// A budget hold given back unused.
+    ReleaseBudget(BudgetHold),
     /// An organization may have become idle: return its lease if so.
     Nudge(String),
     /// Answered once everything queued before it is written.
@@ -60,14 +64,22 @@ async fn write_batch(
     // to return if nothing is in flight any more.
     let mut orgs: Vec<&str> = Vec::new();
     let mut settlements: HashMap<&str, Vec<Settlement<'_>>> = HashMap::new();
+    let mut budgets: Vec<BudgetChange<'_>> = Vec::new();
     for job in batch.iter() {
         let org = match job {
             Job::Settle {
                 organization_id,
                 charged,
                 entry,
+                budget,
                 ..
             } => {
+                if let Some(hold) = budget {
+                    budgets.push(BudgetChange {
+                        hold,
+                        charged: *charged,
+                    });
+                }
                 settlements
                     .entry(organization_id)
                     .or_default()
@@ -78,6 +90,10 @@ async fn write_batch(
                 organization_id.as_str()
             }
             Job::Nudge(org) => org.as_str(),
+            Job::ReleaseBudget(hold) => {
+                budgets.push(BudgetChange { hold, charged: 0 });
+                continue;
+            }
             Job::Flush(_) => continue,
         };
         if !orgs.contains(&org) {
@@ -92,7 +108,7 @@ async fn write_batch(
     let mut outcome = Err(String::new());
     let mut delay = Duration::from_millis(20);
     for attempt in 1..=ATTEMPTS {
-        outcome = write(db, instance_id, &orgs, &settlements, &returns)
+        outcome = write(db, instance_id, &orgs, &settlements, &returns, &budgets)
             .await
             .map_err(|e| e.to_string());
         match &outcome {
@@ -111,6 +127,7 @@ async fn write_batch(
         }
     }
     drop(settlements);
+    drop(budgets);
     for job in batch.drain(..) {
         match job {
             Job::Settle { done, .. } => {
@@ -119,7 +136,7 @@ async fn write_batch(
             Job::Flush(done) => {
                 let _ = done.send(());
             }
-            Job::Nudge(_) => {}
+            Job::Nudge(_) | Job::ReleaseBudget(_) => {}
         }
     }
 }
@@ -130,6 +147,7 @@ async fn write(
     orgs: &[&str],
     settlements: &HashMap<&str, Vec<Settlement<'_>>>,
     returns: &HashMap<&str, i64>,
+    budgets: &[BudgetChange<'_>],
 ) -> Result<(), BillingError> {
     let now = time::now_millis();
     let mut ledger: Vec<LedgerRow<'_>> = Vec::new();
@@ -197,6 +215,7 @@ async fn write(
             });
         }
     }
+    crate::budgets::apply(&mut tx, instance_id, budgets, now).await?;
     insert_ledger_rows(&mut tx, &ledger, now).await?;
     insert_usage_rows(&mut tx, &usage, now).await?;
     tx.commit().await?;
@@ -307,7 +326,7 @@ impl Billing {
     pub async fn settle(&self, hold: crate::Hold, entry: UsageEntry) -> Result<i64, BillingError> {
         let organization_id = hold.organization_id.clone();
         let held = hold.amount;
-        hold.consume();
+        let budget = hold.consume();
         let charged = entry.cost.clamp(0, held);
         self.inner.release(&organization_id, held, charged);
         let (done, committed) = oneshot::channel();
@@ -317,6 +336,7 @@ impl Billing {
                 organization_id,
                 charged,
                 entry,
+                budget,
                 done,
             })
             .await
@@ -333,7 +353,9 @@ impl Billing {
     pub async fn release(&self, hold: crate::Hold) -> Result<(), BillingError> {
         let organization_id = hold.organization_id.clone();
         let held = hold.amount;
-        hold.consume();
+        if let Some(budget) = hold.consume() {
+            self.inner.release_budget(budget);
+        }
         self.inner.release(&organization_id, held, 0);
         self.flush().await
     }

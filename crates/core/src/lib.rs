@@ -2,14 +2,17 @@
 //! modes, the model catalog and its configuration, ids, time) and the database
 //! handle that works on both SQLite and PostgreSQL.
 
+pub mod budget;
 pub mod catalog;
 pub mod config;
 pub mod db;
 pub mod ids;
 pub mod money;
 pub mod presets;
+pub mod sql;
 pub mod time;
 
+pub use budget::BudgetPeriod;
 pub use catalog::{
     AutoDetect, Catalog, Detection, ModelEntry, ModelMode, ModelPattern, PowerLevel, Price,
     ProviderEntry, ProviderKind,

@@ -194,6 +194,11 @@ pub enum Fault {
     /// without the finish chunk, the usage chunk or `data: [DONE]`. For any
     /// other request: drop the connection without answering.
     CutStreamAfter(usize),
+    /// For a streaming OpenAI chat request: send the role chunk and this
+    /// many content chunks, then keep the connection open without another
+    /// byte until the client goes away or the [`MockProvider`] is dropped
+    /// (a provider that stalls mid-stream). Elsewhere: as `CutStreamAfter`.
+    StallStreamAfter(usize),
     /// Never answer; the connection stays open until the client gives up or
     /// the [`MockProvider`] is dropped.
     Hang,

@@ -53,10 +53,11 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
 // ---------------------------------------------------------------- handlers
 
 async fn chat(State(s): State<Arc<Shared>>, req: Request) -> Response {
-    let (body, cut) = match prelude(&s, req, true).await {
+    let (parts, body, cut) = match prelude_with(&s, req, true, openai_auth).await {
         Ok(go_on) => go_on,
         Err(answer) => return answer,
     };
+    let stall = parts.extensions.get::<Stall>().is_some();
     let req: ChatRequest<'_> = match serde_json::from_slice(&body) {
         Ok(req) => req,
         Err(e) => return cut_or(cut, unparsable(&e)),
@@ -124,6 +125,7 @@ async fn chat(State(s): State<Arc<Shared>>, req: Request) -> Response {
         .and_then(|o| o.include_usage)
         .unwrap_or(false);
     match plan.sse(include_usage, cut) {
+        Ok(events) if stall => with_request_id(stalled_sse(s.as_ref(), events), &plan.id),
         Ok(events) => with_request_id(sse(events, cut.is_some()), &plan.id),
         Err(_) => internal_error(),
     }
@@ -285,7 +287,7 @@ pub(crate) async fn prelude_with(
     takes_faults: bool,
     auth: fn(&Parts) -> Option<Response>,
 ) -> Result<(Parts, Bytes, Option<usize>), Response> {
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let body = match axum::body::to_bytes(body, BODY_LIMIT).await {
         Ok(body) => body,
         Err(_) => {
@@ -306,6 +308,10 @@ pub(crate) async fn prelude_with(
         None => {}
         Some(Fault::Latency(delay)) => tokio::time::sleep(delay).await,
         Some(Fault::CutStreamAfter(n)) => cut = Some(n),
+        Some(Fault::StallStreamAfter(n)) => {
+            cut = Some(n);
+            parts.extensions.insert(Stall);
+        }
         Some(Fault::Hang) => {
             let mut shutdown = s.shutdown.subscribe();
             let _ = shutdown.wait_for(|down| *down).await;
@@ -476,6 +482,25 @@ fn push_event<T: Serialize>(events: &mut Vec<u8>, chunk: &T) -> serde_json::Resu
     serde_json::to_writer(&mut *events, chunk)?;
     events.extend_from_slice(b"\n\n");
     Ok(())
+}
+
+/// Marks a request whose stream stalls ([`Fault::StallStreamAfter`]).
+#[derive(Clone, Copy)]
+struct Stall;
+
+/// A stream that sends `events`, then nothing more until the mock stops.
+fn stalled_sse(s: &Shared, events: Vec<u8>) -> Response {
+    let mut shutdown = s.shutdown.subscribe();
+    let mut response = sse(Vec::new(), false);
+    *response.body_mut() = Body::from_stream(
+        stream::iter([Ok::<_, io::Error>(Bytes::from(events))]).chain(stream::once(async move {
+            let _ = shutdown.wait_for(|down| *down).await;
+            Err(io::Error::other(
+                "mock provider: stalled stream ended (fault)",
+            ))
+        })),
+    );
+    response
 }
 
 /// A `text/event-stream` answer sent with chunked encoding, as OpenAI does;

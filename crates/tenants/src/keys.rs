@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use subtle::ConstantTimeEq;
+pub use tollgate_core::BudgetPeriod;
 use tollgate_core::{BillingMode, time};
 
 const KEY_PREFIX: &str = "tg-";
@@ -19,36 +20,6 @@ const ID_HEX_LEN: usize = 32;
 const SECRET_LEN: usize = 40;
 /// Past this many cached keys the cache starts over, bounding its memory.
 const MAX_CACHED_KEYS: usize = 100_000;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BudgetPeriod {
-    Daily,
-    Weekly,
-    Monthly,
-    Total,
-}
-
-impl BudgetPeriod {
-    fn as_str(self) -> &'static str {
-        match self {
-            BudgetPeriod::Daily => "daily",
-            BudgetPeriod::Weekly => "weekly",
-            BudgetPeriod::Monthly => "monthly",
-            BudgetPeriod::Total => "total",
-        }
-    }
-
-    fn parse(s: &str) -> Option<BudgetPeriod> {
-        match s {
-            "daily" => Some(BudgetPeriod::Daily),
-            "weekly" => Some(BudgetPeriod::Weekly),
-            "monthly" => Some(BudgetPeriod::Monthly),
-            "total" => Some(BudgetPeriod::Total),
-            _ => None,
-        }
-    }
-}
 
 /// What a key may call. A key without `chat` is refused (403) on
 /// `/v1/chat/completions` and `/v1/messages`, without `embeddings` on

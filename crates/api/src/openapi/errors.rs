@@ -14,7 +14,9 @@ fn describe(status: u16) -> &'static str {
     match status {
         400 => "Malformed or invalid request; the message names the field",
         401 => "Missing, unknown, expired or revoked key or token",
-        402 => "Not enough credits for this call (`code: insufficient_credits`)",
+        402 => {
+            "Not enough credits for this call (`code: insufficient_credits`): the organization's balance, or with `param: budget` the API key's budget"
+        }
         403 => {
             "Authenticated but not allowed (another organization's data, a suspended organization, a missing role)"
         }

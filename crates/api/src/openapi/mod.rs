@@ -30,7 +30,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         paths::update_organization, paths::suspend_organization, paths::resume_organization,
         paths::create_api_key, paths::list_api_keys, paths::revoke_api_key,
         paths::credits, paths::grant_credits, paths::credit_transactions,
-        paths::usage,
+        paths::usage, paths::usage_summary,
         paths::create_credential, paths::list_credentials, paths::active_credential,
         paths::credential_audit, paths::get_credential, paths::update_credential,
         paths::delete_credential, paths::activate_credential, paths::deactivate_credential,

@@ -296,7 +296,11 @@ pub async fn credit_transactions() {}
 
 // -------------------------------------------------------------------- usage
 
-/// List an organization's usage records, newest first.
+/// List an organization's usage records, newest first, or export them as CSV.
+///
+/// Filters combine (AND); `from` and `to` are unix milliseconds. With
+/// `format=csv` (or `Accept: text/csv`) the answer is every matching record,
+/// oldest first, as RFC 4180 CSV with a header line (no `limit`/`before`).
 ///
 /// Roles: platform admin; org_admin and org_member of this organization.
 #[utoipa::path(
@@ -307,13 +311,59 @@ pub async fn credit_transactions() {}
         ("org_id" = String, Path, description = "Organization id"),
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)"),
         ("before" = Option<String>, Query, description = "Cursor: a usage record's `request_id`; only older records"),
+        UsageFilterParams,
+        ("format" = Option<String>, Query, description = "`json` (default) or `csv`"),
     ),
     responses(
-        (status = 200, description = "A page of usage records", body = UsagePage),
+        (status = 200, description = "A page of usage records, or the CSV export", content(
+            (UsagePage = "application/json"),
+            (String = "text/csv", example = json!("request_id,created_at,model,provider,api_key_id,prompt_tokens,completion_tokens,cached_tokens,cost,list_cost_usd_micros,byok,stream,status,latency_ms\r\nreq_0192f0c1a2b3,1763900000,gpt-4o-mini,openai,key_0192f0c1a2b3,12,9,0,8,8,false,false,ok,412\r\n")),
+        )),
         ListErrors,
     )
 )]
 pub async fn usage() {}
+
+/// Sum an organization's usage per day, model, API key or provider.
+///
+/// Takes the same filters as the list. Days are UTC (`YYYY-MM-DD`).
+///
+/// Roles: platform admin; org_admin and org_member of this organization.
+#[utoipa::path(
+    get, path = "/api/v1/organizations/{org_id}/usage/summary", tag = "usage",
+    operation_id = "summarizeUsage",
+    security(("admin_token" = []), ("user_jwt" = [])),
+    params(
+        ("org_id" = String, Path, description = "Organization id"),
+        ("group_by" = String, Query, description = "`day`, `model`, `api_key` or `provider`"),
+        UsageFilterParams,
+    ),
+    responses(
+        (status = 200, description = "The sums per group", body = UsageSummary),
+        ListErrors,
+    )
+)]
+pub async fn usage_summary() {}
+
+/// The filters of the usage list and summary.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UsageFilterParams {
+    /// Only records from this instant (unix milliseconds, inclusive).
+    from: Option<i64>,
+    /// Only records before this instant (unix milliseconds, exclusive).
+    to: Option<i64>,
+    /// Only this catalog model id.
+    model: Option<String>,
+    /// Only this provider.
+    provider: Option<String>,
+    /// Only calls made with this API key id.
+    api_key_id: Option<String>,
+    /// Only calls paid (`true`) or not paid (`false`) with the organization's own key.
+    byok: Option<bool>,
+    /// Only `ok` or only `partial` (streams that ended early) records.
+    status: Option<String>,
+}
 
 // ------------------------------------------------------ provider credentials
 

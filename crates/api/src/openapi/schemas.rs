@@ -30,6 +30,11 @@ pub struct ErrorBody {
     /// A stable, machine-readable code, e.g. `not_found`,
     /// `insufficient_credits`, `invalid_api_key`.
     pub code: String,
+    /// The part of the request the error is about, when there is one: `budget`
+    /// on a 402 that the API key's budget refused (the organization's
+    /// balance may still be enough); absent when the balance refused it.
+    #[schema(nullable = false)]
+    pub param: Option<String>,
 }
 
 /// Errors of `/v1/messages`, in Anthropic's shape.
@@ -238,9 +243,25 @@ pub enum KeyScope {
     Admin,
 }
 
+/// A key's budget and what the key spent of it in the current period.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"amount": 5_000_000, "period": "monthly", "spent": 1_250_000, "resets_at": 1_764_547_200}))]
+pub struct BudgetStatus {
+    /// The cap per period, in the organization's unit.
+    pub amount: i64,
+    /// Periods start at 00:00 UTC: each day, each Monday (ISO week), each
+    /// 1st of the month; `total` never resets.
+    pub period: BudgetPeriod,
+    /// Charged to settled calls of this key in the current period.
+    pub spent: i64,
+    /// When the current period ends and `spent` starts again from 0 (unix
+    /// seconds); `null` for `total`.
+    pub resets_at: Option<i64>,
+}
+
 /// A key as listed: everything but the secret.
 #[derive(Serialize, ToSchema)]
-#[schema(example = json!({"id": "key_0192f0c1a2b3", "organization_id": "org_0192f0c1a2b3", "name": "prod", "key_prefix": "tg-0192f0c1", "rpm_limit": 600, "tpm_limit": null, "max_concurrency": null, "budget": null, "expires_at": null, "admin": false, "scopes": ["chat", "embeddings"], "revoked_at": null, "created_at": 1_763_900_000}))]
+#[schema(example = json!({"id": "key_0192f0c1a2b3", "organization_id": "org_0192f0c1a2b3", "name": "prod", "key_prefix": "tg-0192f0c1", "rpm_limit": 600, "tpm_limit": null, "max_concurrency": null, "budget": {"amount": 5_000_000, "period": "monthly", "spent": 1_250_000, "resets_at": 1_764_547_200}, "expires_at": null, "admin": false, "scopes": ["chat", "embeddings"], "revoked_at": null, "created_at": 1_763_900_000}))]
 pub struct ApiKey {
     pub id: String,
     pub organization_id: String,
@@ -250,7 +271,8 @@ pub struct ApiKey {
     pub rpm_limit: Option<i64>,
     pub tpm_limit: Option<i64>,
     pub max_concurrency: Option<i64>,
-    pub budget: Option<Budget>,
+    /// Enforced: a call the budget cannot cover gets 402 with `param: budget`.
+    pub budget: Option<BudgetStatus>,
     /// Unix seconds.
     pub expires_at: Option<i64>,
     /// Whether it has the `admin` scope.
@@ -373,6 +395,28 @@ pub struct UsagePage {
     pub data: Vec<UsageRecord>,
     /// Whether older records follow: pass the last `request_id` as `before`.
     pub has_more: bool,
+    pub unit: Unit,
+}
+
+/// One group of a usage summary: sums over its records.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"key": "2026-12-01", "requests": 1_204, "prompt_tokens": 512_000, "completion_tokens": 98_000, "cost": 135_600}))]
+pub struct UsageSummaryRow {
+    /// The UTC day (`YYYY-MM-DD`), model id, API key id or provider name, per
+    /// `group_by`; `null` for calls without an API key.
+    pub key: Option<String>,
+    pub requests: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    /// In the organization's unit.
+    pub cost: i64,
+}
+
+/// Usage summed per group, in key order.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"data": [{"key": "gpt-4o-mini", "requests": 1_204, "prompt_tokens": 512_000, "completion_tokens": 98_000, "cost": 135_600}], "unit": "usd_micros"}))]
+pub struct UsageSummary {
+    pub data: Vec<UsageSummaryRow>,
     pub unit: Unit,
 }
 

@@ -7,7 +7,7 @@
 
 use super::dialect::{Dialect, Encoder};
 use super::org_policy::{allowed_candidates, default_level};
-use super::relay::{CallRecord, gateway_headers, max_payable, paying_key, settle};
+use super::relay::{CallRecord, gateway_headers, max_payable, paying_key, reserve, settle};
 use crate::error::ApiError;
 use crate::extract::{BodyBytes, OrgKey, RequestId, parse_json, require_scope};
 use crate::limits::{admit, quota_headers};
@@ -180,13 +180,12 @@ pub(super) async fn relay(
                 prompt_bound,
                 max_completion,
             );
-            let hold = match state
-                .billing
-                .reserve(&principal.organization_id, most)
-                .await
-            {
+            let hold = match reserve(&state, &principal, most).await {
                 Ok(hold) => hold,
-                Err(e @ BillingError::InsufficientCredits { .. }) => {
+                Err(
+                    e @ (BillingError::InsufficientCredits { .. }
+                    | BillingError::BudgetExceeded { .. }),
+                ) => {
                     last_error = Some(e.into());
                     continue;
                 }

@@ -1,7 +1,7 @@
 //! `POST /v1/embeddings`: OpenAI Embeddings, billed by input tokens.
 
 use super::org_policy::allowed_candidates;
-use super::relay::{CallRecord, gateway_headers, max_payable, paying_key, settle};
+use super::relay::{CallRecord, gateway_headers, max_payable, paying_key, reserve, settle};
 use crate::error::ApiError;
 use crate::extract::{BodyBytes, OrgKey, RequestId, parse_json, require_scope};
 use crate::limits::{admit, quota_headers};
@@ -87,10 +87,7 @@ async fn relay(
         request.input_token_upper_bound(),
         0,
     );
-    let hold = state
-        .billing
-        .reserve(&principal.organization_id, most)
-        .await?;
+    let hold = reserve(&state, &principal, most).await?;
     let target = Target {
         provider: &provider.name,
         kind: provider.kind,

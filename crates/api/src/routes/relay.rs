@@ -8,8 +8,8 @@ use secrecy::SecretString;
 use std::sync::Arc;
 use std::time::Duration;
 use tollgate_billing::{
-    Hold, UsageEntry, UsageStatus, byok_charge, charge_for, marked_up_charge_for, max_charge_for,
-    max_marked_up_charge_for,
+    BillingError, Hold, KeyBudget, UsageEntry, UsageStatus, byok_charge, charge_for,
+    marked_up_charge_for, max_charge_for, max_marked_up_charge_for,
 };
 use tollgate_core::money::TokenUsage;
 use tollgate_core::{BillingMode, ModelEntry, Price, ProviderEntry};
@@ -111,6 +111,24 @@ pub fn max_payable(
             principal.markup_percent,
         )
     }
+}
+
+/// Holds `amount` for a call of this key: of its budget when it has one
+/// (`BudgetExceeded` otherwise), and of its organization's balance.
+pub async fn reserve(
+    state: &AppState,
+    principal: &tollgate_tenants::Principal,
+    amount: i64,
+) -> Result<Hold, BillingError> {
+    let budget = principal.budget.map(|b| KeyBudget {
+        api_key_id: principal.key_id.clone(),
+        amount: b.amount,
+        period: b.period,
+    });
+    state
+        .billing
+        .reserve_for_key(&principal.organization_id, amount, budget.as_ref())
+        .await
 }
 
 /// Sets the `x-tollgate-*` headers of contract section 3 (the request id is

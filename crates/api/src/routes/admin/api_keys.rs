@@ -9,7 +9,8 @@ use axum::http::StatusCode;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tollgate_tenants::{Budget, KeyScope, NewApiKey};
+use tollgate_core::time;
+use tollgate_tenants::{ApiKeyInfo, Budget, KeyScope, NewApiKey};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -53,7 +54,10 @@ pub async fn create(
             },
         )
         .await?;
-    let mut answer = serde_json::to_value(&created.info).map_err(ApiError::internal)?;
+    let mut answer = with_spending(&state, &org_id, std::slice::from_ref(&created.info))
+        .await?
+        .pop()
+        .unwrap_or_default();
     if let Some(map) = answer.as_object_mut() {
         map.insert(
             "key".into(),
@@ -71,7 +75,9 @@ pub async fn list(
     caller.require_org_reader(&org_id)?;
     super::organization(&state, &org_id).await?;
     let keys = state.tenants.list_api_keys(&org_id).await?;
-    Ok(Json(json!({ "data": keys })))
+    Ok(Json(
+        json!({ "data": with_spending(&state, &org_id, &keys).await? }),
+    ))
 }
 
 pub async fn revoke(
@@ -82,4 +88,35 @@ pub async fn revoke(
     caller.require_org_admin(&org_id)?;
     state.tenants.revoke_api_key(&org_id, &key_id).await?;
     Ok(Json(json!({ "id": key_id, "revoked": true })))
+}
+
+/// The keys as JSON, each budget with what the key `spent` in the current
+/// period and when that period ends (`resets_at`, unix seconds; `null` for
+/// a `total` budget).
+async fn with_spending(
+    state: &AppState,
+    org_id: &str,
+    keys: &[ApiKeyInfo],
+) -> Result<Vec<Value>, ApiError> {
+    let periods: Vec<(&str, tollgate_core::BudgetPeriod)> = keys
+        .iter()
+        .filter_map(|k| k.budget.map(|b| (k.id.as_str(), b.period)))
+        .collect();
+    let spending = state.billing.budget_spending(org_id, &periods).await?;
+    let now = time::now_millis();
+    keys.iter()
+        .map(|key| {
+            let mut value = serde_json::to_value(key).map_err(ApiError::internal)?;
+            if let Some(budget) = key.budget {
+                let spent = spending.get(&key.id).map_or(0, |s| s.spent);
+                value["budget"] = json!({
+                    "amount": budget.amount,
+                    "period": budget.period,
+                    "spent": spent,
+                    "resets_at": budget.period.resets_at(now).map(|ms| ms / 1000),
+                });
+            }
+            Ok(value)
+        })
+        .collect()
 }

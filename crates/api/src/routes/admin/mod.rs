@@ -69,6 +69,10 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/api/v1/organizations/{org_id}/usage", get(usage::list))
         .route(
+            "/api/v1/organizations/{org_id}/usage/summary",
+            get(usage::summary),
+        )
+        .route(
             "/api/v1/provider-credentials",
             post(provider_credentials::create).get(provider_credentials::list),
         )

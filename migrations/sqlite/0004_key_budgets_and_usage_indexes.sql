@@ -1,0 +1,33 @@
+-- Per-API-key budgets, and indexes for usage analytics.
+
+-- What one key spent (and has held for calls in flight) in one budget
+-- period. `period_start` is the period's first instant (Unix ms, UTC; 0 for
+-- a `total` budget), so a new period starts from a new, empty row.
+-- Holds succeed only while spent + reserved + hold <= the key's budget.
+CREATE TABLE api_key_budget_periods (
+    api_key_id      TEXT NOT NULL REFERENCES api_keys(id),
+    period_start    BIGINT NOT NULL,
+    spent           BIGINT NOT NULL DEFAULT 0 CHECK (spent >= 0),
+    reserved        BIGINT NOT NULL DEFAULT 0 CHECK (reserved >= 0),
+    updated_at      BIGINT NOT NULL,
+    PRIMARY KEY (api_key_id, period_start)
+);
+
+-- The budget holds of one gateway instance, like `credit_leases`: the sum
+-- over instances is the period's `reserved`, and a dead instance's holds
+-- are returned by the others (or by the next start on SQLite).
+CREATE TABLE api_key_budget_holds (
+    instance_id     TEXT NOT NULL,
+    api_key_id      TEXT NOT NULL,
+    period_start    BIGINT NOT NULL,
+    amount          BIGINT NOT NULL CHECK (amount >= 0),
+    updated_at      BIGINT NOT NULL,
+    PRIMARY KEY (instance_id, api_key_id, period_start)
+);
+
+-- Usage analytics: a time range per organization (usage_records_by_org),
+-- newest-first pages, and the filters.
+CREATE INDEX usage_records_by_org_id ON usage_records (organization_id, id);
+CREATE INDEX usage_records_by_org_key ON usage_records (organization_id, api_key_id, created_at);
+CREATE INDEX usage_records_by_org_model ON usage_records (organization_id, model, created_at);
+CREATE INDEX usage_records_by_org_provider ON usage_records (organization_id, provider, created_at);
