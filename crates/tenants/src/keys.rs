@@ -62,6 +62,29 @@ impl KeyScope {
     }
 }
 
+/// The scopes a new key gets: those asked for (or the defaults), plus
+/// `admin` when the `admin` flag is set, each once; at least one.
+fn resolve_scopes(asked: Option<Vec<KeyScope>>, admin: bool) -> Result<Vec<KeyScope>, TenantError> {
+    let mut scopes = Vec::new();
+    let extra = admin.then_some(KeyScope::Admin);
+    for scope in asked
+        .unwrap_or_else(|| KeyScope::defaults(admin))
+        .into_iter()
+        .chain(extra)
+    {
+        if !scopes.contains(&scope) {
+            scopes.push(scope);
+        }
+    }
+    if scopes.is_empty() {
+        return Err(TenantError::Invalid {
+            field: "scopes",
+            message: "must name at least one of chat, embeddings, admin".into(),
+        });
+    }
+    Ok(scopes)
+}
+
 /// The stored scopes (comma-separated), or the defaults for a key made
 /// before scopes existed (`NULL`).
 fn scopes_from_column(stored: Option<&str>, admin: bool) -> Vec<KeyScope> {
@@ -317,23 +340,7 @@ impl Tenants {
                 message: "must be in the future (unix seconds)".into(),
             });
         }
-        let mut scopes = new.scopes.unwrap_or_else(|| KeyScope::defaults(new.admin));
-        if new.admin && !scopes.contains(&KeyScope::Admin) {
-            scopes.push(KeyScope::Admin);
-        }
-        let mut unique = Vec::with_capacity(scopes.len());
-        for scope in scopes {
-            if !unique.contains(&scope) {
-                unique.push(scope);
-            }
-        }
-        let scopes = unique;
-        if scopes.is_empty() {
-            return Err(TenantError::Invalid {
-                field: "scopes",
-                message: "must name at least one of chat, embeddings, admin".into(),
-            });
-        }
+        let scopes = resolve_scopes(new.scopes, new.admin)?;
         let admin = scopes.contains(&KeyScope::Admin);
         let scopes_column = scopes
             .iter()
@@ -559,6 +566,32 @@ fn uuid_hex() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scopes_default_to_chat_and_embeddings_and_the_admin_flag_adds_admin() {
+        use KeyScope::{Admin, Chat, Embeddings};
+        assert_eq!(resolve_scopes(None, false).unwrap(), [Chat, Embeddings]);
+        assert_eq!(
+            resolve_scopes(None, true).unwrap(),
+            [Chat, Embeddings, Admin]
+        );
+        assert_eq!(
+            resolve_scopes(Some(vec![Chat]), true).unwrap(),
+            [Chat, Admin]
+        );
+        assert_eq!(
+            resolve_scopes(Some(vec![Admin, Chat, Admin]), false).unwrap(),
+            [Admin, Chat]
+        );
+        assert_eq!(resolve_scopes(Some(vec![]), true).unwrap(), [Admin]);
+        assert!(resolve_scopes(Some(vec![]), false).is_err());
+        assert_eq!(
+            scopes_from_column(None, true),
+            [Chat, Embeddings, Admin],
+            "keys from before scopes"
+        );
+        assert_eq!(scopes_from_column(Some("embeddings"), false), [Embeddings]);
+    }
 
     #[test]
     fn parses_well_formed_keys_only() {
