@@ -3,7 +3,7 @@
 use crate::{Billing, BillingError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sqlx::Row;
+use sqlx::{Any, Row, Transaction};
 use tollgate_core::time;
 
 /// A balance as the management API shows it.
@@ -70,6 +70,26 @@ impl Billing {
         idempotency_key: Option<&str>,
         reason: Option<&str>,
     ) -> Result<GrantOutcome, BillingError> {
+        let mut tx = self.db().pool().begin().await?;
+        let outcome = self
+            .grant_in(&mut tx, organization_id, amount, idempotency_key, reason)
+            .await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// [`Billing::grant`] inside the caller's transaction, so that what the
+    /// grant causes (a webhook in the outbox, the dedup row of a payment
+    /// event) commits or rolls back with it. A replay changes nothing and
+    /// answers `replayed: true`.
+    pub async fn grant_in(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        organization_id: &str,
+        amount: i64,
+        idempotency_key: Option<&str>,
+        reason: Option<&str>,
+    ) -> Result<GrantOutcome, BillingError> {
         if amount <= 0 {
             return Err(BillingError::Invalid {
                 field: "amount",
@@ -94,7 +114,6 @@ impl Billing {
         let request_hash = hex::encode(Sha256::digest(
             serde_json::json!({"amount": amount, "reason": reason}).to_string(),
         ));
-        let mut tx = self.db().pool().begin().await?;
         if let Some(key) = idempotency_key {
             let claimed = sqlx::query(
                 "INSERT INTO idempotency_keys (organization_id, idempotency_key, request_hash, response, created_at) \
@@ -104,11 +123,10 @@ impl Billing {
             .bind(key)
             .bind(&request_hash)
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
             if claimed.rows_affected() == 0 {
-                tx.rollback().await?;
-                return self.replay_grant(organization_id, key, &request_hash).await;
+                return replay_grant(tx, organization_id, key, &request_hash).await;
             }
         }
         sqlx::query(
@@ -117,7 +135,7 @@ impl Billing {
         )
         .bind(organization_id)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         let row = sqlx::query(
             "UPDATE credit_accounts SET balance = balance + $1, updated_at = $2 \
@@ -127,10 +145,9 @@ impl Billing {
         .bind(now)
         .bind(organization_id)
         .bind(i64::MAX)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
         let Some(row) = row else {
-            tx.rollback().await?;
             return Err(BillingError::Invalid {
                 field: "amount",
                 message: "would take the balance past the largest amount Tollgate stores".into(),
@@ -146,7 +163,7 @@ impl Billing {
         .bind(balance)
         .bind(reason)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         let outcome = GrantOutcome {
             balance,
@@ -159,34 +176,9 @@ impl Billing {
             .bind(serde_json::to_string(&outcome).unwrap_or_default())
             .bind(organization_id)
             .bind(key)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
-        tx.commit().await?;
-        Ok(outcome)
-    }
-
-    async fn replay_grant(
-        &self,
-        organization_id: &str,
-        key: &str,
-        request_hash: &str,
-    ) -> Result<GrantOutcome, BillingError> {
-        let row = sqlx::query(
-            "SELECT request_hash, response FROM idempotency_keys WHERE organization_id = $1 AND idempotency_key = $2",
-        )
-        .bind(organization_id)
-        .bind(key)
-        .fetch_one(self.db().pool())
-        .await?;
-        let stored_hash: String = row.try_get("request_hash")?;
-        if stored_hash != request_hash {
-            return Err(BillingError::IdempotencyConflict);
-        }
-        let response: String = row.try_get("response")?;
-        let mut outcome: GrantOutcome =
-            serde_json::from_str(&response).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-        outcome.replayed = true;
         Ok(outcome)
     }
 
@@ -231,4 +223,30 @@ impl Billing {
         .await?;
         Ok(row.try_get("total")?)
     }
+}
+
+/// The first answer of a grant with this idempotency key, or a conflict
+/// when the key came with another body.
+async fn replay_grant(
+    tx: &mut Transaction<'_, Any>,
+    organization_id: &str,
+    key: &str,
+    request_hash: &str,
+) -> Result<GrantOutcome, BillingError> {
+    let row = sqlx::query(
+        "SELECT request_hash, response FROM idempotency_keys WHERE organization_id = $1 AND idempotency_key = $2",
+    )
+    .bind(organization_id)
+    .bind(key)
+    .fetch_one(&mut **tx)
+    .await?;
+    let stored_hash: String = row.try_get("request_hash")?;
+    if stored_hash != request_hash {
+        return Err(BillingError::IdempotencyConflict);
+    }
+    let response: String = row.try_get("response")?;
+    let mut outcome: GrantOutcome =
+        serde_json::from_str(&response).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    outcome.replayed = true;
+    Ok(outcome)
 }
