@@ -21,3 +21,5 @@ mod rate_limits;
 mod routing;
 mod usage;
 mod users;
+mod webhooks_in;
+mod webhooks_out;

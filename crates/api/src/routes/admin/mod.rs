@@ -8,6 +8,7 @@ mod organizations;
 mod provider_credentials;
 mod usage;
 mod users;
+mod webhooks;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -55,6 +56,18 @@ pub fn routes() -> Router<AppState> {
             get(credits::transactions),
         )
         .route("/api/v1/organizations/{org_id}/usage", get(usage::list))
+        .route(
+            "/api/v1/organizations/{org_id}/webhooks",
+            post(webhooks::create).get(webhooks::list),
+        )
+        .route(
+            "/api/v1/organizations/{org_id}/webhooks/{id}",
+            get(webhooks::get).delete(webhooks::delete),
+        )
+        .route(
+            "/api/v1/organizations/{org_id}/webhooks/{id}/deliveries",
+            get(webhooks::deliveries),
+        )
         .route(
             "/api/v1/provider-credentials",
             post(provider_credentials::create).get(provider_credentials::list),
