@@ -271,8 +271,14 @@ async fn stripe_events_that_do_not_pay_an_organization_change_nothing() {
     let other_type = json!({"id": "evt_c", "type": "customer.created", "data": {"object": {"metadata": {"organization_id": org, "credits": "5"}}}}).to_string();
     let unknown_org = checkout_event("evt_u", "org_does_not_exist", Some("5"), 0);
     let tokens_without_credits = checkout_event("evt_n", &org, None, 5000);
+    let malformed_credits = checkout_event("evt_m", &org, Some("lots"), 5000);
 
-    for body in [&other_type, &unknown_org, &tokens_without_credits] {
+    for body in [
+        &other_type,
+        &unknown_org,
+        &tokens_without_credits,
+        &malformed_credits,
+    ] {
         let outcome =
             status_of(post_stripe(&app, &stripe_header(STRIPE_SECRET, now(), body), body).await)
                 .await;

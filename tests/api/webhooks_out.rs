@@ -436,3 +436,69 @@ async fn usage_batch_summarises_new_usage() {
         data["prompt_tokens"].as_i64().unwrap() + data["completion_tokens"].as_i64().unwrap()
     );
 }
+
+#[tokio::test]
+async fn budget_exceeded_is_sent_once_per_key_and_period() {
+    let receiver = Receiver::start(0).await;
+    let dir = tollgate_tests::tempdir::TempDir::new();
+    let db = TestDatabase::create(&dir.0).await;
+    let mut settings = tollgate_api::Settings::for_database(&db.url);
+    settings.admin_token = Some(tollgate_tests::ADMIN_TOKEN.into());
+    settings.master_key = Some(test_master_key());
+    fast_worker(&mut settings);
+    let gateway = tollgate_api::start(&settings).await.unwrap();
+    let webhooks = gateway.state.webhooks.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(gateway.serve(listener, async {
+        let _ = stopped.await;
+    }));
+    let client = tollgate_tests::client();
+    let post = |path: String, body: Value| {
+        let request = client
+            .post(format!("{base}{path}"))
+            .bearer_auth(tollgate_tests::ADMIN_TOKEN)
+            .json(&body);
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let org = post(
+        "/api/v1/organizations".into(),
+        json!({"name": "Acme", "billing_mode": "usd"}),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    post(
+        format!("/api/v1/organizations/{org}/webhooks"),
+        json!({"url": receiver.url, "events": ["budget.exceeded"]}),
+    )
+    .await;
+    let refusal = |period_started_at| tollgate_webhooks::BudgetExceeded {
+        organization_id: &org,
+        api_key_id: "key_1",
+        budget: 1_000_000,
+        spent: 1_000_200,
+        period: "daily",
+        period_started_at,
+    };
+
+    for period_started_at in [86_400_000, 86_400_000, 2 * 86_400_000] {
+        webhooks
+            .budget_exceeded(&refusal(period_started_at))
+            .await
+            .unwrap();
+    }
+    let accepted = receiver
+        .wait_for("two budget events", |a| a.len() >= 2)
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    assert_eq!(receiver.accepted().len(), 2, "one per period");
+    let event = event_of(&accepted[0]);
+    assert_eq!(event["type"], "budget.exceeded");
+    assert_eq!(event["data"]["api_key_id"], "key_1");
+    assert_eq!(event["data"]["budget"], 1_000_000);
+    let _ = stop.send(());
+}

@@ -118,7 +118,7 @@ impl Webhooks {
         let amount = self
             .amount_for(
                 org_id,
-                metadata_credits(&object["metadata"]["credits"]),
+                credits_of(&object["metadata"]["credits"]),
                 paid_cents.as_i64(),
                 text(&object["currency"]),
             )
@@ -186,7 +186,10 @@ impl Webhooks {
         let amount = self
             .amount_for(
                 org_id,
-                lago_metadata(&invoice["metadata"], "credits").and_then(|c| c.parse().ok()),
+                lago_metadata(&invoice["metadata"], "credits")
+                    .map(|c| Value::String(c.to_owned()))
+                    .as_ref()
+                    .map_or(Credits::Absent, credits_of),
                 invoice["total_amount_cents"].as_i64(),
                 text(&invoice["currency"]),
             )
@@ -219,7 +222,7 @@ impl Webhooks {
     async fn amount_for(
         &self,
         org_id: &str,
-        credits: Option<i64>,
+        credits: Credits,
         paid_cents: Option<i64>,
         currency: Option<&str>,
     ) -> Result<Result<i64, String>, WebhookError> {
@@ -235,16 +238,17 @@ impl Webhooks {
         };
         let mode: String = row.try_get("billing_mode")?;
         let amount = match credits {
-            Some(credits) => credits,
-            None if mode != "usd" => {
+            Credits::Given(credits) => credits,
+            Credits::Malformed => return Ok(Err("metadata credits is not an integer".into())),
+            Credits::Absent if mode != "usd" => {
                 return Ok(Err(format!(
                     "a `{mode}` organization needs metadata credits"
                 )));
             }
-            None if currency.is_some_and(|c| !c.eq_ignore_ascii_case("usd")) => {
+            Credits::Absent if currency.is_some_and(|c| !c.eq_ignore_ascii_case("usd")) => {
                 return Ok(Err("the payment is not in USD".into()));
             }
-            None => match paid_cents.and_then(|c| c.checked_mul(MICROS_PER_CENT)) {
+            Credits::Absent => match paid_cents.and_then(|c| c.checked_mul(MICROS_PER_CENT)) {
                 Some(amount) => amount,
                 None => return Ok(Err("no amount paid".into())),
             },
@@ -344,11 +348,24 @@ fn text(value: &Value) -> Option<&str> {
     value.as_str().filter(|s| !s.is_empty())
 }
 
-/// Stripe metadata values are strings; a number is accepted too.
-fn metadata_credits(value: &Value) -> Option<i64> {
-    value
-        .as_i64()
-        .or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()))
+/// The `credits` of an event's metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Credits {
+    Absent,
+    Given(i64),
+    /// Present but not an integer: nothing is granted (never the amount
+    /// paid instead, which may be in another unit).
+    Malformed,
+}
+
+/// Stripe metadata values are strings; a JSON integer is accepted too.
+fn credits_of(value: &Value) -> Credits {
+    match value {
+        Value::Null => Credits::Absent,
+        Value::String(s) if s.trim().is_empty() => Credits::Absent,
+        Value::String(s) => s.trim().parse().map_or(Credits::Malformed, Credits::Given),
+        other => other.as_i64().map_or(Credits::Malformed, Credits::Given),
+    }
 }
 
 /// A value of Lago metadata: a list of `{key, value}` (or, leniently, an object).
