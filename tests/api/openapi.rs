@@ -384,7 +384,7 @@ async fn real_answers_match_the_documented_schemas() {
             "/api/v1/organizations/{org_id}/webhooks",
             &format!("{org_path}/webhooks"),
             admin,
-            Some(json!({"url": "http://127.0.0.1:9/hook", "events": ["credits.granted", "credits.low"], "credits_low_threshold": 5})),
+            Some(json!({"url": "https://example.com/hook", "events": ["credits.granted", "credits.low"], "credits_low_threshold": 5})),
         )
         .await;
     let webhook_path = format!("{org_path}/webhooks/{}", webhook["id"].as_str().unwrap());

@@ -130,6 +130,8 @@ fn fast_worker(s: &mut tollgate_api::Settings) {
     s.webhook_backoff_ms = 100;
     s.webhook_timeout_ms = 2000;
     s.usage_batch_secs = 1;
+    // The receiver listens on 127.0.0.1.
+    s.webhook_allow_private = true;
 }
 
 async fn subscribe(app: &TestApp, org: &str, body: &Value) -> Value {
@@ -501,4 +503,27 @@ async fn budget_exceeded_is_sent_once_per_key_and_period() {
     assert_eq!(event["data"]["api_key_id"], "key_1");
     assert_eq!(event["data"]["budget"], 1_000_000);
     let _ = stop.send(());
+}
+
+#[tokio::test]
+async fn webhooks_to_internal_addresses_are_refused_by_default() {
+    let app = TestApp::spawn().await;
+    let org = app.create_org("usd").await;
+    let path = format!("/api/v1/organizations/{org}/webhooks");
+
+    let metadata = app
+        .admin_post(
+            &path,
+            &json!({"url": "http://169.254.169.254/latest/meta-data", "events": ["credits.granted"]}),
+        )
+        .await;
+    let loopback = app
+        .admin_post(
+            &path,
+            &json!({"url": "http://localhost:8080/", "events": ["credits.granted"]}),
+        )
+        .await;
+
+    assert!(message_of(&expect_error(metadata, 400).await).contains("public address"));
+    assert!(message_of(&expect_error(loopback, 400).await).contains("`url`"));
 }

@@ -268,6 +268,20 @@ pub struct Settings {
     )]
     pub webhook_timeout_ms: u64,
 
+    /// Let outbound webhooks reach loopback, private, link-local and other
+    /// non-public addresses (`localhost`, 10.0.0.0/8, 169.254.169.254, …).
+    /// Off by default: organizations choose the URLs, and must not reach
+    /// the gateway's own network through them.
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_WEBHOOK_ALLOW_PRIVATE",
+        action = clap::ArgAction::Set,
+        default_value_t = false,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub webhook_allow_private: bool,
+
     /// Seconds between two `usage.batch` summaries (sent only when there is new usage).
     #[arg(
         long,
@@ -318,6 +332,7 @@ impl Settings {
             webhook_backoff_ms: 2000,
             webhook_timeout_ms: 10_000,
             usage_batch_secs: 60,
+            webhook_allow_private: false,
         }
     }
 }

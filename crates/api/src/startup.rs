@@ -196,6 +196,7 @@ fn webhook_options(settings: &Settings) -> tollgate_webhooks::WebhookOptions {
         backoff_base: Duration::from_millis(settings.webhook_backoff_ms),
         timeout: Duration::from_millis(settings.webhook_timeout_ms.max(100)),
         usage_batch_interval: Duration::from_secs(settings.usage_batch_secs.max(1)),
+        allow_private_addresses: settings.webhook_allow_private,
     }
 }
 

@@ -13,6 +13,7 @@
 //!   claimed with a lease column, so one replica delivers each, and a
 //!   restart picks up whatever was not delivered.
 
+mod addresses;
 mod events;
 mod inbound;
 pub mod signature;
@@ -76,6 +77,9 @@ pub struct WebhookOptions {
     pub timeout: Duration,
     /// How often `usage.batch` summarises new usage.
     pub usage_batch_interval: Duration,
+    /// Whether deliveries may go to loopback, private, link-local and other
+    /// non-public addresses (off by default: organizations pick the URLs).
+    pub allow_private_addresses: bool,
 }
 
 impl Default for WebhookOptions {
@@ -96,6 +100,7 @@ impl Default for WebhookOptions {
             backoff_base: Duration::from_secs(2),
             timeout: Duration::from_secs(10),
             usage_batch_interval: Duration::from_secs(60),
+            allow_private_addresses: false,
         }
     }
 }
@@ -125,11 +130,15 @@ impl Webhooks {
         let _ = rustls::crypto::ring::default_provider().install_default();
         // A receiver's redirect is its answer, never followed: following it
         // would send signed events wherever the receiver points.
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(options.timeout)
             .connect_timeout(options.timeout)
-            .user_agent("tollgate-webhooks")
+            .user_agent("tollgate-webhooks");
+        if !options.allow_private_addresses {
+            http = http.dns_resolver(addresses::PublicOnly).no_proxy();
+        }
+        let http = http
             .build()
             .map_err(|e| WebhookError::Client(e.to_string()))?;
         Ok(Webhooks {

@@ -63,7 +63,7 @@ fn invalid(field: &'static str, message: impl Into<String>) -> WebhookError {
     }
 }
 
-fn valid_url(url: &str) -> Result<&str, WebhookError> {
+fn valid_url(url: &str, allow_private: bool) -> Result<&str, WebhookError> {
     let url = url.trim();
     if url.len() > MAX_URL_LEN {
         return Err(invalid(
@@ -81,6 +81,18 @@ fn valid_url(url: &str) -> Result<&str, WebhookError> {
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err(invalid("url", "must not hold credentials"));
+    }
+    if !allow_private
+        && (crate::addresses::literal_ip(&parsed)
+            .is_some_and(|ip| !crate::addresses::is_public(ip))
+            || parsed
+                .host_str()
+                .is_some_and(|h| h.eq_ignore_ascii_case("localhost")))
+    {
+        return Err(invalid(
+            "url",
+            "must be a public address (TOLLGATE_WEBHOOK_ALLOW_PRIVATE allows others)",
+        ));
     }
     Ok(url)
 }
@@ -131,7 +143,7 @@ impl Webhooks {
         organization_id: &str,
         new: &NewSubscription<'_>,
     ) -> Result<(Subscription, String), WebhookError> {
-        let url = valid_url(new.url)?;
+        let url = valid_url(new.url, self.options().allow_private_addresses)?;
         let events = valid_events(new.events)?;
         if let Some(threshold) = new.credits_low_threshold
             && threshold < 0
@@ -320,11 +332,24 @@ mod tests {
 
     #[test]
     fn urls_must_be_http_or_https() {
-        assert!(valid_url("https://example.com/hook").is_ok());
-        assert!(valid_url("http://127.0.0.1:9000/").is_ok());
-        assert!(valid_url("ftp://example.com/").is_err());
-        assert!(valid_url("not a url").is_err());
-        assert!(valid_url("https://user:pw@example.com/").is_err());
+        assert!(valid_url("https://example.com/hook", false).is_ok());
+        assert!(valid_url("http://127.0.0.1:9000/", true).is_ok());
+        assert!(valid_url("ftp://example.com/", true).is_err());
+        assert!(valid_url("not a url", true).is_err());
+        assert!(valid_url("https://user:pw@example.com/", true).is_err());
+    }
+
+    #[test]
+    fn private_addresses_need_the_setting() {
+        for url in [
+            "http://127.0.0.1:9000/",
+            "http://[::1]/",
+            "http://169.254.169.254/latest",
+            "http://localhost/",
+        ] {
+            assert!(valid_url(url, false).is_err(), "{url}");
+            assert!(valid_url(url, true).is_ok(), "{url}");
+        }
     }
 
     #[test]

@@ -325,6 +325,17 @@ impl Webhooks {
     }
 
     async fn send(&self, url: &str, secret: &str, delivery: &Claimed) -> Outcome {
+        if !self.options().allow_private_addresses
+            && reqwest::Url::parse(url)
+                .ok()
+                .and_then(|u| crate::addresses::literal_ip(&u))
+                .is_some_and(|ip| !crate::addresses::is_public(ip))
+        {
+            return Outcome::Failed {
+                status_code: None,
+                error: "the URL is not a public address".into(),
+            };
+        }
         let timestamp = time::now_secs();
         let body = delivery.payload.as_bytes();
         let Some(signature) =
@@ -366,7 +377,12 @@ impl Webhooks {
                 error: if e.is_timeout() {
                     "timed out".to_owned()
                 } else if e.is_connect() {
-                    "could not connect".to_owned()
+                    // The innermost cause says why: refused, no public address, TLS.
+                    let mut cause: &dyn std::error::Error = &e;
+                    while let Some(inner) = cause.source() {
+                        cause = inner;
+                    }
+                    format!("could not connect: {cause}")
                 } else {
                     "request failed".to_owned()
                 },

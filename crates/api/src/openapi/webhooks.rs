@@ -48,7 +48,8 @@ pub enum WebhookEvent {
 #[derive(Serialize, ToSchema)]
 #[schema(example = json!({"url": "https://example.com/tollgate-events", "events": ["credits.granted", "credits.low"], "credits_low_threshold": 1_000_000}))]
 pub struct CreateWebhook {
-    /// An `http` or `https` URL. Redirects are never followed.
+    /// An `http` or `https` URL on a public address (unless the gateway
+    /// runs with `TOLLGATE_WEBHOOK_ALLOW_PRIVATE`). Redirects are never followed.
     pub url: String,
     pub events: Vec<WebhookEvent>,
     /// `credits.low` is sent when the balance falls below this (required
