@@ -142,6 +142,27 @@ async fn subscribe(app: &TestApp, org: &str, body: &Value) -> Value {
     response.json().await.unwrap()
 }
 
+async fn subscribe_to_grants(app: &TestApp, org: &str, receiver: &Receiver) -> Value {
+    subscribe(
+        app,
+        org,
+        &json!({"url": receiver.url, "events": ["credits.granted"]}),
+    )
+    .await
+}
+
+/// `GET …/webhooks/{id}/deliveries` of a subscription.
+async fn deliveries(app: &TestApp, org: &str, subscription: &Value) -> Value {
+    let id = subscription["id"].as_str().unwrap();
+    app.admin_get(&format!(
+        "/api/v1/organizations/{org}/webhooks/{id}/deliveries"
+    ))
+    .await
+    .json()
+    .await
+    .unwrap()
+}
+
 fn event_of(received: &Received) -> Value {
     serde_json::from_str(&received.body).unwrap()
 }
@@ -237,12 +258,7 @@ async fn failing_receiver_gets_the_grant_later_exactly_once_with_a_valid_signatu
     let receiver = Receiver::start(2).await;
     let app = TestApp::spawn_with(DEFAULT_CONFIG, fast_worker).await;
     let org = app.create_org("usd").await;
-    let created = subscribe(
-        &app,
-        &org,
-        &json!({"url": receiver.url, "events": ["credits.granted"]}),
-    )
-    .await;
+    let created = subscribe_to_grants(&app, &org, &receiver).await;
     let secret = created["secret"].as_str().unwrap();
 
     app.grant(&org, 5_000_000).await;
@@ -267,16 +283,8 @@ async fn failing_receiver_gets_the_grant_later_exactly_once_with_a_valid_signatu
     assert_eq!(event["type"], "credits.granted");
     assert_eq!(event["data"]["amount"], 5_000_000);
     assert_eq!(event["data"]["balance"], 5_000_000);
-    let deliveries: Value = app
-        .admin_get(&format!(
-            "/api/v1/organizations/{org}/webhooks/{}/deliveries",
-            created["id"].as_str().unwrap()
-        ))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let delivery = &deliveries["data"][0];
+    let page = deliveries(&app, &org, &created).await;
+    let delivery = &page["data"][0];
     assert_eq!(delivery["status"], "delivered");
     let codes: Vec<i64> = delivery["attempts"]
         .as_array()
@@ -292,12 +300,7 @@ async fn a_signature_with_another_secret_does_not_verify() {
     let receiver = Receiver::start(0).await;
     let app = TestApp::spawn_with(DEFAULT_CONFIG, fast_worker).await;
     let org = app.create_org("usd").await;
-    subscribe(
-        &app,
-        &org,
-        &json!({"url": receiver.url, "events": ["credits.granted"]}),
-    )
-    .await;
+    subscribe_to_grants(&app, &org, &receiver).await;
 
     app.grant(&org, 1).await;
     let accepted = receiver.wait_for("a delivery", |a| !a.is_empty()).await;
@@ -526,4 +529,34 @@ async fn webhooks_to_internal_addresses_are_refused_by_default() {
 
     assert!(message_of(&expect_error(metadata, 400).await).contains("public address"));
     assert!(message_of(&expect_error(loopback, 400).await).contains("`url`"));
+}
+
+#[tokio::test]
+async fn a_delivery_is_marked_failed_after_the_last_attempt() {
+    let receiver = Receiver::start(usize::MAX).await;
+    let app = TestApp::spawn_with(DEFAULT_CONFIG, |s| {
+        fast_worker(s);
+        s.webhook_max_attempts = 2;
+    })
+    .await;
+    let org = app.create_org("usd").await;
+    let created = subscribe_to_grants(&app, &org, &receiver).await;
+
+    app.grant(&org, 10).await;
+    let mut delivery = Value::Null;
+    for _ in 0..100 {
+        let page = deliveries(&app, &org, &created).await;
+        delivery = page["data"][0].clone();
+        if delivery["status"] == "failed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    assert_eq!(delivery["status"], "failed", "{delivery}");
+    assert_eq!(delivery["attempts"].as_array().unwrap().len(), 2);
+    assert!(delivery["finished_at"].is_i64());
+    assert_eq!(receiver.attempts().len(), 2, "no attempt after giving up");
+    assert!(receiver.accepted().is_empty());
 }
