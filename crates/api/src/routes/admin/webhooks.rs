@@ -20,17 +20,6 @@ pub struct CreateWebhook {
     credits_low_threshold: Option<i64>,
 }
 
-fn view(subscription: &Subscription) -> Value {
-    json!({
-        "id": subscription.id,
-        "organization_id": subscription.organization_id,
-        "url": subscription.url,
-        "events": subscription.events,
-        "credits_low_threshold": subscription.credits_low_threshold,
-        "created_at": subscription.created_at,
-    })
-}
-
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -51,7 +40,7 @@ pub async fn create(
         )
         .await?;
     tracing::info!(organization_id = %org.id, webhook_id = %subscription.id, "webhook subscription created");
-    let mut answer = view(&subscription);
+    let mut answer = json!(subscription);
     answer["secret"] = Value::String(secret);
     Ok((StatusCode::CREATED, Json(answer)))
 }
@@ -63,13 +52,7 @@ pub async fn list(
 ) -> Result<Json<Value>, ApiError> {
     caller.require_org_admin(&org_id)?;
     let org = super::organization(&state, &org_id).await?;
-    let data: Vec<Value> = state
-        .webhooks
-        .subscriptions(&org.id)
-        .await?
-        .iter()
-        .map(view)
-        .collect();
+    let data = state.webhooks.subscriptions(&org.id).await?;
     Ok(Json(json!({ "data": data, "has_more": false })))
 }
 
@@ -77,12 +60,10 @@ pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
     PathParams((org_id, id)): PathParams<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Subscription>, ApiError> {
     caller.require_org_admin(&org_id)?;
     let org = super::organization(&state, &org_id).await?;
-    Ok(Json(view(
-        &state.webhooks.subscription(&org.id, &id).await?,
-    )))
+    Ok(Json(state.webhooks.subscription(&org.id, &id).await?))
 }
 
 pub async fn delete(
