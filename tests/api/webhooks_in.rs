@@ -403,3 +403,36 @@ async fn lago_metadata_names_the_organization_and_the_credits() {
     assert_eq!(unpaid["status"], "ignored");
     assert_eq!(app.balance(&org).await, 250);
 }
+
+#[tokio::test]
+async fn configured_stripe_event_types_grant_and_unpaid_checkouts_wait() {
+    let app = TestApp::spawn_with(DEFAULT_CONFIG, |s| {
+        s.stripe_webhook_secret = Some(SecretString::from(STRIPE_SECRET));
+        s.stripe_grant_events =
+            "checkout.session.completed,checkout.session.async_payment_succeeded".into();
+    })
+    .await;
+    let org = app.create_org("usd").await;
+    let unpaid = checkout_event("evt_unpaid", &org, None, 700).replace("\"paid\"", "\"unpaid\"");
+    let paid_later = checkout_event("evt_later", &org, None, 700).replace(
+        "checkout.session.completed",
+        "checkout.session.async_payment_succeeded",
+    );
+    let not_configured = json!({
+        "id": "evt_pi2", "type": "payment_intent.succeeded",
+        "data": {"object": {"object": "payment_intent", "amount_received": 700,
+            "currency": "usd", "metadata": {"organization_id": org}}},
+    })
+    .to_string();
+
+    let mut statuses = Vec::new();
+    for body in [&unpaid, &paid_later, &not_configured] {
+        let outcome =
+            status_of(post_stripe(&app, &stripe_header(STRIPE_SECRET, now(), body), body).await)
+                .await;
+        statuses.push(outcome["status"].as_str().unwrap().to_owned());
+    }
+
+    assert_eq!(statuses, ["ignored", "granted", "ignored"]);
+    assert_eq!(app.balance(&org).await, 700 * 10_000);
+}

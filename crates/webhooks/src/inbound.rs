@@ -98,7 +98,12 @@ impl Webhooks {
             )));
         }
         let object = &event["data"]["object"];
-        if kind == "checkout.session.completed"
+        // By the object's kind, so that a configured event such as
+        // `checkout.session.async_payment_succeeded` maps like its sibling.
+        let object_kind = text(&object["object"])
+            .or_else(|| kind.rsplit_once('.').map(|(object, _)| object))
+            .unwrap_or_default();
+        if object_kind == "checkout.session"
             && !matches!(
                 text(&object["payment_status"]),
                 None | Some("paid" | "no_payment_required")
@@ -109,10 +114,10 @@ impl Webhooks {
         let Some(org_id) = text(&object["metadata"]["organization_id"]) else {
             return Ok(InboundOutcome::ignored("no metadata.organization_id"));
         };
-        let paid_cents = match kind {
-            "checkout.session.completed" => &object["amount_total"],
-            "payment_intent.succeeded" => &object["amount_received"],
-            "invoice.paid" => &object["amount_paid"],
+        let paid_cents = match object_kind {
+            "checkout.session" => &object["amount_total"],
+            "payment_intent" => &object["amount_received"],
+            "invoice" => &object["amount_paid"],
             _ => &Value::Null,
         };
         let amount = self
