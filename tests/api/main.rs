@@ -25,3 +25,5 @@ mod routing;
 mod usage;
 mod usage_analytics;
 mod users;
+mod webhooks_in;
+mod webhooks_out;

@@ -389,6 +389,32 @@ async fn real_answers_match_the_documented_schemas() {
         )
         .await;
     assert_eq!(summary["data"][0]["requests"], 1);
+    let webhook = c
+        .check(
+            "post",
+            "/api/v1/organizations/{org_id}/webhooks",
+            &format!("{org_path}/webhooks"),
+            admin,
+            Some(json!({"url": "https://example.com/hook", "events": ["credits.granted", "credits.low"], "credits_low_threshold": 5})),
+        )
+        .await;
+    let webhook_path = format!("{org_path}/webhooks/{}", webhook["id"].as_str().unwrap());
+    for (template, path) in [
+        (
+            "/api/v1/organizations/{org_id}/webhooks",
+            format!("{org_path}/webhooks"),
+        ),
+        (
+            "/api/v1/organizations/{org_id}/webhooks/{id}",
+            webhook_path.clone(),
+        ),
+        (
+            "/api/v1/organizations/{org_id}/webhooks/{id}/deliveries",
+            format!("{webhook_path}/deliveries"),
+        ),
+    ] {
+        c.check("get", template, &path, admin, None).await;
+    }
     let credential = c
         .check(
             "post",

@@ -366,3 +366,31 @@ impl From<ProviderError> for ApiError {
         }
     }
 }
+
+impl From<tollgate_webhooks::WebhookError> for ApiError {
+    fn from(e: tollgate_webhooks::WebhookError) -> Self {
+        use tollgate_webhooks::WebhookError;
+        match e {
+            WebhookError::NotConfigured(_) => {
+                let mut err = ApiError::unavailable(e.to_string());
+                err.kind = "server_error";
+                err.code = "webhook_not_configured";
+                err
+            }
+            // The signature is these endpoints' authentication.
+            WebhookError::Signature(_) => {
+                let mut err = ApiError::unauthorized(e.to_string());
+                err.code = "invalid_signature";
+                err
+            }
+            WebhookError::Invalid { field, message } => {
+                ApiError::bad_request(format!("`{field}` {message}"))
+            }
+            WebhookError::NotFound => ApiError::not_found("webhook subscription not found"),
+            WebhookError::Billing(e) => e.into(),
+            WebhookError::Credentials(e) => e.into(),
+            WebhookError::Client(_) => ApiError::internal(e),
+            WebhookError::Db(e) => ApiError::from_db(e),
+        }
+    }
+}

@@ -82,7 +82,10 @@ pub struct Settings {
     )]
     pub jwt_secret: Option<SecretString>,
 
-    /// Secret that verifies Stripe webhooks (not used yet).
+    /// Signing secret (`whsec_…`) that verifies Stripe webhooks
+    /// (`POST /api/v1/billing/webhooks/stripe`). Several, comma-separated,
+    /// while one is rotated out: any of them verifies. Unset: that webhook
+    /// answers 503.
     #[arg(
         long,
         global = true,
@@ -91,7 +94,8 @@ pub struct Settings {
     )]
     pub stripe_webhook_secret: Option<SecretString>,
 
-    /// Secret that verifies Lago webhooks (not used yet).
+    /// HMAC key that verifies Lago webhooks (`X-Lago-Signature`, Lago's
+    /// `hmac` signature mode). Unset: that webhook answers 503.
     #[arg(
         long,
         global = true,
@@ -217,6 +221,88 @@ pub struct Settings {
     )]
     pub routing_deadline_ms: u64,
 
+    /// Stripe event types that grant credits, comma-separated.
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_STRIPE_GRANT_EVENTS",
+        default_value = "checkout.session.completed,payment_intent.succeeded,invoice.paid"
+    )]
+    pub stripe_grant_events: String,
+
+    /// Lago webhook types that grant credits (for a succeeded invoice), comma-separated.
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_LAGO_GRANT_EVENTS",
+        default_value = "invoice.payment_status_updated,invoice.paid_credit_added"
+    )]
+    pub lago_grant_events: String,
+
+    /// Milliseconds between two looks of the outbound webhook worker for
+    /// due deliveries and balance crossings (credits.low, credits.depleted).
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_WEBHOOK_POLL_MS",
+        default_value_t = 1000
+    )]
+    pub webhook_poll_ms: u64,
+
+    /// Attempts per outbound webhook delivery before it is marked failed.
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_WEBHOOK_MAX_ATTEMPTS",
+        default_value_t = 8,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub webhook_max_attempts: u32,
+
+    /// Milliseconds before the first retry of a failed delivery; each next
+    /// retry waits twice as long (at most an hour), with jitter (a random
+    /// point in the upper half of the wait).
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_WEBHOOK_BACKOFF_MS",
+        default_value_t = 2000
+    )]
+    pub webhook_backoff_ms: u64,
+
+    /// Milliseconds a webhook receiver has to answer (connect included);
+    /// redirects are never followed.
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_WEBHOOK_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub webhook_timeout_ms: u64,
+
+    /// Let outbound webhooks reach loopback, private, link-local and other
+    /// non-public addresses (`localhost`, 10.0.0.0/8, 169.254.169.254, …).
+    /// Off by default: organizations choose the URLs, and must not reach
+    /// the gateway's own network through them.
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_WEBHOOK_ALLOW_PRIVATE",
+        action = clap::ArgAction::Set,
+        default_value_t = false,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub webhook_allow_private: bool,
+
+    /// Seconds between two `usage.batch` summaries (sent only when there is new usage).
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_USAGE_BATCH_SECS",
+        default_value_t = 60
+    )]
+    pub usage_batch_secs: u64,
+
     /// Largest request body accepted, in bytes.
     #[arg(long, global = true, env = "TOLLGATE_MAX_BODY_BYTES", default_value_t = 10 * 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -250,6 +336,16 @@ impl Settings {
             lease_idle_ms: 1000,
             instance_timeout_ms: 30_000,
             byok_fee_percent: 0,
+            stripe_grant_events: "checkout.session.completed,payment_intent.succeeded,invoice.paid"
+                .to_owned(),
+            lago_grant_events: "invoice.payment_status_updated,invoice.paid_credit_added"
+                .to_owned(),
+            webhook_poll_ms: 1000,
+            webhook_max_attempts: 8,
+            webhook_backoff_ms: 2000,
+            webhook_timeout_ms: 10_000,
+            usage_batch_secs: 60,
+            webhook_allow_private: false,
         }
     }
 }

@@ -66,6 +66,12 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Gateway> {
         ..ClientOptions::default()
     })?;
     let jwt = load_jwt(settings, &db).await?;
+    let webhooks = tollgate_webhooks::Webhooks::new(
+        db.clone(),
+        billing.clone(),
+        credentials.clone(),
+        webhook_options(settings),
+    )?;
     let state = AppState(Arc::new(Inner {
         db,
         jwt,
@@ -97,12 +103,14 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Gateway> {
             rounds: settings.routing_retries,
             deadline: Duration::from_millis(settings.routing_deadline_ms),
         },
+        webhooks: webhooks.clone(),
     }));
     let background = vec![
         tokio::spawn(tenants.watch_key_changes(Duration::from_millis(500))),
         // A changed credential reaches every replica within a second.
         tokio::spawn(credentials.watch_changes(Duration::from_millis(250))),
         tokio::spawn(billing.maintain(heartbeat_interval(settings))),
+        tokio::spawn(webhooks.run_worker()),
     ];
     let mut background = background;
     if let Some(url) = settings.redis_url.as_deref().filter(|u| !u.is_empty()) {
@@ -159,6 +167,37 @@ async fn share_cooldowns(state: AppState, mut shared: tollgate_routing::health::
             }
             Err(_) => {}
         }
+    }
+}
+
+/// The webhook settings. `STRIPE_WEBHOOK_SECRET` may hold several secrets,
+/// comma-separated, while one is rotated out.
+fn webhook_options(settings: &Settings) -> tollgate_webhooks::WebhookOptions {
+    let list = |s: &str| -> Vec<String> {
+        s.split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    tollgate_webhooks::WebhookOptions {
+        stripe_secrets: settings
+            .stripe_webhook_secret
+            .as_ref()
+            .map(|s| list(s.expose_secret()))
+            .unwrap_or_default()
+            .into_iter()
+            .map(SecretString::from)
+            .collect(),
+        lago_secret: settings.lago_webhook_secret.clone(),
+        stripe_grant_events: list(&settings.stripe_grant_events),
+        lago_grant_events: list(&settings.lago_grant_events),
+        poll_interval: Duration::from_millis(settings.webhook_poll_ms.max(10)),
+        max_attempts: settings.webhook_max_attempts,
+        backoff_base: Duration::from_millis(settings.webhook_backoff_ms),
+        timeout: Duration::from_millis(settings.webhook_timeout_ms.max(100)),
+        usage_batch_interval: Duration::from_secs(settings.usage_batch_secs.max(1)),
+        allow_private_addresses: settings.webhook_allow_private,
     }
 }
 

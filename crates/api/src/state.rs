@@ -37,6 +37,8 @@ pub struct Inner {
     pub health: tollgate_routing::health::Health,
     /// Retry rounds over the candidates, and the deadline they must start within.
     pub retries: Retries,
+    /// Billing webhooks: Stripe and Lago in, Standard Webhooks out.
+    pub webhooks: tollgate_webhooks::Webhooks,
 }
 
 /// `TOLLGATE_ROUTING_RETRIES` and `TOLLGATE_ROUTING_DEADLINE_MS`.

@@ -3,7 +3,7 @@
 use crate::{Billing, BillingError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sqlx::Row;
+use sqlx::{Any, Row, Transaction};
 use tollgate_core::time;
 
 /// The largest overdraft limit: far from `i64` overflow in the lease
@@ -120,6 +120,26 @@ impl Billing {
         idempotency_key: Option<&str>,
         reason: Option<&str>,
     ) -> Result<GrantOutcome, BillingError> {
+        let mut tx = self.db().pool().begin().await?;
+        let outcome = self
+            .grant_in(&mut tx, organization_id, amount, idempotency_key, reason)
+            .await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// [`Billing::grant`] inside the caller's transaction, so that what the
+    /// grant causes (a webhook in the outbox, the dedup row of a payment
+    /// event) commits or rolls back with it. A replay changes nothing and
+    /// answers `replayed: true`.
+    pub async fn grant_in(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        organization_id: &str,
+        amount: i64,
+        idempotency_key: Option<&str>,
+        reason: Option<&str>,
+    ) -> Result<GrantOutcome, BillingError> {
         if amount <= 0 {
             return Err(BillingError::Invalid {
                 field: "amount",
@@ -144,7 +164,6 @@ impl Billing {
         let request_hash = hex::encode(Sha256::digest(
             serde_json::json!({"amount": amount, "reason": reason}).to_string(),
         ));
-        let mut tx = self.db().pool().begin().await?;
         if let Some(key) = idempotency_key {
             let claimed = sqlx::query(
                 "INSERT INTO idempotency_keys (organization_id, idempotency_key, request_hash, response, created_at) \
@@ -154,14 +173,13 @@ impl Billing {
             .bind(key)
             .bind(&request_hash)
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
             if claimed.rows_affected() == 0 {
-                tx.rollback().await?;
-                return self.replay_grant(organization_id, key, &request_hash).await;
+                return replay_grant(tx, organization_id, key, &request_hash).await;
             }
         }
-        ensure_account(&mut *tx, organization_id, now).await?;
+        ensure_account(&mut **tx, organization_id, now).await?;
         let row = sqlx::query(
             "UPDATE credit_accounts SET balance = balance + $1, updated_at = $2 \
              WHERE organization_id = $3 AND balance <= $4 - $1 RETURNING balance",
@@ -170,10 +188,9 @@ impl Billing {
         .bind(now)
         .bind(organization_id)
         .bind(i64::MAX)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
         let Some(row) = row else {
-            tx.rollback().await?;
             return Err(BillingError::Invalid {
                 field: "amount",
                 message: "would take the balance past the largest amount Tollgate stores".into(),
@@ -189,7 +206,7 @@ impl Billing {
         .bind(balance)
         .bind(reason)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         let outcome = GrantOutcome {
             balance,
@@ -202,34 +219,9 @@ impl Billing {
             .bind(serde_json::to_string(&outcome).unwrap_or_default())
             .bind(organization_id)
             .bind(key)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
-        tx.commit().await?;
-        Ok(outcome)
-    }
-
-    async fn replay_grant(
-        &self,
-        organization_id: &str,
-        key: &str,
-        request_hash: &str,
-    ) -> Result<GrantOutcome, BillingError> {
-        let row = sqlx::query(
-            "SELECT request_hash, response FROM idempotency_keys WHERE organization_id = $1 AND idempotency_key = $2",
-        )
-        .bind(organization_id)
-        .bind(key)
-        .fetch_one(self.db().pool())
-        .await?;
-        let stored_hash: String = row.try_get("request_hash")?;
-        if stored_hash != request_hash {
-            return Err(BillingError::IdempotencyConflict);
-        }
-        let response: String = row.try_get("response")?;
-        let mut outcome: GrantOutcome =
-            serde_json::from_str(&response).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-        outcome.replayed = true;
         Ok(outcome)
     }
 
@@ -274,4 +266,30 @@ impl Billing {
         .await?;
         Ok(row.try_get("total")?)
     }
+}
+
+/// The first answer of a grant with this idempotency key, or a conflict
+/// when the key came with another body.
+async fn replay_grant(
+    tx: &mut Transaction<'_, Any>,
+    organization_id: &str,
+    key: &str,
+    request_hash: &str,
+) -> Result<GrantOutcome, BillingError> {
+    let row = sqlx::query(
+        "SELECT request_hash, response FROM idempotency_keys WHERE organization_id = $1 AND idempotency_key = $2",
+    )
+    .bind(organization_id)
+    .bind(key)
+    .fetch_one(&mut **tx)
+    .await?;
+    let stored_hash: String = row.try_get("request_hash")?;
+    if stored_hash != request_hash {
+        return Err(BillingError::IdempotencyConflict);
+    }
+    let response: String = row.try_get("response")?;
+    let mut outcome: GrantOutcome =
+        serde_json::from_str(&response).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    outcome.replayed = true;
+    Ok(outcome)
 }

@@ -173,3 +173,7 @@ error_set!(
     /// Calls of `/v1/messages`, in Anthropic's error shape.
     MessagesErrors, AnthropicError, [400, 401, 402, 403, 404, 413, 429, 502, 503, 504]
 );
+error_set!(
+    /// Creating a webhook subscription.
+    WebhookAdminErrors, ErrorResponse, [400, 401, 403, 404, 413]
+);

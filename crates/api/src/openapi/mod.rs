@@ -10,6 +10,7 @@ mod errors;
 mod members;
 mod paths;
 pub mod schemas;
+mod webhooks;
 
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -39,8 +40,11 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         paths::health, paths::ready, paths::metrics, paths::openapi, paths::docs,
         members::delete_organization, members::list_members, members::remove_member,
         members::create_invitation, members::accept_invitation,
+        webhooks::stripe_webhook, webhooks::lago_webhook,
+        webhooks::create_webhook, webhooks::list_webhooks, webhooks::get_webhook,
+        webhooks::delete_webhook, webhooks::list_deliveries,
     ),
-    components(schemas(schemas::ErrorResponse, schemas::AnthropicError)),
+    components(schemas(schemas::ErrorResponse, schemas::AnthropicError, webhooks::WebhookPayload)),
     modifiers(&SecuritySchemes),
     tags(
         (name = "data plane", description = "OpenAI- and Anthropic-compatible calls, with an organization API key"),
@@ -52,6 +56,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         (name = "users", description = "Management users, sign-in and JWTs"),
         (name = "members", description = "Organizations' members and invitations"),
         (name = "catalog", description = "Models, prices and routing health"),
+        (name = "billing webhooks", description = "Payment events from Stripe and Lago, authenticated by their signatures"),
+        (name = "webhooks", description = "Organizations' outbound webhooks (Standard Webhooks)"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
     ),
 )]
@@ -98,6 +104,20 @@ impl Modify for SecuritySchemes {
                     ))
                     .build(),
             ),
+        );
+        components.add_security_scheme(
+            "stripe_signature",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "Stripe-Signature",
+                "Stripe's signature of the raw body with `STRIPE_WEBHOOK_SECRET`",
+            ))),
+        );
+        components.add_security_scheme(
+            "lago_signature",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Lago-Signature",
+                "Lago's HMAC signature of the raw body with `LAGO_WEBHOOK_SECRET`",
+            ))),
         );
         components.add_security_scheme(
             "org_admin_key",

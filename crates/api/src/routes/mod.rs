@@ -3,6 +3,7 @@
 //! `/openapi.json`, `/docs`).
 
 mod admin;
+mod billing_webhooks;
 mod chat;
 mod dialect;
 mod embeddings;
@@ -30,6 +31,14 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/messages", post(messages::messages))
         .route("/v1/models", get(models::list_models))
         .merge(admin::routes())
+        .route(
+            "/api/v1/billing/webhooks/stripe",
+            post(billing_webhooks::stripe),
+        )
+        .route(
+            "/api/v1/billing/webhooks/lago",
+            post(billing_webhooks::lago),
+        )
         .route(
             "/api/v1/routing/health",
             get(routing_health::routing_health),

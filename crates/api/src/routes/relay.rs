@@ -125,10 +125,55 @@ pub async fn reserve(
         amount: b.amount,
         period: b.period,
     });
-    state
+    let held = state
         .billing
         .reserve_for_key(&principal.organization_id, amount, budget.as_ref())
-        .await
+        .await;
+    if let Err(BillingError::BudgetExceeded {
+        api_key_id,
+        period,
+        limit,
+        spent,
+        ..
+    }) = &held
+    {
+        announce_budget_exceeded(
+            state,
+            &principal.organization_id,
+            api_key_id,
+            *period,
+            *limit,
+            *spent,
+        );
+    }
+    held
+}
+
+/// Queues the organization's `budget.exceeded` webhook (once per key and
+/// period) without making the refused call wait for it.
+fn announce_budget_exceeded(
+    state: &AppState,
+    organization_id: &str,
+    api_key_id: &str,
+    period: tollgate_core::BudgetPeriod,
+    limit: i64,
+    spent: i64,
+) {
+    let webhooks = state.webhooks.clone();
+    let (organization_id, api_key_id) = (organization_id.to_owned(), api_key_id.to_owned());
+    tokio::spawn(async move {
+        let event = tollgate_webhooks::BudgetExceeded {
+            organization_id: &organization_id,
+            api_key_id: &api_key_id,
+            budget: limit,
+            spent,
+            period: period.as_str(),
+            period_started_at: period.start(tollgate_core::time::now_millis()),
+        };
+        if let Err(e) = webhooks.budget_exceeded(&event).await {
+            tracing::warn!(error = %e, "could not queue the budget.exceeded webhook");
+        }
+    });
 }
 
 /// Sets the `x-tollgate-*` headers of contract section 3 (the request id is

@@ -10,6 +10,7 @@
 mod cache;
 pub(crate) mod data_keys;
 mod queries;
+mod secrets;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -26,8 +26,10 @@ pub async fn grant(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller.require_platform()?;
     let org = super::organization(&state, &org_id).await?;
+    // Through webhooks, so that `credits.granted` is queued in the grant's
+    // own transaction.
     let outcome = state
-        .billing
+        .webhooks
         .grant(
             &org.id,
             body.amount,

@@ -9,6 +9,7 @@ mod organizations;
 mod provider_credentials;
 mod usage;
 mod users;
+mod webhooks;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -71,6 +72,18 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/api/v1/organizations/{org_id}/usage/summary",
             get(usage::summary),
+        )
+        .route(
+            "/api/v1/organizations/{org_id}/webhooks",
+            post(webhooks::create).get(webhooks::list),
+        )
+        .route(
+            "/api/v1/organizations/{org_id}/webhooks/{id}",
+            get(webhooks::get).delete(webhooks::delete),
+        )
+        .route(
+            "/api/v1/organizations/{org_id}/webhooks/{id}/deliveries",
+            get(webhooks::deliveries),
         )
         .route(
             "/api/v1/provider-credentials",

@@ -1,0 +1,562 @@
+//! Outbound webhooks: subscriptions, and deliveries to a local receiver that
+//! fails the first attempts, verifies the Standard Webhooks signature itself,
+//! and sees each event accepted once, across a gateway restart too.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tollgate_tests::replica::Replica;
+use tollgate_tests::{
+    DEFAULT_CONFIG, MockProvider, TestApp, TestDatabase, chat_body, expect_error, message_of,
+    test_master_key,
+};
+
+/// One request the receiver got.
+#[derive(Debug, Clone)]
+struct Received {
+    id: String,
+    timestamp: i64,
+    signature: String,
+    body: String,
+}
+
+#[derive(Default)]
+struct ReceiverState {
+    /// Answer 500 to this many requests first.
+    fail_first: AtomicUsize,
+    attempts: Mutex<Vec<Received>>,
+    accepted: Mutex<Vec<Received>>,
+}
+
+/// A webhook receiver on port 0.
+struct Receiver {
+    url: String,
+    state: Arc<ReceiverState>,
+}
+
+async fn receive(
+    State(state): State<Arc<ReceiverState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let received = Received {
+        id: header("webhook-id"),
+        timestamp: header("webhook-timestamp").parse().unwrap_or_default(),
+        signature: header("webhook-signature"),
+        body: String::from_utf8_lossy(&body).into_owned(),
+    };
+    state.attempts.lock().unwrap().push(received.clone());
+    let failing = state
+        .fail_first
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
+    if failing {
+        return StatusCode::INTERNAL_SERVER_ERROR;
+    }
+    state.accepted.lock().unwrap().push(received);
+    StatusCode::OK
+}
+
+impl Receiver {
+    async fn start(fail_first: usize) -> Receiver {
+        let state = Arc::new(ReceiverState {
+            fail_first: AtomicUsize::new(fail_first),
+            ..ReceiverState::default()
+        });
+        let app = axum::Router::new()
+            .route("/hook", axum::routing::post(receive))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Receiver { url, state }
+    }
+
+    fn attempts(&self) -> Vec<Received> {
+        self.state.attempts.lock().unwrap().clone()
+    }
+
+    fn accepted(&self) -> Vec<Received> {
+        self.state.accepted.lock().unwrap().clone()
+    }
+
+    /// Waits until `pred` holds for the accepted requests.
+    async fn wait_for(&self, what: &str, pred: impl Fn(&[Received]) -> bool) -> Vec<Received> {
+        for _ in 0..200 {
+            let accepted = self.accepted();
+            if pred(&accepted) {
+                return accepted;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "timed out waiting for {what}; attempts: {:?}",
+            self.attempts()
+        );
+    }
+}
+
+/// Verifies the Standard Webhooks signature as a receiver would: HMAC-SHA256
+/// of `{id}.{timestamp}.{body}` keyed by the base64 after `whsec_`.
+fn signature_is_valid(secret: &str, received: &Received) -> bool {
+    let key = STANDARD
+        .decode(secret.strip_prefix("whsec_").unwrap())
+        .unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{}.{}.{}", received.id, received.timestamp, received.body).as_bytes());
+    let expected = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
+    received.signature.split(' ').any(|s| s == expected)
+}
+
+fn fast_worker(s: &mut tollgate_api::Settings) {
+    s.webhook_poll_ms = 50;
+    s.webhook_backoff_ms = 100;
+    s.webhook_timeout_ms = 2000;
+    s.usage_batch_secs = 1;
+    // The receiver listens on 127.0.0.1.
+    s.webhook_allow_private = true;
+}
+
+async fn subscribe(app: &TestApp, org: &str, body: &Value) -> Value {
+    let response = app
+        .admin_post(&format!("/api/v1/organizations/{org}/webhooks"), body)
+        .await;
+    assert_eq!(response.status(), 201);
+    response.json().await.unwrap()
+}
+
+async fn subscribe_to_grants(app: &TestApp, org: &str, receiver: &Receiver) -> Value {
+    subscribe(
+        app,
+        org,
+        &json!({"url": receiver.url, "events": ["credits.granted"]}),
+    )
+    .await
+}
+
+/// `GET …/webhooks/{id}/deliveries` of a subscription.
+async fn deliveries(app: &TestApp, org: &str, subscription: &Value) -> Value {
+    let id = subscription["id"].as_str().unwrap();
+    app.admin_get(&format!(
+        "/api/v1/organizations/{org}/webhooks/{id}/deliveries"
+    ))
+    .await
+    .json()
+    .await
+    .unwrap()
+}
+
+fn event_of(received: &Received) -> Value {
+    serde_json::from_str(&received.body).unwrap()
+}
+
+#[tokio::test]
+async fn creating_a_webhook_shows_its_secret_only_once() {
+    let app = TestApp::spawn().await;
+    let org = app.create_org("usd").await;
+
+    let created = subscribe(
+        &app,
+        &org,
+        &json!({"url": "https://example.com/hook", "events": ["credits.granted"]}),
+    )
+    .await;
+    let id = created["id"].as_str().unwrap();
+    let one = app
+        .admin_get(&format!("/api/v1/organizations/{org}/webhooks/{id}"))
+        .await;
+    let list = app
+        .admin_get(&format!("/api/v1/organizations/{org}/webhooks"))
+        .await;
+
+    let secret = created["secret"].as_str().unwrap();
+    assert!(secret.starts_with("whsec_"));
+    assert_eq!(STANDARD.decode(&secret[6..]).unwrap().len(), 32);
+    assert_eq!(created["events"], json!(["credits.granted"]));
+    let one: Value = one.json().await.unwrap();
+    let list: Value = list.json().await.unwrap();
+    assert_eq!(one["url"], "https://example.com/hook");
+    assert!(one.get("secret").is_none());
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+    assert!(!list.to_string().contains(secret));
+}
+
+#[tokio::test]
+async fn webhook_url_and_events_are_validated_by_name() {
+    let app = TestApp::spawn().await;
+    let org = app.create_org("usd").await;
+    let path = format!("/api/v1/organizations/{org}/webhooks");
+
+    let bad_url = app
+        .admin_post(
+            &path,
+            &json!({"url": "ftp://example.com", "events": ["credits.granted"]}),
+        )
+        .await;
+    let bad_event = app
+        .admin_post(
+            &path,
+            &json!({"url": "https://example.com", "events": ["credits.stolen"]}),
+        )
+        .await;
+    let low_without_threshold = app
+        .admin_post(
+            &path,
+            &json!({"url": "https://example.com", "events": ["credits.low"]}),
+        )
+        .await;
+
+    assert!(message_of(&expect_error(bad_url, 400).await).contains("`url`"));
+    assert!(message_of(&expect_error(bad_event, 400).await).contains("`events`"));
+    assert!(
+        message_of(&expect_error(low_without_threshold, 400).await)
+            .contains("credits_low_threshold")
+    );
+}
+
+#[tokio::test]
+async fn deleted_webhook_is_gone() {
+    let app = TestApp::spawn().await;
+    let org = app.create_org("usd").await;
+    let created = subscribe(
+        &app,
+        &org,
+        &json!({"url": "https://example.com/hook", "events": ["usage.batch"]}),
+    )
+    .await;
+    let path = format!(
+        "/api/v1/organizations/{org}/webhooks/{}",
+        created["id"].as_str().unwrap()
+    );
+
+    let deleted = app.admin_delete(&path).await;
+    let after = app.admin_get(&path).await;
+
+    assert_eq!(deleted.status(), 204);
+    expect_error(after, 404).await;
+}
+
+#[tokio::test]
+async fn failing_receiver_gets_the_grant_later_exactly_once_with_a_valid_signature() {
+    let receiver = Receiver::start(2).await;
+    let app = TestApp::spawn_with(DEFAULT_CONFIG, fast_worker).await;
+    let org = app.create_org("usd").await;
+    let created = subscribe_to_grants(&app, &org, &receiver).await;
+    let secret = created["secret"].as_str().unwrap();
+
+    app.grant(&org, 5_000_000).await;
+    let accepted = receiver
+        .wait_for("the accepted delivery", |a| !a.is_empty())
+        .await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    let attempts = receiver.attempts();
+    assert_eq!(
+        attempts.len(),
+        3,
+        "two failures, then success: {attempts:?}"
+    );
+    assert_eq!(receiver.accepted().len(), 1);
+    assert!(
+        attempts.iter().all(|a| a.id == accepted[0].id),
+        "one webhook-id on every attempt"
+    );
+    assert!(signature_is_valid(secret, &accepted[0]));
+    let event = event_of(&accepted[0]);
+    assert_eq!(event["type"], "credits.granted");
+    assert_eq!(event["data"]["amount"], 5_000_000);
+    assert_eq!(event["data"]["balance"], 5_000_000);
+    let page = deliveries(&app, &org, &created).await;
+    let delivery = &page["data"][0];
+    assert_eq!(delivery["status"], "delivered");
+    let codes: Vec<i64> = delivery["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["status_code"].as_i64().unwrap())
+        .collect();
+    assert_eq!(codes, [500, 500, 200]);
+}
+
+#[tokio::test]
+async fn a_signature_with_another_secret_does_not_verify() {
+    let receiver = Receiver::start(0).await;
+    let app = TestApp::spawn_with(DEFAULT_CONFIG, fast_worker).await;
+    let org = app.create_org("usd").await;
+    subscribe_to_grants(&app, &org, &receiver).await;
+
+    app.grant(&org, 1).await;
+    let accepted = receiver.wait_for("a delivery", |a| !a.is_empty()).await;
+
+    let other = format!("whsec_{}", STANDARD.encode([7u8; 32]));
+    assert!(!signature_is_valid(&other, &accepted[0]));
+}
+
+#[tokio::test]
+async fn a_restart_between_attempts_does_not_lose_the_event() {
+    let receiver = Receiver::start(1).await;
+    let mock = MockProvider::start().await;
+    let dir = tollgate_tests::tempdir::TempDir::new();
+    let db = TestDatabase::create(&dir.0).await;
+    let key = test_master_key();
+    let slow_retry = |s: &mut tollgate_api::Settings| {
+        fast_worker(s);
+        s.webhook_backoff_ms = 1500;
+    };
+    let first = Replica::start_with(&dir.0, &db.url, &mock, &key, slow_retry).await;
+    let post = |path: String, body: Value| {
+        let request = tollgate_tests::client()
+            .post(first.url(&path))
+            .bearer_auth(tollgate_tests::ADMIN_TOKEN)
+            .json(&body);
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 201, "{path}");
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let org = post(
+        "/api/v1/organizations".into(),
+        json!({"name": "Acme", "billing_mode": "usd"}),
+    )
+    .await;
+    let org = org["id"].as_str().unwrap().to_owned();
+    let created = post(
+        format!("/api/v1/organizations/{org}/webhooks"),
+        json!({"url": receiver.url, "events": ["credits.granted"]}),
+    )
+    .await;
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    post(
+        format!("/api/v1/organizations/{org}/credits/grants"),
+        json!({"amount": 777}),
+    )
+    .await;
+    for _ in 0..100 {
+        if !receiver.attempts().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(receiver.attempts().len(), 1, "the first attempt failed");
+
+    drop(first); // the gateway stops before the retry is due
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _second = Replica::start_with(&dir.0, &db.url, &mock, &key, slow_retry).await;
+    let accepted = receiver
+        .wait_for("the retried delivery", |a| !a.is_empty())
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    assert_eq!(receiver.accepted().len(), 1);
+    assert!(signature_is_valid(&secret, &accepted[0]));
+    assert_eq!(event_of(&accepted[0])["data"]["amount"], 777);
+}
+
+#[tokio::test]
+async fn balance_crossings_send_credits_low_and_depleted_once_each() {
+    let receiver = Receiver::start(0).await;
+    let app = TestApp::spawn_with(DEFAULT_CONFIG, fast_worker).await;
+    let (org, key) = app.funded_org("requests", 3).await;
+    subscribe(
+        &app,
+        &org,
+        &json!({"url": receiver.url, "events": ["credits.low", "credits.depleted"], "credits_low_threshold": 2}),
+    )
+    .await;
+
+    for _ in 0..3 {
+        assert_eq!(
+            app.chat(&key, &chat_body("gpt-4o-mini")).await.status(),
+            200
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let accepted = receiver
+        .wait_for("low and depleted", |a| a.len() >= 2)
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let types: Vec<String> = receiver
+        .accepted()
+        .iter()
+        .map(|r| event_of(r)["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(types, ["credits.low", "credits.depleted"]);
+    assert_eq!(event_of(&accepted[0])["data"]["threshold"], 2);
+    assert_eq!(event_of(&accepted[1])["data"]["balance"], 0);
+}
+
+#[tokio::test]
+async fn usage_batch_summarises_new_usage() {
+    let receiver = Receiver::start(0).await;
+    let app = TestApp::spawn_with(DEFAULT_CONFIG, fast_worker).await;
+    let (org, key) = app.funded_org("tokens", 1_000_000).await;
+    subscribe(
+        &app,
+        &org,
+        &json!({"url": receiver.url, "events": ["usage.batch"]}),
+    )
+    .await;
+
+    for _ in 0..2 {
+        assert_eq!(
+            app.chat(&key, &chat_body("gpt-4o-mini")).await.status(),
+            200
+        );
+    }
+    let calls = |batches: &[Received]| -> i64 {
+        batches
+            .iter()
+            .map(|b| event_of(b)["data"]["calls"].as_i64().unwrap())
+            .sum()
+    };
+    let accepted = receiver
+        .wait_for("usage batches of both calls", |a| calls(a) >= 2)
+        .await;
+
+    assert_eq!(calls(&accepted), 2);
+    let data = &event_of(&accepted[0])["data"];
+    assert_eq!(data["unit"], "tokens");
+    assert_eq!(data["by_model"][0]["model"], "gpt-4o-mini");
+    assert_eq!(
+        data["cost"],
+        data["prompt_tokens"].as_i64().unwrap() + data["completion_tokens"].as_i64().unwrap()
+    );
+}
+
+#[tokio::test]
+async fn budget_exceeded_is_sent_once_per_key_and_period() {
+    let receiver = Receiver::start(0).await;
+    let dir = tollgate_tests::tempdir::TempDir::new();
+    let db = TestDatabase::create(&dir.0).await;
+    let mut settings = tollgate_api::Settings::for_database(&db.url);
+    settings.admin_token = Some(tollgate_tests::ADMIN_TOKEN.into());
+    settings.master_key = Some(test_master_key());
+    fast_worker(&mut settings);
+    let gateway = tollgate_api::start(&settings).await.unwrap();
+    let webhooks = gateway.state.webhooks.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(gateway.serve(listener, async {
+        let _ = stopped.await;
+    }));
+    let client = tollgate_tests::client();
+    let post = |path: String, body: Value| {
+        let request = client
+            .post(format!("{base}{path}"))
+            .bearer_auth(tollgate_tests::ADMIN_TOKEN)
+            .json(&body);
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let org = post(
+        "/api/v1/organizations".into(),
+        json!({"name": "Acme", "billing_mode": "usd"}),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    post(
+        format!("/api/v1/organizations/{org}/webhooks"),
+        json!({"url": receiver.url, "events": ["budget.exceeded"]}),
+    )
+    .await;
+    let refusal = |period_started_at| tollgate_webhooks::BudgetExceeded {
+        organization_id: &org,
+        api_key_id: "key_1",
+        budget: 1_000_000,
+        spent: 1_000_200,
+        period: "daily",
+        period_started_at,
+    };
+
+    for period_started_at in [86_400_000, 86_400_000, 2 * 86_400_000] {
+        webhooks
+            .budget_exceeded(&refusal(period_started_at))
+            .await
+            .unwrap();
+    }
+    let accepted = receiver
+        .wait_for("two budget events", |a| a.len() >= 2)
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    assert_eq!(receiver.accepted().len(), 2, "one per period");
+    let event = event_of(&accepted[0]);
+    assert_eq!(event["type"], "budget.exceeded");
+    assert_eq!(event["data"]["api_key_id"], "key_1");
+    assert_eq!(event["data"]["budget"], 1_000_000);
+    let _ = stop.send(());
+}
+
+#[tokio::test]
+async fn webhooks_to_internal_addresses_are_refused_by_default() {
+    let app = TestApp::spawn().await;
+    let org = app.create_org("usd").await;
+    let path = format!("/api/v1/organizations/{org}/webhooks");
+
+    let metadata = app
+        .admin_post(
+            &path,
+            &json!({"url": "http://169.254.169.254/latest/meta-data", "events": ["credits.granted"]}),
+        )
+        .await;
+    let loopback = app
+        .admin_post(
+            &path,
+            &json!({"url": "http://localhost:8080/", "events": ["credits.granted"]}),
+        )
+        .await;
+
+    assert!(message_of(&expect_error(metadata, 400).await).contains("public address"));
+    assert!(message_of(&expect_error(loopback, 400).await).contains("`url`"));
+}
+
+#[tokio::test]
+async fn a_delivery_is_marked_failed_after_the_last_attempt() {
+    let receiver = Receiver::start(usize::MAX).await;
+    let app = TestApp::spawn_with(DEFAULT_CONFIG, |s| {
+        fast_worker(s);
+        s.webhook_max_attempts = 2;
+    })
+    .await;
+    let org = app.create_org("usd").await;
+    let created = subscribe_to_grants(&app, &org, &receiver).await;
+
+    app.grant(&org, 10).await;
+    let mut delivery = Value::Null;
+    for _ in 0..100 {
+        let page = deliveries(&app, &org, &created).await;
+        delivery = page["data"][0].clone();
+        if delivery["status"] == "failed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    assert_eq!(delivery["status"], "failed", "{delivery}");
+    assert_eq!(delivery["attempts"].as_array().unwrap().len(), 2);
+    assert!(delivery["finished_at"].is_i64());
+    assert_eq!(receiver.attempts().len(), 2, "no attempt after giving up");
+    assert!(receiver.accepted().is_empty());
+}
