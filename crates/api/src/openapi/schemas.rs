@@ -704,3 +704,25 @@ pub struct MessagesResponse {
     pub stop_sequence: Option<String>,
     pub usage: MessagesUsage,
 }
+
+// ------------------------------------------------------------ event streams
+
+/// One server-sent event of a streamed answer (`text/event-stream`): the
+/// document describes the stream event by event, as OpenAPI 3.2's sequential
+/// media types do. Chat Completions streams send only `data:` lines (a JSON
+/// chunk, the last one `[DONE]`); Anthropic Messages streams name each event
+/// (`message_start`, `content_block_delta`, …, `message_stop`).
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"data": "{\"id\":\"chatcmpl-123\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}"}))]
+pub struct SseEvent {
+    /// The `event:` field, when the stream names its events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    /// The `data:` field: a JSON object, or `[DONE]` at the end of a Chat
+    /// Completions stream.
+    pub data: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry: Option<i64>,
+}
