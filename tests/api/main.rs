@@ -18,6 +18,7 @@ mod organization_admin;
 mod organizations;
 mod provider_credentials;
 mod rate_limits;
+mod roles;
 mod routing;
 mod usage;
 mod users;
