@@ -397,6 +397,11 @@ fn query(operation: &Value, world: &World) -> String {
     }
 }
 
+async fn served_document(app: &TestApp) -> Value {
+    let response = app.client.get(app.url("/openapi.json")).send().await;
+    response.unwrap().json().await.unwrap()
+}
+
 fn operations(doc: &Value) -> Vec<(String, String, Value)> {
     let mut all = vec![];
     for (path, item) in doc["paths"].as_object().unwrap() {
@@ -410,15 +415,7 @@ fn operations(doc: &Value) -> Vec<(String, String, Value)> {
 #[tokio::test]
 async fn every_documented_operation_has_a_row_in_the_role_table() {
     let app = TestApp::spawn().await;
-    let doc: Value = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = served_document(&app).await;
 
     let missing: Vec<String> = operations(&doc)
         .into_iter()
@@ -447,15 +444,7 @@ async fn each_caller_gets_exactly_what_its_role_allows_on_every_operation() {
         s.jwt_secret = Some(SecretString::from(JWT_SECRET));
     })
     .await;
-    let doc: Value = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = served_document(&app).await;
     create_user(&app, "platform@example.com", "platform_admin", None).await;
     let platform_token = token_of(&app, "platform@example.com").await;
     let mut failures = vec![];
