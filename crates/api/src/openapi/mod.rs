@@ -8,10 +8,12 @@
 
 mod errors;
 mod paths;
+mod required;
 pub mod schemas;
 
 use axum::http::header;
 use axum::response::IntoResponse;
+use required::ManagementFieldsRequired;
 use utoipa::Modify;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -38,7 +40,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         paths::health, paths::ready, paths::metrics, paths::openapi, paths::docs,
     ),
     components(schemas(schemas::ErrorResponse, schemas::AnthropicError)),
-    modifiers(&SecuritySchemes),
+    modifiers(&SecuritySchemes, &ManagementFieldsRequired),
     tags(
         (name = "data plane", description = "OpenAI- and Anthropic-compatible calls, with an organization API key"),
         (name = "organizations", description = "Organizations"),
