@@ -21,6 +21,7 @@ mod organization_settings;
 mod organizations;
 mod provider_credentials;
 mod rate_limits;
+mod roles;
 mod routing;
 mod usage;
 mod usage_analytics;

@@ -132,3 +132,30 @@ async fn nul_byte_in_grant_fields_is_not_a_500() {
         .sum();
     assert_eq!(ledger_sum, app.balance(&org).await);
 }
+
+#[tokio::test]
+async fn a_json_array_body_is_400_not_read_as_the_fields_in_order() {
+    let app = TestApp::spawn().await;
+    let org = app.create_org("usd").await;
+    let path = format!("/api/v1/organizations/{org}");
+
+    for (method, path, body) in [
+        ("PATCH", path.as_str(), r#"["Renamed", null]"#),
+        ("POST", "/api/v1/organizations", r#"["Acme", "usd"]"#),
+    ] {
+        let response = app
+            .client
+            .request(method.parse().unwrap(), app.url(path))
+            .bearer_auth(tollgate_tests::ADMIN_TOKEN)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+
+        let error = expect_error(response, 400).await;
+        assert!(message_of(&error).contains("JSON object"), "{error}");
+    }
+    let read: Value = app.admin_get(&path).await.json().await.unwrap();
+    assert_eq!(read["name"], "Acme", "nothing was renamed");
+}

@@ -170,6 +170,10 @@ error_set!(
     DataPlaneErrors, ErrorResponse, [400, 401, 402, 403, 404, 413, 429, 502, 503, 504]
 );
 error_set!(
+    /// `GET /v1/models`: a revoked key, a suspended organization.
+    ModelListErrors, ErrorResponse, [401, 403]
+);
+error_set!(
     /// Calls of `/v1/messages`, in Anthropic's error shape.
     MessagesErrors, AnthropicError, [400, 401, 402, 403, 404, 413, 429, 502, 503, 504]
 );

@@ -9,11 +9,13 @@
 mod errors;
 mod members;
 mod paths;
+mod required;
 pub mod schemas;
 mod webhooks;
 
 use axum::http::header;
 use axum::response::IntoResponse;
+use required::ManagementFieldsRequired;
 use utoipa::Modify;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -45,7 +47,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         webhooks::delete_webhook, webhooks::list_deliveries,
     ),
     components(schemas(schemas::ErrorResponse, schemas::AnthropicError, webhooks::WebhookPayload)),
-    modifiers(&SecuritySchemes),
+    modifiers(&SecuritySchemes, &ManagementFieldsRequired),
     tags(
         (name = "data plane", description = "OpenAI- and Anthropic-compatible calls, with an organization API key"),
         (name = "organizations", description = "Organizations"),

@@ -7,7 +7,7 @@
 
 use super::errors::{
     AdminErrors, CreateErrors, DataPlaneErrors, GrantErrors, ListErrors, LoginErrors,
-    MessagesErrors, ReadErrors, UnauthorizedOnly,
+    MessagesErrors, ModelListErrors, ReadErrors, UnauthorizedOnly,
 };
 use super::schemas::*;
 
@@ -29,7 +29,7 @@ use super::schemas::*;
     responses(
         (status = 200, description = "The completion, or an SSE stream of chunks", content(
             (ChatCompletion = "application/json"),
-            (String = "text/event-stream", example = json!("data: {\"id\":\"chatcmpl-123\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\ndata: [DONE]\n\n")),
+            (SseEvent = "text/event-stream"),
         ), headers(
             ("x-tollgate-request-id" = String, description = "Unique id, also in the logs and the usage record"),
             ("x-tollgate-model" = String, description = "Catalog id of the model that answered"),
@@ -65,7 +65,7 @@ pub async fn embeddings() {}
     security(("api_key" = [])),
     responses(
         (status = 200, description = "The model list", body = ModelList),
-        UnauthorizedOnly,
+        ModelListErrors,
     )
 )]
 pub async fn models() {}
@@ -83,7 +83,7 @@ pub async fn models() {}
     responses(
         (status = 200, description = "The message, or an SSE stream of events", content(
             (MessagesResponse = "application/json"),
-            (String = "text/event-stream", example = json!("event: message_start\ndata: {\"type\":\"message_start\"}\n\n")),
+            (SseEvent = "text/event-stream", example = json!({"event": "message_start", "data": "{\"type\":\"message_start\"}"})),
         )),
         MessagesErrors,
     )

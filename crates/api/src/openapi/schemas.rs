@@ -99,6 +99,7 @@ pub enum Unit {
 #[schema(example = json!({"name": "Acme", "billing_mode": "usd"}))]
 pub struct CreateOrganization {
     /// 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     pub billing_mode: BillingMode,
 }
@@ -312,13 +313,14 @@ pub struct RevokedApiKey {
 #[derive(Serialize, ToSchema)]
 #[schema(example = json!({"amount": 5_000_000, "idempotency_key": "topup-1", "reason": "monthly top-up"}))]
 pub struct Grant {
-    /// In the organization's unit; may be negative for a correction.
+    /// In the organization's unit; at least 1.
+    #[schema(minimum = 1)]
     pub amount: i64,
     /// A second grant with the same key answers the first one's result;
     /// with another body it is a 409.
-    #[schema(nullable = false)]
+    #[schema(nullable = false, min_length = 1, max_length = 255)]
     pub idempotency_key: Option<String>,
-    #[schema(nullable = false)]
+    #[schema(nullable = false, max_length = 4096)]
     pub reason: Option<String>,
 }
 
@@ -541,8 +543,10 @@ pub enum Role {
 #[schema(example = json!({"email": "ada@example.com", "password": "correct horse battery staple", "role": "org_admin", "organization_id": "org_0192f0c1a2b3"}))]
 pub struct CreateUser {
     /// Unique, compared case-insensitively.
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     /// 12 to 1024 characters; stored as an Argon2id hash.
+    #[schema(min_length = 12, max_length = 1024)]
     pub password: String,
     pub role: Role,
     /// Required for org_admin and org_member; omitted for platform_admin.
@@ -803,4 +807,26 @@ pub struct MessagesResponse {
     pub stop_reason: Option<String>,
     pub stop_sequence: Option<String>,
     pub usage: MessagesUsage,
+}
+
+// ------------------------------------------------------------ event streams
+
+/// One server-sent event of a streamed answer (`text/event-stream`): the
+/// document describes the stream event by event, as OpenAPI 3.2's sequential
+/// media types do. Chat Completions streams send only `data:` lines (a JSON
+/// chunk, the last one `[DONE]`); Anthropic Messages streams name each event
+/// (`message_start`, `content_block_delta`, …, `message_stop`).
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"data": "{\"id\":\"chatcmpl-123\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}"}))]
+pub struct SseEvent {
+    /// The `event:` field, when the stream names its events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    /// The `data:` field: a JSON object, or `[DONE]` at the end of a Chat
+    /// Completions stream.
+    pub data: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry: Option<i64>,
 }
