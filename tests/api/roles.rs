@@ -64,6 +64,9 @@ enum Access {
     CredentialOfA,
     /// A user's JWT (the admin token is not one: 400).
     SignedInUser,
+    /// An inbound billing webhook: only its signature counts, so every
+    /// caller's unsigned request is a 401, bearer token or not.
+    SignedWebhook,
 }
 
 /// What a caller must get.
@@ -82,6 +85,7 @@ impl Access {
         let is_user = matches!(caller, PlatformUser | AdminOfA | MemberOfA | AdminOfB);
         match self {
             Access::Public => Allowed,
+            Access::SignedWebhook => Status(401),
             Access::ApiKey if is_key => Allowed,
             Access::ApiKey => Status(401),
             _ if caller == Anonymous => Status(401),
@@ -132,7 +136,8 @@ const TABLE: &[(&str, &str, Access, Body)] = &[
         "PATCH",
         "/api/v1/organizations/{org_id}",
         Access::OrgAdmin,
-        None,
+        // The document's example also sets platform-only fields (markup).
+        Some(|_| json!({"name": "Renamed", "default_power_level": "eco"})),
     ),
     (
         "POST",
@@ -244,6 +249,84 @@ const TABLE: &[(&str, &str, Access, Body)] = &[
         Access::CredentialOfA,
         None,
     ),
+    (
+        "DELETE",
+        "/api/v1/organizations/{org_id}",
+        Access::Platform,
+        None,
+    ),
+    (
+        "GET",
+        "/api/v1/organizations/{org_id}/usage/summary",
+        Access::OrgReader,
+        None,
+    ),
+    (
+        "GET",
+        "/api/v1/organizations/{org_id}/members",
+        Access::OrgAdmin,
+        None,
+    ),
+    (
+        "DELETE",
+        "/api/v1/organizations/{org_id}/members/{user_id}",
+        Access::OrgAdmin,
+        None,
+    ),
+    (
+        "POST",
+        "/api/v1/organizations/{org_id}/invitations",
+        Access::OrgAdmin,
+        None,
+    ),
+    (
+        "POST",
+        "/api/v1/auth/accept-invitation",
+        Access::Public,
+        None,
+    ),
+    (
+        "POST",
+        "/api/v1/billing/webhooks/stripe",
+        Access::SignedWebhook,
+        None,
+    ),
+    (
+        "POST",
+        "/api/v1/billing/webhooks/lago",
+        Access::SignedWebhook,
+        None,
+    ),
+    (
+        "GET",
+        "/api/v1/organizations/{org_id}/webhooks",
+        Access::OrgAdmin,
+        None,
+    ),
+    (
+        "POST",
+        "/api/v1/organizations/{org_id}/webhooks",
+        Access::OrgAdmin,
+        None,
+    ),
+    (
+        "GET",
+        "/api/v1/organizations/{org_id}/webhooks/{id}",
+        Access::OrgAdmin,
+        None,
+    ),
+    (
+        "DELETE",
+        "/api/v1/organizations/{org_id}/webhooks/{id}",
+        Access::OrgAdmin,
+        None,
+    ),
+    (
+        "GET",
+        "/api/v1/organizations/{org_id}/webhooks/{id}/deliveries",
+        Access::OrgAdmin,
+        None,
+    ),
     ("POST", "/api/v1/users", Access::OrgAdmin, None),
     (
         "POST",
@@ -328,6 +411,26 @@ impl World {
                     .admin_post(
                         "/api/v1/provider-credentials",
                         &json!({"organization_id": self.a, "provider": "mock", "api_key": "sk-role-test-1234", "active": false}),
+                    )
+                    .await;
+                assert_eq!(response.status(), 201);
+                response.json::<Value>().await.unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            }
+            "user_id" => {
+                let email = format!("removable-{}@example.com", uuid::Uuid::new_v4().simple());
+                create_user(app, &email, "org_member", Some(&self.a)).await["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            }
+            "id" if path.starts_with("/api/v1/organizations/{org_id}/webhooks/") => {
+                let response = app
+                    .admin_post(
+                        &format!("/api/v1/organizations/{}/webhooks", self.a),
+                        &json!({"url": "https://example.com/hook", "events": ["credits.granted"]}),
                     )
                     .await;
                 assert_eq!(response.status(), 201);
@@ -442,6 +545,8 @@ async fn every_documented_operation_has_a_row_in_the_role_table() {
 async fn each_caller_gets_exactly_what_its_role_allows_on_every_operation() {
     let app = TestApp::spawn_with(DEFAULT_CONFIG, |s| {
         s.jwt_secret = Some(SecretString::from(JWT_SECRET));
+        s.stripe_webhook_secret = Some(SecretString::from("whsec_role_test"));
+        s.lago_webhook_secret = Some(SecretString::from("lago_role_test"));
     })
     .await;
     let doc = served_document(&app).await;
