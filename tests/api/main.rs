@@ -9,6 +9,7 @@ mod byok;
 mod chat;
 mod concurrency;
 mod credits;
+mod deployments;
 mod embeddings;
 mod log_hygiene;
 mod management_input;

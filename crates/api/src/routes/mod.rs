@@ -4,6 +4,7 @@
 
 mod admin;
 mod chat;
+mod deployments;
 mod dialect;
 mod embeddings;
 mod messages;
