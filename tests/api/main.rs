@@ -19,6 +19,7 @@ mod organization_admin;
 mod organizations;
 mod provider_credentials;
 mod rate_limits;
+mod rate_limits_processes;
 mod routing;
 mod usage;
 mod users;
