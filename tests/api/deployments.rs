@@ -229,3 +229,82 @@ async fn a_malformed_price_ceiling_is_a_400_naming_the_field() {
     );
     expect_error(not_object, 400).await;
 }
+
+#[tokio::test]
+async fn a_failing_deployment_falls_back_to_the_model_s_other_deployment_before_the_next_model() {
+    let config = format!(
+        "{}  - {{ id: other, provider: east, price: {{ input_per_mtok: 1, output_per_mtok: 2 }} }}\n",
+        two_deployments("weight: 1000000", "weight: 1")
+    )
+    .replace("{EAST}", "{MOCK}")
+    .replace("{WEST}", "{MOCK}");
+    let app = TestApp::spawn_with_config(&config).await;
+    let (org, key) = app.funded_org("usd", 100_000_000).await;
+    app.mock.push_fault(tollgate_tests::Fault::status(500));
+
+    let mut body = chat_body("spread");
+    body["models"] = json!(["other"]);
+    let answer = app.chat(&key, &body).await;
+
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers()["x-tollgate-attempts"], "2");
+    assert_eq!(answer.headers()["x-tollgate-model"], "spread");
+    assert_eq!(answer.headers()["x-tollgate-provider"], "west");
+    let keys: Vec<Option<String>> = app
+        .mock
+        .requests()
+        .iter()
+        .map(|r| r.authorization.clone())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            Some("Bearer sk-east".to_owned()),
+            Some("Bearer sk-west".to_owned())
+        ]
+    );
+    let usage = app.usage(&org).await;
+    assert_eq!((usage.len(), &usage[0]["provider"]), (1, &json!("west")));
+}
+
+#[tokio::test]
+async fn a_deployment_in_cooldown_gets_no_request_while_the_other_serves() {
+    let config = two_deployments("weight: 1000000", "weight: 1")
+        .replace("{EAST}", "{MOCK}")
+        .replace("{WEST}", "{MOCK}");
+    let app = TestApp::spawn_with(&config, |s| s.cooldown_failures = 1).await;
+    let (_org, key) = app.funded_org("usd", 100_000_000).await;
+    app.mock.push_fault(tollgate_tests::Fault::status(503));
+
+    let (east, west) = spread_calls(&app, &key, 5).await;
+
+    assert_eq!((east, west), (0, 5));
+    let to_east = app
+        .mock
+        .requests()
+        .iter()
+        .filter(|r| r.authorization.as_deref() == Some("Bearer sk-east"))
+        .count();
+    assert_eq!(to_east, 1, "only the failed call reached east");
+}
+
+#[tokio::test]
+async fn the_catalog_lists_each_model_s_deployments_and_capabilities() {
+    let config = two_deployments("weight: 3, rpm: 60", "upstream: spread-west")
+        .replace("{EAST}", "{MOCK}")
+        .replace("{WEST}", "{MOCK}");
+    let app = TestApp::spawn_with_config(&config).await;
+
+    let listed: Value = app.admin_get("/api/v1/models").await.json().await.unwrap();
+
+    let spread = &listed["data"][0];
+    assert_eq!(spread["id"], "spread");
+    assert_eq!(spread["supports_tools"], true);
+    assert_eq!(
+        spread["deployments"],
+        json!([
+            {"provider": "east", "upstream": "spread-2025", "weight": 3, "rpm": 60, "tpm": null},
+            {"provider": "west", "upstream": "spread-west", "weight": 1, "rpm": null, "tpm": null}
+        ])
+    );
+}
