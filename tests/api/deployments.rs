@@ -62,7 +62,7 @@ async fn a_slower_deployment_receives_clearly_less_traffic() {
     let slow = MockProvider::start_on(
         "127.0.0.1:0".parse().unwrap(),
         MockOptions {
-            latency: Duration::from_millis(60),
+            latency: Duration::from_millis(150),
             ..MockOptions::default()
         },
     )

@@ -2,10 +2,11 @@
 //! one database: a key's limit holds for the pair, not once per process.
 
 use secrecy::ExposeSecret;
-use serde_json::{Value, json};
+use serde_json::json;
 use tollgate_tests::binary::GatewayProcess;
 use tollgate_tests::{
-    ADMIN_TOKEN, DEFAULT_CONFIG, MockProvider, TestDatabase, chat_body, client, test_master_key,
+    ADMIN_TOKEN, DEFAULT_CONFIG, MockProvider, TestDatabase, chat_at_once, client, org_key_at,
+    test_master_key,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,59 +30,17 @@ async fn two_gateway_processes_sharing_redis_admit_exactly_the_rpm_limit() {
     let a = GatewayProcess::serve(&dir.0, &envs).await;
     let b = GatewayProcess::serve(&dir.0, &envs).await;
     let http = client();
-    let admin = |path: &str, body: Value| {
-        http.post(format!("{}{path}", a.base_url))
-            .bearer_auth(ADMIN_TOKEN)
-            .json(&body)
-            .send()
-    };
-    let org: Value = admin(
-        "/api/v1/organizations",
-        json!({"name": "Acme", "billing_mode": "requests"}),
-    )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
-    let org = org["id"].as_str().unwrap();
-    let granted = admin(
-        &format!("/api/v1/organizations/{org}/credits/grants"),
-        json!({"amount": 100}),
-    )
-    .await
-    .unwrap();
-    assert_eq!(granted.status(), 201);
-    let created: Value = admin(
-        &format!("/api/v1/organizations/{org}/api-keys"),
+    let key = org_key_at(
+        &http,
+        &a.base_url,
+        "requests",
+        100,
         json!({"name": "shared", "rpm_limit": 5}),
     )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
-    let key = created["key"].as_str().unwrap();
+    .await;
 
     // Fourteen calls at once, seven on each process.
-    let calls = (0..14).map(|i| {
-        let url = if i % 2 == 0 { &a.base_url } else { &b.base_url };
-        let http = http.clone();
-        async move {
-            let response = http
-                .post(format!("{url}/v1/chat/completions"))
-                .bearer_auth(key)
-                .json(&chat_body("gpt-4o-mini"))
-                .send()
-                .await
-                .unwrap();
-            (
-                response.status().as_u16(),
-                response.headers().contains_key("retry-after"),
-            )
-        }
-    });
-    let answers = futures::future::join_all(calls).await;
+    let answers = chat_at_once(&http, &[&a.base_url, &b.base_url], &key, 14).await;
 
     let ok = answers.iter().filter(|(s, _)| *s == 200).count();
     let limited: Vec<bool> = answers

@@ -25,9 +25,11 @@ use std::time::Instant;
 use tollgate_core::{Deployment, ModelEntry};
 
 /// Latencies below this count as equal: noise, not a reason to move traffic.
-pub const LATENCY_FLOOR_MS: f64 = 10.0;
-/// How much better the second draw must score to be called instead of the first.
-pub const CLEARLY_FASTER: f64 = 0.8;
+pub const LATENCY_FLOOR_MS: f64 = 20.0;
+/// How much better the second draw must score to be called instead of the
+/// first: half, so that the noise of answer lengths and load moves no
+/// traffic, but a deployment twice as slow (or twice as busy) loses it.
+pub const CLEARLY_FASTER: f64 = 0.5;
 
 /// A model's deployments, the model itself when it has none listed (a model
 /// made by auto-detection).

@@ -172,13 +172,6 @@ pub(super) async fn relay(
                     cooling = Some(cooling.map_or(wait, |c| c.min(wait)));
                     continue;
                 }
-                let deployment_lease = match lease(&state, deployment, estimate).await {
-                    Ok(lease) => lease,
-                    Err(wait) => {
-                        capped = Some(capped.map_or(wait, |c| c.min(wait)));
-                        continue;
-                    }
-                };
                 let paying = paying_key(&state, &principal.organization_id, provider).await?;
                 // A keyless provider (a local vLLM or Ollama) is called without one.
                 if paying.is_none() && !provider.keyless {
@@ -212,6 +205,18 @@ pub(super) async fn relay(
                         continue;
                     }
                     Err(e) => return Err(e.into()),
+                };
+                // Counted against the deployment's caps only when it is
+                // about to be called.
+                let deployment_lease = match lease(&state, deployment, estimate).await {
+                    Ok(lease) => lease,
+                    Err(wait) => {
+                        if let Err(e) = state.billing.release(hold).await {
+                            tracing::error!(error = %e, "releasing a hold failed");
+                        }
+                        capped = Some(capped.map_or(wait, |c| c.min(wait)));
+                        continue;
+                    }
                 };
                 let target = Target {
                     provider: &provider.name,
