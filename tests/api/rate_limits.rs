@@ -5,8 +5,8 @@ use serde_json::{Value, json};
 use std::time::Duration;
 use tollgate_tests::replica::Replica;
 use tollgate_tests::{
-    ADMIN_TOKEN, DEFAULT_CONFIG, MockProvider, TestApp, TestDatabase, chat_body, client,
-    expect_error, test_master_key,
+    ADMIN_TOKEN, DEFAULT_CONFIG, MockProvider, TestApp, TestDatabase, chat_at_once, chat_body,
+    client, expect_error, org_key_at, test_master_key,
 };
 
 /// The machine's Redis; tests keep apart by a unique key prefix each.
@@ -212,55 +212,21 @@ async fn two_gateways_sharing_redis_hold_the_limit_exactly() {
     let a = Replica::start_with(&dir.0, &db.url, &mock, &master_key, shared).await;
     let b = Replica::start_with(&dir.0, &db.url, &mock, &master_key, shared).await;
     let http = client();
-    let org: Value = http
-        .post(a.url("/api/v1/organizations"))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({"name": "Acme", "billing_mode": "requests"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let org = org["id"].as_str().unwrap();
-    http.post(a.url(&format!("/api/v1/organizations/{org}/credits/grants")))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({"amount": 100}))
-        .send()
-        .await
-        .unwrap();
-    let created: Value = http
-        .post(a.url(&format!("/api/v1/organizations/{org}/api-keys")))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({"name": "shared", "rpm_limit": 4}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let key = created["key"].as_str().unwrap();
+    let key = org_key_at(
+        &http,
+        &a.url(""),
+        "requests",
+        100,
+        json!({"name": "shared", "rpm_limit": 4}),
+    )
+    .await;
 
     // Ten calls at once, five on each replica.
-    let calls = (0..10).map(|i| {
-        let url = if i % 2 == 0 { a.url("") } else { b.url("") };
-        let http = http.clone();
-        async move {
-            http.post(format!("{url}/v1/chat/completions"))
-                .bearer_auth(key)
-                .json(&chat_body("gpt-4o-mini"))
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
-    });
-    let statuses = futures::future::join_all(calls).await;
+    let answers = chat_at_once(&http, &[&a.url(""), &b.url("")], &key, 10).await;
 
-    let ok = statuses.iter().filter(|&&s| s == 200).count();
-    let limited = statuses.iter().filter(|&&s| s == 429).count();
-    assert_eq!((ok, limited), (4, 6), "{statuses:?}");
+    let ok = answers.iter().filter(|(s, _)| *s == 200).count();
+    let limited = answers.iter().filter(|(s, _)| *s == 429).count();
+    assert_eq!((ok, limited), (4, 6), "{answers:?}");
     assert_eq!(mock.request_count(), 4);
 }
 

@@ -394,3 +394,75 @@ pub async fn expect_error(response: reqwest::Response, status: u16) -> Value {
 pub fn message_of(error: &Value) -> &str {
     error["message"].as_str().unwrap()
 }
+
+// ---- helpers for tests that drive several gateways by URL ----
+
+/// Through the gateway at `base_url` (as the platform admin): an
+/// organization of `billing_mode` granted `credits`, and a key created with
+/// `key_body`. Returns the key.
+pub async fn org_key_at(
+    http: &reqwest::Client,
+    base_url: &str,
+    billing_mode: &str,
+    credits: i64,
+    key_body: Value,
+) -> String {
+    let post = |path: String, body: Value| {
+        http.post(format!("{base_url}{path}"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+    };
+    let org: Value = post(
+        "/api/v1/organizations".to_owned(),
+        json!({"name": "Acme", "billing_mode": billing_mode}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let org = org["id"].as_str().unwrap();
+    let granted = post(
+        format!("/api/v1/organizations/{org}/credits/grants"),
+        json!({"amount": credits}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(granted.status(), 201);
+    let created: Value = post(format!("/api/v1/organizations/{org}/api-keys"), key_body)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    created["key"].as_str().unwrap().to_owned()
+}
+
+/// `n` chat calls for `gpt-4o-mini` at once, spread in turn over the
+/// gateways at `base_urls`: each answer's status and whether it carries
+/// `Retry-After`.
+pub async fn chat_at_once(
+    http: &reqwest::Client,
+    base_urls: &[&str],
+    key: &str,
+    n: usize,
+) -> Vec<(u16, bool)> {
+    let calls = (0..n).map(|i| {
+        let url = base_urls[i % base_urls.len()];
+        async move {
+            let response = http
+                .post(format!("{url}/v1/chat/completions"))
+                .bearer_auth(key)
+                .json(&chat_body("gpt-4o-mini"))
+                .send()
+                .await
+                .unwrap();
+            (
+                response.status().as_u16(),
+                response.headers().contains_key("retry-after"),
+            )
+        }
+    });
+    futures::future::join_all(calls).await
+}

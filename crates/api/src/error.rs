@@ -305,6 +305,11 @@ impl From<RouteError> for ApiError {
             }
             RouteError::WrongMode { .. } => ApiError::bad_request(e.to_string()),
             RouteError::NoCandidates(_) => ApiError::unavailable(e.to_string()),
+            RouteError::Unfit { .. } | RouteError::NoneFit { .. } => {
+                let mut err = ApiError::bad_request(e.to_string());
+                err.code = "model_cannot_serve_request";
+                err
+            }
         }
     }
 }

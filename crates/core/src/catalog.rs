@@ -114,6 +114,65 @@ pub struct ModelEntry {
     pub max_output_tokens: i64,
     pub price: Price,
     pub mode: ModelMode,
+    /// What the model can do; a request that needs more skips it.
+    pub capabilities: Capabilities,
+    /// Where the model is served, when configured under `deployments` or
+    /// with one `provider` (then one deployment). Each deployment's
+    /// [`Deployment::entry`] is this model as that deployment serves it
+    /// (its own `provider` and `upstream`, the same id, price and
+    /// capabilities, and no deployments of its own). Empty for models made
+    /// by auto-detection: the model is then its own single deployment.
+    pub deployments: Arc<[Deployment]>,
+}
+
+/// Request features a chat model may lack (`supports_tools`,
+/// `supports_vision`, `supports_json` in the configuration; all `true`
+/// unless set `false`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Capabilities {
+    /// Function / tool calling (`tools`, `functions`).
+    pub tools: bool,
+    /// Image content parts.
+    pub vision: bool,
+    /// JSON mode (`response_format` `json_object` or `json_schema`).
+    pub json: bool,
+}
+
+impl Default for Capabilities {
+    fn default() -> Self {
+        Capabilities {
+            tools: true,
+            vision: true,
+            json: true,
+        }
+    }
+}
+
+/// One place a catalog model is served: a provider (its base URL and key)
+/// and the upstream name there, with its share of the traffic and its own
+/// caps.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    /// The model as served here (provider and upstream of this deployment).
+    pub entry: Arc<ModelEntry>,
+    /// Relative share of the traffic (at least 1).
+    pub weight: u32,
+    /// Requests per minute this deployment takes at most.
+    pub rpm: Option<i64>,
+    /// Tokens per minute this deployment takes at most.
+    pub tpm: Option<i64>,
+}
+
+impl ModelEntry {
+    /// This model with no deployments of its own, served by `provider` as `upstream`.
+    pub fn served_by(&self, provider: &str, upstream: &str) -> ModelEntry {
+        ModelEntry {
+            provider: provider.to_owned(),
+            upstream: upstream.to_owned(),
+            deployments: Arc::from(Vec::new()),
+            ..self.clone()
+        }
+    }
 }
 
 /// A routing preference for `"model": "auto"`.
@@ -324,6 +383,8 @@ impl Catalog {
                 .unwrap_or(4_096),
             price,
             mode: rule.mode,
+            capabilities: Capabilities::default(),
+            deployments: Arc::from(Vec::new()),
         }))
     }
 

@@ -4,14 +4,15 @@
 //! `models[2].price.input_per_mtok: invalid type: string "x", expected f64`.
 
 use crate::catalog::{
-    AutoDetect, Catalog, ModelEntry, ModelMode, ModelPattern, PowerLevel, Price, ProviderEntry,
-    ProviderKind,
+    AutoDetect, Capabilities, Catalog, Deployment, ModelEntry, ModelMode, ModelPattern, PowerLevel,
+    Price, ProviderEntry, ProviderKind,
 };
 use crate::money::UsdMicros;
 use secrecy::SecretString;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 
 /// The catalog used when no configuration file is given.
 const BUILTIN_CATALOG: &str = include_str!("builtin_catalog.yaml");
@@ -114,8 +115,15 @@ const DEFAULT_PATTERNS: [(&str, &str, ModelMode); 10] = [
 #[serde(deny_unknown_fields)]
 struct RawModel {
     id: String,
-    provider: String,
+    /// The one provider serving the model; or else `deployments`.
+    provider: Option<String>,
+    /// The default upstream name of the model's deployments.
     upstream: Option<String>,
+    /// Several places serving the same model (instead of `provider`).
+    deployments: Option<Vec<RawDeployment>>,
+    supports_tools: Option<bool>,
+    supports_vision: Option<bool>,
+    supports_json: Option<bool>,
     #[serde(default = "default_tier")]
     tier: u8,
     #[serde(default = "default_quality")]
@@ -128,6 +136,23 @@ struct RawModel {
     price: RawPrice,
     #[serde(default)]
     mode: ModelMode,
+}
+
+/// One entry of a model's `deployments`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDeployment {
+    provider: String,
+    /// Default: the model's `upstream`, else its id.
+    upstream: Option<String>,
+    #[serde(default = "default_weight")]
+    weight: u32,
+    rpm: Option<i64>,
+    tpm: Option<i64>,
+}
+
+fn default_weight() -> u32 {
+    1
 }
 
 fn default_tier() -> u8 {
@@ -308,12 +333,7 @@ fn build_catalog(raw: RawConfig) -> Result<Catalog, ConfigError> {
         if !seen.insert(m.id.clone()) {
             return Err(field(at("id"), format!("duplicate model id `{}`", m.id)));
         }
-        if !provider_names.contains(m.provider.as_str()) {
-            return Err(field(
-                at("provider"),
-                format!("unknown provider `{}` (not under `providers`)", m.provider),
-            ));
-        }
+        let deployments = raw_deployments(&m, &provider_names, &at)?;
         if m.tier > 5 {
             return Err(field(at("tier"), "must be between 0 and 5"));
         }
@@ -339,17 +359,38 @@ fn build_catalog(raw: RawConfig) -> Result<Catalog, ConfigError> {
             },
             per_request: usd_per_mtok_to_micros(&at("price.per_request"), m.price.per_request)?,
         };
-        models.push(ModelEntry {
-            upstream: m.upstream.unwrap_or_else(|| m.id.clone()),
+        let capabilities = Capabilities {
+            tools: m.supports_tools.unwrap_or(true),
+            vision: m.supports_vision.unwrap_or(true),
+            json: m.supports_json.unwrap_or(true),
+        };
+        let (provider, upstream) = deployments
+            .first()
+            .map(|d| (d.provider.clone(), d.upstream.clone()))
+            .unwrap_or_default();
+        let mut model = ModelEntry {
             id: m.id,
-            provider: m.provider,
+            provider,
+            upstream,
             tier: m.tier,
             quality: m.quality,
             context_window: m.context_window,
             max_output_tokens: m.max_output_tokens,
             price,
             mode: m.mode,
-        });
+            capabilities,
+            deployments: Arc::from(Vec::new()),
+        };
+        model.deployments = deployments
+            .into_iter()
+            .map(|d| Deployment {
+                entry: Arc::new(model.served_by(&d.provider, &d.upstream)),
+                weight: d.weight,
+                rpm: d.rpm,
+                tpm: d.tpm,
+            })
+            .collect();
+        models.push(model);
     }
 
     let chat_models: HashSet<&str> = models
@@ -369,6 +410,97 @@ fn build_catalog(raw: RawConfig) -> Result<Catalog, ConfigError> {
     }
     let auto_detect = auto_detect(raw.auto_detect, &provider_names)?;
     Ok(Catalog::from_parts(providers, models, raw.power_levels).with_auto_detect(auto_detect))
+}
+
+/// A validated deployment of the file: provider, upstream name, weight and caps.
+struct DeploymentSpec {
+    provider: String,
+    upstream: String,
+    weight: u32,
+    rpm: Option<i64>,
+    tpm: Option<i64>,
+}
+
+/// A model's deployments: its `deployments` list, or its one `provider`.
+/// Each provider serves a model at most once (its health and caps are
+/// kept per provider and model).
+fn raw_deployments(
+    m: &RawModel,
+    provider_names: &HashSet<&str>,
+    at: &impl Fn(&str) -> String,
+) -> Result<Vec<DeploymentSpec>, ConfigError> {
+    let default_upstream = m.upstream.clone().unwrap_or_else(|| m.id.clone());
+    let specs = match (&m.provider, &m.deployments) {
+        (Some(_), Some(_)) => {
+            return Err(field(
+                at("deployments"),
+                "give either `provider` or `deployments`, not both",
+            ));
+        }
+        (None, None) => return Err(field(at("provider"), "missing field `provider`")),
+        (Some(provider), None) => {
+            if !provider_names.contains(provider.as_str()) {
+                return Err(field(
+                    at("provider"),
+                    format!("unknown provider `{provider}` (not under `providers`)"),
+                ));
+            }
+            vec![DeploymentSpec {
+                provider: provider.clone(),
+                upstream: default_upstream,
+                weight: 1,
+                rpm: None,
+                tpm: None,
+            }]
+        }
+        (None, Some(list)) => {
+            if list.is_empty() {
+                return Err(field(at("deployments"), "must not be empty"));
+            }
+            let mut specs: Vec<DeploymentSpec> = Vec::with_capacity(list.len());
+            for (j, d) in list.iter().enumerate() {
+                let at = |f: &str| at(&format!("deployments[{j}].{f}"));
+                if !provider_names.contains(d.provider.as_str()) {
+                    return Err(field(
+                        at("provider"),
+                        format!("unknown provider `{}` (not under `providers`)", d.provider),
+                    ));
+                }
+                if specs.iter().any(|s| s.provider == d.provider) {
+                    return Err(field(
+                        at("provider"),
+                        format!(
+                            "provider `{}` already serves this model; declare the provider \
+                             twice under `providers` (for example with another key) to serve \
+                             it twice",
+                            d.provider
+                        ),
+                    ));
+                }
+                if !(1..=1_000_000).contains(&d.weight) {
+                    return Err(field(at("weight"), "must be between 1 and 1000000"));
+                }
+                if d.rpm.is_some_and(|n| n <= 0) {
+                    return Err(field(at("rpm"), "must be positive"));
+                }
+                if d.tpm.is_some_and(|n| n <= 0) {
+                    return Err(field(at("tpm"), "must be positive"));
+                }
+                specs.push(DeploymentSpec {
+                    provider: d.provider.clone(),
+                    upstream: d
+                        .upstream
+                        .clone()
+                        .unwrap_or_else(|| default_upstream.clone()),
+                    weight: d.weight,
+                    rpm: d.rpm,
+                    tpm: d.tpm,
+                });
+            }
+            specs
+        }
+    };
+    Ok(specs)
 }
 
 fn price_of(at: &str, raw: &RawPrice) -> Result<Price, ConfigError> {
@@ -664,6 +796,81 @@ providers:
                 .detect("gpt-4o")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_model_lists_its_deployments_with_weights_caps_and_capabilities() {
+        let config = r#"
+providers:
+  east: { kind: openai, base_url: "http://east/v1" }
+  west: { kind: openai, base_url: "http://west/v1" }
+models:
+  - id: chat
+    upstream: chat-2025
+    supports_vision: false
+    deployments:
+      - { provider: east, weight: 3, rpm: 100 }
+      - { provider: west, upstream: chat-west, tpm: 5000 }
+  - { id: single, provider: east }
+"#;
+        let catalog = parse_catalog(config, no_env).unwrap();
+        let chat = catalog.model("chat").unwrap();
+        assert_eq!(
+            (chat.provider.as_str(), chat.upstream.as_str()),
+            ("east", "chat-2025")
+        );
+        assert!(chat.capabilities.tools && !chat.capabilities.vision && chat.capabilities.json);
+        let d: Vec<_> = chat
+            .deployments
+            .iter()
+            .map(|d| {
+                (
+                    d.entry.provider.as_str(),
+                    d.entry.upstream.as_str(),
+                    d.weight,
+                    d.rpm,
+                    d.tpm,
+                )
+            })
+            .collect();
+        assert_eq!(
+            d,
+            [
+                ("east", "chat-2025", 3, Some(100), None),
+                ("west", "chat-west", 1, None, Some(5000))
+            ]
+        );
+        assert_eq!(chat.deployments[1].entry.id, "chat");
+        assert!(!chat.deployments[1].entry.capabilities.vision);
+        let single = catalog.model("single").unwrap();
+        assert_eq!(single.deployments.len(), 1);
+        assert_eq!(single.deployments[0].weight, 1);
+
+        for (bad, path) in [
+            (
+                "deployments:\n      - { provider: east, weight: 3, rpm: 100 }",
+                "models[0].deployments",
+            ),
+            (
+                "{ provider: west, upstream: chat-west, tpm: 5000 }",
+                "models[0].deployments[1].provider",
+            ),
+            ("weight: 3,", "models[0].deployments[0].weight"),
+            ("rpm: 100", "models[0].deployments[0].rpm"),
+        ] {
+            let replacement = match path {
+                "models[0].deployments" => {
+                    "provider: east\n    deployments:\n      - { provider: east }"
+                }
+                "models[0].deployments[1].provider" => "{ provider: east }",
+                "models[0].deployments[0].weight" => "weight: 0,",
+                _ => "rpm: 0",
+            };
+            let err = parse_catalog(&config.replace(bad, replacement), no_env)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(path), "{path}: {err}");
+        }
     }
 
     #[test]

@@ -14,8 +14,8 @@ pub mod time;
 
 pub use budget::BudgetPeriod;
 pub use catalog::{
-    AutoDetect, Catalog, Detection, ModelEntry, ModelMode, ModelPattern, PowerLevel, Price,
-    ProviderEntry, ProviderKind,
+    AutoDetect, Capabilities, Catalog, Deployment, Detection, ModelEntry, ModelMode, ModelPattern,
+    PowerLevel, Price, ProviderEntry, ProviderKind,
 };
 pub use db::{Backend, Db, DbError};
 pub use money::{Amount, BillingMode, Unit};

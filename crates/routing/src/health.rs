@@ -17,7 +17,8 @@
 //! about every circuit opened here (see `docs/routing.md`).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How the breaker behaves.
@@ -98,6 +99,34 @@ struct Deployment {
     error_rate: f64,
     requests: u64,
     failures: u64,
+    /// Calls in flight (see [`InFlight`]).
+    in_flight: Arc<AtomicU32>,
+}
+
+/// One call in flight on a deployment, counted until the last clone is
+/// dropped (for a stream: its end).
+#[derive(Debug, Clone)]
+pub struct InFlight {
+    _count: Arc<InFlightCount>,
+}
+
+#[derive(Debug)]
+struct InFlightCount(Arc<AtomicU32>);
+
+impl Drop for InFlightCount {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What the balancer reads of a deployment (see [`crate::balance`]).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct DeploymentLoad {
+    /// Its circuit is open: it would be skipped.
+    pub cooling: bool,
+    /// Exponentially weighted mean time to the first byte, in milliseconds.
+    pub latency_ms: Option<f64>,
+    pub in_flight: u32,
 }
 
 impl Deployment {
@@ -166,6 +195,33 @@ impl Health {
                     Availability::CoolingDown(Duration::from_secs(1))
                 }
             }
+        }
+    }
+
+    /// Counts one call in flight on the deployment until the returned
+    /// guard (and every clone of it) is dropped.
+    pub fn begin(&self, provider: &str, model: &str) -> Option<InFlight> {
+        let mut map = self.deployments.lock().ok()?;
+        let counter = entry(&mut map, provider, model).in_flight.clone();
+        counter.fetch_add(1, Ordering::Relaxed);
+        Some(InFlight {
+            _count: Arc::new(InFlightCount(counter)),
+        })
+    }
+
+    /// The deployment's cooldown, latency and calls in flight, without
+    /// changing anything (unlike [`Health::check`], which starts probes).
+    pub fn load(&self, provider: &str, model: &str, now: Instant) -> DeploymentLoad {
+        let Ok(map) = self.deployments.lock() else {
+            return DeploymentLoad::default();
+        };
+        let Some(d) = map.get(provider).and_then(|m| m.get(model)) else {
+            return DeploymentLoad::default();
+        };
+        DeploymentLoad {
+            cooling: d.state(now) == CircuitState::Open,
+            latency_ms: d.latency_ms,
+            in_flight: d.in_flight.load(Ordering::Relaxed),
         }
     }
 

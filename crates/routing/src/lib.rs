@@ -7,6 +7,8 @@
 //! model, or else one resolved by auto-detection (`provider/model`, or a
 //! configured pattern such as `claude-*` → anthropic).
 
+pub mod balance;
+pub mod fit;
 pub mod health;
 pub mod limits;
 
@@ -33,6 +35,13 @@ pub enum RouteError {
     WrongMode { model: String, wanted: &'static str },
     #[error("no model is available for power level `{0}`")]
     NoCandidates(PowerLevel),
+    #[error("model `{model}` cannot serve this request: {reason}")]
+    Unfit { model: String, reason: String },
+    #[error(
+        "none of the {total} models that could serve this request can: the last one was \
+         skipped because {reason}"
+    )]
+    NoneFit { total: usize, reason: String },
 }
 
 fn mode_name(mode: ModelMode) -> &'static str {

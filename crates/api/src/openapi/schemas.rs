@@ -595,7 +595,7 @@ pub struct CatalogPrice {
 }
 
 #[derive(Serialize, ToSchema)]
-#[schema(example = json!({"id": "gpt-4o-mini", "provider": "openai", "kind": "openai", "upstream": "gpt-4o-mini", "mode": "chat", "tier": 1, "quality": 70, "context_window": 128_000, "max_output_tokens": 16_384, "price": {"input_per_mtok_usd_micros": 150_000, "output_per_mtok_usd_micros": 600_000, "cached_input_per_mtok_usd_micros": 75_000, "per_request_usd_micros": 0}, "platform_key": true}))]
+#[schema(example = json!({"id": "gpt-4o-mini", "provider": "openai", "kind": "openai", "upstream": "gpt-4o-mini", "mode": "chat", "tier": 1, "quality": 70, "context_window": 128_000, "max_output_tokens": 16_384, "price": {"input_per_mtok_usd_micros": 150_000, "output_per_mtok_usd_micros": 600_000, "cached_input_per_mtok_usd_micros": 75_000, "per_request_usd_micros": 0}, "platform_key": true, "supports_tools": true, "supports_vision": true, "supports_json": true, "deployments": [{"provider": "openai", "upstream": "gpt-4o-mini", "weight": 1, "rpm": null, "tpm": null}]}))]
 pub struct CatalogModel {
     pub id: String,
     pub provider: String,
@@ -613,6 +613,29 @@ pub struct CatalogModel {
     pub price: CatalogPrice,
     /// Whether the platform holds a key for the provider.
     pub platform_key: bool,
+    /// Serves requests with `tools` / `functions`.
+    pub supports_tools: bool,
+    /// Serves requests with image content parts.
+    pub supports_vision: bool,
+    /// Serves JSON mode (`response_format` `json_object` / `json_schema`).
+    pub supports_json: bool,
+    /// Where the model is served; `provider` and `upstream` above are the
+    /// first of them. See docs/routing.md, section 6.
+    pub deployments: Vec<CatalogDeployment>,
+}
+
+/// One deployment of a catalog model.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"provider": "openai-b", "upstream": "gpt-4o-mini", "weight": 3, "rpm": 5000, "tpm": null}))]
+pub struct CatalogDeployment {
+    pub provider: String,
+    pub upstream: String,
+    /// Relative share of the traffic.
+    pub weight: i64,
+    /// Requests per minute it takes at most (`null`: no cap).
+    pub rpm: Option<i64>,
+    /// Tokens per minute it takes at most (`null`: no cap).
+    pub tpm: Option<i64>,
 }
 
 #[derive(Serialize, ToSchema)]

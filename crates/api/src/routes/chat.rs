@@ -5,6 +5,7 @@
 //! real cost; on a retryable failure before the first byte, release the hold
 //! and try the next candidate.
 
+use super::deployments::{DeploymentLease, lease, needs_of};
 use super::dialect::{Dialect, Encoder};
 use super::org_policy::{allowed_candidates, default_level};
 use super::relay::{CallRecord, gateway_headers, max_payable, paying_key, reserve, settle};
@@ -49,6 +50,7 @@ pub async fn chat_completions(
     request.validate().map_err(ApiError::bad_request)?;
     let level = power_level(&mut request, &headers, default_level(&principal))?;
     let fallbacks = fallback_models(&mut request)?;
+    let needs = needs_of(&mut request)?;
     let candidates = tollgate_routing::candidates_with_fallbacks(
         &state.catalog,
         &request.model,
@@ -57,6 +59,7 @@ pub async fn chat_completions(
         ModelMode::Chat,
     )?;
     let candidates = allowed_candidates(&principal, &request.model, level, candidates)?;
+    let candidates = tollgate_routing::fit::fitting(candidates, &request.model, &needs)?;
     let admission = admit(&state, &principal, estimated_tokens(body.len(), &request)).await?;
     let quotas = admission.quotas();
 
@@ -132,6 +135,9 @@ pub(super) async fn relay(
     let mut too_long = false;
     // The soonest end of a cooldown among the candidates skipped for one.
     let mut cooling: Option<Duration> = None;
+    // The soonest room among the deployments skipped for their RPM/TPM caps.
+    let mut capped: Option<Duration> = None;
+    let estimate = prompt_estimate.saturating_add(request.max_output_tokens().unwrap_or(0).max(0));
     for round in 0..=state.retries.rounds {
         if round > 0 {
             // Another round only after retryable provider failures, and only
@@ -143,131 +149,167 @@ pub(super) async fn relay(
             tokio::time::sleep(wait).await;
         }
         retry_worthy = false;
-        for model in &candidates {
-            if !tollgate_routing::fits_context(model, prompt_estimate, request.max_output_tokens())
-            {
+        for candidate in &candidates {
+            if !tollgate_routing::fits_context(
+                candidate,
+                prompt_estimate,
+                request.max_output_tokens(),
+            ) {
                 too_long = true;
                 continue;
             }
-            let Some(provider) = state.catalog.provider(&model.provider) else {
-                continue;
-            };
-            if let Availability::CoolingDown(wait) =
-                state
-                    .health
-                    .check(&model.provider, &model.id, Instant::now())
-            {
-                cooling = Some(cooling.map_or(wait, |c| c.min(wait)));
-                continue;
-            }
-            let paying = paying_key(&state, &principal.organization_id, provider).await?;
-            // A keyless provider (a local vLLM or Ollama) is called without one.
-            if paying.is_none() && !provider.keyless {
-                last_error = Some(ProviderError::NoKey(provider.name.clone()).into());
-                continue;
-            }
-            let (api_key, byok) = paying
-                .as_ref()
-                .map_or((None, false), |p| (Some(p.secret()), p.byok()));
-            let max_completion = request
-                .max_output_tokens()
-                .unwrap_or(model.max_output_tokens);
-            let most = max_payable(
-                &state,
-                &principal,
-                byok,
-                &model.price,
-                prompt_bound,
-                max_completion,
-            );
-            let hold = match reserve(&state, &principal, most).await {
-                Ok(hold) => hold,
-                Err(
-                    e @ (BillingError::InsufficientCredits { .. }
-                    | BillingError::BudgetExceeded { .. }),
-                ) => {
-                    last_error = Some(e.into());
+            // The model's deployments, the chosen one first; the others
+            // are its fallbacks before the next model.
+            let deployments =
+                tollgate_routing::balance::order(candidate, &state.health, Instant::now());
+            for deployment in &deployments {
+                let model = &deployment.entry;
+                let Some(provider) = state.catalog.provider(&model.provider) else {
                     continue;
-                }
-                Err(e) => return Err(e.into()),
-            };
-            let target = Target {
-                provider: &provider.name,
-                kind: provider.kind,
-                base_url: &provider.base_url,
-                api_key,
-                upstream_model: &model.upstream,
-                max_output_tokens: model.max_output_tokens,
-            };
-            let call = Call {
-                state: &state,
-                principal: &principal,
-                request_id: &request_id,
-                model,
-                byok,
-                started,
-                dialect: &dialect,
-                admission: &admission,
-            };
-            attempts += 1;
-            let call_started = Instant::now();
-            let outcome = if request.stream {
-                match state.providers.chat_stream(&target, &request).await {
-                    Ok(upstream) => Ok(call.stream(upstream, hold, &request, prompt_bound)),
-                    Err(e) => Err((e, hold)),
-                }
-            } else {
-                match state.providers.chat(&target, &request).await {
-                    Ok(answer) => Ok(call.answer(answer.body, answer.usage, hold).await),
-                    Err(e) => Err((e, hold)),
-                }
-            };
-            match outcome {
-                Ok(mut response) => {
+                };
+                if let Availability::CoolingDown(wait) =
                     state
                         .health
-                        .success(&model.provider, &model.id, call_started.elapsed());
-                    state.metrics.record_call(&model.id, &model.provider, "ok");
-                    response
-                        .headers_mut()
-                        .insert("x-tollgate-attempts", HeaderValue::from(attempts));
-                    return Ok(response);
+                        .check(&model.provider, &model.id, Instant::now())
+                {
+                    cooling = Some(cooling.map_or(wait, |c| c.min(wait)));
+                    continue;
                 }
-                Err((error, hold)) => {
-                    state
-                        .metrics
-                        .record_call(&model.id, &model.provider, "error");
-                    if let Err(e) = state.billing.release(hold).await {
-                        tracing::error!(error = %e, "releasing a hold failed");
+                let paying = paying_key(&state, &principal.organization_id, provider).await?;
+                // A keyless provider (a local vLLM or Ollama) is called without one.
+                if paying.is_none() && !provider.keyless {
+                    last_error = Some(ProviderError::NoKey(provider.name.clone()).into());
+                    continue;
+                }
+                let (api_key, byok) = paying
+                    .as_ref()
+                    .map_or((None, false), |p| (Some(p.secret()), p.byok()));
+                let max_completion = request
+                    .max_output_tokens()
+                    .unwrap_or(model.max_output_tokens);
+                let most = max_payable(
+                    &state,
+                    &principal,
+                    byok,
+                    &model.price,
+                    prompt_bound,
+                    max_completion,
+                );
+                let hold = match reserve(&state, &principal, most).await {
+                    Ok(hold) => hold,
+                    Err(
+                        e @ (BillingError::InsufficientCredits { .. }
+                        | BillingError::BudgetExceeded { .. }),
+                    ) => {
+                        last_error = Some(e.into());
+                        continue;
                     }
-                    tracing::info!(model = %model.id, error = %error, "provider call failed");
-                    if !error.is_retryable() {
-                        return Err(with_attempts(error.into(), attempts));
-                    }
-                    if counts_against_health(&error, byok) {
-                        let retry_after = match &error {
-                            ProviderError::Status { retry_after, .. } => {
-                                retry_after.map(Duration::from_secs)
-                            }
-                            _ => None,
-                        };
-                        if state.health.failure(
-                            &model.provider,
-                            &model.id,
-                            retry_after,
-                            Instant::now(),
-                        ) {
-                            tracing::warn!(provider = %model.provider, model = %model.id, "deployment is cooling down after failures");
+                    Err(e) => return Err(e.into()),
+                };
+                // Counted against the deployment's caps only when it is
+                // about to be called.
+                let deployment_lease = match lease(&state, deployment, estimate).await {
+                    Ok(lease) => lease,
+                    Err(wait) => {
+                        if let Err(e) = state.billing.release(hold).await {
+                            tracing::error!(error = %e, "releasing a hold failed");
                         }
+                        capped = Some(capped.map_or(wait, |c| c.min(wait)));
+                        continue;
                     }
-                    last_error = Some(error.into());
-                    retry_worthy = true;
+                };
+                let target = Target {
+                    provider: &provider.name,
+                    kind: provider.kind,
+                    base_url: &provider.base_url,
+                    api_key,
+                    upstream_model: &model.upstream,
+                    max_output_tokens: model.max_output_tokens,
+                };
+                let call = Call {
+                    state: &state,
+                    principal: &principal,
+                    request_id: &request_id,
+                    model,
+                    byok,
+                    started,
+                    dialect: &dialect,
+                    admission: &admission,
+                    deployment: &deployment_lease,
+                };
+                attempts += 1;
+                let call_started = Instant::now();
+                let outcome = if request.stream {
+                    match state.providers.chat_stream(&target, &request).await {
+                        Ok(upstream) => Ok(call.stream(upstream, hold, &request, prompt_bound)),
+                        Err(e) => Err((e, hold)),
+                    }
+                } else {
+                    match state.providers.chat(&target, &request).await {
+                        Ok(answer) => Ok(call.answer(answer.body, answer.usage, hold).await),
+                        Err(e) => Err((e, hold)),
+                    }
+                };
+                match outcome {
+                    Ok(mut response) => {
+                        state
+                            .health
+                            .success(&model.provider, &model.id, call_started.elapsed());
+                        state.metrics.record_call(&model.id, &model.provider, "ok");
+                        response
+                            .headers_mut()
+                            .insert("x-tollgate-attempts", HeaderValue::from(attempts));
+                        return Ok(response);
+                    }
+                    Err((error, hold)) => {
+                        state
+                            .metrics
+                            .record_call(&model.id, &model.provider, "error");
+                        if let Err(e) = state.billing.release(hold).await {
+                            tracing::error!(error = %e, "releasing a hold failed");
+                        }
+                        tracing::info!(model = %model.id, error = %error, "provider call failed");
+                        if !error.is_retryable() {
+                            return Err(with_attempts(error.into(), attempts));
+                        }
+                        if counts_against_health(&error, byok) {
+                            let retry_after = match &error {
+                                ProviderError::Status { retry_after, .. } => {
+                                    retry_after.map(Duration::from_secs)
+                                }
+                                _ => None,
+                            };
+                            if state.health.failure(
+                                &model.provider,
+                                &model.id,
+                                retry_after,
+                                Instant::now(),
+                            ) {
+                                tracing::warn!(provider = %model.provider, model = %model.id, "deployment is cooling down after failures");
+                            }
+                        }
+                        last_error = Some(error.into());
+                        retry_worthy = true;
+                    }
                 }
             }
         }
     }
     let error = last_error.unwrap_or_else(|| {
-        if let Some(wait) = cooling {
+        if let Some(wait) = capped {
+            let mut err = ApiError::rate_limited(
+                "every deployment that could serve this request is at its own requests- or \
+                 tokens-per-minute cap; retry later",
+            );
+            err.retry_after = Some(
+                wait.as_millis()
+                    .div_ceil(1000)
+                    .max(1)
+                    .try_into()
+                    .unwrap_or(u64::MAX),
+            );
+            err
+        } else if let Some(wait) = cooling {
             let mut err = ApiError::unavailable(
                 "every model that could serve this request is cooling down after provider \
                  failures; retry later",
@@ -351,6 +393,7 @@ struct Call<'a> {
     started: Instant,
     dialect: &'a Dialect,
     admission: &'a Admission,
+    deployment: &'a DeploymentLease,
 }
 
 impl Call<'_> {
@@ -378,6 +421,7 @@ impl Call<'_> {
         )
         .await;
         self.admission.used_tokens(usage.total()).await;
+        self.deployment.used_tokens(usage.total()).await;
         let body = self.dialect.answer_body(body, &usage);
         let mut response = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
         gateway_headers(response.headers_mut(), self.model, self.byok, charged);
@@ -409,6 +453,7 @@ impl Call<'_> {
                 .encoder(request.stream_options.is_some_and(|o| o.include_usage)),
             prompt_estimate: prompt_bound / 4,
             admission: self.admission.clone(),
+            deployment: self.deployment.clone(),
         };
         self.state.streams.spawn(pump.run(upstream, hold, tx));
         let body = Body::from_stream(ReceiverStream::new(rx).map(Ok::<_, Infallible>));
@@ -434,6 +479,7 @@ struct StreamPump {
     encoder: Encoder,
     prompt_estimate: i64,
     admission: Admission,
+    deployment: DeploymentLease,
 }
 
 impl StreamPump {
@@ -503,6 +549,7 @@ impl StreamPump {
         };
         settle(&self.state, hold, &record).await;
         self.admission.used_tokens(usage.total()).await;
+        self.deployment.used_tokens(usage.total()).await;
         if client_gone {
             return;
         }

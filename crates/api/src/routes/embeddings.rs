@@ -64,9 +64,15 @@ async fn relay(
     started: Instant,
     admission: Admission,
 ) -> Result<Response, ApiError> {
-    let model = candidates
+    let candidate = candidates
         .first()
         .ok_or_else(|| ApiError::unavailable("no embedding model available"))?;
+    // One deployment of the model, chosen as for chat (no fallback here).
+    let chosen = tollgate_routing::balance::order(candidate, &state.health, Instant::now());
+    let model = &chosen
+        .first()
+        .ok_or_else(|| ApiError::unavailable("no embedding model available"))?
+        .entry;
     let provider = state
         .catalog
         .provider(&model.provider)

@@ -59,8 +59,10 @@ pub async fn messages(
         let options = InboundOptions {
             keep_anthropic_fields: all_anthropic,
         };
-        let chat = to_chat_request(request, options).map_err(ApiError::bad_request)?;
+        let mut chat = to_chat_request(request, options).map_err(ApiError::bad_request)?;
         chat.validate().map_err(ApiError::bad_request)?;
+        let needs = super::deployments::needs_of(&mut chat)?;
+        let candidates = tollgate_routing::fit::fitting(candidates, &model, &needs)?;
         let admission = admit(&state, &principal, estimated_tokens(body.len(), &chat)).await?;
         let quotas = admission.quotas();
         let call = state.streams.spawn(relay(

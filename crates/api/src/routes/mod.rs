@@ -5,6 +5,7 @@
 mod admin;
 mod billing_webhooks;
 mod chat;
+mod deployments;
 mod dialect;
 mod embeddings;
 mod messages;

@@ -30,6 +30,19 @@ pub async fn list(State(state): State<AppState>, _caller: Caller) -> Json<Value>
                     "per_request_usd_micros": m.price.per_request,
                 },
                 "platform_key": provider.is_some_and(|p| p.api_key.is_some()),
+                "supports_tools": m.capabilities.tools,
+                "supports_vision": m.capabilities.vision,
+                "supports_json": m.capabilities.json,
+                "deployments": tollgate_routing::balance::deployments(m)
+                    .iter()
+                    .map(|d| json!({
+                        "provider": d.entry.provider,
+                        "upstream": d.entry.upstream,
+                        "weight": d.weight,
+                        "rpm": d.rpm,
+                        "tpm": d.tpm,
+                    }))
+                    .collect::<Vec<Value>>(),
             })
         })
         .collect();
