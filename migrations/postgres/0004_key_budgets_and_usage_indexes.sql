@@ -1,9 +1,9 @@
 -- Per-API-key budgets, and indexes for usage analytics.
 
--- What one key spent (and has held for calls in flight) in one budget
--- period. `period_start` is the period's first instant (Unix ms, UTC; 0 for
--- a `total` budget), so a new period starts from a new, empty row.
--- Holds succeed only while spent + reserved + hold <= the key's budget.
+-- What one key spent (and gateway instances have leased of its budget) in
+-- one budget period. `period_start` is the period's first instant (Unix ms,
+-- UTC; 0 for a `total` budget), so a new period starts from a new, empty row.
+-- A lease succeeds only while spent + reserved + lease <= the key's budget.
 CREATE TABLE api_key_budget_periods (
     api_key_id      TEXT NOT NULL REFERENCES api_keys(id),
     period_start    BIGINT NOT NULL,
@@ -13,10 +13,11 @@ CREATE TABLE api_key_budget_periods (
     PRIMARY KEY (api_key_id, period_start)
 );
 
--- The budget holds of one gateway instance, like `credit_leases`: the sum
--- over instances is the period's `reserved`, and a dead instance's holds
--- are returned by the others (or by the next start on SQLite).
-CREATE TABLE api_key_budget_holds (
+-- Budget leases: the part of a key's budget for one period that one gateway
+-- instance has set aside, like `credit_leases`. The sum over instances is
+-- the period's `reserved`; a dead instance's leases are returned by the
+-- others (or by the next start on SQLite).
+CREATE TABLE api_key_budget_leases (
     instance_id     TEXT NOT NULL,
     api_key_id      TEXT NOT NULL,
     period_start    BIGINT NOT NULL,

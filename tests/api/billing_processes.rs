@@ -366,3 +366,53 @@ async fn a_gateway_killed_mid_stream_blocks_no_balance_or_budget() {
     );
     assert_eq!(cluster.credits(&next, &org).await["balance"], 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_gateway_processes_never_overspend_a_key_budget() {
+    if test_backend() == Backend::Sqlite {
+        eprintln!(
+            "skipped on SQLite: two gateway processes need a shared PostgreSQL \
+             (run with TOLLGATE_TEST_DATABASE=postgres); SQLite is single-node"
+        );
+        return;
+    }
+    let cluster = Arc::new(Cluster::new().await);
+    let gws = Arc::new([cluster.gateway().await, cluster.gateway().await]);
+    // The balance covers every call; the key's budget only 25 of them.
+    let (org, key) = cluster.funded_org(&gws[0], 10_000, Some(25)).await;
+
+    let statuses = futures::future::join_all((0..200).map(|i| {
+        let (cluster, gws, key) = (cluster.clone(), gws.clone(), key.clone());
+        async move {
+            let r = cluster
+                .chat(&gws[i % 2], &key, &chat_body("gpt-4o-mini"))
+                .await;
+            r.status().as_u16()
+        }
+    }))
+    .await;
+
+    let ok = statuses.iter().filter(|s| **s == 200).count() as i64;
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 402),
+        "{statuses:?}"
+    );
+    assert!(ok > 0 && ok <= 25, "{ok} successes for a budget of 25");
+    let keys = cluster
+        .admin(
+            &gws[1],
+            "GET",
+            &format!("/api/v1/organizations/{org}/api-keys"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        keys["data"][0]["budget"]["spent"], ok,
+        "the key's spend is its successes"
+    );
+    assert_eq!(
+        cluster.credits(&gws[0], &org).await["balance"],
+        10_000 - ok,
+        "the organization paid exactly the successes"
+    );
+}

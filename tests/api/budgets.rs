@@ -117,6 +117,18 @@ async fn concurrent_calls_never_overspend_a_key_budget() {
     assert_eq!(app.balance(&org).await, 1_000 - 7);
     let listed = listed_key(&app, &org, &key_id).await;
     assert_eq!(listed["budget"]["spent"], 7);
+    let db = app.raw_db().await;
+    let reserved: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(reserved), 0) AS BIGINT) FROM api_key_budget_periods WHERE api_key_id = $1",
+    )
+    .bind(&key_id)
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(
+        reserved, 0,
+        "every budget lease went back once the calls settled"
+    );
 }
 
 #[tokio::test]

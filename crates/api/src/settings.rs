@@ -130,7 +130,7 @@ pub struct Settings {
 
     /// Milliseconds without a heartbeat after which a gateway instance is
     /// taken for dead: the other instances (on PostgreSQL) then return its
-    /// credit leases and API-key budget holds. Heartbeats come every
+    /// credit leases and API-key budget leases. Heartbeats come every
     /// third of this, at most every 5 s.
     #[arg(
         long,

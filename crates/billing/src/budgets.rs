@@ -1,18 +1,22 @@
 //! Per-API-key budgets: a spending cap per UTC period that no number of
 //! concurrent calls on any number of replicas can exceed.
 //!
-//! Each call with a budgeted key holds its maximum cost in the key's row for
-//! the current period with one conditional `UPDATE` (`spent + reserved +
-//! hold <= budget`), which the database applies atomically. The settlement
-//! moves the charge (never more than the hold) from `reserved` to `spent`
-//! in the same group-commit transaction as the ledger row and the usage
-//! record. Holds are recorded per instance, like credit leases, so the
-//! holds of a dead instance are returned with its leases.
+//! Budgets lease like organization balances. An instance sets part of a
+//! key's budget for the current period aside with one conditional `UPDATE`
+//! (`spent + reserved + lease <= budget`), which the database applies
+//! atomically, so the leases of all instances never exceed what is left of
+//! the budget. Each call holds its maximum cost out of its instance's lease,
+//! in memory. The settlement moves the charge (never more than the hold)
+//! from `reserved` to `spent` in the same group-commit transaction as the
+//! ledger row and the usage record. Leases are recorded per instance
+//! (`api_key_budget_leases`), so a dead instance's are returned with its
+//! credit leases; idle ones go back like credit leases.
 
 use crate::writer::Job;
 use crate::{Billing, BillingError, Inner};
 use sqlx::Row;
 use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
 use tollgate_core::{BudgetPeriod, Db, time};
 
 /// A key's budget, as billing enforces it.
@@ -24,12 +28,23 @@ pub struct KeyBudget {
     pub period: BudgetPeriod,
 }
 
-/// What one call holds of its key's budget.
+/// What one call holds of its key's budget (out of this instance's lease).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct BudgetHold {
-    pub api_key_id: String,
-    pub period_start: i64,
+    /// The budget account: see [`account`].
+    pub account: String,
     pub amount: i64,
+}
+
+/// The in-memory lease book's name for one key's budget in one period.
+pub(crate) fn account(api_key_id: &str, period_start: i64) -> String {
+    format!("{period_start}:{api_key_id}")
+}
+
+/// The key id and period start of a budget account name.
+fn parse_account(account: &str) -> Option<(&str, i64)> {
+    let (start, key) = account.split_once(':')?;
+    Some((key, start.parse().ok()?))
 }
 
 /// A key's spending in its current period.
@@ -42,15 +57,49 @@ pub struct BudgetSpending {
 }
 
 impl Billing {
-    /// Holds `amount` of the key's budget for the current period, or fails
-    /// with `BudgetExceeded`, changing nothing.
+    /// Holds `amount` of the key's budget for the current period: from this
+    /// instance's lease in memory, or after topping the lease up (16 times
+    /// what is missing, else exactly that). Fails with `BudgetExceeded`,
+    /// changing nothing, when the budget cannot cover it.
     pub(crate) async fn hold_budget(
         &self,
         budget: &KeyBudget,
         amount: i64,
     ) -> Result<BudgetHold, BillingError> {
+        let period_start = budget.period.start(time::now_millis());
+        let account = account(&budget.api_key_id, period_start);
+        for _ in 0..4 {
+            let missing = match self.inner.budget_leases.try_hold(&account, amount) {
+                Ok(()) => return Ok(BudgetHold { account, amount }),
+                Err(missing) => missing,
+            };
+            let ahead = missing.saturating_mul(self.inner.options.lease_multiplier.max(1));
+            let granted = match self.top_up_budget(budget, period_start, ahead).await? {
+                0 if ahead > missing => self.top_up_budget(budget, period_start, missing).await?,
+                granted => granted,
+            };
+            if granted == 0 {
+                break;
+            }
+            self.inner
+                .budget_leases
+                .lock()
+                .entry(account.clone())
+                .or_default()
+                .lease += granted;
+        }
+        Err(self.budget_exceeded(budget, period_start, amount).await?)
+    }
+
+    /// Moves `amount` of what is left of the key's budget for the period
+    /// into this instance's lease, all or nothing. Returns what was granted.
+    async fn top_up_budget(
+        &self,
+        budget: &KeyBudget,
+        period_start: i64,
+        amount: i64,
+    ) -> Result<i64, BillingError> {
         let now = time::now_millis();
-        let period_start = budget.period.start(now);
         let mut tx = self.db().pool().begin().await?;
         // The write comes first so SQLite takes its write lock at once.
         sqlx::query(
@@ -74,29 +123,13 @@ impl Billing {
         .execute(&mut *tx)
         .await?;
         if held.rows_affected() == 0 {
-            let row = sqlx::query(
-                "SELECT spent, reserved FROM api_key_budget_periods WHERE api_key_id = $1 AND period_start = $2",
-            )
-            .bind(&budget.api_key_id)
-            .bind(period_start)
-            .fetch_one(&mut *tx)
-            .await?;
-            let spent: i64 = row.try_get("spent")?;
-            let reserved: i64 = row.try_get("reserved")?;
             tx.rollback().await?;
-            return Err(BillingError::BudgetExceeded {
-                api_key_id: budget.api_key_id.clone(),
-                period: budget.period,
-                limit: budget.amount,
-                spent,
-                needed: amount,
-                available: (budget.amount - spent - reserved).max(0),
-            });
+            return Ok(0);
         }
         sqlx::query(
-            "INSERT INTO api_key_budget_holds (instance_id, api_key_id, period_start, amount, updated_at) \
+            "INSERT INTO api_key_budget_leases (instance_id, api_key_id, period_start, amount, updated_at) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (instance_id, api_key_id, period_start) \
-             DO UPDATE SET amount = api_key_budget_holds.amount + excluded.amount, updated_at = excluded.updated_at",
+             DO UPDATE SET amount = api_key_budget_leases.amount + excluded.amount, updated_at = excluded.updated_at",
         )
         .bind(self.instance_id())
         .bind(&budget.api_key_id)
@@ -106,10 +139,40 @@ impl Billing {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(BudgetHold {
+        Ok(amount)
+    }
+
+    /// The refusal of a call that needs `amount` of the budget.
+    async fn budget_exceeded(
+        &self,
+        budget: &KeyBudget,
+        period_start: i64,
+        amount: i64,
+    ) -> Result<BillingError, BillingError> {
+        let row = sqlx::query(
+            "SELECT spent, reserved FROM api_key_budget_periods WHERE api_key_id = $1 AND period_start = $2",
+        )
+        .bind(&budget.api_key_id)
+        .bind(period_start)
+        .fetch_optional(self.db().pool())
+        .await?;
+        let (spent, reserved) = match row {
+            Some(row) => (row.try_get("spent")?, row.try_get("reserved")?),
+            None => (0, 0),
+        };
+        let free = {
+            let accounts = self.inner.budget_leases.lock();
+            accounts
+                .get(&account(&budget.api_key_id, period_start))
+                .map_or(0, |a| a.lease - a.in_use)
+        };
+        Ok(BillingError::BudgetExceeded {
             api_key_id: budget.api_key_id.clone(),
-            period_start,
-            amount,
+            period: budget.period,
+            limit: budget.amount,
+            spent,
+            needed: amount,
+            available: (budget.amount - spent - reserved).max(0) + free.max(0),
         })
     }
 
@@ -155,68 +218,57 @@ impl Billing {
 }
 
 impl Inner {
-    /// Gives a budget hold back unused, through the writer.
-    pub(crate) fn release_budget(&self, hold: BudgetHold) {
-        match self.writer.try_send(Job::ReleaseBudget(hold)) {
-            Ok(()) => {}
-            Err(tokio::sync::mpsc::error::TrySendError::Full(job)) => {
-                let writer = self.writer.clone();
-                match tokio::runtime::Handle::try_current() {
-                    Ok(rt) => {
-                        rt.spawn(async move {
-                            let _ = writer.send(job).await;
-                        });
-                    }
-                    Err(_) => tracing::warn!(
-                        "a budget hold could not be released; it returns when this instance stops"
-                    ),
-                }
-            }
-            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {}
+    /// Gives back a budget hold, `charged` of it consumed; asks the writer
+    /// to return the lease if nothing is in flight any more.
+    pub(crate) fn release_budget(&self, hold: &BudgetHold, charged: i64) {
+        let idle = {
+            let mut accounts = self.budget_leases.lock();
+            let account = accounts.entry(hold.account.clone()).or_default();
+            account.in_use -= hold.amount;
+            account.lease -= charged;
+            account.last_active = Instant::now();
+            account.in_use == 0 && account.lease > 0
+        };
+        if idle && charged == 0 && self.options.lease_idle.is_zero() {
+            let _ = self.writer.try_send(Job::NudgeBudget(hold.account.clone()));
         }
     }
 }
 
-/// A settled or released budget hold, for the writer's transaction.
-pub(crate) struct BudgetChange<'a> {
-    pub hold: &'a BudgetHold,
-    pub charged: i64,
-}
-
-/// Applies budget settlements and releases in the writer's transaction:
-/// each charge moves from `reserved` to `spent`, the rest of its hold goes back.
+/// Applies budget settlements and lease returns in the writer's
+/// transaction: per budget account, `(charged, returned)`. Each charge moves
+/// from `reserved` to `spent`; a returned lease leaves `reserved`.
 pub(crate) async fn apply(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     instance_id: &str,
-    changes: &[BudgetChange<'_>],
+    changes: &BTreeMap<&str, (i64, i64)>,
     now: i64,
 ) -> Result<(), BillingError> {
-    // Summed per key and period; in a fixed order, so that two instances'
-    // transactions take the row locks in the same order.
-    let mut totals: BTreeMap<(&str, i64), (i64, i64)> = BTreeMap::new();
-    for change in changes {
-        let id = (change.hold.api_key_id.as_str(), change.hold.period_start);
-        let (charged, held) = totals.entry(id).or_default();
-        *charged += change.charged;
-        *held += change.hold.amount;
-    }
-    for ((key, start), (charged, held)) in totals {
+    // In a fixed (sorted) order, so that two instances' transactions take
+    // the row locks in the same order.
+    for (account, (charged, returned)) in changes {
+        if *charged == 0 && *returned == 0 {
+            continue;
+        }
+        let Some((key, start)) = parse_account(account) else {
+            continue;
+        };
         sqlx::query(
             "UPDATE api_key_budget_periods SET spent = spent + $1, reserved = reserved - $2, updated_at = $3 \
              WHERE api_key_id = $4 AND period_start = $5",
         )
-        .bind(charged)
-        .bind(held)
+        .bind(*charged)
+        .bind(charged + returned)
         .bind(now)
         .bind(key)
         .bind(start)
         .execute(&mut **tx)
         .await?;
         sqlx::query(
-            "UPDATE api_key_budget_holds SET amount = amount - $1, updated_at = $2 \
+            "UPDATE api_key_budget_leases SET amount = amount - $1, updated_at = $2 \
              WHERE instance_id = $3 AND api_key_id = $4 AND period_start = $5",
         )
-        .bind(held)
+        .bind(charged + returned)
         .bind(now)
         .bind(instance_id)
         .bind(key)
@@ -224,7 +276,7 @@ pub(crate) async fn apply(
         .execute(&mut **tx)
         .await?;
         sqlx::query(
-            "DELETE FROM api_key_budget_holds \
+            "DELETE FROM api_key_budget_leases \
              WHERE instance_id = $1 AND api_key_id = $2 AND period_start = $3 AND amount = 0",
         )
         .bind(instance_id)
@@ -236,10 +288,10 @@ pub(crate) async fn apply(
     Ok(())
 }
 
-/// Returns every budget hold of one (dead or stopping) instance.
-pub(crate) async fn return_holds_of(db: &Db, instance_id: &str) -> Result<u64, BillingError> {
+/// Returns every budget lease of one (dead or stopping) instance.
+pub(crate) async fn return_leases_of_keys(db: &Db, instance_id: &str) -> Result<u64, BillingError> {
     let holds = sqlx::query(
-        "SELECT api_key_id, period_start FROM api_key_budget_holds WHERE instance_id = $1",
+        "SELECT api_key_id, period_start FROM api_key_budget_leases WHERE instance_id = $1",
     )
     .bind(instance_id)
     .fetch_all(db.pool())
@@ -251,7 +303,7 @@ pub(crate) async fn return_holds_of(db: &Db, instance_id: &str) -> Result<u64, B
         let mut tx = db.pool().begin().await?;
         // Deleting first takes the write lock and tells how much to return, once.
         let deleted = sqlx::query(
-            "DELETE FROM api_key_budget_holds WHERE instance_id = $1 AND api_key_id = $2 \
+            "DELETE FROM api_key_budget_leases WHERE instance_id = $1 AND api_key_id = $2 \
              AND period_start = $3 RETURNING amount",
         )
         .bind(instance_id)

@@ -21,7 +21,7 @@ pub(crate) async fn register(db: &Db) -> Result<String, BillingError> {
 pub(crate) async fn return_leases_of_others(db: &Db, keep: &str) -> Result<u64, BillingError> {
     let rows = sqlx::query(
         "SELECT instance_id FROM credit_leases WHERE instance_id <> $1 \
-         UNION SELECT instance_id FROM api_key_budget_holds WHERE instance_id <> $1",
+         UNION SELECT instance_id FROM api_key_budget_leases WHERE instance_id <> $1",
     )
     .bind(keep)
     .fetch_all(db.pool())
@@ -38,9 +38,9 @@ pub(crate) async fn return_leases_of_others(db: &Db, keep: &str) -> Result<u64, 
     Ok(returned)
 }
 
-/// Returns all leases and budget holds of one instance.
+/// Returns all credit and budget leases of one instance.
 async fn return_leases_of(db: &Db, instance_id: &str) -> Result<u64, BillingError> {
-    let holds = crate::budgets::return_holds_of(db, instance_id).await?;
+    let holds = crate::budgets::return_leases_of_keys(db, instance_id).await?;
     Ok(holds + return_credit_leases_of(db, instance_id).await?)
 }
 
@@ -93,6 +93,12 @@ impl Billing {
             for org in self.inner.leases.idle_organizations(lease_idle) {
                 let _ = self.inner.writer.try_send(crate::writer::Job::Nudge(org));
             }
+            for account in self.inner.budget_leases.idle_organizations(lease_idle) {
+                let _ = self
+                    .inner
+                    .writer
+                    .try_send(crate::writer::Job::NudgeBudget(account));
+            }
             if last_heartbeat.elapsed() < interval {
                 continue;
             }
@@ -129,7 +135,7 @@ impl Billing {
         let dead = sqlx::query(
             "SELECT l.instance_id FROM credit_leases l WHERE l.instance_id <> $1 AND NOT EXISTS \
              (SELECT 1 FROM gateway_instances i WHERE i.id = l.instance_id AND i.heartbeat_at >= $2) \
-             UNION SELECT h.instance_id FROM api_key_budget_holds h WHERE h.instance_id <> $1 AND NOT EXISTS \
+             UNION SELECT h.instance_id FROM api_key_budget_leases h WHERE h.instance_id <> $1 AND NOT EXISTS \
              (SELECT 1 FROM gateway_instances i WHERE i.id = h.instance_id AND i.heartbeat_at >= $2)",
         )
         .bind(self.instance_id())

@@ -65,7 +65,7 @@ impl LeaseBook {
     }
 
     /// Takes `amount` from the free part of the lease, if it is there.
-    fn try_hold(&self, org: &str, amount: i64) -> Result<(), i64> {
+    pub(crate) fn try_hold(&self, org: &str, amount: i64) -> Result<(), i64> {
         let mut accounts = self.lock();
         let account = accounts.entry(org.to_owned()).or_default();
         let free = account.lease - account.in_use;
@@ -117,7 +117,7 @@ impl Drop for Hold {
         if let Some(billing) = self.billing.take() {
             billing.inner.release(&self.organization_id, self.amount, 0);
             if let Some(budget) = self.budget.take() {
-                billing.inner.release_budget(budget);
+                billing.inner.release_budget(&budget, 0);
             }
         }
     }
@@ -165,7 +165,7 @@ impl Billing {
             }
             Err(e) => {
                 if let Some(budget_hold) = budget_hold {
-                    self.inner.release_budget(budget_hold);
+                    self.inner.release_budget(&budget_hold, 0);
                 }
                 Err(e)
             }

@@ -27,6 +27,10 @@
 //!
 //! Hence: balance ≥ −overdraft_limit always, the ledger sums to the balance,
 //! and every settled call has exactly one usage record.
+//!
+//! API-key budgets work the same way, per key and budget period (see
+//! `budgets`): the budget's leases never exceed what is left of it, so a
+//! key's `spent` never exceeds its budget.
 
 mod accounts;
 mod budgets;
@@ -96,7 +100,7 @@ pub struct BillingOptions {
     /// their leases are returned at once instead of after the heartbeat timeout.
     pub single_node: bool,
     /// An instance silent (no heartbeat) for this long is taken for dead,
-    /// and the other instances return its leases and budget holds.
+    /// and the other instances return its credit and budget leases.
     pub instance_timeout: std::time::Duration,
 }
 
@@ -122,6 +126,8 @@ struct Inner {
     instance_id: String,
     options: BillingOptions,
     leases: Arc<LeaseBook>,
+    /// Leases of API-key budgets, by [`budgets::account`].
+    budget_leases: Arc<LeaseBook>,
     writer: mpsc::Sender<Job>,
 }
 
@@ -140,11 +146,13 @@ impl Billing {
         }
         let (writer, jobs) = mpsc::channel(writer::QUEUE);
         let leases = Arc::new(LeaseBook::default());
+        let budget_leases = Arc::new(LeaseBook::default());
         // The writer owns no `Billing`: it stops when the last one is dropped.
         tokio::spawn(writer::run(
             db.clone(),
             instance_id.clone(),
             leases.clone(),
+            budget_leases.clone(),
             options.lease_idle,
             jobs,
         ));
@@ -154,6 +162,7 @@ impl Billing {
                 instance_id,
                 options,
                 leases,
+                budget_leases,
                 writer,
             }),
         })

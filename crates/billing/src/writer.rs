@@ -1,11 +1,12 @@
 //! The settlement writer: commits the settlements of concurrent calls in
 //! one transaction (group commit), and returns idle leases while at it.
 
-use crate::budgets::{BudgetChange, BudgetHold};
+use crate::budgets::BudgetHold;
 use crate::leases::LeaseBook;
 use crate::usage::UsageEntry;
 use crate::{Billing, BillingError};
 use sqlx::Row;
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,8 +28,8 @@ pub(crate) enum Job {
         budget: Option<BudgetHold>,
         done: oneshot::Sender<Result<(), String>>,
     },
-    /// A budget hold given back unused.
-    ReleaseBudget(BudgetHold),
+    /// A key budget's lease may have become idle: return it if so.
+    NudgeBudget(String),
     /// An organization may have become idle: return its lease if so.
     Nudge(String),
     /// Answered once everything queued before it is written.
@@ -39,12 +40,17 @@ pub(crate) async fn run(
     db: Db,
     instance_id: String,
     leases: Arc<LeaseBook>,
+    budget_leases: Arc<LeaseBook>,
     lease_idle: Duration,
     mut jobs: mpsc::Receiver<Job>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let books = Books {
+        leases: &leases,
+        budget_leases: &budget_leases,
+    };
     while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        write_batch(&db, &instance_id, &leases, lease_idle, &mut batch).await;
+        write_batch(&db, &instance_id, books, lease_idle, &mut batch).await;
     }
 }
 
@@ -53,18 +59,27 @@ struct Settlement<'a> {
     entry: &'a UsageEntry,
 }
 
+/// This instance's leases: of organizations' balances, and of key budgets.
+#[derive(Clone, Copy)]
+struct Books<'a> {
+    leases: &'a LeaseBook,
+    budget_leases: &'a LeaseBook,
+}
+
 async fn write_batch(
     db: &Db,
     instance_id: &str,
-    leases: &LeaseBook,
+    books: Books<'_>,
     lease_idle: Duration,
     batch: &mut Vec<Job>,
 ) {
+    let leases = books.leases;
     // Per organization, in arrival order: its settlements, and the lease
     // to return if nothing is in flight any more.
     let mut orgs: Vec<&str> = Vec::new();
     let mut settlements: HashMap<&str, Vec<Settlement<'_>>> = HashMap::new();
-    let mut budgets: Vec<BudgetChange<'_>> = Vec::new();
+    // Per budget account: (charged, returned).
+    let mut budgets: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
     for job in batch.iter() {
         let org = match job {
             Job::Settle {
@@ -75,10 +90,7 @@ async fn write_batch(
                 ..
             } => {
                 if let Some(hold) = budget {
-                    budgets.push(BudgetChange {
-                        hold,
-                        charged: *charged,
-                    });
+                    budgets.entry(hold.account.as_str()).or_default().0 += *charged;
                 }
                 settlements
                     .entry(organization_id)
@@ -90,8 +102,8 @@ async fn write_batch(
                 organization_id.as_str()
             }
             Job::Nudge(org) => org.as_str(),
-            Job::ReleaseBudget(hold) => {
-                budgets.push(BudgetChange { hold, charged: 0 });
+            Job::NudgeBudget(account) => {
+                budgets.entry(account.as_str()).or_default();
                 continue;
             }
             Job::Flush(_) => continue,
@@ -104,6 +116,9 @@ async fn write_batch(
         .iter()
         .map(|org| (*org, leases.take_idle_lease(org, lease_idle)))
         .collect();
+    for (account, (_, returned)) in budgets.iter_mut() {
+        *returned = books.budget_leases.take_idle_lease(account, lease_idle);
+    }
 
     let mut outcome = Err(String::new());
     let mut delay = Duration::from_millis(20);
@@ -123,6 +138,9 @@ async fn write_batch(
                 for (org, amount) in &returns {
                     leases.restore_lease(org, *amount);
                 }
+                for (account, (_, returned)) in &budgets {
+                    books.budget_leases.restore_lease(account, *returned);
+                }
             }
         }
     }
@@ -136,7 +154,7 @@ async fn write_batch(
             Job::Flush(done) => {
                 let _ = done.send(());
             }
-            Job::Nudge(_) | Job::ReleaseBudget(_) => {}
+            Job::Nudge(_) | Job::NudgeBudget(_) => {}
         }
     }
 }
@@ -147,7 +165,7 @@ async fn write(
     orgs: &[&str],
     settlements: &HashMap<&str, Vec<Settlement<'_>>>,
     returns: &HashMap<&str, i64>,
-    budgets: &[BudgetChange<'_>],
+    budgets: &BTreeMap<&str, (i64, i64)>,
 ) -> Result<(), BillingError> {
     let now = time::now_millis();
     let mut ledger: Vec<LedgerRow<'_>> = Vec::new();
@@ -329,6 +347,9 @@ impl Billing {
         let budget = hold.consume();
         let charged = entry.cost.clamp(0, held);
         self.inner.release(&organization_id, held, charged);
+        if let Some(budget) = &budget {
+            self.inner.release_budget(budget, charged);
+        }
         let (done, committed) = oneshot::channel();
         self.inner
             .writer
@@ -354,7 +375,7 @@ impl Billing {
         let organization_id = hold.organization_id.clone();
         let held = hold.amount;
         if let Some(budget) = hold.consume() {
-            self.inner.release_budget(budget);
+            self.inner.release_budget(&budget, 0);
         }
         self.inner.release(&organization_id, held, 0);
         self.flush().await
