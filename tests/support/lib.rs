@@ -362,6 +362,23 @@ impl TestApp {
             .await
     }
 
+    /// A key of `org_id` with a budget of `amount` per `period`:
+    /// `(key id, key)`.
+    pub async fn budgeted_key(&self, org_id: &str, amount: i64, period: &str) -> (String, String) {
+        let response = self
+            .create_key_with(
+                org_id,
+                &json!({"name": "budgeted", "budget": {"amount": amount, "period": period}}),
+            )
+            .await;
+        assert_eq!(response.status(), 201);
+        let body: Value = response.json().await.unwrap();
+        (
+            body["id"].as_str().unwrap().to_owned(),
+            body["key"].as_str().unwrap().to_owned(),
+        )
+    }
+
     /// `POST …/credits/grants` with this body, answered as is.
     pub async fn grant_with(&self, org_id: &str, body: &Value) -> reqwest::Response {
         self.admin_post(
