@@ -439,6 +439,24 @@ async fn a_deleted_organization_disappears_and_its_keys_users_and_credentials_st
     assert_eq!(ledger, balance);
 }
 
+#[tokio::test]
+async fn revoking_a_key_of_a_deleted_organization_is_404() {
+    let app = spawn().await;
+    let org = app.create_org("usd").await;
+    let (key_id, _) = app.create_key(&org).await;
+    let deleted = app
+        .admin_delete(&format!("/api/v1/organizations/{org}"))
+        .await;
+    assert_eq!(deleted.status(), 200);
+
+    let revoked = app
+        .admin_delete(&format!("/api/v1/organizations/{org}/api-keys/{key_id}"))
+        .await;
+
+    let error = expect_error(revoked, 404).await;
+    assert!(message_of(&error).contains("organization"), "{error}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_organizations_keys_fail_on_another_replica_within_one_second() {
     let dir = tollgate_tests::tempdir::TempDir::new();
