@@ -45,6 +45,15 @@ async fn token_of(app: &TestApp, email: &str) -> String {
     body["access_token"].as_str().unwrap().to_owned()
 }
 
+async fn refresh(app: &TestApp, token: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/api/v1/auth/refresh"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
 fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -177,13 +186,7 @@ async fn a_valid_token_can_be_refreshed() {
     create_user(&app, "ada@example.com", "platform_admin", None).await;
     let token = token_of(&app, "ada@example.com").await;
 
-    let response = app
-        .client
-        .post(app.url("/api/v1/auth/refresh"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let response = refresh(&app, &token).await;
 
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
@@ -216,7 +219,9 @@ async fn forged_expired_and_tampered_tokens_are_refused() {
         async move { request.send().await.unwrap() }
     };
     // The control: a well-made token of a member of `org` works.
-    let member = claims("usr_1", Some(&org), "org_member");
+    let user = create_user(&app, "member@example.com", "org_member", Some(&org)).await;
+    let user_id = user["id"].as_str().unwrap();
+    let member = claims(user_id, Some(&org), "org_member");
     assert_eq!(
         get(sign(&member, Algorithm::HS256, JWT_SECRET))
             .await
@@ -238,12 +243,12 @@ async fn forged_expired_and_tampered_tokens_are_refused() {
     let valid = sign(&member, Algorithm::HS256, JWT_SECRET);
     let signature = valid.rsplit('.').next().unwrap();
     let header = valid.split('.').next().unwrap();
-    let elevated = claims("usr_1", None, "platform_admin");
+    let elevated = claims(user_id, None, "platform_admin");
     let tampered = format!(
         "{header}.{}.{signature}",
         URL_SAFE_NO_PAD.encode(elevated.to_string())
     );
-    let moved = claims("usr_1", Some(&other), "org_member");
+    let moved = claims(user_id, Some(&other), "org_member");
     let tampered_org = format!(
         "{header}.{}.{signature}",
         URL_SAFE_NO_PAD.encode(moved.to_string())
@@ -254,8 +259,8 @@ async fn forged_expired_and_tampered_tokens_are_refused() {
     no_sub.as_object_mut().unwrap().remove("sub");
     let mut no_iat = member.clone();
     no_iat.as_object_mut().unwrap().remove("iat");
-    let unknown_role = claims("usr_1", Some(&org), "owner");
-    let org_role_without_org = claims("usr_1", None, "org_admin");
+    let unknown_role = claims(user_id, Some(&org), "owner");
+    let org_role_without_org = claims(user_id, None, "org_admin");
 
     let refused = [
         ("expired", sign(&expired, Algorithm::HS256, JWT_SECRET)),
@@ -283,6 +288,91 @@ async fn forged_expired_and_tampered_tokens_are_refused() {
         assert_eq!(response.status(), 401, "{what}");
         expect_error(response, 401).await;
     }
+}
+
+// ------------------------------------- tokens of removed or changed users
+
+/// A gateway with an organization and its signed-in org_admin:
+/// `(app, org id, user id, the user's token)`.
+async fn signed_in_org_admin() -> (TestApp, String, String, String) {
+    let app = spawn().await;
+    let org = app.create_org("usd").await;
+    let user = create_user(&app, "admin@example.com", "org_admin", Some(&org)).await;
+    let token = token_of(&app, "admin@example.com").await;
+    let user_id = user["id"].as_str().unwrap().to_owned();
+    (app, org, user_id, token)
+}
+
+#[tokio::test]
+async fn a_removed_members_token_stops_at_once() {
+    let (app, org, user_id, token) = signed_in_org_admin().await;
+    let org_path = format!("/api/v1/organizations/{org}");
+    let credentials = format!("/api/v1/provider-credentials?organization_id={org}");
+    assert_eq!(app.get_with_key(&token, &org_path).await.status(), 200);
+    assert_eq!(app.get_with_key(&token, &credentials).await.status(), 200);
+
+    let removed = app
+        .admin_delete(&format!("{org_path}/members/{user_id}"))
+        .await;
+
+    assert!(removed.status().is_success(), "{}", removed.status());
+    expect_error(app.get_with_key(&token, &org_path).await, 401).await;
+    expect_error(app.get_with_key(&token, &credentials).await, 401).await;
+    expect_error(app.get_with_key(&token, "/api/v1/organizations").await, 401).await;
+}
+
+#[tokio::test]
+async fn a_deleted_organizations_admin_token_stops_at_once() {
+    let (app, org, _, token) = signed_in_org_admin().await;
+    assert_eq!(
+        app.get_with_key(&token, "/api/v1/organizations")
+            .await
+            .status(),
+        200
+    );
+
+    let deleted = app
+        .admin_delete(&format!("/api/v1/organizations/{org}"))
+        .await;
+
+    assert_eq!(deleted.status(), 200);
+    // The list is open to every signed-in user: only the token can fail it.
+    expect_error(app.get_with_key(&token, "/api/v1/organizations").await, 401).await;
+    expect_error(
+        app.get_with_key(&token, &format!("/api/v1/organizations/{org}"))
+            .await,
+        401,
+    )
+    .await;
+    expect_error(refresh(&app, &token).await, 401).await;
+}
+
+#[tokio::test]
+async fn a_changed_role_is_honoured_at_once() {
+    let (app, org, user_id, old_token) = signed_in_org_admin().await;
+    let keys = format!("/api/v1/organizations/{org}/api-keys");
+    let create_key = |token: String| {
+        let request = app
+            .client
+            .post(app.url(&keys))
+            .bearer_auth(token)
+            .json(&json!({"name": "k"}));
+        async move { request.send().await.unwrap() }
+    };
+    assert_eq!(create_key(old_token.clone()).await.status(), 201);
+
+    // No endpoint changes a role yet: an operator does it in the database.
+    sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
+        .bind("org_member")
+        .bind(&user_id)
+        .execute(&app.raw_db().await)
+        .await
+        .unwrap();
+
+    expect_error(create_key(old_token).await, 401).await;
+    let new_token = token_of(&app, "admin@example.com").await;
+    expect_error(create_key(new_token.clone()).await, 403).await;
+    assert_eq!(app.get_with_key(&new_token, &keys).await.status(), 200);
 }
 
 // --------------------------------------------------------- the role table
