@@ -8,6 +8,7 @@ pub mod binary;
 pub mod byok;
 mod database;
 pub mod replica;
+pub mod users;
 
 pub use database::{Backend, TestDatabase, test_backend};
 pub use tollgate_mock_provider::{Fault, MockProvider};
