@@ -1,24 +1,8 @@
 //! Per-API-key budgets: a key never spends past its budget in the current
 //! period, however many calls run at once, and a refusal names the limit hit.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use tollgate_tests::{TestApp, chat_body, expect_error, message_of};
-
-/// A key of `org` with this budget: `(key id, key)`.
-async fn budgeted_key(app: &TestApp, org: &str, amount: i64, period: &str) -> (String, String) {
-    let response = app
-        .create_key_with(
-            org,
-            &json!({"name": "budgeted", "budget": {"amount": amount, "period": period}}),
-        )
-        .await;
-    assert_eq!(response.status(), 201);
-    let body: Value = response.json().await.unwrap();
-    (
-        body["id"].as_str().unwrap().to_owned(),
-        body["key"].as_str().unwrap().to_owned(),
-    )
-}
 
 async fn listed_key(app: &TestApp, org: &str, key_id: &str) -> Value {
     let response = app
@@ -40,7 +24,7 @@ async fn a_key_past_its_budget_gets_402_naming_the_key_budget() {
     let app = TestApp::spawn().await;
     let org = app.create_org("requests").await;
     app.grant(&org, 100).await;
-    let (_, key) = budgeted_key(&app, &org, 2, "daily").await;
+    let (_, key) = app.budgeted_key(&org, 2, "daily").await;
 
     for _ in 0..2 {
         assert_eq!(
@@ -71,7 +55,7 @@ async fn a_low_balance_gets_402_naming_the_organization_balance() {
     let app = TestApp::spawn().await;
     let org = app.create_org("requests").await;
     app.grant(&org, 1).await;
-    let (_, key) = budgeted_key(&app, &org, 50, "monthly").await;
+    let (_, key) = app.budgeted_key(&org, 50, "monthly").await;
 
     assert_eq!(
         app.chat(&key, &chat_body("gpt-4o-mini")).await.status(),
@@ -93,7 +77,7 @@ async fn concurrent_calls_never_overspend_a_key_budget() {
     let app = TestApp::spawn().await;
     let org = app.create_org("requests").await;
     app.grant(&org, 1_000).await;
-    let (key_id, key) = budgeted_key(&app, &org, 7, "weekly").await;
+    let (key_id, key) = app.budgeted_key(&org, 7, "weekly").await;
 
     let calls = (0..40).map(|_| {
         let app = &app;
@@ -136,8 +120,8 @@ async fn the_key_list_shows_the_spend_in_the_current_period_and_when_it_resets()
     let app = TestApp::spawn().await;
     let org = app.create_org("tokens").await;
     app.grant(&org, 1_000_000).await;
-    let (daily_id, daily) = budgeted_key(&app, &org, 100_000, "daily").await;
-    let (total_id, _) = budgeted_key(&app, &org, 5, "total").await;
+    let (daily_id, daily) = app.budgeted_key(&org, 100_000, "daily").await;
+    let (total_id, _) = app.budgeted_key(&org, 5, "total").await;
 
     let answer = app.chat(&daily, &chat_body("gpt-4o-mini")).await;
     assert_eq!(answer.status(), 200);
@@ -165,7 +149,7 @@ async fn a_daily_budget_starts_over_in_the_next_utc_day() {
     let app = TestApp::spawn().await;
     let org = app.create_org("requests").await;
     app.grant(&org, 100).await;
-    let (key_id, key) = budgeted_key(&app, &org, 1, "daily").await;
+    let (key_id, key) = app.budgeted_key(&org, 1, "daily").await;
     assert_eq!(
         app.chat(&key, &chat_body("gpt-4o-mini")).await.status(),
         200

@@ -1,9 +1,8 @@
 //! Organization administration: the cursor-paginated list, updates, and
 //! suspension (calls answer 403 until the organization is resumed).
 
-use secrecy::SecretString;
 use serde_json::{Value, json};
-use tollgate_tests::{DEFAULT_CONFIG, TestApp, chat_body, expect_error};
+use tollgate_tests::{TestApp, chat_body, expect_error};
 
 async fn patch(app: &TestApp, org: &str, body: &Value) -> reqwest::Response {
     app.client
@@ -149,31 +148,12 @@ async fn a_suspended_organizations_calls_answer_403_until_resumed() {
 
 #[tokio::test]
 async fn a_user_lists_only_its_own_organization_and_cannot_suspend_it() {
-    let app = TestApp::spawn_with(DEFAULT_CONFIG, |s| {
-        s.jwt_secret = Some(SecretString::from("test-jwt-secret-of-at-least-32-bytes!!"));
-    })
-    .await;
+    let app = TestApp::spawn_with_sign_in().await;
     let org = app.create_org("usd").await;
     app.create_org("usd").await;
-    let password = "correct horse battery staple";
-    let response = app
-        .admin_post(
-            "/api/v1/users",
-            &json!({"email": "ada@example.com", "password": password, "role": "org_admin", "organization_id": org}),
-        )
+    app.create_user("ada@example.com", "org_admin", Some(&org))
         .await;
-    assert_eq!(response.status(), 201);
-    let token: Value = app
-        .client
-        .post(app.url("/api/v1/auth/login"))
-        .json(&json!({"email": "ada@example.com", "password": password}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().unwrap();
+    let token = &app.token_of("ada@example.com").await;
 
     let page: Value = app
         .client

@@ -3,24 +3,14 @@
 //! key scopes, and who may do each (table-driven).
 
 use reqwest::Method;
-use secrecy::SecretString;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use tollgate_tests::replica::Replica;
+use tollgate_tests::users::PASSWORD;
 use tollgate_tests::{
     ADMIN_TOKEN, CHAT_COMPLETION_TOKENS, CHAT_PROMPT_TOKENS, DEFAULT_CONFIG, TestApp, chat_body,
     expect_error, message_of,
 };
-
-const JWT_SECRET: &str = "test-jwt-secret-of-at-least-32-bytes!!";
-const PASSWORD: &str = "correct horse battery staple";
-
-async fn spawn() -> TestApp {
-    TestApp::spawn_with(DEFAULT_CONFIG, |s| {
-        s.jwt_secret = Some(SecretString::from(JWT_SECRET));
-    })
-    .await
-}
 
 async fn patch(app: &TestApp, token: &str, org: &str, body: &Value) -> reqwest::Response {
     app.send(
@@ -37,33 +27,6 @@ async fn configure(app: &TestApp, org: &str, body: &Value) -> Value {
     let response = patch(app, ADMIN_TOKEN, org, body).await;
     assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
     response.json().await.unwrap()
-}
-
-async fn create_user(app: &TestApp, email: &str, role: &str, org: &str) -> Value {
-    let response = app
-        .admin_post(
-            "/api/v1/users",
-            &json!({"email": email, "password": PASSWORD, "role": role, "organization_id": org}),
-        )
-        .await;
-    assert_eq!(response.status(), 201);
-    response.json().await.unwrap()
-}
-
-async fn login(app: &TestApp, email: &str, password: &str) -> reqwest::Response {
-    app.client
-        .post(app.url("/api/v1/auth/login"))
-        .json(&json!({"email": email, "password": password}))
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn token_of(app: &TestApp, email: &str) -> String {
-    let response = login(app, email, PASSWORD).await;
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
 }
 
 async fn key_with(app: &TestApp, org: &str, body: &Value) -> Value {
@@ -367,10 +330,11 @@ async fn auto_uses_the_organization_default_power_level_unless_the_call_names_on
 
 #[tokio::test]
 async fn a_deleted_organization_disappears_and_its_keys_users_and_credentials_stop() {
-    let app = spawn().await;
+    let app = TestApp::spawn_with_sign_in().await;
     let (org, key) = app.funded_org("usd", 1_000_000).await;
     let kept = app.create_org("usd").await;
-    create_user(&app, "admin@example.com", "org_admin", &org).await;
+    app.create_user("admin@example.com", "org_admin", Some(&org))
+        .await;
     let credential = app
         .add_credential(&org, "mock", tollgate_tests::byok::BYOK_KEY)
         .await;
@@ -405,7 +369,7 @@ async fn a_deleted_organization_disappears_and_its_keys_users_and_credentials_st
         .collect();
     assert_eq!(ids, [kept.as_str()]);
     expect_error(app.chat(&key, &chat_body("gpt-4o-mini")).await, 401).await;
-    expect_error(login(&app, "admin@example.com", PASSWORD).await, 401).await;
+    expect_error(app.login("admin@example.com", PASSWORD).await, 401).await;
     let id = credential["id"].as_str().unwrap();
     let credential: Value = app
         .admin_get(&format!("/api/v1/provider-credentials/{id}"))
@@ -437,6 +401,24 @@ async fn a_deleted_organization_disappears_and_its_keys_users_and_credentials_st
     .await
     .unwrap();
     assert_eq!(ledger, balance);
+}
+
+#[tokio::test]
+async fn revoking_a_key_of_a_deleted_organization_is_404() {
+    let app = TestApp::spawn_with_sign_in().await;
+    let org = app.create_org("usd").await;
+    let (key_id, _) = app.create_key(&org).await;
+    let deleted = app
+        .admin_delete(&format!("/api/v1/organizations/{org}"))
+        .await;
+    assert_eq!(deleted.status(), 200);
+
+    let revoked = app
+        .admin_delete(&format!("/api/v1/organizations/{org}/api-keys/{key_id}"))
+        .await;
+
+    let error = expect_error(revoked, 404).await;
+    assert!(message_of(&error).contains("organization"), "{error}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -596,10 +578,11 @@ async fn members(app: &TestApp, token: &str, org: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn an_invited_user_accepts_once_and_becomes_a_member() {
-    let app = spawn().await;
+    let app = TestApp::spawn_with_sign_in().await;
     let org = app.create_org("usd").await;
-    create_user(&app, "admin@example.com", "org_admin", &org).await;
-    let admin = token_of(&app, "admin@example.com").await;
+    app.create_user("admin@example.com", "org_admin", Some(&org))
+        .await;
+    let admin = app.token_of("admin@example.com").await;
 
     let invitation = invite(&app, &admin, &org, "Bob@Example.com", "org_member").await;
     assert_eq!(invitation["email"], "bob@example.com");
@@ -620,7 +603,7 @@ async fn an_invited_user_accepts_once_and_becomes_a_member() {
         .get_with_key(bob, &format!("/api/v1/organizations/{org}"))
         .await;
     assert_eq!(own_org.status(), 200, "the token works");
-    assert_eq!(login(&app, "bob@example.com", PASSWORD).await.status(), 200);
+    assert_eq!(app.login("bob@example.com", PASSWORD).await.status(), 200);
     assert_eq!(
         members(&app, &admin, &org).await,
         ["admin@example.com", "bob@example.com"]
@@ -637,7 +620,7 @@ async fn an_invited_user_accepts_once_and_becomes_a_member() {
 
 #[tokio::test]
 async fn an_expired_or_unknown_invitation_is_refused() {
-    let app = spawn().await;
+    let app = TestApp::spawn_with_sign_in().await;
     let org = app.create_org("usd").await;
     let invitation = invite(&app, ADMIN_TOKEN, &org, "late@example.com", "org_admin").await;
     sqlx::query("UPDATE invitations SET expires_at = 1")
@@ -648,12 +631,12 @@ async fn an_expired_or_unknown_invitation_is_refused() {
     let token = invitation["token"].as_str().unwrap();
     expect_error(accept(&app, token).await, 400).await;
     expect_error(accept(&app, "tginv_nope").await, 400).await;
-    expect_error(login(&app, "late@example.com", PASSWORD).await, 401).await;
+    expect_error(app.login("late@example.com", PASSWORD).await, 401).await;
 }
 
 #[tokio::test]
 async fn an_invitation_to_a_deleted_organization_cannot_be_accepted() {
-    let app = spawn().await;
+    let app = TestApp::spawn_with_sign_in().await;
     let org = app.create_org("usd").await;
     let invitation = invite(&app, ADMIN_TOKEN, &org, "bob@example.com", "org_member").await;
     let deleted = app
@@ -664,14 +647,15 @@ async fn an_invitation_to_a_deleted_organization_cannot_be_accepted() {
     let response = accept(&app, invitation["token"].as_str().unwrap()).await;
 
     expect_error(response, 400).await;
-    expect_error(login(&app, "bob@example.com", PASSWORD).await, 401).await;
+    expect_error(app.login("bob@example.com", PASSWORD).await, 401).await;
 }
 
 #[tokio::test]
 async fn invitations_are_checked() {
-    let app = spawn().await;
+    let app = TestApp::spawn_with_sign_in().await;
     let org = app.create_org("usd").await;
-    create_user(&app, "taken@example.com", "org_member", &org).await;
+    app.create_user("taken@example.com", "org_member", Some(&org))
+        .await;
     let path = format!("/api/v1/organizations/{org}/invitations");
 
     for (body, status) in [
@@ -710,16 +694,18 @@ async fn invitations_are_checked() {
 
 #[tokio::test]
 async fn a_removed_member_can_no_longer_sign_in() {
-    let app = spawn().await;
+    let app = TestApp::spawn_with_sign_in().await;
     let org = app.create_org("usd").await;
-    let member = create_user(&app, "gone@example.com", "org_member", &org).await;
+    let member = app
+        .create_user("gone@example.com", "org_member", Some(&org))
+        .await;
     let id = member["id"].as_str().unwrap();
     let path = format!("/api/v1/organizations/{org}/members/{id}");
 
     let response = app.admin_delete(&path).await;
 
     assert_eq!(response.status(), 200);
-    expect_error(login(&app, "gone@example.com", PASSWORD).await, 401).await;
+    expect_error(app.login("gone@example.com", PASSWORD).await, 401).await;
     assert!(members(&app, ADMIN_TOKEN, &org).await.is_empty());
     expect_error(app.admin_delete(&path).await, 404).await;
 }
@@ -831,10 +817,12 @@ async fn invalid_scopes_are_refused() {
 
 #[tokio::test]
 async fn an_org_admin_users_credential_changes_are_audited_as_that_user() {
-    let app = spawn().await;
+    let app = TestApp::spawn_with_sign_in().await;
     let org = app.create_org("usd").await;
-    let user = create_user(&app, "admin@example.com", "org_admin", &org).await;
-    let token = token_of(&app, "admin@example.com").await;
+    let user = app
+        .create_user("admin@example.com", "org_admin", Some(&org))
+        .await;
+    let token = app.token_of("admin@example.com").await;
 
     let created = app
         .create_credential_as(
@@ -887,36 +875,17 @@ impl Needs {
 
 #[tokio::test]
 async fn each_role_can_do_exactly_what_it_should_with_organization_administration() {
-    let app = spawn().await;
+    let app = TestApp::spawn_with_sign_in().await;
     let a = app.create_org("usd").await;
     let b = app.create_org("usd").await;
     let spare = app.create_org("usd").await;
-    create_user(&app, "admin-a@example.com", "org_admin", &a).await;
-    create_user(&app, "member-a@example.com", "org_member", &a).await;
-    create_user(&app, "admin-b@example.com", "org_admin", &b).await;
-    app.admin_post(
-        "/api/v1/users",
-        &json!({"email": "platform@example.com", "password": PASSWORD, "role": "platform_admin"}),
-    )
-    .await;
+    let tokens = app.role_tokens(&a, &b).await;
     let callers = [
         (Caller::AdminToken, ADMIN_TOKEN.to_owned()),
-        (
-            Caller::PlatformUser,
-            token_of(&app, "platform@example.com").await,
-        ),
-        (
-            Caller::AdminOfA,
-            token_of(&app, "admin-a@example.com").await,
-        ),
-        (
-            Caller::MemberOfA,
-            token_of(&app, "member-a@example.com").await,
-        ),
-        (
-            Caller::AdminOfB,
-            token_of(&app, "admin-b@example.com").await,
-        ),
+        (Caller::PlatformUser, tokens.platform),
+        (Caller::AdminOfA, tokens.admin_of_a),
+        (Caller::MemberOfA, tokens.member_of_a),
+        (Caller::AdminOfB, tokens.admin_of_b),
         (Caller::Nobody, String::new()),
     ];
     let org = format!("/api/v1/organizations/{a}");
@@ -1053,7 +1022,7 @@ async fn each_role_can_do_exactly_what_it_should_with_organization_administratio
 
 #[tokio::test]
 async fn accepting_an_invitation_needs_no_auth_but_a_valid_token() {
-    let app = spawn().await;
+    let app = TestApp::spawn_with_sign_in().await;
 
     let response = app
         .client

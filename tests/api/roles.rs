@@ -10,9 +10,9 @@
 //! exactly its 401 or 403 (or 404, where another organization's resource is
 //! hidden as missing); a caller the row allows must get neither, and no 5xx.
 
-use crate::users::{JWT_SECRET, create_user, token_of};
 use secrecy::SecretString;
 use serde_json::{Value, json};
+use tollgate_tests::users::{JWT_SECRET, PASSWORD};
 use tollgate_tests::{ADMIN_TOKEN, DEFAULT_CONFIG, TestApp};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -332,7 +332,7 @@ const TABLE: &[(&str, &str, Access, Body)] = &[
         "POST",
         "/api/v1/auth/login",
         Access::Public,
-        Some(|w| json!({"email": w.member_email, "password": crate::users::PASSWORD})),
+        Some(|w| json!({"email": w.member_email, "password": PASSWORD})),
     ),
     ("POST", "/api/v1/auth/refresh", Access::SignedInUser, None),
     ("GET", "/api/v1/models", Access::AnyManager, None),
@@ -361,9 +361,9 @@ impl World {
         let admin_a = format!("admin-a-{n}@example.com");
         let member_a = format!("member-a-{n}@example.com");
         let admin_b = format!("admin-b-{n}@example.com");
-        create_user(app, &admin_a, "org_admin", Some(&a)).await;
-        create_user(app, &member_a, "org_member", Some(&a)).await;
-        create_user(app, &admin_b, "org_admin", Some(&b)).await;
+        app.create_user(&admin_a, "org_admin", Some(&a)).await;
+        app.create_user(&member_a, "org_member", Some(&a)).await;
+        app.create_user(&admin_b, "org_admin", Some(&b)).await;
         let (_, key) = app.create_key(&a).await;
         let admin_key = app
             .create_key_with(&a, &json!({"name": "admin", "admin": true}))
@@ -377,9 +377,9 @@ impl World {
         let tokens = vec![
             (Caller::AdminToken, Some(ADMIN_TOKEN.to_owned())),
             (Caller::PlatformUser, Some(platform_token.to_owned())),
-            (Caller::AdminOfA, Some(token_of(app, &admin_a).await)),
-            (Caller::MemberOfA, Some(token_of(app, &member_a).await)),
-            (Caller::AdminOfB, Some(token_of(app, &admin_b).await)),
+            (Caller::AdminOfA, Some(app.token_of(&admin_a).await)),
+            (Caller::MemberOfA, Some(app.token_of(&member_a).await)),
+            (Caller::AdminOfB, Some(app.token_of(&admin_b).await)),
             (Caller::KeyOfA, Some(key)),
             (Caller::AdminKeyOfA, Some(admin_key)),
             (Caller::Anonymous, None),
@@ -421,7 +421,7 @@ impl World {
             }
             "user_id" => {
                 let email = format!("removable-{}@example.com", uuid::Uuid::new_v4().simple());
-                create_user(app, &email, "org_member", Some(&self.a)).await["id"]
+                app.create_user(&email, "org_member", Some(&self.a)).await["id"]
                     .as_str()
                     .unwrap()
                     .to_owned()
@@ -550,8 +550,9 @@ async fn each_caller_gets_exactly_what_its_role_allows_on_every_operation() {
     })
     .await;
     let doc = served_document(&app).await;
-    create_user(&app, "platform@example.com", "platform_admin", None).await;
-    let platform_token = token_of(&app, "platform@example.com").await;
+    app.create_user("platform@example.com", "platform_admin", None)
+        .await;
+    let platform_token = app.token_of("platform@example.com").await;
     let mut failures = vec![];
     let mut calls = 0;
 

@@ -5,49 +5,17 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use secrecy::SecretString;
 use serde_json::{Value, json};
-use tollgate_tests::{DEFAULT_CONFIG, TestApp, expect_error};
+use tollgate_tests::users::{JWT_SECRET, PASSWORD};
+use tollgate_tests::{TestApp, expect_error};
 
-pub(crate) const JWT_SECRET: &str = "test-jwt-secret-of-at-least-32-bytes!!";
-pub(crate) const PASSWORD: &str = "correct horse battery staple";
-
-async fn spawn() -> TestApp {
-    TestApp::spawn_with(DEFAULT_CONFIG, |s| {
-        s.jwt_secret = Some(SecretString::from(JWT_SECRET));
-    })
-    .await
-}
-
-pub(crate) async fn create_user(
-    app: &TestApp,
-    email: &str,
-    role: &str,
-    org: Option<&str>,
-) -> Value {
-    let mut body = json!({"email": email, "password": PASSWORD, "role": role});
-    if let Some(org) = org {
-        body["organization_id"] = json!(org);
-    }
-    let response = app.admin_post("/api/v1/users", &body).await;
-    assert_eq!(response.status(), 201);
-    response.json().await.unwrap()
-}
-
-async fn login(app: &TestApp, email: &str, password: &str) -> reqwest::Response {
+async fn refresh(app: &TestApp, token: &str) -> reqwest::Response {
     app.client
-        .post(app.url("/api/v1/auth/login"))
-        .json(&json!({"email": email, "password": password}))
+        .post(app.url("/api/v1/auth/refresh"))
+        .bearer_auth(token)
         .send()
         .await
         .unwrap()
-}
-
-pub(crate) async fn token_of(app: &TestApp, email: &str) -> String {
-    let response = login(app, email, PASSWORD).await;
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
 }
 
 fn now() -> u64 {
@@ -59,15 +27,17 @@ fn now() -> u64 {
 
 #[tokio::test]
 async fn a_user_signs_in_and_gets_a_bearer_token() {
-    let app = spawn().await;
+    let app = TestApp::spawn_with_sign_in().await;
     let org = app.create_org("usd").await;
-    let user = create_user(&app, "Ada@Example.com", "org_admin", Some(&org)).await;
+    let user = app
+        .create_user("Ada@Example.com", "org_admin", Some(&org))
+        .await;
     assert_eq!(user["email"], "ada@example.com");
     assert_eq!(user["role"], "org_admin");
     assert_eq!(user["organization_id"], org.as_str());
     assert!(user.get("password").is_none() && user.get("password_hash").is_none());
 
-    let response = login(&app, "ada@example.com", PASSWORD).await;
+    let response = app.login("ada@example.com", PASSWORD).await;
 
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
@@ -99,47 +69,47 @@ async fn a_user_signs_in_and_gets_a_bearer_token() {
 
 #[tokio::test]
 async fn a_wrong_password_or_unknown_email_is_401_alike() {
-    let app = spawn().await;
-    create_user(&app, "ada@example.com", "platform_admin", None).await;
+    let app = TestApp::spawn_with_sign_in().await;
+    app.create_user("ada@example.com", "platform_admin", None)
+        .await;
 
-    let wrong = expect_error(
-        login(&app, "ada@example.com", "not the password").await,
-        401,
-    )
-    .await;
-    let unknown = expect_error(login(&app, "bob@example.com", PASSWORD).await, 401).await;
+    let wrong = expect_error(app.login("ada@example.com", "not the password").await, 401).await;
+    let unknown = expect_error(app.login("bob@example.com", PASSWORD).await, 401).await;
 
     assert_eq!(wrong, unknown);
 }
 
 #[tokio::test]
 async fn repeated_failures_make_sign_in_wait() {
-    let app = spawn().await;
-    create_user(&app, "ada@example.com", "platform_admin", None).await;
+    let app = TestApp::spawn_with_sign_in().await;
+    app.create_user("ada@example.com", "platform_admin", None)
+        .await;
 
     for _ in 0..5 {
-        expect_error(login(&app, "ada@example.com", "guess").await, 401).await;
+        expect_error(app.login("ada@example.com", "guess").await, 401).await;
     }
-    let response = login(&app, "ada@example.com", PASSWORD).await;
+    let response = app.login("ada@example.com", PASSWORD).await;
     assert_eq!(response.headers()["retry-after"], "1");
     let error = expect_error(response, 429).await;
     assert_eq!(error["code"], "too_many_sign_ins");
     // Another email is not affected.
-    create_user(&app, "bob@example.com", "platform_admin", None).await;
-    assert_eq!(login(&app, "bob@example.com", PASSWORD).await.status(), 200);
+    app.create_user("bob@example.com", "platform_admin", None)
+        .await;
+    assert_eq!(app.login("bob@example.com", PASSWORD).await.status(), 200);
 
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    assert_eq!(login(&app, "ada@example.com", PASSWORD).await.status(), 200);
+    assert_eq!(app.login("ada@example.com", PASSWORD).await.status(), 200);
     // A success starts the count over.
-    expect_error(login(&app, "ada@example.com", "guess").await, 401).await;
-    assert_eq!(login(&app, "ada@example.com", PASSWORD).await.status(), 200);
+    expect_error(app.login("ada@example.com", "guess").await, 401).await;
+    assert_eq!(app.login("ada@example.com", PASSWORD).await.status(), 200);
 }
 
 #[tokio::test]
 async fn invalid_users_are_refused() {
-    let app = spawn().await;
+    let app = TestApp::spawn_with_sign_in().await;
     let org = app.create_org("usd").await;
-    create_user(&app, "ada@example.com", "org_member", Some(&org)).await;
+    app.create_user("ada@example.com", "org_member", Some(&org))
+        .await;
     let cases = [
         (
             json!({"email": "ADA@example.com", "password": PASSWORD, "role": "org_member", "organization_id": org}),
@@ -178,17 +148,12 @@ async fn invalid_users_are_refused() {
 
 #[tokio::test]
 async fn a_valid_token_can_be_refreshed() {
-    let app = spawn().await;
-    create_user(&app, "ada@example.com", "platform_admin", None).await;
-    let token = token_of(&app, "ada@example.com").await;
+    let app = TestApp::spawn_with_sign_in().await;
+    app.create_user("ada@example.com", "platform_admin", None)
+        .await;
+    let token = app.token_of("ada@example.com").await;
 
-    let response = app
-        .client
-        .post(app.url("/api/v1/auth/refresh"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let response = refresh(&app, &token).await;
 
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
@@ -212,7 +177,7 @@ fn sign(claims: &Value, algorithm: Algorithm, secret: &str) -> String {
 
 #[tokio::test]
 async fn forged_expired_and_tampered_tokens_are_refused() {
-    let app = spawn().await;
+    let app = TestApp::spawn_with_sign_in().await;
     let org = app.create_org("usd").await;
     let other = app.create_org("usd").await;
     let path = format!("/api/v1/organizations/{org}");
@@ -221,7 +186,11 @@ async fn forged_expired_and_tampered_tokens_are_refused() {
         async move { request.send().await.unwrap() }
     };
     // The control: a well-made token of a member of `org` works.
-    let member = claims("usr_1", Some(&org), "org_member");
+    let user = app
+        .create_user("member@example.com", "org_member", Some(&org))
+        .await;
+    let user_id = user["id"].as_str().unwrap();
+    let member = claims(user_id, Some(&org), "org_member");
     assert_eq!(
         get(sign(&member, Algorithm::HS256, JWT_SECRET))
             .await
@@ -243,12 +212,12 @@ async fn forged_expired_and_tampered_tokens_are_refused() {
     let valid = sign(&member, Algorithm::HS256, JWT_SECRET);
     let signature = valid.rsplit('.').next().unwrap();
     let header = valid.split('.').next().unwrap();
-    let elevated = claims("usr_1", None, "platform_admin");
+    let elevated = claims(user_id, None, "platform_admin");
     let tampered = format!(
         "{header}.{}.{signature}",
         URL_SAFE_NO_PAD.encode(elevated.to_string())
     );
-    let moved = claims("usr_1", Some(&other), "org_member");
+    let moved = claims(user_id, Some(&other), "org_member");
     let tampered_org = format!(
         "{header}.{}.{signature}",
         URL_SAFE_NO_PAD.encode(moved.to_string())
@@ -273,8 +242,8 @@ async fn forged_expired_and_tampered_tokens_are_refused() {
         .unwrap();
         format!("{message}.{signature}")
     };
-    let unknown_role = claims("usr_1", Some(&org), "owner");
-    let org_role_without_org = claims("usr_1", None, "org_admin");
+    let unknown_role = claims(user_id, Some(&org), "owner");
+    let org_role_without_org = claims(user_id, None, "org_admin");
 
     let refused = [
         ("expired", sign(&expired, Algorithm::HS256, JWT_SECRET)),
@@ -307,13 +276,101 @@ async fn forged_expired_and_tampered_tokens_are_refused() {
     }
 }
 
+// ------------------------------------- tokens of removed or changed users
+
+/// A gateway with an organization and its signed-in org_admin:
+/// `(app, org id, user id, the user's token)`.
+async fn signed_in_org_admin() -> (TestApp, String, String, String) {
+    let app = TestApp::spawn_with_sign_in().await;
+    let org = app.create_org("usd").await;
+    let user = app
+        .create_user("admin@example.com", "org_admin", Some(&org))
+        .await;
+    let token = app.token_of("admin@example.com").await;
+    let user_id = user["id"].as_str().unwrap().to_owned();
+    (app, org, user_id, token)
+}
+
+#[tokio::test]
+async fn a_removed_members_token_stops_at_once() {
+    let (app, org, user_id, token) = signed_in_org_admin().await;
+    let org_path = format!("/api/v1/organizations/{org}");
+    let credentials = format!("/api/v1/provider-credentials?organization_id={org}");
+    assert_eq!(app.get_with_key(&token, &org_path).await.status(), 200);
+    assert_eq!(app.get_with_key(&token, &credentials).await.status(), 200);
+
+    let removed = app
+        .admin_delete(&format!("{org_path}/members/{user_id}"))
+        .await;
+
+    assert!(removed.status().is_success(), "{}", removed.status());
+    expect_error(app.get_with_key(&token, &org_path).await, 401).await;
+    expect_error(app.get_with_key(&token, &credentials).await, 401).await;
+    expect_error(app.get_with_key(&token, "/api/v1/organizations").await, 401).await;
+}
+
+#[tokio::test]
+async fn a_deleted_organizations_admin_token_stops_at_once() {
+    let (app, org, _, token) = signed_in_org_admin().await;
+    assert_eq!(
+        app.get_with_key(&token, "/api/v1/organizations")
+            .await
+            .status(),
+        200
+    );
+
+    let deleted = app
+        .admin_delete(&format!("/api/v1/organizations/{org}"))
+        .await;
+
+    assert_eq!(deleted.status(), 200);
+    // The list is open to every signed-in user: only the token can fail it.
+    expect_error(app.get_with_key(&token, "/api/v1/organizations").await, 401).await;
+    expect_error(
+        app.get_with_key(&token, &format!("/api/v1/organizations/{org}"))
+            .await,
+        401,
+    )
+    .await;
+    expect_error(refresh(&app, &token).await, 401).await;
+}
+
+#[tokio::test]
+async fn a_changed_role_is_honoured_at_once() {
+    let (app, org, user_id, old_token) = signed_in_org_admin().await;
+    let keys = format!("/api/v1/organizations/{org}/api-keys");
+    let create_key = |token: String| {
+        let request = app
+            .client
+            .post(app.url(&keys))
+            .bearer_auth(token)
+            .json(&json!({"name": "k"}));
+        async move { request.send().await.unwrap() }
+    };
+    assert_eq!(create_key(old_token.clone()).await.status(), 201);
+
+    // No endpoint changes a role yet: an operator does it in the database.
+    sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
+        .bind("org_member")
+        .bind(&user_id)
+        .execute(&app.raw_db().await)
+        .await
+        .unwrap();
+
+    expect_error(create_key(old_token).await, 401).await;
+    let new_token = app.token_of("admin@example.com").await;
+    expect_error(create_key(new_token.clone()).await, 403).await;
+    assert_eq!(app.get_with_key(&new_token, &keys).await.status(), 200);
+}
+
 #[tokio::test]
 async fn an_org_admin_cannot_touch_another_organizations_credentials() {
-    let app = spawn().await;
+    let app = TestApp::spawn_with_sign_in().await;
     let a = app.create_org("usd").await;
     let b = app.create_org("usd").await;
-    create_user(&app, "admin-b@example.com", "org_admin", Some(&b)).await;
-    let token = token_of(&app, "admin-b@example.com").await;
+    app.create_user("admin-b@example.com", "org_admin", Some(&b))
+        .await;
+    let token = app.token_of("admin-b@example.com").await;
     let created = app
         .admin_post(
             "/api/v1/provider-credentials",

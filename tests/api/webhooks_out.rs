@@ -560,3 +560,59 @@ async fn a_delivery_is_marked_failed_after_the_last_attempt() {
     assert_eq!(receiver.attempts().len(), 2, "no attempt after giving up");
     assert!(receiver.accepted().is_empty());
 }
+
+#[tokio::test]
+async fn a_key_refused_by_its_budget_sends_one_signed_budget_exceeded_event() {
+    let receiver = Receiver::start(0).await;
+    let app = TestApp::spawn_with(DEFAULT_CONFIG, fast_worker).await;
+    let org = app.create_org("requests").await;
+    app.grant(&org, 100).await;
+    let created = subscribe(
+        &app,
+        &org,
+        &json!({"url": receiver.url, "events": ["budget.exceeded"]}),
+    )
+    .await;
+    let secret = created["secret"].as_str().unwrap();
+    let (key_id, key) = app.budgeted_key(&org, 2, "daily").await;
+
+    for _ in 0..2 {
+        assert_eq!(
+            app.chat(&key, &chat_body("gpt-4o-mini")).await.status(),
+            200
+        );
+    }
+    for _ in 0..3 {
+        let refused = expect_error(app.chat(&key, &chat_body("gpt-4o-mini")).await, 402).await;
+        assert_eq!(refused["param"], "budget", "{refused}");
+    }
+    let accepted = receiver
+        .wait_for("the budget.exceeded event", |a| !a.is_empty())
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    assert_eq!(
+        receiver.accepted().len(),
+        1,
+        "one event for three refused calls in one period"
+    );
+    assert!(signature_is_valid(secret, &accepted[0]));
+    let event = event_of(&accepted[0]);
+    assert_eq!(event["type"], "budget.exceeded");
+    let data = &event["data"];
+    assert_eq!(data["organization_id"], org.as_str());
+    assert_eq!(data["api_key_id"], key_id.as_str());
+    assert_eq!(data["budget"], 2);
+    assert_eq!(data["spent"], 2);
+    assert_eq!(data["period"], "daily");
+    let started = data["period_started_at"].as_i64().unwrap();
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap();
+    assert_eq!(started % 86_400, 0, "a UTC midnight, in seconds");
+    assert!(started <= now && now - started <= 86_400, "{started}");
+}

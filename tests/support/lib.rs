@@ -8,6 +8,7 @@ pub mod binary;
 pub mod byok;
 mod database;
 pub mod replica;
+pub mod users;
 
 pub use database::{Backend, TestDatabase, test_backend};
 pub use tollgate_mock_provider::{Fault, MockProvider};
@@ -360,6 +361,23 @@ impl TestApp {
     pub async fn create_key_with(&self, org_id: &str, body: &Value) -> reqwest::Response {
         self.admin_post(&format!("/api/v1/organizations/{org_id}/api-keys"), body)
             .await
+    }
+
+    /// A key of `org_id` with a budget of `amount` per `period`:
+    /// `(key id, key)`.
+    pub async fn budgeted_key(&self, org_id: &str, amount: i64, period: &str) -> (String, String) {
+        let response = self
+            .create_key_with(
+                org_id,
+                &json!({"name": "budgeted", "budget": {"amount": amount, "period": period}}),
+            )
+            .await;
+        assert_eq!(response.status(), 201);
+        let body: Value = response.json().await.unwrap();
+        (
+            body["id"].as_str().unwrap().to_owned(),
+            body["key"].as_str().unwrap().to_owned(),
+        )
     }
 
     /// `POST …/credits/grants` with this body, answered as is.

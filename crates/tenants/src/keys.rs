@@ -422,6 +422,9 @@ impl Tenants {
         organization_id: &str,
         key_id: &str,
     ) -> Result<(), TenantError> {
+        // A deleted organization is gone for every path, this one too (its
+        // keys were revoked when it was deleted).
+        self.organization(organization_id).await?;
         let now = time::now_millis();
         let done = sqlx::query(
             "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1), updated_at = $1 \

@@ -102,7 +102,7 @@ impl Modify for SecuritySchemes {
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
                     .description(Some(
-                        "A user's JWT from `POST /api/v1/auth/login` (HS256, one hour); its role decides what it may do",
+                        "A user's JWT from `POST /api/v1/auth/login` (HS256, one hour); its role decides what it may do. It answers 401 at once when the user is removed, its organization deleted or its role changed",
                     ))
                     .build(),
             ),

@@ -535,7 +535,8 @@ pub async fn create_user() {}
 )]
 pub async fn login() {}
 
-/// Trade a valid JWT for a fresh one (the user's current role).
+/// Trade a valid JWT for a fresh one; 401 once the user is removed, its
+/// organization deleted or its role changed (sign in again).
 #[utoipa::path(
     post, path = "/api/v1/auth/refresh", tag = "users",
     operation_id = "refreshToken",

@@ -76,8 +76,9 @@ pub async fn login(
     }))
 }
 
-/// `POST /api/v1/auth/refresh`: a fresh token for the holder of a valid
-/// one, if the user still exists (with its current role).
+/// `POST /api/v1/auth/refresh`: a fresh token for the holder of a valid one
+/// (the extractor has checked that the user, its role and its organization
+/// are still the token's).
 pub async fn refresh(
     State(state): State<AppState>,
     caller: Caller,
