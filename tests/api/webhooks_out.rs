@@ -356,6 +356,34 @@ async fn a_restart_between_attempts_does_not_lose_the_event() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(receiver.attempts().len(), 1, "the first attempt failed");
+    // Stop only once the failed attempt is recorded: a gateway stopped while
+    // an attempt is in flight leaves the delivery claimed until its lease
+    // (twice the timeout plus 10 s) runs out, longer than this test waits.
+    let deliveries_path = format!(
+        "/api/v1/organizations/{org}/webhooks/{}/deliveries",
+        created["id"].as_str().unwrap()
+    );
+    let mut recorded = false;
+    for _ in 0..100 {
+        let page: Value = tollgate_tests::client()
+            .get(first.url(&deliveries_path))
+            .bearer_auth(tollgate_tests::ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if page["data"][0]["attempts"]
+            .as_array()
+            .is_some_and(|a| a.len() == 1)
+        {
+            recorded = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(recorded, "the failed attempt was never recorded");
 
     drop(first); // the gateway stops before the retry is due
     tokio::time::sleep(Duration::from_millis(300)).await;

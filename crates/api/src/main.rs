@@ -69,8 +69,12 @@ async fn main() -> std::process::ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Openapi => {
-            print!("{}", tollgate_api::openapi::document());
-            Ok(())
+            use std::io::Write;
+            // A reader that stops early (`tollgate openapi | head`) is not an error.
+            match std::io::stdout().write_all(tollgate_api::openapi::document().as_bytes()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                _ => Ok(()),
+            }
         }
         Command::Migrate => {
             let db = tollgate_core::Db::connect(&cli.settings.database_url, 2).await?;
