@@ -102,6 +102,8 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Gateway> {
         // A changed credential reaches every replica within a second.
         tokio::spawn(credentials.watch_changes(Duration::from_millis(250))),
         tokio::spawn(billing.maintain(Duration::from_secs(5))),
+        // SQLite only: WAL checkpoints off the settlement writer's path.
+        tokio::spawn(state.db.clone().checkpoint_wal(Duration::from_millis(100))),
     ];
     let mut background = background;
     if let Some(url) = settings.redis_url.as_deref().filter(|u| !u.is_empty()) {
