@@ -184,3 +184,59 @@ pub fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
 pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rows of `t` in the database file itself, ignoring the WAL; `None`
+    /// while the table exists only in the WAL.
+    async fn rows_in_database_file(path: &std::path::Path) -> Option<i64> {
+        let url = format!("sqlite://{}?immutable=true", path.display());
+        let mut conn = AnyConnection::connect(&url).await.unwrap();
+        let count = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM t")
+            .fetch_one(&mut conn)
+            .await
+            .ok();
+        conn.close().await.unwrap();
+        count
+    }
+
+    #[tokio::test]
+    async fn the_background_checkpointer_copies_commits_into_the_database_file() {
+        let dir = std::env::temp_dir().join(format!("tollgate-db-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("checkpoint.db");
+        let db = Db::connect(&format!("sqlite://{}", path.display()), 1)
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE t (v BIGINT)")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        for v in 0..20_i64 {
+            sqlx::query("INSERT INTO t (v) VALUES ($1)")
+                .bind(v)
+                .execute(db.pool())
+                .await
+                .unwrap();
+        }
+        // Committed, but only to the WAL: commits no longer checkpoint.
+        assert_eq!(rows_in_database_file(&path).await, None);
+
+        let checkpointer = tokio::spawn(db.clone().checkpoint_wal(Duration::from_millis(10)));
+        let mut rows = None;
+        for _ in 0..200 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            rows = rows_in_database_file(&path).await;
+            if rows == Some(20) {
+                break;
+            }
+        }
+
+        assert_eq!(rows, Some(20));
+        checkpointer.abort();
+        db.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
