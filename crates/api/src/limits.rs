@@ -16,14 +16,19 @@ pub async fn admit(
     principal: &Principal,
     estimated_tokens: i64,
 ) -> Result<Admission, ApiError> {
+    let key_limits = Limits {
+        requests_per_minute: principal.rpm_limit,
+        tokens_per_minute: principal.tpm_limit,
+        concurrency: principal.max_concurrency,
+    };
+    if key_limits.is_unlimited() && state.org_limits.is_unlimited() {
+        // Nothing to count: skip naming the scopes.
+        return Ok(Admission::unlimited(&state.limiter));
+    }
     let scopes = vec![
         Scope {
             name: format!("key:{}", principal.key_id),
-            limits: Limits {
-                requests_per_minute: principal.rpm_limit,
-                tokens_per_minute: principal.tpm_limit,
-                concurrency: principal.max_concurrency,
-            },
+            limits: key_limits,
         },
         Scope {
             name: format!("org:{}", principal.organization_id),

@@ -111,6 +111,8 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Gateway> {
         tokio::spawn(credentials.watch_changes(Duration::from_millis(250))),
         tokio::spawn(billing.maintain(heartbeat_interval(settings))),
         tokio::spawn(webhooks.run_worker()),
+        // SQLite only: WAL checkpoints off the settlement writer's path.
+        tokio::spawn(state.db.clone().checkpoint_wal(Duration::from_millis(100))),
     ];
     let mut background = background;
     if let Some(url) = settings.redis_url.as_deref().filter(|u| !u.is_empty()) {

@@ -66,17 +66,30 @@ impl LeaseBook {
 
     /// Takes `amount` from the free part of the lease, if it is there.
     pub(crate) fn try_hold(&self, org: &str, amount: i64) -> Result<(), i64> {
-        let mut accounts = self.lock();
-        let account = accounts.entry(org.to_owned()).or_default();
-        let free = account.lease - account.in_use;
-        if free >= amount {
-            account.in_use += amount;
-            account.last_active = Instant::now();
-            Ok(())
-        } else {
-            Err(amount - free)
-        }
+        with_account(&mut self.lock(), org, |account| {
+            let free = account.lease - account.in_use;
+            if free >= amount {
+                account.in_use += amount;
+                account.last_active = Instant::now();
+                Ok(())
+            } else {
+                Err(amount - free)
+            }
+        })
     }
+}
+
+/// Runs `f` on the organization's account, created empty if missing. The
+/// key is allocated only then: this runs on every call.
+fn with_account<R>(
+    accounts: &mut HashMap<String, LocalAccount>,
+    org: &str,
+    f: impl FnOnce(&mut LocalAccount) -> R,
+) -> R {
+    if let Some(account) = accounts.get_mut(org) {
+        return f(account);
+    }
+    f(accounts.entry(org.to_owned()).or_default())
 }
 
 fn is_idle(account: &LocalAccount, min_idle: Duration) -> bool {
@@ -127,14 +140,12 @@ impl Inner {
     /// Gives back a hold, `charged` of it consumed; asks the writer to
     /// return the lease if nothing is in flight any more.
     pub(crate) fn release(&self, org: &str, held: i64, charged: i64) {
-        let idle = {
-            let mut accounts = self.leases.lock();
-            let account = accounts.entry(org.to_owned()).or_default();
+        let idle = with_account(&mut self.leases.lock(), org, |account| {
             account.in_use -= held;
             account.lease -= charged;
             account.last_active = Instant::now();
             account.in_use == 0 && account.lease > 0
-        };
+        });
         if idle && charged == 0 && self.options.lease_idle.is_zero() {
             // A settlement's own commit returns idle leases; a bare release
             // nudges the writer to do the same.

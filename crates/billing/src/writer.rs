@@ -8,7 +8,7 @@ use crate::{Billing, BillingError};
 use sqlx::Row;
 use std::collections::BTreeMap;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tollgate_core::{Db, time};
@@ -274,16 +274,55 @@ fn placeholders(rows: usize, columns: usize) -> String {
     sql
 }
 
+/// A multi-row `INSERT`'s SQL, built once per row count: every batch of a
+/// size sends the same text (and so reuses its prepared statement).
+struct InsertSql {
+    head: &'static str,
+    columns: usize,
+    by_rows: Mutex<Vec<Option<Arc<str>>>>,
+}
+
+impl InsertSql {
+    const fn new(head: &'static str, columns: usize) -> InsertSql {
+        InsertSql {
+            head,
+            columns,
+            by_rows: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn for_rows(&self, rows: usize) -> Arc<str> {
+        let build =
+            || -> Arc<str> { format!("{}{}", self.head, placeholders(rows, self.columns)).into() };
+        let Ok(mut by_rows) = self.by_rows.lock() else {
+            return build();
+        };
+        if by_rows.len() <= rows {
+            by_rows.resize(rows + 1, None);
+        }
+        by_rows[rows].get_or_insert_with(build).clone()
+    }
+}
+
+static LEDGER_INSERT: InsertSql = InsertSql::new(
+    "INSERT INTO ledger_entries (organization_id, kind, amount, balance_after, request_id, created_at) VALUES ",
+    6,
+);
+
+static USAGE_INSERT: InsertSql = InsertSql::new(
+    "INSERT INTO usage_records (request_id, organization_id, api_key_id, model, provider, \
+     prompt_tokens, completion_tokens, cached_tokens, cost, list_cost_usd_micros, byok, stream, \
+     status, latency_ms, created_at) VALUES ",
+    15,
+);
+
 async fn insert_ledger_rows(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     rows: &[LedgerRow<'_>],
     now: i64,
 ) -> Result<(), BillingError> {
     for chunk in rows.chunks(ROWS_PER_INSERT) {
-        let sql = format!(
-            "INSERT INTO ledger_entries (organization_id, kind, amount, balance_after, request_id, created_at) VALUES {}",
-            placeholders(chunk.len(), 6)
-        );
+        let sql = LEDGER_INSERT.for_rows(chunk.len());
         let mut query = sqlx::query(&sql);
         for row in chunk {
             query = query
@@ -305,12 +344,7 @@ async fn insert_usage_rows(
     now: i64,
 ) -> Result<(), BillingError> {
     for chunk in rows.chunks(ROWS_PER_INSERT) {
-        let sql = format!(
-            "INSERT INTO usage_records (request_id, organization_id, api_key_id, model, provider, \
-             prompt_tokens, completion_tokens, cached_tokens, cost, list_cost_usd_micros, byok, stream, \
-             status, latency_ms, created_at) VALUES {}",
-            placeholders(chunk.len(), 15)
-        );
+        let sql = USAGE_INSERT.for_rows(chunk.len());
         let mut query = sqlx::query(&sql);
         for row in chunk {
             let e = row.entry;

@@ -4,8 +4,8 @@
 
 use crate::client::{ChatStream, StreamEvent};
 use crate::error::ProviderError;
+use crate::sse::{SseEvent, SseStream};
 use bytes::Bytes;
-use eventsource_stream::Eventsource;
 use futures::{Stream, StreamExt};
 use serde_json::{Value, json};
 use std::collections::VecDeque;
@@ -34,7 +34,7 @@ pub(crate) async fn translate_sse<T: Translate>(
     response: reqwest::Response,
     translator: T,
 ) -> Result<ChatStream, ProviderError> {
-    let events = response.bytes_stream().eventsource().boxed();
+    let events = SseStream::new(response.bytes_stream());
     let mut stream = translated(events, translator).boxed();
     match stream.next().await {
         Some(Ok(first)) => Ok(futures::stream::once(async move { Ok(first) })
@@ -59,7 +59,7 @@ fn translated<S, E, T>(
     translator: T,
 ) -> impl Stream<Item = Result<StreamEvent, ProviderError>> + Send
 where
-    S: Stream<Item = Result<eventsource_stream::Event, E>> + Unpin + Send,
+    S: Stream<Item = Result<SseEvent, E>> + Unpin + Send,
     E: std::fmt::Display,
     T: Translate,
 {

@@ -9,6 +9,7 @@ mod common;
 mod error;
 pub mod gemini;
 pub mod openai;
+mod sse;
 mod types;
 
 pub use client::{

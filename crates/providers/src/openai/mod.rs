@@ -5,14 +5,16 @@
 
 use crate::client::{ChatAnswer, ChatStream, EmbeddingAnswer, StreamEvent, Target};
 use crate::error::ProviderError;
+use crate::sse::SseStream;
 use crate::types::{ChatMessage, ChatRequest, EmbeddingRequest, StreamOptions};
 use bytes::Bytes;
-use eventsource_stream::Eventsource;
 use futures::StreamExt;
 use secrecy::ExposeSecret;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::{LazyLock, RwLock};
 use tollgate_core::money::TokenUsage;
 
 /// The body sent upstream: the client's request with the provider's model
@@ -92,13 +94,43 @@ fn endpoint(target: &Target<'_>, path: &str) -> String {
     format!("{}/{path}", target.base_url)
 }
 
+/// Endpoint URLs already parsed, by their text: parsing one costs more than
+/// building the rest of the request, and a catalog has few endpoints.
+static PARSED_ENDPOINTS: LazyLock<RwLock<HashMap<String, reqwest::Url>>> =
+    LazyLock::new(RwLock::default);
+
+/// The request to `path` of the target's endpoint.
+fn post(http: &reqwest::Client, target: &Target<'_>, path: &str) -> reqwest::RequestBuilder {
+    let text = endpoint(target, path);
+    let cached = PARSED_ENDPOINTS
+        .read()
+        .ok()
+        .and_then(|parsed| parsed.get(&text).cloned());
+    if let Some(url) = cached {
+        return http.post(url);
+    }
+    match reqwest::Url::parse(&text) {
+        Ok(url) => {
+            if let Ok(mut parsed) = PARSED_ENDPOINTS.write() {
+                if parsed.len() >= 1024 {
+                    parsed.clear();
+                }
+                parsed.insert(text, url.clone());
+            }
+            http.post(url)
+        }
+        // reqwest reports it, as it always has.
+        Err(_) => http.post(text),
+    }
+}
+
 async fn send<T: Serialize>(
     http: &reqwest::Client,
     target: &Target<'_>,
     path: &str,
     body: &T,
 ) -> Result<reqwest::Response, ProviderError> {
-    let mut request = http.post(endpoint(target, path)).json(body);
+    let mut request = post(http, target, path).json(body);
     if let Some(key) = target.api_key {
         request = request.bearer_auth(key.expose_secret());
     }
@@ -188,9 +220,9 @@ pub(crate) async fn chat_stream(
         extra: &request.extra,
     };
     let response = send(http, target, "chat/completions", &body).await?;
-    let mut events = response.bytes_stream().eventsource();
+    let mut events = SseStream::new(response.bytes_stream());
     let first = match events.next().await {
-        Some(Ok(event)) => parse_event(&event.data)?,
+        Some(Ok(event)) => parse_event_data(event.data)?,
         Some(Err(e)) => return Err(ProviderError::InvalidResponse(e.to_string())),
         None => {
             return Err(ProviderError::InvalidResponse(
@@ -199,7 +231,7 @@ pub(crate) async fn chat_stream(
         }
     };
     let rest = events.map(|item| match item {
-        Ok(event) => parse_event(&event.data),
+        Ok(event) => parse_event_data(event.data),
         Err(e) => Err(ProviderError::InvalidResponse(e.to_string())),
     });
     Ok(futures::stream::once(async move { Ok(first) })
@@ -208,12 +240,19 @@ pub(crate) async fn chat_stream(
 }
 
 /// Reads one SSE `data` payload of an OpenAI stream.
+#[cfg(test)]
 pub(crate) fn parse_event(data: &str) -> Result<StreamEvent, ProviderError> {
+    parse_event_data(data.to_owned())
+}
+
+/// Reads one SSE `data` payload of an OpenAI stream, keeping it (uncopied)
+/// as the chunk to relay.
+fn parse_event_data(data: String) -> Result<StreamEvent, ProviderError> {
     if data.trim() == "[DONE]" {
         return Ok(StreamEvent::Done);
     }
     let probe: ChunkProbe =
-        serde_json::from_str(data).map_err(|e| ProviderError::InvalidResponse(e.to_string()))?;
+        serde_json::from_str(&data).map_err(|e| ProviderError::InvalidResponse(e.to_string()))?;
     if let Some(error) = probe.error {
         let message = error
             .get("message")
@@ -229,7 +268,7 @@ pub(crate) fn parse_event(data: &str) -> Result<StreamEvent, ProviderError> {
     Ok(StreamEvent::Chunk {
         usage_only: probe.usage.is_some() && probe.choices.is_empty(),
         usage: probe.usage.map(Into::into),
-        data: Bytes::copy_from_slice(data.as_bytes()),
+        data: Bytes::from(data),
     })
 }
 
