@@ -119,6 +119,8 @@ start_gateway() {
         TOLLGATE_ADMIN_TOKEN="$admin_token" \
         TOLLGATE_MASTER_KEY="harness-test-master-passphrase" \
         TOLLGATE_JWT_SECRET="$jwt_secret" \
+        STRIPE_WEBHOOK_SECRET="whsec_harness_stripe" \
+        LAGO_WEBHOOK_SECRET="harness-lago-secret" \
         RUST_LOG="${RUST_LOG:-info}" NO_COLOR=1 \
         "$tollgate" serve >"$tmp/tollgate.log" 2>&1 &
     local pid=$!

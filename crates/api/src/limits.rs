@@ -21,7 +21,8 @@ pub async fn admit(
         tokens_per_minute: principal.tpm_limit,
         concurrency: principal.max_concurrency,
     };
-    if key_limits.is_unlimited() && state.org_limits.is_unlimited() {
+    let org_limits = org_limits(principal, state.org_limits);
+    if key_limits.is_unlimited() && org_limits.is_unlimited() {
         // Nothing to count: skip naming the scopes.
         return Ok(Admission::unlimited(&state.limiter));
     }
@@ -32,7 +33,7 @@ pub async fn admit(
         },
         Scope {
             name: format!("org:{}", principal.organization_id),
-            limits: org_limits(principal, state.org_limits),
+            limits: org_limits,
         },
     ];
     state
