@@ -127,7 +127,12 @@ async fn a_disabled_model_answers_model_not_found_and_leaves_the_model_list() {
     assert_eq!(disabled.status(), 200);
     assert_eq!(disabled.json::<Value>().await.unwrap()["disabled"], true);
     let call = app.chat(&key, &chat_body("cheap-model")).await;
-    assert_eq!(expect_error(call, 404).await["code"], "model_not_found");
+    let error = expect_error(call, 404).await;
+    assert_eq!(error["code"], "model_not_found");
+    assert!(
+        error["message"].as_str().unwrap().contains("disabled"),
+        "{error}"
+    );
     assert!(
         !listed_models(&app, &key)
             .await
