@@ -8,6 +8,7 @@ mod billing_processes;
 mod binary;
 mod budgets;
 mod byok;
+mod catalog_admin;
 mod chat;
 mod concurrency;
 mod credits;

@@ -460,6 +460,32 @@ async fn real_answers_match_the_documented_schemas() {
     c.check("get", "/api/v1/models", "/api/v1/models", admin, None)
         .await;
     c.check(
+        "post",
+        "/api/v1/models",
+        "/api/v1/models",
+        admin,
+        Some(json!({"id": "added-model", "provider": "mock", "price": {"input_per_mtok_usd_micros": 1}})),
+    )
+    .await;
+    c.check(
+        "patch",
+        "/api/v1/models/{id}",
+        "/api/v1/models/added-model",
+        admin,
+        Some(json!({"tier": 2, "price": {"output_per_mtok_usd_micros": 3}})),
+    )
+    .await;
+    c.check(
+        "delete",
+        "/api/v1/models/{id}",
+        "/api/v1/models/added-model",
+        admin,
+        None,
+    )
+    .await;
+    c.check("get", "/api/v1/models", "/api/v1/models", admin, None)
+        .await;
+    c.check(
         "get",
         "/api/v1/routing/health",
         "/api/v1/routing/health",

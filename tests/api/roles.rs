@@ -336,6 +336,9 @@ const TABLE: &[(&str, &str, Access, Body)] = &[
     ),
     ("POST", "/api/v1/auth/refresh", Access::SignedInUser, None),
     ("GET", "/api/v1/models", Access::AnyManager, None),
+    ("POST", "/api/v1/models", Access::Platform, None),
+    ("PATCH", "/api/v1/models/{id}", Access::Platform, None),
+    ("DELETE", "/api/v1/models/{id}", Access::Platform, None),
     ("GET", "/api/v1/routing/health", Access::Platform, None),
     ("GET", "/health", Access::Public, None),
     ("GET", "/ready", Access::Public, None),
@@ -418,6 +421,14 @@ impl World {
                     .as_str()
                     .unwrap()
                     .to_owned()
+            }
+            "id" if path.starts_with("/api/v1/models/") => {
+                let id = format!("role-model-{}", uuid::Uuid::new_v4().simple());
+                let response = app
+                    .admin_post("/api/v1/models", &json!({"id": id, "provider": "mock"}))
+                    .await;
+                assert_eq!(response.status(), 201);
+                id
             }
             "user_id" => {
                 let email = format!("removable-{}@example.com", uuid::Uuid::new_v4().simple());

@@ -300,7 +300,7 @@ impl From<CredentialError> for ApiError {
 impl From<RouteError> for ApiError {
     fn from(e: RouteError) -> Self {
         match e {
-            RouteError::UnknownModel(_) | RouteError::Unpriced { .. } => {
+            RouteError::UnknownModel(_) | RouteError::Disabled(_) | RouteError::Unpriced { .. } => {
                 ApiError::model_not_found(e.to_string())
             }
             RouteError::WrongMode { .. } => ApiError::bad_request(e.to_string()),

@@ -66,6 +66,11 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Gateway> {
         ..ClientOptions::default()
     })?;
     let jwt = load_jwt(settings, &db).await?;
+    let catalog = Arc::new(
+        tollgate_core::catalog_store::LiveCatalog::load(db.clone(), catalog)
+            .await
+            .context("loading the catalog's runtime changes")?,
+    );
     let webhooks = tollgate_webhooks::Webhooks::new(
         db.clone(),
         billing.clone(),
@@ -79,7 +84,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Gateway> {
         billing: billing.clone(),
         credentials: credentials.clone(),
         byok_fee_percent: settings.byok_fee_percent,
-        catalog: Arc::new(catalog),
+        catalog: catalog.clone(),
         providers,
         admin_token: settings
             .admin_token
@@ -110,6 +115,8 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Gateway> {
         // A changed credential reaches every replica within a second.
         tokio::spawn(credentials.watch_changes(Duration::from_millis(250))),
         tokio::spawn(billing.maintain(heartbeat_interval(settings))),
+        // A catalog change reaches every replica within a second.
+        tokio::spawn(catalog.watch_changes(Duration::from_millis(500))),
         tokio::spawn(webhooks.run_worker()),
         // SQLite only: WAL checkpoints off the settlement writer's path.
         tokio::spawn(state.db.clone().checkpoint_wal(Duration::from_millis(100))),

@@ -6,7 +6,8 @@ use std::ops::Deref;
 use std::sync::Arc;
 use tokio_util::task::TaskTracker;
 use tollgate_billing::Billing;
-use tollgate_core::{Catalog, Db};
+use tollgate_core::Db;
+use tollgate_core::catalog_store::LiveCatalog;
 use tollgate_credentials::CredentialStore;
 use tollgate_providers::ProviderClient;
 use tollgate_tenants::Tenants;
@@ -19,7 +20,9 @@ pub struct Inner {
     pub credentials: CredentialStore,
     /// `TOLLGATE_BYOK_FEE_PERCENT`: the fee on BYOK calls, in percent of list cost.
     pub byok_fee_percent: u32,
-    pub catalog: Arc<Catalog>,
+    /// The catalog, with runtime changes: read it once per request with
+    /// `catalog.current()` (a pointer load).
+    pub catalog: Arc<LiveCatalog>,
     pub providers: ProviderClient,
     pub admin_token: Option<SecretString>,
     /// Signs and checks management JWTs; `None` when sign-in is off

@@ -1,11 +1,12 @@
 //! The model catalog: which providers exist, which models they serve, at what
-//! price, and which models each power level prefers. Built once from the
-//! configuration and shared read-only on the hot path.
+//! price, and which models each power level prefers. Built from the
+//! configuration, with the models changed at runtime laid over it
+//! ([`crate::catalog_store`]), and shared read-only on the hot path.
 
 use crate::money::{TokenUsage, UsdMicros};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -278,6 +279,9 @@ pub struct Catalog {
     by_id: HashMap<String, usize>,
     power_levels: HashMap<PowerLevel, Vec<String>>,
     auto_detect: AutoDetect,
+    /// Models disabled at runtime: hidden from routing and auto-detection,
+    /// listed only for the management API.
+    disabled: Vec<Arc<ModelEntry>>,
 }
 
 impl Catalog {
@@ -301,7 +305,77 @@ impl Catalog {
             by_id,
             power_levels,
             auto_detect: AutoDetect::default(),
+            disabled: Vec::new(),
         }
+    }
+
+    /// This catalog with runtime changes laid over it: each of `replaced`
+    /// takes the place of the model of its id (or is added after the
+    /// others), each id of `hidden` is removed, and `disabled` is what the
+    /// management API lists as disabled. A power level keeps only the chat
+    /// models that remain.
+    pub(crate) fn overlaid(
+        &self,
+        replaced: Vec<ModelEntry>,
+        hidden: &HashSet<String>,
+        disabled: Vec<ModelEntry>,
+    ) -> Catalog {
+        let mut models: Vec<Arc<ModelEntry>> = self.models.clone();
+        for model in replaced {
+            match models.iter().position(|m| m.id == model.id) {
+                Some(at) => models[at] = Arc::new(model),
+                None => models.push(Arc::new(model)),
+            }
+        }
+        models.retain(|m| !hidden.contains(&m.id));
+        let by_id: HashMap<String, usize> = models
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.id.clone(), i))
+            .collect();
+        let is_chat = |id: &String| {
+            by_id
+                .get(id)
+                .is_some_and(|&i| models[i].mode == ModelMode::Chat)
+        };
+        let power_levels = self
+            .power_levels
+            .iter()
+            .map(|(level, ids)| {
+                (
+                    *level,
+                    ids.iter().filter(|id| is_chat(id)).cloned().collect(),
+                )
+            })
+            .collect();
+        Catalog {
+            providers: self.providers.clone(),
+            models,
+            by_id,
+            power_levels,
+            auto_detect: self.auto_detect.clone(),
+            disabled: disabled.into_iter().map(Arc::new).collect(),
+        }
+    }
+
+    /// The models disabled at runtime (not routable).
+    pub fn disabled_models(&self) -> &[Arc<ModelEntry>] {
+        &self.disabled
+    }
+
+    /// Whether `name` names a model disabled at runtime, by its id or as
+    /// `provider/upstream`: auto-detection must not bring it back.
+    fn is_disabled(&self, name: &str) -> bool {
+        self.disabled.iter().any(|m| {
+            m.id == name
+                || name.split_once('/').is_some_and(|(provider, model)| {
+                    m.provider == provider && (m.upstream == model || m.id == model)
+                })
+        })
+    }
+
+    pub(crate) fn provider_names(&self) -> HashSet<&str> {
+        self.providers.keys().map(String::as_str).collect()
     }
 
     pub(crate) fn with_auto_detect(mut self, auto_detect: AutoDetect) -> Catalog {
@@ -316,6 +390,9 @@ impl Catalog {
     /// Resolves a name that is not a catalog id: `provider/model` first
     /// (when enabled), then the first matching pattern.
     pub fn detect(&self, name: &str) -> Option<Detection> {
+        if self.is_disabled(name) {
+            return None;
+        }
         if self.auto_detect.prefix
             && let Some((provider, model)) = name.split_once('/')
             && !model.is_empty()

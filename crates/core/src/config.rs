@@ -9,7 +9,7 @@ use crate::catalog::{
 };
 use crate::money::UsdMicros;
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
@@ -111,44 +111,47 @@ const DEFAULT_PATTERNS: [(&str, &str, ModelMode); 10] = [
     ("deepseek-*", "deepseek", ModelMode::Chat),
 ];
 
-#[derive(Debug, Deserialize)]
+/// One `models` entry. `P` is how its price is written: USD per million
+/// tokens in the file ([`RawPrice`]), micro-dollars in the management API
+/// (`crate::catalog_store::MicrosPrice`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct RawModel {
-    id: String,
+pub(crate) struct RawModel<P = RawPrice> {
+    pub(crate) id: String,
     /// The one provider serving the model; or else `deployments`.
-    provider: Option<String>,
+    pub(crate) provider: Option<String>,
     /// The default upstream name of the model's deployments.
-    upstream: Option<String>,
+    pub(crate) upstream: Option<String>,
     /// Several places serving the same model (instead of `provider`).
-    deployments: Option<Vec<RawDeployment>>,
-    supports_tools: Option<bool>,
-    supports_vision: Option<bool>,
-    supports_json: Option<bool>,
+    pub(crate) deployments: Option<Vec<RawDeployment>>,
+    pub(crate) supports_tools: Option<bool>,
+    pub(crate) supports_vision: Option<bool>,
+    pub(crate) supports_json: Option<bool>,
     #[serde(default = "default_tier")]
-    tier: u8,
+    pub(crate) tier: u8,
     #[serde(default = "default_quality")]
-    quality: u8,
+    pub(crate) quality: u8,
     #[serde(default = "default_context_window")]
-    context_window: i64,
+    pub(crate) context_window: i64,
     #[serde(default = "default_max_output")]
-    max_output_tokens: i64,
+    pub(crate) max_output_tokens: i64,
     #[serde(default)]
-    price: RawPrice,
+    pub(crate) price: P,
     #[serde(default)]
-    mode: ModelMode,
+    pub(crate) mode: ModelMode,
 }
 
 /// One entry of a model's `deployments`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct RawDeployment {
-    provider: String,
+pub(crate) struct RawDeployment {
+    pub(crate) provider: String,
     /// Default: the model's `upstream`, else its id.
-    upstream: Option<String>,
+    pub(crate) upstream: Option<String>,
     #[serde(default = "default_weight")]
-    weight: u32,
-    rpm: Option<i64>,
-    tpm: Option<i64>,
+    pub(crate) weight: u32,
+    pub(crate) rpm: Option<i64>,
+    pub(crate) tpm: Option<i64>,
 }
 
 fn default_weight() -> u32 {
@@ -171,7 +174,7 @@ fn default_max_output() -> i64 {
 /// Prices as written in the file: USD per million tokens.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawPrice {
+pub(crate) struct RawPrice {
     #[serde(default)]
     input_per_mtok: f64,
     #[serde(default)]
@@ -327,70 +330,11 @@ fn build_catalog(raw: RawConfig) -> Result<Catalog, ConfigError> {
     let mut seen = HashSet::new();
     for (i, m) in raw.models.into_iter().enumerate() {
         let at = |f: &str| format!("models[{i}].{f}");
-        if m.id.trim().is_empty() {
-            return Err(field(at("id"), "must not be empty"));
-        }
         if !seen.insert(m.id.clone()) {
             return Err(field(at("id"), format!("duplicate model id `{}`", m.id)));
         }
-        let deployments = raw_deployments(&m, &provider_names, &at)?;
-        if m.tier > 5 {
-            return Err(field(at("tier"), "must be between 0 and 5"));
-        }
-        if m.quality > 100 {
-            return Err(field(at("quality"), "must be between 0 and 100"));
-        }
-        if m.context_window <= 0 {
-            return Err(field(at("context_window"), "must be positive"));
-        }
-        if m.max_output_tokens <= 0 {
-            return Err(field(at("max_output_tokens"), "must be positive"));
-        }
-        let input = usd_per_mtok_to_micros(&at("price.input_per_mtok"), m.price.input_per_mtok)?;
-        let price = Price {
-            input_per_mtok: input,
-            output_per_mtok: usd_per_mtok_to_micros(
-                &at("price.output_per_mtok"),
-                m.price.output_per_mtok,
-            )?,
-            cached_input_per_mtok: match m.price.cached_input_per_mtok {
-                Some(usd) => usd_per_mtok_to_micros(&at("price.cached_input_per_mtok"), usd)?,
-                None => input,
-            },
-            per_request: usd_per_mtok_to_micros(&at("price.per_request"), m.price.per_request)?,
-        };
-        let capabilities = Capabilities {
-            tools: m.supports_tools.unwrap_or(true),
-            vision: m.supports_vision.unwrap_or(true),
-            json: m.supports_json.unwrap_or(true),
-        };
-        let (provider, upstream) = deployments
-            .first()
-            .map(|d| (d.provider.clone(), d.upstream.clone()))
-            .unwrap_or_default();
-        let mut model = ModelEntry {
-            id: m.id,
-            provider,
-            upstream,
-            tier: m.tier,
-            quality: m.quality,
-            context_window: m.context_window,
-            max_output_tokens: m.max_output_tokens,
-            price,
-            mode: m.mode,
-            capabilities,
-            deployments: Arc::from(Vec::new()),
-        };
-        model.deployments = deployments
-            .into_iter()
-            .map(|d| Deployment {
-                entry: Arc::new(model.served_by(&d.provider, &d.upstream)),
-                weight: d.weight,
-                rpm: d.rpm,
-                tpm: d.tpm,
-            })
-            .collect();
-        models.push(model);
+        let price = price_of(&at("price"), &m.price)?;
+        models.push(build_model(m, price, &provider_names, &at)?);
     }
 
     let chat_models: HashSet<&str> = models
@@ -412,6 +356,65 @@ fn build_catalog(raw: RawConfig) -> Result<Catalog, ConfigError> {
     Ok(Catalog::from_parts(providers, models, raw.power_levels).with_auto_detect(auto_detect))
 }
 
+/// Validates one model whose price is already converted, against the
+/// configured providers; `at` names a field in errors (`models[2].tier` in
+/// the file, `tier` in the management API).
+pub(crate) fn build_model<P>(
+    m: RawModel<P>,
+    price: Price,
+    provider_names: &HashSet<&str>,
+    at: &impl Fn(&str) -> String,
+) -> Result<ModelEntry, ConfigError> {
+    if m.id.trim().is_empty() {
+        return Err(field(at("id"), "must not be empty"));
+    }
+    let deployments = raw_deployments(&m, provider_names, at)?;
+    if m.tier > 5 {
+        return Err(field(at("tier"), "must be between 0 and 5"));
+    }
+    if m.quality > 100 {
+        return Err(field(at("quality"), "must be between 0 and 100"));
+    }
+    if m.context_window <= 0 {
+        return Err(field(at("context_window"), "must be positive"));
+    }
+    if m.max_output_tokens <= 0 {
+        return Err(field(at("max_output_tokens"), "must be positive"));
+    }
+    let capabilities = Capabilities {
+        tools: m.supports_tools.unwrap_or(true),
+        vision: m.supports_vision.unwrap_or(true),
+        json: m.supports_json.unwrap_or(true),
+    };
+    let (provider, upstream) = deployments
+        .first()
+        .map(|d| (d.provider.clone(), d.upstream.clone()))
+        .unwrap_or_default();
+    let mut model = ModelEntry {
+        id: m.id,
+        provider,
+        upstream,
+        tier: m.tier,
+        quality: m.quality,
+        context_window: m.context_window,
+        max_output_tokens: m.max_output_tokens,
+        price,
+        mode: m.mode,
+        capabilities,
+        deployments: Arc::from(Vec::new()),
+    };
+    model.deployments = deployments
+        .into_iter()
+        .map(|d| Deployment {
+            entry: Arc::new(model.served_by(&d.provider, &d.upstream)),
+            weight: d.weight,
+            rpm: d.rpm,
+            tpm: d.tpm,
+        })
+        .collect();
+    Ok(model)
+}
+
 /// A validated deployment of the file: provider, upstream name, weight and caps.
 struct DeploymentSpec {
     provider: String,
@@ -424,8 +427,8 @@ struct DeploymentSpec {
 /// A model's deployments: its `deployments` list, or its one `provider`.
 /// Each provider serves a model at most once (its health and caps are
 /// kept per provider and model).
-fn raw_deployments(
-    m: &RawModel,
+fn raw_deployments<P>(
+    m: &RawModel<P>,
     provider_names: &HashSet<&str>,
     at: &impl Fn(&str) -> String,
 ) -> Result<Vec<DeploymentSpec>, ConfigError> {

@@ -4,6 +4,7 @@
 
 pub mod budget;
 pub mod catalog;
+pub mod catalog_store;
 pub mod config;
 pub mod db;
 pub mod ids;

@@ -26,6 +26,8 @@ pub enum RouteError {
          `provider/model`)"
     )]
     UnknownModel(String),
+    #[error("model `{0}` is disabled in this gateway's catalog")]
+    Disabled(String),
     #[error(
         "model `{model}` belongs to provider `{provider}`, but this gateway knows no price for it; \
          add it under `models` in the configuration file, or give its `auto_detect.patterns` entry a `price`"
@@ -70,6 +72,9 @@ pub fn candidates(
                     model: model.to_owned(),
                     provider,
                 });
+            }
+            None if catalog.disabled_models().iter().any(|m| m.id == model) => {
+                return Err(RouteError::Disabled(model.to_owned()));
             }
             None => return Err(RouteError::UnknownModel(model.to_owned())),
         },

@@ -178,6 +178,14 @@ error_set!(
     MessagesErrors, AnthropicError, [400, 401, 402, 403, 404, 413, 429, 502, 503, 504]
 );
 error_set!(
+    /// Changing a catalog model.
+    CatalogChangeErrors, ErrorResponse, [400, 401, 403, 404, 409, 413]
+);
+error_set!(
+    /// Disabling a catalog model.
+    CatalogDisableErrors, ErrorResponse, [401, 403, 404, 409]
+);
+error_set!(
     /// Creating a webhook subscription.
     WebhookAdminErrors, ErrorResponse, [400, 401, 403, 404, 413]
 );

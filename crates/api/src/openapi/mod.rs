@@ -6,6 +6,7 @@
 //! `cargo run -p tollgate-api --bin tollgate -- openapi > openapi/openapi.json`
 //! (or `UPDATE_OPENAPI=1 cargo nextest run -p tollgate-tests openapi`).
 
+mod catalog_admin;
 mod errors;
 mod members;
 mod paths;
@@ -39,6 +40,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         paths::delete_credential, paths::activate_credential, paths::deactivate_credential,
         paths::create_user, paths::login, paths::refresh,
         paths::catalog, paths::routing_health,
+        catalog_admin::create_catalog_model, catalog_admin::update_catalog_model,
+        catalog_admin::disable_catalog_model,
         paths::health, paths::ready, paths::metrics, paths::openapi, paths::docs,
         members::delete_organization, members::list_members, members::remove_member,
         members::create_invitation, members::accept_invitation,

@@ -558,7 +558,7 @@ pub async fn refresh() {}
     operation_id = "listCatalogModels",
     security(("admin_token" = []), ("user_jwt" = [])),
     responses(
-        (status = 200, description = "Every catalog model", body = CatalogModelList),
+        (status = 200, description = "Every catalog model, those disabled at runtime last", body = CatalogModelList),
         UnauthorizedOnly,
     )
 )]

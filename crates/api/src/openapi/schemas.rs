@@ -595,7 +595,7 @@ pub struct CatalogPrice {
 }
 
 #[derive(Serialize, ToSchema)]
-#[schema(example = json!({"id": "gpt-4o-mini", "provider": "openai", "kind": "openai", "upstream": "gpt-4o-mini", "mode": "chat", "tier": 1, "quality": 70, "context_window": 128_000, "max_output_tokens": 16_384, "price": {"input_per_mtok_usd_micros": 150_000, "output_per_mtok_usd_micros": 600_000, "cached_input_per_mtok_usd_micros": 75_000, "per_request_usd_micros": 0}, "platform_key": true, "supports_tools": true, "supports_vision": true, "supports_json": true, "deployments": [{"provider": "openai", "upstream": "gpt-4o-mini", "weight": 1, "rpm": null, "tpm": null}]}))]
+#[schema(example = json!({"id": "gpt-4o-mini", "provider": "openai", "kind": "openai", "upstream": "gpt-4o-mini", "mode": "chat", "tier": 1, "quality": 70, "context_window": 128_000, "max_output_tokens": 16_384, "price": {"input_per_mtok_usd_micros": 150_000, "output_per_mtok_usd_micros": 600_000, "cached_input_per_mtok_usd_micros": 75_000, "per_request_usd_micros": 0}, "platform_key": true, "supports_tools": true, "supports_vision": true, "supports_json": true, "deployments": [{"provider": "openai", "upstream": "gpt-4o-mini", "weight": 1, "rpm": null, "tpm": null}], "disabled": false}))]
 pub struct CatalogModel {
     pub id: String,
     pub provider: String,
@@ -622,6 +622,9 @@ pub struct CatalogModel {
     /// Where the model is served; `provider` and `upstream` above are the
     /// first of them. See docs/routing.md, section 6.
     pub deployments: Vec<CatalogDeployment>,
+    /// Disabled at runtime (`DELETE /api/v1/models/{id}`): not routable,
+    /// left out of `GET /v1/models`; listed after the enabled models.
+    pub disabled: bool,
 }
 
 /// One deployment of a catalog model.

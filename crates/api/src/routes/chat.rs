@@ -52,7 +52,7 @@ pub async fn chat_completions(
     let fallbacks = fallback_models(&mut request)?;
     let needs = needs_of(&mut request)?;
     let candidates = tollgate_routing::candidates_with_fallbacks(
-        &state.catalog,
+        &state.catalog.current(),
         &request.model,
         &fallbacks,
         level,

@@ -29,7 +29,7 @@ pub async fn embeddings(
     let request: EmbeddingRequest = parse_json(&body)?;
     request.validate().map_err(ApiError::bad_request)?;
     let candidates = tollgate_routing::candidates(
-        &state.catalog,
+        &state.catalog.current(),
         &request.model,
         PowerLevel::Balanced,
         ModelMode::Embedding,

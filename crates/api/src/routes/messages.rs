@@ -44,8 +44,12 @@ pub async fn messages(
             &headers,
             default_level(&principal),
         )?;
-        let candidates =
-            tollgate_routing::candidates(&state.catalog, &request.model, level, ModelMode::Chat)?;
+        let candidates = tollgate_routing::candidates(
+            &state.catalog.current(),
+            &request.model,
+            level,
+            ModelMode::Chat,
+        )?;
         let candidates = allowed_candidates(&principal, &request.model, level, candidates)?;
         // Anthropic-only fields (`thinking`, `top_k`) reach Anthropic models;
         // OpenAI-compatible APIs would refuse them.

@@ -26,7 +26,7 @@ pub async fn list_models(State(state): State<AppState>, OrgKey(caller): OrgKey) 
             own_key || provider.api_key.is_some() || provider.keyless,
         );
     }
-    for model in state.catalog.models() {
+    for model in state.catalog.current().models() {
         let usable = usable_providers
             .get(model.provider.as_str())
             .copied()

@@ -111,7 +111,11 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/provider-credentials/{id}/deactivate",
             put(provider_credentials::deactivate),
         )
-        .route("/api/v1/models", get(catalog::list))
+        .route("/api/v1/models", get(catalog::list).post(catalog::create))
+        .route(
+            "/api/v1/models/{id}",
+            axum::routing::patch(catalog::update).delete(catalog::disable),
+        )
         .route("/api/v1/users", post(users::create))
         .route("/api/v1/auth/login", post(users::login))
         .route("/api/v1/auth/refresh", post(users::refresh))

@@ -151,7 +151,9 @@ pub async fn update(
         )));
     }
     if let Some(Some(models)) = &body.allowed_models
-        && let Some(unknown) = models.iter().find(|m| state.catalog.model(m).is_none())
+        && let Some(unknown) = models
+            .iter()
+            .find(|m| state.catalog.current().model(m).is_none())
     {
         return Err(ApiError::bad_request(format!(
             "invalid allowed_models: `{unknown}` is not a model of the catalog (GET /api/v1/models)"

@@ -345,8 +345,8 @@ async fn validate_key(
     provider: &ProviderEntry,
     key: &SecretString,
 ) -> Result<(), ApiError> {
-    let model = state
-        .catalog
+    let catalog = state.catalog.current();
+    let model = catalog
         .models()
         .iter()
         .filter(|m| m.provider == provider.name && m.mode == ModelMode::Chat)
