@@ -319,3 +319,61 @@ async fn routing_health_shows_each_deployment_to_the_platform_admin() {
     let refused = app.get_with_key(&key, "/api/v1/routing/health").await;
     assert!(matches!(refused.status().as_u16(), 401 | 403));
 }
+
+/// A chat call with the client's own timeout header.
+async fn chat_within(app: &TestApp, key: &str, timeout: &str, body: &Value) -> reqwest::Response {
+    app.client
+        .post(app.url("/v1/chat/completions"))
+        .bearer_auth(key)
+        .header("x-tollgate-timeout-ms", timeout)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_provider_slower_than_the_clients_timeout_is_a_504_in_time_and_costs_nothing() {
+    let app = TestApp::spawn().await;
+    let (org, key) = app.funded_org("usd", 10_000_000).await;
+    app.mock
+        .push_fault(Fault::Latency(std::time::Duration::from_secs(5)));
+
+    let started = std::time::Instant::now();
+    let response = chat_within(&app, &key, "300", &chat_body("gpt-4o-mini")).await;
+
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    let error = expect_error(response, 504).await;
+    assert_eq!(error["code"], "provider_timeout", "{error}");
+    assert_eq!(app.balance(&org).await, 10_000_000);
+    assert!(app.usage(&org).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_call_within_the_clients_timeout_is_answered() {
+    let app = TestApp::spawn().await;
+    let (_org, key) = app.funded_org("usd", 10_000_000).await;
+
+    let ok = chat_within(&app, &key, "5000", &chat_body("gpt-4o-mini")).await;
+
+    assert_eq!(ok.status(), 200);
+}
+
+#[tokio::test]
+async fn a_malformed_client_timeout_is_a_400_naming_the_header() {
+    let app = TestApp::spawn().await;
+    let (_org, key) = app.funded_org("usd", 10_000_000).await;
+
+    for bad in ["soon", "0", "-5", "99999999999"] {
+        let response = chat_within(&app, &key, bad, &chat_body("gpt-4o-mini")).await;
+        let error = expect_error(response, 400).await;
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap()
+                .contains("x-tollgate-timeout-ms"),
+            "{bad}: {error}"
+        );
+    }
+    assert_eq!(app.mock.request_count(), 0);
+}

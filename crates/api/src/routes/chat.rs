@@ -60,6 +60,7 @@ pub async fn chat_completions(
     )?;
     let candidates = allowed_candidates(&principal, &request.model, level, candidates)?;
     let candidates = tollgate_routing::fit::fitting(candidates, &request.model, &needs)?;
+    let timeout = client_timeout(&headers)?;
     let admission = admit(&state, &principal, estimated_tokens(body.len(), &request)).await?;
     let quotas = admission.quotas();
 
@@ -72,6 +73,7 @@ pub async fn chat_completions(
         request_id,
         candidates,
         started,
+        timeout,
         Dialect::OpenAi,
         admission,
     ));
@@ -102,6 +104,41 @@ fn fallback_models(request: &mut ChatRequest) -> Result<Vec<String>, ApiError> {
     }
 }
 
+/// The header in which a client gives its own timeout, in milliseconds.
+const TIMEOUT_HEADER: &str = "x-tollgate-timeout-ms";
+
+/// The client's own timeout, from `x-tollgate-timeout-ms` (1 ms to 1 hour).
+pub(super) fn client_timeout(headers: &HeaderMap) -> Result<Option<Duration>, ApiError> {
+    let Some(value) = headers.get(TIMEOUT_HEADER) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|ms| (1..=3_600_000).contains(ms))
+        .map(|ms| Some(Duration::from_millis(ms)))
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "header `{TIMEOUT_HEADER}` must be a whole number of milliseconds from 1 to 3600000"
+            ))
+        })
+}
+
+/// Runs a provider call within what is left of the client's timeout, if it
+/// set one; past it, the call is a provider timeout (504 after fallbacks).
+async fn within<T>(
+    left: Option<Duration>,
+    call: impl std::future::Future<Output = Result<T, ProviderError>>,
+) -> Result<T, ProviderError> {
+    match left {
+        None => call.await,
+        Some(left) => tokio::time::timeout(left, call)
+            .await
+            .unwrap_or(Err(ProviderError::Timeout)),
+    }
+}
+
 /// What a call counts against a tokens-per-minute limit until its real
 /// usage is known: its body at ~4 bytes a token plus the completion asked for.
 pub(super) fn estimated_tokens(body_bytes: usize, request: &ChatRequest) -> i64 {
@@ -121,9 +158,13 @@ pub(super) async fn relay(
     request_id: Arc<str>,
     candidates: Vec<Arc<ModelEntry>>,
     started: Instant,
+    client_timeout: Option<Duration>,
     dialect: Dialect,
     admission: Admission,
 ) -> Result<Response, ApiError> {
+    // Retry rounds start only within the routing deadline, and never past
+    // the client's own timeout (`x-tollgate-timeout-ms`).
+    let deadline = client_timeout.map_or(state.retries.deadline, |t| t.min(state.retries.deadline));
     let prompt_bound = request.prompt_token_upper_bound();
     // Cheap, for skipping models too small for the request: ~4 bytes a token.
     let prompt_estimate = prompt_bound / 4;
@@ -143,7 +184,7 @@ pub(super) async fn relay(
             // Another round only after retryable provider failures, and only
             // if it can start within the deadline.
             let wait = backoff(round, RETRY_BASE, RETRY_CAP);
-            if !retry_worthy || started.elapsed() + wait > state.retries.deadline {
+            if !retry_worthy || started.elapsed() + wait > deadline {
                 break;
             }
             tokio::time::sleep(wait).await;
@@ -239,13 +280,14 @@ pub(super) async fn relay(
                 };
                 attempts += 1;
                 let call_started = Instant::now();
+                let left = client_timeout.map(|t| t.saturating_sub(started.elapsed()));
                 let outcome = if request.stream {
-                    match state.providers.chat_stream(&target, &request).await {
+                    match within(left, state.providers.chat_stream(&target, &request)).await {
                         Ok(upstream) => Ok(call.stream(upstream, hold, &request, prompt_bound)),
                         Err(e) => Err((e, hold)),
                     }
                 } else {
-                    match state.providers.chat(&target, &request).await {
+                    match within(left, state.providers.chat(&target, &request)).await {
                         Ok(answer) => Ok(call.answer(answer.body, answer.usage, hold).await),
                         Err(e) => Err((e, hold)),
                     }

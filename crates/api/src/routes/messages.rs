@@ -67,6 +67,7 @@ pub async fn messages(
         chat.validate().map_err(ApiError::bad_request)?;
         let needs = super::deployments::needs_of(&mut chat)?;
         let candidates = tollgate_routing::fit::fitting(candidates, &model, &needs)?;
+        let timeout = super::chat::client_timeout(&headers)?;
         let admission = admit(&state, &principal, estimated_tokens(body.len(), &chat)).await?;
         let quotas = admission.quotas();
         let call = state.streams.spawn(relay(
@@ -76,6 +77,7 @@ pub async fn messages(
             request_id,
             candidates,
             started,
+            timeout,
             Dialect::Anthropic { model },
             admission,
         ));
