@@ -24,7 +24,10 @@ use super::schemas::*;
     post, path = "/v1/chat/completions", tag = "data plane",
     operation_id = "createChatCompletion",
     security(("api_key" = [])),
-    params(("x-tollgate-power-level" = Option<String>, Header, description = "`eco`, `balanced` or `precision`, for `\"model\": \"auto\"`")),
+    params(
+        ("x-tollgate-power-level" = Option<String>, Header, description = "`eco`, `balanced` or `precision`, for `\"model\": \"auto\"`"),
+        ("x-tollgate-timeout-ms" = Option<u64>, Header, description = "The client's own timeout, 1 to 3600000 ms: fallbacks, retries and each provider call end by then (504 `provider_timeout`, nothing charged)"),
+    ),
     request_body = ChatCompletionRequest,
     responses(
         (status = 200, description = "The completion, or an SSE stream of chunks", content(
@@ -78,7 +81,10 @@ pub async fn models() {}
     post, path = "/v1/messages", tag = "data plane",
     operation_id = "createMessage",
     security(("api_key" = []), ("x_api_key" = [])),
-    params(("anthropic-version" = Option<String>, Header, description = "Accepted and ignored")),
+    params(
+        ("anthropic-version" = Option<String>, Header, description = "Accepted and ignored"),
+        ("x-tollgate-timeout-ms" = Option<u64>, Header, description = "The client's own timeout, 1 to 3600000 ms: fallbacks, retries and each provider call end by then (504, nothing charged)"),
+    ),
     request_body = MessagesRequest,
     responses(
         (status = 200, description = "The message, or an SSE stream of events", content(
