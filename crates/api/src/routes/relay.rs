@@ -117,7 +117,7 @@ pub fn max_payable(
 /// (`BudgetExceeded` otherwise), and of its organization's balance.
 pub async fn reserve(
     state: &AppState,
-    principal: &tollgate_tenants::Principal,
+    principal: &Principal,
     amount: i64,
 ) -> Result<Hold, BillingError> {
     let budget = principal.budget.map(|b| KeyBudget {
@@ -210,14 +210,15 @@ pub struct CallRecord<'a> {
 }
 
 impl CallRecord<'_> {
-    fn entry(&self) -> UsageEntry {
+    /// The usage record of this call, charged `cost` (see [`payable`]).
+    fn entry(&self, cost: i64) -> UsageEntry {
         UsageEntry {
             request_id: self.request_id.to_owned(),
             api_key_id: Some(self.api_key_id.to_owned()),
             model: self.model.id.clone(),
             provider: self.model.provider.clone(),
             usage: self.usage,
-            cost: charge_for(self.mode, &self.model.price, &self.usage),
+            cost,
             list_cost_usd_micros: self.model.price.cost(&self.usage).0,
             byok: self.byok,
             stream: self.stream,
@@ -231,15 +232,14 @@ impl CallRecord<'_> {
 /// Returns the amount charged, or `None` if the settlement could not be
 /// written (billing logs why).
 pub async fn settle(state: &AppState, hold: Hold, call: &CallRecord<'_>) -> Option<i64> {
-    let mut entry = call.entry();
-    entry.cost = payable(
+    let entry = call.entry(payable(
         state,
-        entry.byok,
+        call.byok,
         call.markup_percent,
         call.mode,
         &call.model.price,
         &call.usage,
-    );
+    ));
     state.metrics.record_tokens(
         &entry.model,
         entry.usage.prompt_tokens,
