@@ -155,8 +155,8 @@ pub struct Principal {
     pub tpm_limit: Option<i64>,
     pub max_concurrency: Option<i64>,
     pub budget: Option<Budget>,
-    /// An organization admin key (see [`NewApiKey::admin`]).
-    pub admin: bool,
+    /// What the key may call; `admin` is the organization admin key of
+    /// before scopes (see [`NewApiKey::admin`]).
     pub scopes: Vec<KeyScope>,
     /// The organization's power level for `"model": "auto"` calls that name
     /// none (`None`: `balanced`).
@@ -517,7 +517,6 @@ impl Tenants {
                 tpm_limit: info.tpm_limit,
                 max_concurrency: info.max_concurrency,
                 budget: info.budget,
-                admin: info.admin,
                 scopes: info.scopes,
                 default_power_level,
                 markup_percent: u32::try_from(row.try_get::<i64, _>("markup_percent")?)
