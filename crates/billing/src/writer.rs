@@ -283,10 +283,12 @@ struct InsertSql {
 }
 
 impl InsertSql {
-    const fn new(head: &'static str, columns: usize) -> InsertSql {
+    /// `head` is `INSERT INTO t (a, b, …) VALUES `: the placeholders per row
+    /// are counted from its column list, so the two cannot disagree.
+    const fn new(head: &'static str) -> InsertSql {
         InsertSql {
             head,
-            columns,
+            columns: column_count(head),
             by_rows: Mutex::new(Vec::new()),
         }
     }
@@ -304,16 +306,35 @@ impl InsertSql {
     }
 }
 
+/// The columns named between the first `(` and the next `)` of `sql`.
+const fn column_count(sql: &str) -> usize {
+    let bytes = sql.as_bytes();
+    let mut i = 0;
+    let mut inside = false;
+    let mut columns = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'(' if !inside => {
+                inside = true;
+                columns = 1;
+            }
+            b',' if inside => columns += 1,
+            b')' if inside => return columns,
+            _ => {}
+        }
+        i += 1;
+    }
+    columns
+}
+
 static LEDGER_INSERT: InsertSql = InsertSql::new(
     "INSERT INTO ledger_entries (organization_id, kind, amount, balance_after, request_id, created_at) VALUES ",
-    6,
 );
 
 static USAGE_INSERT: InsertSql = InsertSql::new(
     "INSERT INTO usage_records (request_id, organization_id, api_key_id, model, provider, \
      prompt_tokens, completion_tokens, cached_tokens, cost, list_cost_usd_micros, byok, stream, \
      status, latency_ms, created_at) VALUES ",
-    15,
 );
 
 async fn insert_ledger_rows(
@@ -432,5 +453,13 @@ mod tests {
     #[test]
     fn placeholders_number_every_value() {
         assert_eq!(super::placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
+    }
+
+    #[test]
+    fn inserts_have_a_placeholder_per_bound_column() {
+        // insert_ledger_rows binds 6 values a row, insert_usage_rows 15.
+        assert_eq!(super::LEDGER_INSERT.columns, 6);
+        assert_eq!(super::USAGE_INSERT.columns, 15);
+        assert_eq!(super::column_count("INSERT INTO t (a) VALUES "), 1);
     }
 }
