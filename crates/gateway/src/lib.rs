@@ -40,7 +40,8 @@
 //!    [`tollgate_core::ErrorCode`] gives the status and type).
 //!
 //! Nothing else is needed: billing, routing, retries, limits and metrics
-//! are the same for every surface.
+//! are the same for every surface. In `crates/api`, step 4 is
+//! `routes/surface.rs::serve` with a new `Dialect` variant.
 
 pub mod admission;
 pub mod error;

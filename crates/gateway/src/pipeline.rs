@@ -637,3 +637,41 @@ impl Gateway {
         Err(misses.into_error().with_attempts(attempts))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn model(max_output_tokens: i64) -> ModelEntry {
+        ModelEntry {
+            id: "m".into(),
+            provider: "p".into(),
+            upstream: "m".into(),
+            tier: 1,
+            quality: 50,
+            context_window: 0,
+            max_output_tokens,
+            price: Default::default(),
+            mode: ModelMode::Chat,
+            capabilities: Default::default(),
+            deployments: Arc::from(Vec::new()),
+        }
+    }
+
+    fn plan(body: Value) -> Plan {
+        let request: ChatRequest = serde_json::from_value(body).unwrap();
+        Plan::new(&Operation::Chat(request)).unwrap()
+    }
+
+    #[test]
+    fn the_completion_held_is_clamped_and_counts_every_answer() {
+        let messages = json!([{"role": "user", "content": "hi"}]);
+        let asked = plan(json!({"model": "m", "messages": messages, "max_tokens": 50_000, "n": 3}));
+        assert_eq!(asked.max_completion(&model(100)), 300);
+        assert_eq!(asked.max_completion(&model(0)), 150_000);
+        let unset = plan(json!({"model": "m", "messages": messages, "best_of": 2}));
+        assert_eq!(unset.max_completion(&model(100)), 200);
+        assert_eq!(clamp(50_000, &model(100)), 100);
+    }
+}

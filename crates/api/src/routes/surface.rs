@@ -3,6 +3,11 @@
 //! `x-tollgate-*` and `x-ratelimit-*` headers, a JSON body or an SSE
 //! stream in the client's dialect). Billing and routing are the gateway's
 //! (crates/gateway); a surface only decodes and encodes.
+//!
+//! A new surface: a handler that decodes its body into a `CallRequest`
+//! (see the chat and messages handlers), a [`Dialect`] variant that writes
+//! the answer body and the stream items in its format (`dialect.rs`), and
+//! its own error shape if it has one (see `messages.rs`); then [`serve`].
 
 use super::dialect::Dialect;
 use crate::error::ApiError;
