@@ -11,8 +11,10 @@ use axum::Extension;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
+use tollgate_gateway::admission::require_scope;
 use tollgate_gateway::{CallRequest, Operation, call_options};
 use tollgate_providers::ChatRequest;
+use tollgate_tenants::KeyScope;
 
 pub async fn chat_completions(
     State(state): State<AppState>,
@@ -21,6 +23,8 @@ pub async fn chat_completions(
     headers: HeaderMap,
     BodyBytes(body): BodyBytes,
 ) -> Result<Response, ApiError> {
+    // A key without the scope learns nothing about its body's faults.
+    require_scope(&principal, KeyScope::Chat)?;
     let mut request: ChatRequest = parse_json(&body)?;
     request.validate().map_err(ApiError::bad_request)?;
     let options = call_options(&mut request.extra, option_headers(&headers), &principal)?;
