@@ -303,7 +303,9 @@ impl From<RouteError> for ApiError {
             RouteError::UnknownModel(_) | RouteError::Disabled(_) | RouteError::Unpriced { .. } => {
                 ApiError::model_not_found(e.to_string())
             }
-            RouteError::WrongMode { .. } => ApiError::bad_request(e.to_string()),
+            RouteError::WrongMode { .. } | RouteError::InvalidModelName(_) => {
+                ApiError::bad_request(e.to_string())
+            }
             RouteError::NoCandidates(_) => ApiError::unavailable(e.to_string()),
             RouteError::Unfit { .. } | RouteError::NoneFit { .. } => {
                 let mut err = ApiError::bad_request(e.to_string());

@@ -16,7 +16,7 @@ pub mod time;
 pub use budget::BudgetPeriod;
 pub use catalog::{
     AutoDetect, Capabilities, Catalog, Deployment, Detection, ModelEntry, ModelMode, ModelPattern,
-    PowerLevel, Price, ProviderEntry, ProviderKind,
+    PowerLevel, Price, ProviderEntry, ProviderKind, is_detectable_name,
 };
 pub use db::{Backend, Db, DbError};
 pub use money::{Amount, BillingMode, Unit};
