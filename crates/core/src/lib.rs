@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 pub mod ids;
 pub mod money;
+pub mod outage;
 pub mod presets;
 pub mod sql;
 pub mod time;
