@@ -9,24 +9,49 @@ use tollgate_tests::{
     test_master_key,
 };
 
+/// What the gateway processes of a test share: a database, the mock
+/// provider, a configuration, a master key and a Redis prefix of their own.
+struct Setup {
+    db: TestDatabase,
+    mock: MockProvider,
+    config: String,
+    master_key: secrecy::SecretString,
+    prefix: String,
+}
+
+impl Setup {
+    async fn new(dir: &std::path::Path) -> Setup {
+        let db = TestDatabase::create(dir).await;
+        let mock = MockProvider::start().await;
+        let config = dir.join("tollgate.yaml");
+        std::fs::write(&config, DEFAULT_CONFIG.replace("{MOCK}", &mock.base_url())).unwrap();
+        Setup {
+            db,
+            mock,
+            config: config.display().to_string(),
+            master_key: test_master_key(),
+            prefix: format!("tollgate-test-{}", uuid::Uuid::new_v4()),
+        }
+    }
+
+    fn envs<'a>(&'a self, redis_url: &'a str) -> [(&'a str, &'a str); 6] {
+        [
+            ("DATABASE_URL", self.db.url.as_str()),
+            ("TOLLGATE_CONFIG", self.config.as_str()),
+            ("TOLLGATE_ADMIN_TOKEN", ADMIN_TOKEN),
+            ("TOLLGATE_MASTER_KEY", self.master_key.expose_secret()),
+            ("REDIS_URL", redis_url),
+            ("TOLLGATE_REDIS_PREFIX", self.prefix.as_str()),
+        ]
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_gateway_processes_sharing_redis_admit_exactly_the_rpm_limit() {
     let dir = tollgate_tests::tempdir::TempDir::new();
-    let db = TestDatabase::create(&dir.0).await;
-    let mock = MockProvider::start().await;
-    let config = dir.0.join("tollgate.yaml");
-    std::fs::write(&config, DEFAULT_CONFIG.replace("{MOCK}", &mock.base_url())).unwrap();
-    let master_key = test_master_key();
-    let prefix = format!("tollgate-test-{}", uuid::Uuid::new_v4());
-    let config = config.display().to_string();
-    let envs = [
-        ("DATABASE_URL", db.url.as_str()),
-        ("TOLLGATE_CONFIG", config.as_str()),
-        ("TOLLGATE_ADMIN_TOKEN", ADMIN_TOKEN),
-        ("TOLLGATE_MASTER_KEY", master_key.expose_secret()),
-        ("REDIS_URL", "redis://127.0.0.1:6379"),
-        ("TOLLGATE_REDIS_PREFIX", prefix.as_str()),
-    ];
+    let setup = Setup::new(&dir.0).await;
+    let mock = &setup.mock;
+    let envs = setup.envs("redis://127.0.0.1:6379");
     let a = GatewayProcess::serve(&dir.0, &envs).await;
     let b = GatewayProcess::serve(&dir.0, &envs).await;
     let http = client();
@@ -59,24 +84,10 @@ async fn two_gateway_processes_sharing_redis_admit_exactly_the_rpm_limit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_outage_is_one_warning_and_a_counted_metric_not_a_line_per_call() {
     let dir = tollgate_tests::tempdir::TempDir::new();
-    let db = TestDatabase::create(&dir.0).await;
-    let mock = MockProvider::start().await;
-    let config = dir.0.join("tollgate.yaml");
-    std::fs::write(&config, DEFAULT_CONFIG.replace("{MOCK}", &mock.base_url())).unwrap();
-    let master_key = test_master_key();
-    let config = config.display().to_string();
-    let (gateway, log) = GatewayProcess::serve_capturing(
-        &dir.0,
-        &[
-            ("DATABASE_URL", db.url.as_str()),
-            ("TOLLGATE_CONFIG", config.as_str()),
-            ("TOLLGATE_ADMIN_TOKEN", ADMIN_TOKEN),
-            ("TOLLGATE_MASTER_KEY", master_key.expose_secret()),
-            // Nothing listens there: Redis is down from the start.
-            ("REDIS_URL", "redis://127.0.0.1:1"),
-        ],
-    )
-    .await;
+    let setup = Setup::new(&dir.0).await;
+    // Nothing listens there: Redis is down from the start.
+    let (gateway, log) =
+        GatewayProcess::serve_capturing(&dir.0, &setup.envs("redis://127.0.0.1:1")).await;
     let http = client();
     let key = org_key_at(
         &http,
