@@ -635,3 +635,34 @@ async fn model_names_outside_the_catalog_are_auto_detected() {
             .contains("add it under `models`")
     );
 }
+
+#[tokio::test]
+async fn a_model_name_cannot_steer_the_provider_url() {
+    let (app, org, key) = app().await;
+    let names = [
+        "gemini/../../../../escape",
+        "gemini/x?key=abc&",
+        "gemini/x#frag",
+        "gemini/%2e%2e/%2e%2e/escape",
+        "gemini/./x",
+    ];
+
+    for name in names {
+        for body in [chat_body(name), streamed(chat_body(name))] {
+            let response = app.chat(&key, &body).await;
+            assert_eq!(response.status(), 400, "{name}");
+            let error: Value = response.json().await.unwrap();
+            assert_eq!(error["error"]["type"], "invalid_request_error", "{name}");
+        }
+        let mut fallback = chat_body("gemini-flash");
+        fallback["models"] = json!([name]);
+        assert_eq!(app.chat(&key, &fallback).await.status(), 400, "{name}");
+    }
+
+    // A well-formed detected name still reaches the model's own path.
+    let response = app.chat(&key, &chat_body("gemini/gemini-2.5-flash")).await;
+    assert_eq!(response.status(), 200);
+    let paths: Vec<String> = app.mock.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(paths, ["/v1beta/models/gemini-2.5-flash:generateContent"]);
+    billed(&app, &org, CHAT_PROMPT_TOKENS, CHAT_COMPLETION_TOKENS).await;
+}

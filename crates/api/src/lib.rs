@@ -11,6 +11,7 @@ pub mod metrics;
 mod middleware;
 pub mod openapi;
 mod routes;
+pub mod server;
 pub mod settings;
 mod startup;
 pub mod state;

@@ -1,10 +1,13 @@
 //! Prometheus metrics for `GET /metrics`, fed by the gateway's observer.
 
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use tollgate_gateway::observe::{AttemptInfo, CallInfo, CallObserver, CallSummary};
+use tollgate_core::outage::Dependency;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CallLabels {
@@ -36,6 +39,7 @@ impl Metrics {
         );
         let tokens = Family::<TokenLabels, Counter>::default();
         registry.register("tokens", "Tokens billed, by model and kind", tokens.clone());
+        registry.register_collector(Box::new(DependencyErrors));
         Metrics {
             registry,
             provider_calls,
@@ -70,6 +74,29 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+}
+
+/// `tollgate_dependency_errors_total{dependency}`: failed calls to Redis or
+/// the database, read from the process-wide counters of
+/// [`tollgate_core::outage`] at each scrape (the domain crates that count
+/// them know nothing of Prometheus).
+#[derive(Debug)]
+struct DependencyErrors;
+
+impl Collector for DependencyErrors {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut family = encoder.encode_descriptor(
+            "dependency_errors",
+            "Failed calls to a dependency (redis, database)",
+            None,
+            MetricType::Counter,
+        )?;
+        for dependency in Dependency::ALL {
+            let labels = [("dependency", dependency.as_str())];
+            ConstCounter::new(dependency.errors()).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
     }
 }
 

@@ -306,6 +306,30 @@ pub struct Settings {
     /// Largest request body accepted, in bytes.
     #[arg(long, global = true, env = "TOLLGATE_MAX_BODY_BYTES", default_value_t = 10 * 1024 * 1024)]
     pub max_body_bytes: usize,
+
+    /// Milliseconds a connection may take, once ready for a request (just
+    /// opened, or done with the previous one), to send that request's
+    /// headers; then it is closed. Bounds slowloris and idle keep-alive
+    /// connections alike.
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_HTTP_HEADER_READ_TIMEOUT_MS",
+        default_value_t = 30_000,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub http_header_read_timeout_ms: u64,
+
+    /// Most HTTP connections open at once; further ones wait in the listen
+    /// backlog until one closes.
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_HTTP_MAX_CONNECTIONS",
+        default_value_t = 10_000,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub http_max_connections: u32,
 }
 
 impl Settings {
@@ -325,6 +349,8 @@ impl Settings {
             db_max_connections: None,
             upstream_timeout_secs: 300,
             max_body_bytes: 10 * 1024 * 1024,
+            http_header_read_timeout_ms: 30_000,
+            http_max_connections: 10_000,
             redis_prefix: "tollgate".to_owned(),
             org_rpm_limit: None,
             org_tpm_limit: None,

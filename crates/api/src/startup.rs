@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 use tollgate_billing::{Billing, BillingOptions};
 use tollgate_core::Db;
 use tollgate_core::config::load_catalog;
+use tollgate_core::outage::{Dependency, OutageLog};
 use tollgate_credentials::{
     CredentialError, CredentialStore, MasterKey, RootKey, Rotation, generate_salt,
     load_or_create_dev_key_file, passphrase_salt, unlock,
@@ -27,6 +28,7 @@ use tollgate_tenants::Tenants;
 pub struct Gateway {
     pub state: AppState,
     background: Vec<JoinHandle<()>>,
+    limits: crate::server::ServerLimits,
 }
 
 /// Connects, migrates, checks the master key and loads the catalog.
@@ -137,7 +139,15 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Gateway> {
             .context("REDIS_URL is not a valid Redis URL")?;
         background.push(tokio::spawn(share_cooldowns(state.clone(), shared)));
     }
-    Ok(Gateway { state, background })
+    let limits = crate::server::ServerLimits {
+        header_read_timeout: Duration::from_millis(settings.http_header_read_timeout_ms),
+        max_connections: usize::try_from(settings.http_max_connections).unwrap_or(usize::MAX),
+    };
+    Ok(Gateway {
+        state,
+        background,
+        limits,
+    })
 }
 
 impl Gateway {
@@ -149,10 +159,7 @@ impl Gateway {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let state = self.state.clone();
-        axum::serve(listener, crate::app(state.clone()))
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("serving HTTP")?;
+        crate::server::serve(listener, crate::app(state.clone()), self.limits, shutdown).await;
         state.gateway.streams.close();
         state.gateway.streams.wait().await;
         for task in &self.background {
@@ -168,23 +175,18 @@ impl Gateway {
 }
 
 /// Shares cooldowns with the other replicas through Redis, four times a
-/// second; logs once when Redis goes away and once when it is back.
+/// second; an outage is logged once, then as a periodic summary.
 async fn share_cooldowns(state: AppState, mut shared: tollgate_routing::health::SharedCooldowns) {
+    static REDIS_DOWN: OutageLog = OutageLog::new(
+        Dependency::Redis,
+        "Redis is unreachable: cooldowns are per replica until it is back",
+    );
     let mut tick = tokio::time::interval(Duration::from_millis(250));
-    let mut healthy = true;
     loop {
         tick.tick().await;
         match shared.sync(&state.gateway.health).await {
-            Ok(()) if !healthy => {
-                healthy = true;
-                tracing::info!("Redis is back: cooldowns are shared across replicas again");
-            }
-            Ok(()) => {}
-            Err(e) if healthy => {
-                healthy = false;
-                tracing::warn!(error = %e, "Redis is unreachable: cooldowns are per replica until it is back");
-            }
-            Err(_) => {}
+            Ok(()) => REDIS_DOWN.recovered(),
+            Err(e) => REDIS_DOWN.failed(&e),
         }
     }
 }

@@ -248,6 +248,19 @@ pub enum Detection {
     Unpriced { provider: String },
 }
 
+/// Whether a name outside the catalog may be auto-detected: the characters
+/// of real model names (`meta-llama/llama-3:free`, `claude@2024`), and no
+/// empty, `.` or `..` segment. Such a name becomes the upstream model the
+/// gateway sends with the platform's key, so nothing in it may read as URL
+/// syntax (`?`, `#`, `%`, dot segments) even before an adapter encodes it.
+pub fn is_detectable_name(name: &str) -> bool {
+    name.bytes().all(|b| {
+        b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b':' | b'@' | b'+' | b'/')
+    }) && name
+        .split('/')
+        .all(|segment| !segment.is_empty() && segment != "." && segment != "..")
+}
+
 /// Whether `name` matches a glob where `*` stands for any run of characters.
 pub fn glob_match(pattern: &str, name: &str) -> bool {
     let mut parts = pattern.split('*');
@@ -390,7 +403,7 @@ impl Catalog {
     /// Resolves a name that is not a catalog id: `provider/model` first
     /// (when enabled), then the first matching pattern.
     pub fn detect(&self, name: &str) -> Option<Detection> {
-        if self.is_disabled(name) {
+        if self.is_disabled(name) || !is_detectable_name(name) {
             return None;
         }
         if self.auto_detect.prefix

@@ -10,6 +10,7 @@ pub mod db;
 pub mod error;
 pub mod ids;
 pub mod money;
+pub mod outage;
 pub mod presets;
 pub mod sql;
 pub mod time;
@@ -17,7 +18,7 @@ pub mod time;
 pub use budget::BudgetPeriod;
 pub use catalog::{
     AutoDetect, Capabilities, Catalog, Deployment, Detection, ModelEntry, ModelMode, ModelPattern,
-    PowerLevel, Price, ProviderEntry, ProviderKind,
+    PowerLevel, Price, ProviderEntry, ProviderKind, is_detectable_name,
 };
 pub use db::{Backend, Db, DbError};
 pub use error::ErrorCode;

@@ -12,6 +12,32 @@ use std::collections::VecDeque;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tollgate_core::money::TokenUsage;
 
+/// `value` as exactly one URL path segment: every byte outside RFC 3986's
+/// unreserved set is percent-encoded, so a client's `/`, `..`, `?` or `#`
+/// can never leave the provider's API path or add a query string (with the
+/// platform's key attached). Empty and dot-only values have no meaning as a
+/// name and are refused rather than encoded.
+pub(crate) fn path_segment(value: &str, what: &str) -> Result<String, ProviderError> {
+    if value.is_empty() || value.bytes().all(|b| b == b'.') {
+        return Err(ProviderError::InvalidRequest(format!(
+            "{what} `{value}` is not a valid name"
+        )));
+    }
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push('%');
+            out.push(char::from(HEX[usize::from(byte >> 4)]));
+            out.push(char::from(HEX[usize::from(byte & 0x0f)]));
+        }
+    }
+    Ok(out)
+}
+
+const HEX: &[u8; 16] = b"0123456789ABCDEF";
+
 pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -229,6 +255,30 @@ pub(crate) fn function_tool<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn path_segments_cannot_leave_their_segment() {
+        assert_eq!(
+            path_segment("gemini-2.5-flash", "model").unwrap(),
+            "gemini-2.5-flash"
+        );
+        assert_eq!(
+            path_segment("../../escape", "model").unwrap(),
+            "..%2F..%2Fescape"
+        );
+        assert_eq!(
+            path_segment("x?key=abc&", "model").unwrap(),
+            "x%3Fkey%3Dabc%26"
+        );
+        assert_eq!(path_segment("a#b%2e c", "model").unwrap(), "a%23b%252e%20c");
+        assert_eq!(path_segment("é", "model").unwrap(), "%C3%A9");
+        for refused in ["", ".", ".."] {
+            assert!(matches!(
+                path_segment(refused, "model"),
+                Err(ProviderError::InvalidRequest(_))
+            ));
+        }
+    }
 
     #[test]
     fn data_urls_split_into_media_type_and_payload() {

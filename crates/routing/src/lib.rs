@@ -26,6 +26,11 @@ pub enum RouteError {
          `provider/model`)"
     )]
     UnknownModel(String),
+    #[error(
+        "model `{0}` is not a valid model name: outside the catalog, a name may hold only letters, \
+         digits and `-._:@+/`, with no empty, `.` or `..` part between slashes"
+    )]
+    InvalidModelName(String),
     #[error("model `{0}` is disabled in this gateway's catalog")]
     Disabled(String),
     #[error(
@@ -65,6 +70,9 @@ pub fn candidates(
     }
     let entry = match catalog.model(model) {
         Some(entry) => entry.clone(),
+        None if !tollgate_core::is_detectable_name(model) => {
+            return Err(RouteError::InvalidModelName(model.to_owned()));
+        }
         None => match catalog.detect(model) {
             Some(Detection::Model(entry)) => entry,
             Some(Detection::Unpriced { provider }) => {
@@ -238,6 +246,38 @@ models:
             .unwrap_err()
             .to_string();
         assert!(message.contains("add it under `models`"), "{message}");
+    }
+
+    #[test]
+    fn detected_names_that_could_steer_a_url_are_refused() {
+        let catalog = parse_catalog(CONFIG, |_| None).unwrap();
+        for name in [
+            "openai/../../../../escape",
+            "openai/x?key=abc&",
+            "openai/x#y",
+            "openai/x%2F..",
+            "openai//x",
+            "openai/./x",
+            "gpt-5 x",
+        ] {
+            assert!(
+                matches!(
+                    candidates(&catalog, name, PowerLevel::Eco, ModelMode::Chat),
+                    Err(RouteError::InvalidModelName(_))
+                ),
+                "{name}"
+            );
+        }
+        for name in [
+            "openai/meta-llama/llama-3:free",
+            "openai/claude@2024",
+            "gpt-5.5",
+        ] {
+            assert!(
+                candidates(&catalog, name, PowerLevel::Eco, ModelMode::Chat).is_ok(),
+                "{name}"
+            );
+        }
     }
 
     #[test]

@@ -27,6 +27,13 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tollgate_core::outage::{Dependency, OutageLog};
+
+/// Logged once per outage and then as a periodic summary, not per call.
+static REDIS_DOWN: OutageLog = OutageLog::new(
+    Dependency::Redis,
+    "Redis is unreachable: rate limits are counted in this process only until it is back",
+);
 
 /// How long the limiter keeps to the in-process counters after Redis failed.
 pub const REDIS_RETRY: Duration = Duration::from_secs(5);
@@ -258,6 +265,7 @@ impl RateLimiter {
                 .await
             {
                 Ok(result) => {
+                    REDIS_DOWN.recovered();
                     return result
                         .map(|quotas| self.admitted(scopes, lease, estimate, true, quotas));
                 }
@@ -604,10 +612,7 @@ impl Shared {
     }
 
     fn failed(&self, e: &redis::RedisError) {
-        tracing::warn!(
-            error = %e,
-            "Redis is unreachable: rate limits are counted in this process only until it is back"
-        );
+        REDIS_DOWN.failed(e);
         if let Ok(mut down) = self.down_until.lock() {
             *down = Some(Instant::now() + REDIS_RETRY);
         }

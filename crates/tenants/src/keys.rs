@@ -13,7 +13,15 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use subtle::ConstantTimeEq;
 pub use tollgate_core::BudgetPeriod;
+use tollgate_core::outage::{Dependency, OutageLog};
 use tollgate_core::{BillingMode, time};
+
+/// Every replica polls each second: a database outage is logged once, then
+/// as a periodic summary.
+static POLL_FAILED: OutageLog = OutageLog::new(
+    Dependency::Database,
+    "polling api key changes failed: revocations reach this replica when the database is back",
+);
 
 const KEY_PREFIX: &str = "tg-";
 const ID_HEX_LEN: usize = 32;
@@ -545,6 +553,7 @@ impl Tenants {
                 .await;
             match changed {
                 Ok(rows) => {
+                    POLL_FAILED.recovered();
                     for row in rows {
                         if let Ok(id) = row.try_get::<String, _>("id") {
                             self.cache.remove(&id);
@@ -552,7 +561,7 @@ impl Tenants {
                     }
                     since = started;
                 }
-                Err(e) => tracing::warn!(error = %e, "polling api key changes failed"),
+                Err(e) => POLL_FAILED.failed(&e),
             }
         }
     }

@@ -77,6 +77,19 @@ fn build(body: Value) -> Result<MessagesRequest, ProviderError> {
 // ------------------------------------------------------ request building
 
 #[test]
+fn the_model_goes_in_the_body_never_the_url() {
+    // `endpoint` takes no model: a client's name cannot reach the path.
+    assert_eq!(
+        endpoint("http://127.0.0.1:9"),
+        "http://127.0.0.1:9/v1/messages"
+    );
+    assert_eq!(
+        endpoint("http://127.0.0.1:9/v1"),
+        "http://127.0.0.1:9/v1/messages"
+    );
+}
+
+#[test]
 fn request_moves_system_to_the_top_and_defaults_max_tokens() {
     let out = build(json!({
         "model": "claude", "temperature": 1.7, "stop": "END", "user": "u-1",

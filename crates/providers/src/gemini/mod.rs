@@ -14,7 +14,9 @@ pub mod wire;
 pub use request::{Outbound, SIGNATURE_SEPARATOR};
 
 use crate::client::{ChatAnswer, ChatStream, EmbeddingAnswer, StreamEvent, Target};
-use crate::common::{Translate, delta_chunk, translate_sse, unix_now, usage_chunk, usage_json};
+use crate::common::{
+    Translate, delta_chunk, path_segment, translate_sse, unix_now, usage_chunk, usage_json,
+};
 use crate::error::ProviderError;
 use crate::openai::error_from_response;
 use crate::types::{ChatRequest, EmbeddingRequest};
@@ -30,19 +32,23 @@ use wire::{
 };
 
 /// `{base}/v1beta/models/{model}:{method}`, accepting a base URL that
-/// already ends with an API version.
-fn endpoint(base_url: &str, model: &str, method: &str) -> String {
-    let base = if base_url.ends_with("/v1beta") || base_url.ends_with("/v1") {
-        base_url.to_owned()
+/// already ends with an API version. The model is one encoded path segment
+/// (a `models/` or `tunedModels/` prefix is kept as the collection): a
+/// client-chosen name such as `gemini/../../escape` must not reach another
+/// path of the provider with the platform's key.
+fn endpoint(base_url: &str, model: &str, method: &str) -> Result<String, ProviderError> {
+    let base = base_url.trim_end_matches('/');
+    let base = if base.ends_with("/v1beta") || base.ends_with("/v1") {
+        base.to_owned()
     } else {
-        format!("{base_url}/v1beta")
+        format!("{base}/v1beta")
     };
-    let model = if model.contains('/') {
-        model.to_owned()
-    } else {
-        format!("models/{model}")
+    let (collection, name) = match model.split_once('/') {
+        Some((collection @ ("models" | "tunedModels"), name)) => (collection, name),
+        _ => ("models", model),
     };
-    format!("{base}/{model}:{method}")
+    let name = path_segment(name, "model")?;
+    Ok(format!("{base}/{collection}/{name}:{method}"))
 }
 
 fn model_name(model: &str) -> String {
@@ -86,7 +92,7 @@ pub(crate) async fn chat(
     request: &ChatRequest,
 ) -> Result<ChatAnswer, ProviderError> {
     let body = build(target, request)?;
-    let url = endpoint(target.base_url, target.upstream_model, "generateContent");
+    let url = endpoint(target.base_url, target.upstream_model, "generateContent")?;
     let response = send(http, target, url, &body).await?;
     let bytes = response
         .bytes()
@@ -111,7 +117,7 @@ pub(crate) async fn chat_stream(
         target.base_url,
         target.upstream_model,
         "streamGenerateContent",
-    ) + "?alt=sse";
+    )? + "?alt=sse";
     let response = send(http, target, url, &body).await?;
     let key = target.api_key.map(|k| k.expose_secret().to_owned());
     translate_sse(response, StreamTranslator::new(target.upstream_model, key)).await
@@ -447,7 +453,7 @@ pub(crate) async fn embed(
             send(
                 http,
                 target,
-                endpoint(target.base_url, model, "embedContent"),
+                endpoint(target.base_url, model, "embedContent")?,
                 &body,
             )
             .await?
@@ -460,7 +466,7 @@ pub(crate) async fn embed(
             send(
                 http,
                 target,
-                endpoint(target.base_url, model, "batchEmbedContents"),
+                endpoint(target.base_url, model, "batchEmbedContents")?,
                 &body,
             )
             .await?
@@ -483,7 +489,7 @@ pub(crate) async fn embed(
         let response = send(
             http,
             target,
-            endpoint(target.base_url, model, "countTokens"),
+            endpoint(target.base_url, model, "countTokens")?,
             &body,
         )
         .await?;

@@ -205,7 +205,8 @@ fn endpoints_take_a_base_with_or_without_a_version() {
             "https://generativelanguage.googleapis.com",
             "gemini-2.5-flash",
             "generateContent"
-        ),
+        )
+        .unwrap(),
         "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent"
     );
     assert_eq!(
@@ -213,9 +214,49 @@ fn endpoints_take_a_base_with_or_without_a_version() {
             "http://127.0.0.1:9/v1beta",
             "gemini-embedding-001",
             "embedContent"
-        ),
+        )
+        .unwrap(),
         "http://127.0.0.1:9/v1beta/models/gemini-embedding-001:embedContent"
     );
+    assert_eq!(
+        endpoint("http://127.0.0.1:9", "tunedModels/mine", "generateContent").unwrap(),
+        "http://127.0.0.1:9/v1beta/tunedModels/mine:generateContent"
+    );
+}
+
+#[test]
+fn a_model_name_stays_one_path_segment_of_the_api() {
+    let base = "https://generativelanguage.googleapis.com";
+    let cases = [
+        (
+            "../../../../escape",
+            "/v1beta/models/..%2F..%2F..%2F..%2Fescape:generateContent",
+        ),
+        (
+            "x?key=abc&",
+            "/v1beta/models/x%3Fkey%3Dabc%26:generateContent",
+        ),
+        ("models/../x", "/v1beta/models/..%2Fx:generateContent"),
+        ("a#frag", "/v1beta/models/a%23frag:generateContent"),
+        ("%2e%2e", "/v1beta/models/%252e%252e:generateContent"),
+    ];
+    for (model, path) in cases {
+        let url = endpoint(base, model, "generateContent").unwrap();
+        // As the HTTP client will send it: no dot segment resolved, no query.
+        let parsed = reqwest::Url::parse(&url).unwrap();
+        assert_eq!(parsed.path(), path, "{model}");
+        assert_eq!(parsed.query(), None, "{model}");
+        assert_eq!(parsed.fragment(), None, "{model}");
+    }
+    for refused in ["", "..", "models/..", "models/"] {
+        assert!(
+            matches!(
+                endpoint(base, refused, "generateContent"),
+                Err(ProviderError::InvalidRequest(_))
+            ),
+            "{refused:?}"
+        );
+    }
 }
 
 // ------------------------------------------------------ plain answers

@@ -310,6 +310,26 @@ mod tests {
     const USAGE_CHUNK: &str = r#"{"id":"chatcmpl-123","object":"chat.completion.chunk","created":1694268190,"model":"gpt-4o-mini","system_fingerprint":"fp_44709d6fcb","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":12,"total_tokens":21,"prompt_tokens_details":{"cached_tokens":4}}}"#;
 
     #[test]
+    fn the_model_goes_in_the_body_never_the_url() {
+        let target = Target {
+            provider: "openai",
+            kind: tollgate_core::ProviderKind::OpenAi,
+            base_url: "http://127.0.0.1:9/v1",
+            api_key: None,
+            upstream_model: "../../escape?key=abc&",
+            max_output_tokens: 16,
+        };
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let request = post(&reqwest::Client::new(), &target, "chat/completions")
+            .build()
+            .unwrap();
+        assert_eq!(
+            request.url().as_str(),
+            "http://127.0.0.1:9/v1/chat/completions"
+        );
+    }
+
+    #[test]
     fn content_chunk_passes_through_without_usage() {
         match parse_event(CONTENT_CHUNK).unwrap() {
             StreamEvent::Chunk {

@@ -1,0 +1,101 @@
+//! How HTTP connections are accepted and served, with the limits that keep
+//! unauthenticated sockets from exhausting the gateway: at most
+//! `max_connections` at once (further ones wait in the listen backlog), and a
+//! header-read timeout that closes a connection whose next request has not
+//! fully arrived in time (slowloris, and idle keep-alive connections alike).
+//! `axum::serve` offers neither, so connections are served with hyper
+//! directly, the same way it does.
+
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio_util::task::TaskTracker;
+
+/// The connection limits, from the settings.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerLimits {
+    /// From the moment a connection is ready for a request (just opened, or
+    /// done with the previous one) until that request's headers are in.
+    /// hyper starts this timer when the connection turns idle, so it is also
+    /// the keep-alive idle timeout.
+    pub header_read_timeout: Duration,
+    pub max_connections: usize,
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then lets every
+/// open connection finish its request in flight and waits for them all.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: ServerLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true);
+    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let connections = TaskTracker::new();
+    let (stop, stopped) = watch::channel(());
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        // The permit is taken before accepting: over the limit, connections
+        // wait in the kernel's backlog and cost the process nothing.
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            permit = Arc::clone(&permits).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        let stream = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    accept_failed(&e).await;
+                    continue;
+                }
+            },
+        };
+        // Streamed answers are many small writes: each should leave at once.
+        let _ = stream.set_nodelay(true);
+        let connection =
+            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+        let mut stopped = stopped.clone();
+        connections.spawn(async move {
+            let _permit = permit;
+            let mut connection = std::pin::pin!(connection);
+            tokio::select! {
+                // A closed or timed-out connection is the client's business.
+                _ = connection.as_mut() => return,
+                _ = stopped.changed() => connection.as_mut().graceful_shutdown(),
+            }
+            let _ = connection.await;
+        });
+    }
+    drop(stopped);
+    let _ = stop.send(());
+    connections.close();
+    connections.wait().await;
+}
+
+/// Errors of one connection (reset before it was accepted) are skipped; any
+/// other (out of file descriptors) would repeat at once, so the accept loop
+/// pauses first, as hyper's and axum's do.
+async fn accept_failed(e: &std::io::Error) {
+    use std::io::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
+    ) {
+        return;
+    }
+    tracing::warn!(error = %e, "accepting a connection failed");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
