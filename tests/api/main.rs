@@ -14,6 +14,7 @@ mod concurrency;
 mod credits;
 mod deployments;
 mod embeddings;
+mod import_litellm;
 mod log_hygiene;
 mod management_input;
 mod openapi;

@@ -51,14 +51,25 @@ pub async fn chat_completions(
     let level = power_level(&mut request, &headers, default_level(&principal))?;
     let fallbacks = fallback_models(&mut request)?;
     let needs = needs_of(&mut request)?;
+    let catalog = state.catalog.current();
     let candidates = tollgate_routing::candidates_with_fallbacks(
-        &state.catalog.current(),
+        &catalog,
         &request.model,
         &fallbacks,
         level,
         ModelMode::Chat,
     )?;
-    let candidates = allowed_candidates(&principal, &request.model, level, candidates)?;
+    let mut candidates = allowed_candidates(&principal, &request.model, level, candidates)?;
+    if fallbacks.is_empty() {
+        candidates = tollgate_routing::with_configured_fallbacks(
+            &catalog,
+            candidates,
+            &request.model,
+            level,
+            ModelMode::Chat,
+            |id| principal.may_use_model(id),
+        );
+    }
     let candidates = tollgate_routing::fit::fitting(candidates, &request.model, &needs)?;
     let timeout = client_timeout(&headers)?;
     let admission = admit(&state, &principal, estimated_tokens(body.len(), &request)).await?;
