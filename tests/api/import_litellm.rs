@@ -40,7 +40,8 @@ fn against_mock(yaml: &str) -> String {
                 "{MOCK_ROOT}"
             };
             out.push_str(&format!("{indent}base_url: \"{url}\"\n"));
-        } else if field.starts_with("api_key: ") {
+        } else if field.starts_with("api_key: ") || field == "keyless: true" {
+            // The mock, unlike a self-hosted endpoint, wants a key.
             out.push_str(&format!("{indent}api_key: sk-imported-test\n"));
         } else {
             out.push_str(line);
