@@ -57,9 +57,11 @@ async fn imported_app(name: &str) -> TestApp {
     TestApp::spawn_with_config(&against_mock(&conversion.yaml)).await
 }
 
-/// Each fixture, the model names it serves and the upstream names LiteLLM
-/// would send for each.
-const ROUTES: &[(&str, &[(&str, &[&str])])] = &[
+/// A model name clients send, and the upstream names LiteLLM would send.
+type Route = (&'static str, &'static [&'static str]);
+
+/// Each fixture and its routes.
+const ROUTES: &[(&str, &[Route])] = &[
     (
         "configs-quick-start.yaml",
         &[
