@@ -12,6 +12,7 @@ mod catalog_admin;
 mod chat;
 mod concurrency;
 mod credits;
+mod demo;
 mod deployments;
 mod embeddings;
 mod import_litellm;
