@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 use tollgate_tests::binary::{GatewayProcess, command, exit_within, free_port};
 use tollgate_tests::tempdir::TempDir;
-use tollgate_tests::{ADMIN_TOKEN, client, sse_data};
+use tollgate_tests::{ADMIN_TOKEN, client, org_key_at, sse_data};
 
 #[tokio::test]
 async fn the_demo_answers_chat_streams_and_embeddings_billed_with_no_provider_key() {
@@ -21,39 +21,15 @@ async fn the_demo_answers_chat_streams_and_embeddings_billed_with_no_provider_ke
     .await;
     let http = client();
     let url = |path: &str| format!("{}{path}", gateway.base_url);
-    let admin = |path: &str, body: Value| {
-        http.post(url(path))
-            .bearer_auth(ADMIN_TOKEN)
-            .json(&body)
-            .send()
-    };
-    let org: Value = admin(
-        "/api/v1/organizations",
-        json!({"name": "Demo", "billing_mode": "usd"}),
-    )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
-    let org = org["id"].as_str().unwrap();
-    let key: Value = admin(
-        &format!("/api/v1/organizations/{org}/api-keys"),
+    let key = org_key_at(
+        &http,
+        &gateway.base_url,
+        "usd",
+        1_000_000,
         json!({"name": "demo"}),
     )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
-    let key = key["key"].as_str().unwrap();
-    let granted = admin(
-        &format!("/api/v1/organizations/{org}/credits/grants"),
-        json!({"amount": 1_000_000}),
-    )
-    .await
-    .unwrap();
-    assert_eq!(granted.status(), 201);
+    .await;
+    let key = key.as_str();
     let call = |path: &str, body: Value| http.post(url(path)).bearer_auth(key).json(&body).send();
     let hello = json!([{"role": "user", "content": "Hello"}]);
 
