@@ -11,11 +11,29 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The environment variables the binary reads besides the settings above
+/// (each of which also names its own variable).
+const OTHER_ENVIRONMENT: &str = "\
+Other environment variables:
+  OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY, DEEPSEEK_API_KEY,
+  GROQ_API_KEY, MISTRAL_API_KEY, TOGETHER_API_KEY, FIREWORKS_API_KEY,
+  OPENROUTER_API_KEY, DEEPINFRA_API_KEY, XAI_API_KEY
+      Platform keys of the built-in catalog's providers (without
+      TOLLGATE_CONFIG). Unset: only organizations with their own key (BYOK)
+      can use that provider.
+  ${NAME} in TOLLGATE_CONFIG
+      Any variable a configuration file names, e.g. its providers' keys.
+  TOLLGATE_NEW_MASTER_KEY
+      The new master key of `tollgate keys rotate` (see its --help).
+  RUST_LOG
+      Tracing filter (default: info). Logs never hold a key or a prompt.";
+
 #[derive(Parser)]
 #[command(
     name = "tollgate",
     version,
-    about = "Tollgate: a multi-tenant LLM gateway"
+    about = "Tollgate: a multi-tenant LLM gateway",
+    after_help = OTHER_ENVIRONMENT
 )]
 struct Cli {
     #[command(subcommand)]
@@ -36,6 +54,27 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Convert another gateway's configuration into a Tollgate configuration file.
+    Import {
+        #[command(subcommand)]
+        source: ImportSource,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportSource {
+    /// Read a LiteLLM proxy config.yaml and write the equivalent Tollgate
+    /// configuration (models, deployments, fallbacks; router settings as
+    /// settings in its first comment). What cannot be mapped is listed on
+    /// standard error. No key value is ever written: `os.environ/NAME`
+    /// becomes `${NAME}`, and a literal key a variable to set.
+    Litellm {
+        /// The LiteLLM config.yaml.
+        path: std::path::PathBuf,
+        /// Where to write the Tollgate configuration (default: standard output).
+        #[arg(long)]
+        output: Option<std::path::PathBuf>,
     },
 }
 
@@ -65,15 +104,57 @@ async fn main() -> std::process::ExitCode {
     match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("tollgate: {e:#}");
+            // Once, on standard error: a log line as well would say it twice.
+            eprintln!("tollgate: {}", error_text(&e));
             std::process::ExitCode::FAILURE
         }
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+/// The error and its causes, leaving out a cause whose text an outer
+/// message already quotes (sqlx errors repeat their source).
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let cause = cause.to_string();
+        if text.contains(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    text
+}
+
+fn import_litellm(path: &std::path::Path, output: Option<&std::path::Path>) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let conversion = tollgate_import::convert(&text)?;
+    for note in &conversion.notes {
+        eprintln!("import: {note}");
+    }
+    for (name, value) in &conversion.settings {
+        eprintln!("import: setting for `tollgate serve`: {name}={value}");
+    }
+    match output {
+        Some(file) => std::fs::write(file, &conversion.yaml)
+            .with_context(|| format!("cannot write {}", file.display()))?,
+        None => {
+            use std::io::Write;
+            std::io::stdout().write_all(conversion.yaml.as_bytes())?;
+        }
+    }
+    Ok(())
+}
+
+async fn run(mut cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Import {
+            source: ImportSource::Litellm { path, output },
+        } => import_litellm(&path, output.as_deref()),
         Command::Openapi => {
             use std::io::Write;
             // A reader that stops early (`tollgate openapi | head`) is not an error.
@@ -105,6 +186,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve => {
+            // Kept alive until the gateway has stopped.
+            let _demo = tollgate_api::demo::start(&mut cli.settings).await?;
             let gateway = tollgate_api::start(&cli.settings).await?;
             let listener = tokio::net::TcpListener::bind(cli.settings.listen).await?;
             tracing::info!(listen = %listener.local_addr()?, "tollgate serving");
@@ -133,4 +216,34 @@ async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down: finishing open requests and streams");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn help_names_every_key_variable_of_the_built_in_catalog() {
+        let catalog = include_str!("../../core/src/builtin_catalog.yaml");
+        for var in catalog
+            .split("${")
+            .skip(1)
+            .filter_map(|s| s.split('}').next())
+        {
+            assert!(
+                OTHER_ENVIRONMENT.contains(var),
+                "{var} is missing from --help"
+            );
+        }
+    }
+
+    #[test]
+    fn an_error_quoting_its_cause_says_it_once() {
+        let inner = anyhow::anyhow!("database \"x\" does not exist");
+        let outer = inner.context("database error: database \"x\" does not exist");
+        assert_eq!(
+            error_text(&outer),
+            "database error: database \"x\" does not exist"
+        );
+    }
 }

@@ -33,6 +33,27 @@ pub struct Settings {
     #[arg(long, global = true, env = "TOLLGATE_CONFIG")]
     pub config: Option<PathBuf>,
 
+    /// Serve a local demo provider instead of the catalog: models
+    /// `demo-chat` (plain and streamed) and `demo-embed`, answered inside
+    /// this process with no provider key and no network, and billed at
+    /// their catalog price like any model. For trying Tollgate out; refused
+    /// with TOLLGATE_CONFIG and in production.
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_DEMO",
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        default_value_t = false,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub demo: bool,
+
+    /// The running demo provider's base URL (set by `serve --demo`).
+    #[arg(skip)]
+    pub demo_base_url: Option<String>,
+
     /// Bearer token with platform-admin rights on the management API.
     #[arg(
         long,
@@ -339,6 +360,8 @@ impl Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             database_url: database_url.to_owned(),
             config: None,
+            demo: false,
+            demo_base_url: None,
             admin_token: None,
             master_key: None,
             environment: Environment::Development,

@@ -34,7 +34,10 @@ pub struct Gateway {
 /// Connects, migrates, checks the master key and loads the catalog.
 pub async fn start(settings: &Settings) -> anyhow::Result<Gateway> {
     check_production(settings)?;
-    let catalog = load_catalog(settings.config.as_deref()).context("loading the configuration")?;
+    let catalog = match &settings.demo_base_url {
+        Some(url) => crate::demo::catalog(url).context("loading the demo catalog")?,
+        None => load_catalog(settings.config.as_deref()).context("loading the configuration")?,
+    };
     let max_connections = settings.db_max_connections.unwrap_or(
         match tollgate_core::db::backend_of(&settings.database_url)? {
             tollgate_core::Backend::Sqlite => 1,

@@ -291,6 +291,8 @@ pub struct Catalog {
     models: Vec<Arc<ModelEntry>>,
     by_id: HashMap<String, usize>,
     power_levels: HashMap<PowerLevel, Vec<String>>,
+    /// A named model's default fallbacks (configuration `fallbacks`).
+    fallbacks: HashMap<String, Vec<String>>,
     auto_detect: AutoDetect,
     /// Models disabled at runtime: hidden from routing and auto-detection,
     /// listed only for the management API.
@@ -317,6 +319,7 @@ impl Catalog {
             models: models.into_iter().map(Arc::new).collect(),
             by_id,
             power_levels,
+            fallbacks: HashMap::new(),
             auto_detect: AutoDetect::default(),
             disabled: Vec::new(),
         }
@@ -366,6 +369,7 @@ impl Catalog {
             models,
             by_id,
             power_levels,
+            fallbacks: self.fallbacks.clone(),
             auto_detect: self.auto_detect.clone(),
             disabled: disabled.into_iter().map(Arc::new).collect(),
         }
@@ -394,6 +398,16 @@ impl Catalog {
     pub(crate) fn with_auto_detect(mut self, auto_detect: AutoDetect) -> Catalog {
         self.auto_detect = auto_detect;
         self
+    }
+
+    pub(crate) fn with_fallbacks(mut self, fallbacks: HashMap<String, Vec<String>>) -> Catalog {
+        self.fallbacks = fallbacks;
+        self
+    }
+
+    /// The configured fallbacks of `model`, in order (empty when none).
+    pub fn fallbacks(&self, model: &str) -> &[String] {
+        self.fallbacks.get(model).map(Vec::as_slice).unwrap_or(&[])
     }
 
     pub fn auto_detect(&self) -> &AutoDetect {

@@ -46,6 +46,10 @@ struct RawConfig {
     models: Vec<RawModel>,
     #[serde(default)]
     power_levels: HashMap<PowerLevel, Vec<String>>,
+    /// Default fallbacks of a named model, tried in order when a request
+    /// gives no `models` list of its own (LiteLLM's `fallbacks`).
+    #[serde(default)]
+    fallbacks: BTreeMap<String, Vec<String>>,
     auto_detect: Option<RawAutoDetect>,
 }
 
@@ -352,8 +356,46 @@ fn build_catalog(raw: RawConfig) -> Result<Catalog, ConfigError> {
             }
         }
     }
+    check_fallbacks(&raw.fallbacks, &models)?;
     let auto_detect = auto_detect(raw.auto_detect, &provider_names)?;
-    Ok(Catalog::from_parts(providers, models, raw.power_levels).with_auto_detect(auto_detect))
+    Ok(Catalog::from_parts(providers, models, raw.power_levels)
+        .with_auto_detect(auto_detect)
+        .with_fallbacks(raw.fallbacks.into_iter().collect()))
+}
+
+/// Every name in `fallbacks` is a model under `models`, and a model falls
+/// back only to models of its own mode (chat or embedding).
+fn check_fallbacks(
+    fallbacks: &BTreeMap<String, Vec<String>>,
+    models: &[ModelEntry],
+) -> Result<(), ConfigError> {
+    let mode_of = |id: &str| models.iter().find(|m| m.id == id).map(|m| m.mode);
+    for (model, list) in fallbacks {
+        let Some(mode) = mode_of(model) else {
+            return Err(field(
+                format!("fallbacks.{model}"),
+                format!("`{model}` is not a model under `models`"),
+            ));
+        };
+        for (i, id) in list.iter().enumerate() {
+            match mode_of(id) {
+                None => {
+                    return Err(field(
+                        format!("fallbacks.{model}[{i}]"),
+                        format!("`{id}` is not a model under `models`"),
+                    ));
+                }
+                Some(other) if other != mode => {
+                    return Err(field(
+                        format!("fallbacks.{model}[{i}]"),
+                        format!("`{id}` is not of the same mode as `{model}`"),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Validates one model whose price is already converted, against the
@@ -675,6 +717,23 @@ power_levels:
             err.contains("models[1]") && err.contains("upstraem"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn fallbacks_name_models_of_the_same_mode() {
+        let with = |fallbacks: &str| format!("{MINIMAL}fallbacks:\n{fallbacks}\n");
+        let catalog = parse_catalog(&with("  gpt-4o-mini: [ds]"), no_env).unwrap();
+        assert_eq!(catalog.fallbacks("gpt-4o-mini"), ["ds".to_owned()]);
+        assert!(catalog.fallbacks("ds").is_empty());
+
+        let err = parse_catalog(&with("  gpt-4o-mini: [nope]"), no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("fallbacks.gpt-4o-mini[0]"), "{err}");
+        let err = parse_catalog(&with("  nope: [ds]"), no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("fallbacks.nope"), "{err}");
     }
 
     #[test]

@@ -30,6 +30,11 @@ pub enum DbError {
     Sqlx(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(
+        "PostgreSQL database \"{name}\" does not exist and could not be created ({reason}); \
+         create it (`createdb {name}`, or `CREATE DATABASE \"{name}\";` in psql) and start again"
+    )]
+    MissingDatabase { name: String, reason: String },
 }
 
 /// A pool on one of the two backends. Cheap to clone.
@@ -79,7 +84,15 @@ impl Db {
                 }),
             Backend::Postgres => options,
         };
-        let pool = options.connect(&url).await?;
+        let pool = match options.clone().connect(&url).await {
+            // As SQLite creates its file, PostgreSQL gets its database made
+            // on first start, when the server lets this user do it.
+            Err(e) if backend == Backend::Postgres && is_missing_database(&e) => {
+                create_postgres_database(&url).await?;
+                options.connect(&url).await?
+            }
+            other => other?,
+        };
         let sqlite_url = (backend == Backend::Sqlite).then(|| url.as_str().into());
         Ok(Db {
             pool,
@@ -171,6 +184,54 @@ pub fn backend_of(url: &str) -> Result<Backend, DbError> {
     }
 }
 
+fn is_missing_database(err: &sqlx::Error) -> bool {
+    // 3D000: invalid_catalog_name.
+    matches!(err, sqlx::Error::Database(db) if db.code().as_deref() == Some("3D000"))
+}
+
+/// The database a `postgres://…/NAME?…` URL names, and the same URL on
+/// the server's `postgres` maintenance database.
+fn split_postgres_url(url: &str) -> Option<(String, String)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let (authority, path) = rest.split_once('/')?;
+    let (name, query) = match path.split_once('?') {
+        Some((name, query)) => (name, Some(query)),
+        None => (path, None),
+    };
+    if name.is_empty() {
+        return None;
+    }
+    let admin = match query {
+        Some(query) => format!("{scheme}://{authority}/postgres?{query}"),
+        None => format!("{scheme}://{authority}/postgres"),
+    };
+    Some((name.to_owned(), admin))
+}
+
+async fn create_postgres_database(url: &str) -> Result<(), DbError> {
+    let missing = |reason: String| DbError::MissingDatabase {
+        name: split_postgres_url(url).map(|(n, _)| n).unwrap_or_default(),
+        reason,
+    };
+    let (name, admin_url) = split_postgres_url(url)
+        .ok_or_else(|| missing("no database name in DATABASE_URL".into()))?;
+    let mut conn = AnyConnection::connect(&admin_url)
+        .await
+        .map_err(|e| missing(format!("cannot reach the `postgres` database: {e}")))?;
+    // A name cannot be a bound parameter: it is quoted as an identifier
+    // (a double quote doubled), so no text of the URL runs as SQL.
+    let statement = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
+    match conn.execute(statement.as_str()).await {
+        Ok(_) => {
+            tracing::info!(database = %name, "created the PostgreSQL database");
+            Ok(())
+        }
+        // 42P04: duplicate_database, another replica created it first.
+        Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("42P04") => Ok(()),
+        Err(e) => Err(missing(e.to_string())),
+    }
+}
+
 /// The file a `sqlite://PATH` URL points at, if any (not for `:memory:`).
 pub fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
     let rest = url
@@ -188,6 +249,18 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_postgres_url_names_its_database_and_the_maintenance_one() {
+        assert_eq!(
+            split_postgres_url("postgres://u:p@h:5432/tollgate?sslmode=disable"),
+            Some((
+                "tollgate".to_owned(),
+                "postgres://u:p@h:5432/postgres?sslmode=disable".to_owned()
+            ))
+        );
+        assert_eq!(split_postgres_url("postgres://h:5432"), None);
+    }
 
     /// Rows of `t` in the database file itself, ignoring the WAL; `None`
     /// while the table exists only in the WAL.

@@ -305,14 +305,28 @@ impl Gateway {
         options: &CallOptions,
         mode: ModelMode,
     ) -> Result<Vec<Arc<ModelEntry>>, GatewayError> {
+        let catalog = self.catalog.current();
         let list = tollgate_routing::candidates_with_fallbacks(
-            &self.catalog.current(),
+            &catalog,
             model,
             &options.models,
             options.power_level,
             mode,
         )?;
-        allowed_candidates(principal, model, options.power_level, list)
+        let list = allowed_candidates(principal, model, options.power_level, list)?;
+        if !options.models.is_empty() {
+            return Ok(list);
+        }
+        // Without the request's own `models`, the configuration's
+        // `fallbacks` for the model follow it, as far as they are allowed.
+        Ok(tollgate_routing::with_configured_fallbacks(
+            &catalog,
+            list,
+            model,
+            options.power_level,
+            mode,
+            |id| principal.may_use_model(id),
+        ))
     }
 
     /// The API kind of a model's provider.

@@ -121,6 +121,29 @@ pub fn candidates_with_fallbacks(
     Ok(list)
 }
 
+/// `list` (a named model's candidates, when the request gave no fallbacks)
+/// followed by the configuration's `fallbacks` of `model` that `allowed`
+/// lets the caller use, each model once. The caller did not ask for these:
+/// one that no longer resolves (disabled at runtime) or is not allowed is
+/// left out rather than refused.
+pub fn with_configured_fallbacks(
+    catalog: &Catalog,
+    mut list: Vec<Arc<ModelEntry>>,
+    model: &str,
+    level: PowerLevel,
+    mode: ModelMode,
+    allowed: impl Fn(&str) -> bool,
+) -> Vec<Arc<ModelEntry>> {
+    for name in catalog.fallbacks(model) {
+        for entry in candidates(catalog, name, level, mode).unwrap_or_default() {
+            if allowed(&entry.id) && !list.iter().any(|m| m.id == entry.id) {
+                list.push(entry);
+            }
+        }
+    }
+    list
+}
+
 /// Whether a request of about `prompt_tokens` (a cheap estimate, bytes / 4)
 /// asking for up to `max_tokens` completion tokens fits the model's
 /// context window. A model with no known window (0) fits everything.
@@ -278,6 +301,26 @@ models:
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn configured_fallbacks_follow_a_named_model_as_far_as_they_are_allowed() {
+        let config = format!("{CONFIG}fallbacks:\n  best: [mid, cheap]\n");
+        let catalog = parse_catalog(&config, |_| None).unwrap();
+        let with = |model: &str, allowed: &dyn Fn(&str) -> bool| {
+            let list = candidates(&catalog, model, PowerLevel::Eco, ModelMode::Chat).unwrap();
+            with_configured_fallbacks(
+                &catalog,
+                list,
+                model,
+                PowerLevel::Eco,
+                ModelMode::Chat,
+                allowed,
+            )
+        };
+        assert_eq!(ids(&with("best", &|_| true)), ["best", "mid", "cheap"]);
+        assert_eq!(ids(&with("best", &|id| id != "mid")), ["best", "cheap"]);
+        assert_eq!(ids(&with("mid", &|_| true)), ["mid"]);
     }
 
     #[test]
