@@ -10,7 +10,7 @@ mod limits;
 pub mod metrics;
 mod middleware;
 pub mod openapi;
-mod routes;
+pub(crate) mod routes;
 pub mod settings;
 mod startup;
 pub mod state;

@@ -45,6 +45,7 @@ pub struct UsageEntry {
 }
 
 /// A usage record as the management API shows it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct UsageRecord {
     pub request_id: String,
@@ -102,7 +103,9 @@ pub struct UsageFilter {
 }
 
 /// What a usage summary adds up by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
 pub enum UsageGroup {
     /// The UTC day, as `YYYY-MM-DD`.
     Day,
@@ -134,6 +137,7 @@ impl UsageGroup {
 }
 
 /// One group of a usage summary; the numbers are sums over its records.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct UsageSummaryRow {
     /// The day (`YYYY-MM-DD`), model, API key id or provider; `null` for

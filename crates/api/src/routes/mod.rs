@@ -2,8 +2,8 @@
 //! (`/api/v1/…`) and operations (`/health`, `/ready`, `/metrics`,
 //! `/openapi.json`, `/docs`).
 
-mod admin;
-mod billing_webhooks;
+pub(crate) mod admin;
+pub(crate) mod billing_webhooks;
 mod chat;
 mod deployments;
 mod dialect;
@@ -13,7 +13,7 @@ mod models;
 mod ops;
 mod org_policy;
 mod relay;
-mod routing_health;
+pub(crate) mod routing_health;
 
 use crate::error::ApiError;
 use crate::middleware::request_id;

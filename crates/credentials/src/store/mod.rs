@@ -39,6 +39,7 @@ const POLL_LOOKBACK_MS: i64 = 2_000;
 
 /// A provider credential as the management API shows it: never the key,
 /// only its last four characters.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Credential {
     pub id: String,
@@ -126,6 +127,7 @@ pub struct AuditFilter<'a> {
 }
 
 /// One change of a credential: who did what, when. Never the key.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct AuditEntry {
     pub id: i64,
@@ -146,6 +148,7 @@ pub struct AuditEntry {
 }
 
 /// Who made an audited change.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct AuditActor {
     /// `platform_admin` or `api_key`.
