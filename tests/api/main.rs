@@ -11,6 +11,7 @@ mod byok;
 mod catalog_admin;
 mod chat;
 mod concurrency;
+mod console;
 mod credits;
 mod deployments;
 mod embeddings;

@@ -4,6 +4,7 @@
 //! [`Gateway::serve`] runs it until shutdown.
 
 pub mod auth;
+pub mod console;
 pub mod error;
 pub mod extract;
 mod limits;

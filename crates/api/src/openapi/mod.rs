@@ -55,7 +55,13 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         webhooks::create, webhooks::list, webhooks::get,
         webhooks::delete, webhooks::deliveries,
     ),
-    components(schemas(ErrorResponse, dataplane::AnthropicError, payloads::WebhookPayload)),
+    components(schemas(
+        ErrorResponse, dataplane::AnthropicError, payloads::WebhookPayload,
+        // Named only by query parameters or a hand-written schema, which
+        // do not register what they refer to.
+        usage::UsageStatus, tollgate_billing::UsageGroup,
+        tollgate_core::catalog_store::MicrosPrice,
+    )),
     modifiers(&SecuritySchemes),
     tags(
         (name = "data plane", description = "OpenAI- and Anthropic-compatible calls, with an organization API key"),
