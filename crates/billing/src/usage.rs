@@ -8,6 +8,7 @@ use tollgate_core::money::TokenUsage;
 use tollgate_core::sql::SqlBuilder;
 
 /// How a call ended.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum UsageStatus {
@@ -19,7 +20,9 @@ pub enum UsageStatus {
 }
 
 impl UsageStatus {
-    pub(crate) fn as_str(self) -> &'static str {
+    pub const ALL: [UsageStatus; 2] = [UsageStatus::Ok, UsageStatus::Partial];
+
+    pub fn as_str(self) -> &'static str {
         match self {
             UsageStatus::Ok => "ok",
             UsageStatus::Partial => "partial",
@@ -59,6 +62,8 @@ pub struct UsageRecord {
     pub list_cost_usd_micros: i64,
     pub byok: bool,
     pub stream: bool,
+    /// A [`UsageStatus`], as text.
+    #[cfg_attr(feature = "openapi", schema(value_type = UsageStatus))]
     pub status: String,
     pub latency_ms: i64,
     pub api_key_id: Option<String>,

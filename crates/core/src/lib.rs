@@ -9,6 +9,8 @@ pub mod config;
 pub mod db;
 pub mod ids;
 pub mod money;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod presets;
 pub mod sql;
 pub mod time;

@@ -37,13 +37,19 @@ pub struct Delivery {
     pub id: String,
     #[cfg_attr(feature = "openapi", schema(value_type = crate::events::WebhookEvent))]
     pub event_type: String,
-    /// `pending`, `delivered` or `failed`.
+    /// `pending`, `delivered` or `failed` (gave up after the last attempt).
+    #[cfg_attr(feature = "openapi", schema(schema_with = delivery_status_schema))]
     pub status: String,
     pub attempts: Vec<Attempt>,
     /// Unix seconds: when the next attempt is due (pending only).
     pub next_attempt_at: Option<i64>,
     pub created_at: i64,
     pub finished_at: Option<i64>,
+}
+
+#[cfg(feature = "openapi")]
+fn delivery_status_schema() -> utoipa::openapi::schema::Object {
+    tollgate_core::openapi::one_of(&["pending", "delivered", "failed"])
 }
 
 /// One attempt at a delivery.

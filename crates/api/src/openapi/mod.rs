@@ -59,7 +59,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         ErrorResponse, dataplane::AnthropicError, payloads::WebhookPayload,
         // Named only by query parameters or a hand-written schema, which
         // do not register what they refer to.
-        usage::UsageStatus, tollgate_billing::UsageGroup,
+        tollgate_billing::UsageGroup, tollgate_billing::UsageStatus,
         tollgate_core::catalog_store::MicrosPrice,
     )),
     modifiers(&SecuritySchemes),

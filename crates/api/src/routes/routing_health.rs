@@ -8,6 +8,7 @@ use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
 use std::time::{Duration, Instant};
+use tollgate_routing::health::CircuitState;
 use utoipa::ToSchema;
 
 /// Every deployment's health, and the thresholds that govern it.
@@ -25,6 +26,7 @@ pub struct DeploymentHealth {
     provider: String,
     model: String,
     /// The circuit's state.
+    #[schema(schema_with = circuit_state_schema)]
     state: &'static str,
     latency_ms: Option<f64>,
     error_rate: f64,
@@ -39,6 +41,15 @@ pub struct HealthConfig {
     failure_threshold: u32,
     cooldown_ms: u64,
     max_cooldown_ms: u64,
+}
+
+fn circuit_state_schema() -> utoipa::openapi::schema::Object {
+    let states = [
+        CircuitState::Closed,
+        CircuitState::Open,
+        CircuitState::HalfOpen,
+    ];
+    tollgate_core::openapi::one_of(&states.map(CircuitState::as_str))
 }
 
 fn millis(d: Duration) -> u64 {

@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use tollgate_billing::{UsageFilter, UsageGroup, UsageRecord, UsageSummaryRow};
+use tollgate_billing::{UsageFilter, UsageGroup, UsageRecord, UsageStatus, UsageSummaryRow};
 use tollgate_core::Unit;
 use utoipa::openapi::Required;
 use utoipa::openapi::path::{Parameter, ParameterIn};
@@ -57,18 +57,6 @@ pub struct UsageQuery {
     /// What the summary sums by.
     #[param(value_type = Option<UsageGroup>)]
     group_by: Option<String>,
-}
-
-/// How a usage record's call ended: the values `status` takes. The filter
-/// stays a string so that a wrong value gets its own message.
-#[allow(dead_code)]
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum UsageStatus {
-    /// Answered in full.
-    Ok,
-    /// A stream that ended early: billed for what was sent.
-    Partial,
 }
 
 /// The filters every usage operation takes.
@@ -144,8 +132,7 @@ impl UsageQuery {
             return Err(ApiError::bad_request("`from` must not be after `to`"));
         }
         if let Some(status) = &self.status
-            && status != "ok"
-            && status != "partial"
+            && !UsageStatus::ALL.iter().any(|s| s.as_str() == status)
         {
             return Err(ApiError::bad_request("`status` must be `ok` or `partial`"));
         }
