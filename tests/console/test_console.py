@@ -93,7 +93,7 @@ def main():
         page.get_by_role("link", name="API keys").click()
         expect(page.get_by_text("No API keys yet.")).to_be_visible()
         page.get_by_label("Name").fill("console-key")
-        page.get_by_label("Budget", exact=True).fill("50000000")
+        page.get_by_label("Budget (µ$)").fill("50000000")
         page.get_by_role("button", name="Create").click()
         secret = page.locator("[data-secret] code").inner_text()
         assert secret.startswith("tg-"), secret
@@ -141,13 +141,13 @@ def main():
         expect(page.get_by_text("…1234")).to_be_visible()
         assert "sk-console-secret" not in page.content()
         page.locator("[data-toggle='own-mock']").click()
-        expect(page.get_by_text("inactive")).to_be_visible()
+        expect(page.get_by_text("inactive", exact=True)).to_be_visible()
         shot(page, "06-provider-keys")
 
         # Revoke the key: the data plane refuses it.
         page.get_by_role("link", name="API keys").click()
         page.locator("[data-revoke='console-key']").click()
-        expect(page.get_by_text("revoked")).to_be_visible()
+        expect(page.get_by_text("revoked", exact=True)).to_be_visible()
         assert chat(secret) == 401
 
         # The catalog: a price changed, a model disabled.
@@ -163,6 +163,19 @@ def main():
         shot(page, "07-catalog")
         page.goto(f"{URL}/console#/org/{org_id}/members")
         expect(page.get_by_text("No members yet")).to_be_visible()
+        page.get_by_label("Email").fill("bob@example.com")
+        page.get_by_role("button", name="Invite").click()
+        assert page.locator("[data-secret] code").inner_text().startswith("tginv_")
+
+        # A webhook: its signing secret is shown once.
+        page.get_by_role("link", name="Webhooks").click()
+        expect(page.get_by_text("No webhooks yet.")).to_be_visible()
+        page.get_by_label("URL").fill("https://example.com/tollgate-hook")
+        page.get_by_label("credits.granted").check()
+        page.get_by_role("button", name="Create").click()
+        assert page.locator("[data-secret] code").inner_text().startswith("whsec_")
+        expect(page.get_by_role("cell", name="https://example.com/tollgate-hook")).to_be_visible()
+        shot(page, "08-webhooks")
 
         # A member signs in and cannot reach an admin page.
         api("POST", "/api/v1/users", {"email": "member@example.com", "password": PASSWORD, "role": "org_member", "organization_id": org_id})
@@ -178,7 +191,7 @@ def main():
         expect(page.locator("#forbidden")).to_be_visible()
         page.goto(f"{URL}/console#/org/{org_id}/credits")
         expect(page.locator("#forbidden")).to_be_visible()
-        shot(page, "08-member-forbidden")
+        shot(page, "09-member-forbidden")
         page.get_by_role("link", name="My organization").click()
         page.get_by_role("link", name="Usage").click()
         expect(page.locator("[data-chart] .bar").first).to_be_visible()
@@ -189,7 +202,7 @@ def main():
         expect(page.locator("[data-chart] .bar").first).to_be_visible()
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 400, f"the page is {width}px wide on a 390px screen"
-        shot(page, "09-phone-usage")
+        shot(page, "10-phone-usage")
 
         assert not outside, f"requests left the gateway: {outside}"
         assert not errors, f"script errors: {errors}"

@@ -154,6 +154,7 @@ function table(headers, rows, empty) {
 const int = (v) => (v === "" || v === undefined ? undefined : Number.parseInt(v, 10));
 const when = (secs) => (secs ? new Date(secs * 1000).toISOString().replace("T", " ").slice(0, 16) : "—");
 const unitName = { usd_micros: "USD", tokens: "tokens", requests: "requests" };
+const unitOf = (org) => ({ usd: "usd_micros", tokens: "tokens", requests: "requests" })[org.billing_mode];
 
 function amount(value, unit) {
   if (value === null || value === undefined) return "—";
@@ -283,7 +284,8 @@ async function organizationPage(orgId, tab) {
   if (admin) tabs.splice(1, 0, ["credits", "Credits"]);
   if (admin) tabs.push(["byok", "Provider keys"], ["members", "Members"], ["webhooks", "Webhooks"]);
   if (!tabs.some(([t]) => t === tab)) {
-    return show(h("h1", {}, org.name), h("p", { class: "empty", id: "forbidden" }, "Not allowed: your role does not include this page."));
+    return show(h("h1", {}, org.name), h("p", { class: "empty", id: "forbidden" }, "Not allowed: your role does not include this page."),
+      h("a", { href: `#/org/${orgId}` }, "Back to the organization"));
   }
   const body = h("div");
   show(h("h1", {}, org.name, " ", org.suspended ? h("span", { class: "badge off" }, "suspended") : null),
@@ -294,7 +296,7 @@ async function organizationPage(orgId, tab) {
 }
 
 async function overview(org, body, admin) {
-  const unit = { usd: "usd_micros", tokens: "tokens", requests: "requests" }[org.billing_mode];
+  const unit = unitOf(org);
   const facts = [["Id", org.id], ["Billing mode", org.billing_mode], ["Default power level", org.default_power_level || "balanced"],
     ["Markup", `${org.markup_percent}%`], ["Overdraft limit", amount(org.overdraft_limit, unit)],
     ["Allowed models", org.allowed_models ? org.allowed_models.join(", ") : "all"],
@@ -364,7 +366,7 @@ async function keys(org, body, admin) {
     list.replaceChildren(table([["Name"], ["Prefix", "opt"], ["Limits", "opt"], ["Budget"], ["State"], [""]], page.data.map((k) => [
       k.name, h("code", {}, k.key_prefix),
       `rpm ${k.rpm_limit ?? "—"} · tpm ${k.tpm_limit ?? "—"} · conc ${k.max_concurrency ?? "—"}`,
-      k.budget ? `${k.budget.spent} of ${k.budget.amount} ${k.budget.period}` : "none",
+      k.budget ? `${amount(k.budget.spent, unitOf(org))} of ${amount(k.budget.amount, unitOf(org))} ${k.budget.period}` : "none",
       k.revoked_at ? h("span", { class: "badge off" }, "revoked") : h("span", { class: "badge" }, "active"),
       admin && !k.revoked_at ? h("button", { class: "danger", type: "button", "data-revoke": k.name, onclick: async () => {
         if (await attempt(() => call("revokeApiKey", { path: { org_id: org.id, key_id: k.id } }), `Key ${k.name} revoked.`)) load();
@@ -374,7 +376,7 @@ async function keys(org, body, admin) {
     body.append(h("section", { class: "card" }, h("h2", {}, "New key"),
       form([field("Name", "name", { required: true }), field("Requests/min", "rpm_limit", { type: "number", min: 1 }),
         field("Tokens/min", "tpm_limit", { type: "number", min: 1 }), field("Concurrency", "max_concurrency", { type: "number", min: 1 }),
-        field("Budget", "budget", { type: "number", min: 1 }),
+        field(unitOf(org) === "usd_micros" ? "Budget (µ$)" : "Budget", "budget", { type: "number", min: 1 }),
         select("Budget period", "period", [["daily", "daily"], ["weekly", "weekly"], ["monthly", "monthly"], ["total", "total"]], "monthly")],
       async (v, f) => {
         const request = { name: v.name, rpm_limit: int(v.rpm_limit), tpm_limit: int(v.tpm_limit), max_concurrency: int(v.max_concurrency),
