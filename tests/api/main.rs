@@ -12,6 +12,7 @@ mod catalog_admin;
 mod chat;
 mod concurrency;
 mod connection_limits;
+mod console;
 mod credits;
 mod demo;
 mod deployments;

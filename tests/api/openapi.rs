@@ -175,18 +175,10 @@ fn conforms(
             };
         }
     }
-    if let Some(parts) = schema["allOf"].as_array() {
+    if schema["allOf"].is_array() {
         // Flattened structs: the union of the parts' properties.
         let mut merged = json!({"type": "object", "properties": {}, "required": []});
-        for part in parts {
-            let part = resolve(doc, part);
-            for (k, v) in part["properties"].as_object().into_iter().flatten() {
-                merged["properties"][k] = v.clone();
-            }
-            for r in part["required"].as_array().into_iter().flatten() {
-                merged["required"].as_array_mut().unwrap().push(r.clone());
-            }
-        }
+        merge_parts(doc, schema, &mut merged);
         return conforms(doc, &merged, value, at, strict);
     }
     let types: Vec<&str> = match &schema["type"] {
@@ -245,6 +237,21 @@ fn conforms(
             Ok(())
         }
         _ => Ok(()),
+    }
+}
+
+/// Adds the properties of `schema`'s `allOf` parts (themselves flattened
+/// structs, maybe) to `merged`.
+fn merge_parts(doc: &Value, schema: &Value, merged: &mut Value) {
+    for part in schema["allOf"].as_array().into_iter().flatten() {
+        let part = resolve(doc, part);
+        merge_parts(doc, part, merged);
+        for (k, v) in part["properties"].as_object().into_iter().flatten() {
+            merged["properties"][k] = v.clone();
+        }
+        for r in part["required"].as_array().into_iter().flatten() {
+            merged["required"].as_array_mut().unwrap().push(r.clone());
+        }
     }
 }
 

@@ -263,6 +263,12 @@ const TABLE: &[(&str, &str, Access, Body)] = &[
     ),
     (
         "GET",
+        "/api/v1/organizations/{org_id}/usage/export",
+        Access::OrgReader,
+        None,
+    ),
+    (
+        "GET",
         "/api/v1/organizations/{org_id}/members",
         Access::OrgAdmin,
         None,

@@ -246,6 +246,83 @@ async fn an_accept_header_of_text_csv_asks_for_the_export() {
 }
 
 #[tokio::test]
+async fn the_export_operation_answers_the_same_csv_as_format_csv() {
+    let app = TestApp::spawn().await;
+    let (org, a, _) = org_with_mixed_usage(&app).await;
+
+    let export = app
+        .admin_get(&format!(
+            "/api/v1/organizations/{org}/usage/export?api_key_id={a}"
+        ))
+        .await;
+    let legacy = app
+        .admin_get(&format!(
+            "/api/v1/organizations/{org}/usage?format=csv&api_key_id={a}"
+        ))
+        .await;
+
+    assert_eq!(export.status(), 200);
+    assert!(
+        export.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let rows = parse_csv(&export.text().await.unwrap());
+    assert_eq!(rows.len(), 1 + 3);
+    assert_eq!(rows, parse_csv(&legacy.text().await.unwrap()));
+}
+
+#[tokio::test]
+async fn the_export_takes_filters_but_no_page() {
+    let app = TestApp::spawn().await;
+    let (org, _, _) = org_with_mixed_usage(&app).await;
+
+    let response = app
+        .admin_get(&format!("/api/v1/organizations/{org}/usage/export?limit=5"))
+        .await;
+
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`limit`"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_page_of_usage_names_the_cursor_of_the_next() {
+    let app = TestApp::spawn().await;
+    let (org, _, _) = org_with_mixed_usage(&app).await;
+
+    let first = get_json(&app, &format!("/api/v1/organizations/{org}/usage?limit=2")).await;
+    let cursor = first["next_cursor"].as_str().unwrap().to_owned();
+    let second = get_json(
+        &app,
+        &format!("/api/v1/organizations/{org}/usage?limit=2&before={cursor}"),
+    )
+    .await;
+    let last = get_json(
+        &app,
+        &format!(
+            "/api/v1/organizations/{org}/usage?limit=2&before={}",
+            second["next_cursor"].as_str().unwrap()
+        ),
+    )
+    .await;
+
+    assert_eq!(first["has_more"], true);
+    assert_eq!(cursor, first["data"][1]["request_id"].as_str().unwrap());
+    assert_eq!(second["data"].as_array().unwrap().len(), 2);
+    assert_eq!(last["data"].as_array().unwrap().len(), 1);
+    assert_eq!(last["has_more"], false);
+    assert!(last["next_cursor"].is_null());
+}
+
+#[tokio::test]
 async fn bad_analytics_parameters_are_400_naming_the_parameter() {
     let app = TestApp::spawn().await;
     let org = app.create_org("usd").await;

@@ -25,25 +25,25 @@ from tollgate_client.api.provider_credentials import create_provider_credential,
 from tollgate_client.api.usage import list_usage
 from tollgate_client.api.users import create_user, login
 from tollgate_client.models import (
-    ApiKeyList,
     BillingMode,
     CreateApiKey,
     CreateCredential,
-    CreatedApiKey,
     CreateOrganization,
     CreateUser,
+    CreatedApiKey,
     Credential,
-    CredentialPage,
     Credits,
     ErrorResponse,
     Grant,
     GrantResult,
     Login,
     Organization,
+    PageApiKey,
+    PageCredential,
     Role,
     Token,
     Unit,
-    UsagePage,
+    UnitPageUsageRecord,
     UsageRecord,
 )
 
@@ -83,7 +83,7 @@ def check_an_api_key_is_created_and_listed_without_its_secret():
         "create_api_key",
     )
     assert key.key.startswith("tg-"), "the secret starts with tg-"
-    listed = typed(list_api_keys.sync(state["org"], client=admin), ApiKeyList, "list_api_keys")
+    listed = typed(list_api_keys.sync(state["org"], client=admin), PageApiKey, "list_api_keys")
     assert [k.id for k in listed.data] == [key.id]
     assert "key" not in listed.data[0].to_dict(), "a listed key carries no secret"
     state["key"], state["key_id"] = key.key, key.id
@@ -104,7 +104,7 @@ def check_a_provider_credential_is_stored_and_listed_with_its_hint():
     assert "sk-generated-9876" not in json.dumps(created.to_dict())
     page = typed(
         list_provider_credentials.sync(client=admin, organization_id=state["org"]),
-        CredentialPage,
+        PageCredential,
         "list_provider_credentials",
     )
     assert [c.id for c in page.data] == [created.id]
@@ -131,7 +131,7 @@ def check_a_chat_call_is_read_back_as_typed_usage():
         request_id = resp.headers["x-tollgate-request-id"]
         cost = int(resp.headers["x-tollgate-cost"])
 
-    page = typed(list_usage.sync(state["org"], client=admin), UsagePage, "list_usage")
+    page = typed(list_usage.sync(state["org"], client=admin), UnitPageUsageRecord, "list_usage")
 
     assert len(page.data) == 1, page.data
     record = typed(page.data[0], UsageRecord, "usage record")
@@ -143,7 +143,7 @@ def check_a_chat_call_is_read_back_as_typed_usage():
     # set, nothing is deducted, though the call had a list price.
     assert record.byok is True
     assert record.cost == cost == 0 and record.list_cost_usd_micros > 0
-    assert page.has_more is False
+    assert page.has_more is False and page.next_cursor is None
     credits = typed(get_credits.sync(state["org"], client=admin), Credits, "get_credits")
     assert credits.balance == GRANT - cost
 
@@ -159,7 +159,7 @@ def check_a_user_signs_in_and_reads_usage_with_the_jwt():
         "login",
     )
     member = AuthenticatedClient(base_url=URL, token=token.access_token)
-    page = typed(list_usage.sync(state["org"], client=member), UsagePage, "list_usage as member")
+    page = typed(list_usage.sync(state["org"], client=member), UnitPageUsageRecord, "list_usage as member")
     assert len(page.data) == 1
 
 

@@ -6,7 +6,7 @@
 use axum::Json;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 use tollgate_billing::BillingError;
 use tollgate_core::ErrorCode;
 use tollgate_credentials::CredentialError;
@@ -14,6 +14,35 @@ use tollgate_gateway::{GatewayError, headers};
 use tollgate_providers::ProviderError;
 use tollgate_routing::RouteError;
 use tollgate_tenants::{AuthError, TenantError};
+use utoipa::ToSchema;
+
+/// Every error's body, on both planes (`/v1/messages` answers Anthropic's
+/// shape instead).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"error": {"message": "organization not found", "type": "invalid_request_error", "code": "not_found"}}))]
+pub struct ErrorResponse {
+    pub error: ErrorBody,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for a person; a 400 names the field.
+    pub message: String,
+    /// `invalid_request_error`, `authentication_error`, `permission_error`,
+    /// `billing_error`, `rate_limit_error`, `provider_error`,
+    /// `internal_error` or `server_error`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// A stable, machine-readable code, e.g. `not_found`,
+    /// `insufficient_credits`, `invalid_api_key`.
+    pub code: &'static str,
+    /// The part of the request the error is about, when there is one: `budget`
+    /// on a 402 that the API key's budget refused (the organization's
+    /// balance may still be enough); absent when the balance refused it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub param: Option<&'static str>,
+}
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -122,13 +151,16 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({
-            "error": { "message": self.message, "type": self.code.kind(), "code": self.code.as_str() }
-        });
-        if let Some(param) = self.param {
-            body["error"]["param"] = json!(param);
-        }
-        let mut response = (self.status(), Json(body)).into_response();
+        let status = self.status();
+        let body = ErrorResponse {
+            error: ErrorBody {
+                message: self.message,
+                kind: self.code.kind(),
+                code: self.code.as_str(),
+                param: self.param,
+            },
+        };
+        let mut response = (status, Json(body)).into_response();
         add_headers(&mut response, self.headers, self.retry_after);
         response
     }

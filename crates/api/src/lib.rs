@@ -4,6 +4,7 @@
 //! [`Gateway::serve`] runs it until shutdown.
 
 pub mod auth;
+pub mod console;
 pub mod demo;
 pub mod error;
 pub mod extract;
@@ -11,7 +12,7 @@ mod limits;
 pub mod metrics;
 mod middleware;
 pub mod openapi;
-mod routes;
+pub(crate) mod routes;
 pub mod server;
 pub mod settings;
 mod startup;

@@ -28,6 +28,7 @@ pub struct GrantOutcome {
     pub replayed: bool,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct LedgerEntry {
     pub id: i64,

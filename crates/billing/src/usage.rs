@@ -8,6 +8,7 @@ use tollgate_core::money::TokenUsage;
 use tollgate_core::sql::SqlBuilder;
 
 /// How a call ended.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum UsageStatus {
@@ -19,7 +20,9 @@ pub enum UsageStatus {
 }
 
 impl UsageStatus {
-    pub(crate) fn as_str(self) -> &'static str {
+    pub const ALL: [UsageStatus; 2] = [UsageStatus::Ok, UsageStatus::Partial];
+
+    pub fn as_str(self) -> &'static str {
         match self {
             UsageStatus::Ok => "ok",
             UsageStatus::Partial => "partial",
@@ -45,6 +48,7 @@ pub struct UsageEntry {
 }
 
 /// A usage record as the management API shows it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct UsageRecord {
     pub request_id: String,
@@ -58,6 +62,8 @@ pub struct UsageRecord {
     pub list_cost_usd_micros: i64,
     pub byok: bool,
     pub stream: bool,
+    /// A [`UsageStatus`], as text.
+    #[cfg_attr(feature = "openapi", schema(value_type = UsageStatus))]
     pub status: String,
     pub latency_ms: i64,
     pub api_key_id: Option<String>,
@@ -102,7 +108,9 @@ pub struct UsageFilter {
 }
 
 /// What a usage summary adds up by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
 pub enum UsageGroup {
     /// The UTC day, as `YYYY-MM-DD`.
     Day,
@@ -134,6 +142,7 @@ impl UsageGroup {
 }
 
 /// One group of a usage summary; the numbers are sums over its records.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct UsageSummaryRow {
     /// The day (`YYYY-MM-DD`), model, API key id or provider; `null` for

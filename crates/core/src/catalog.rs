@@ -12,6 +12,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 /// Which wire format a provider speaks.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProviderKind {
@@ -55,6 +56,7 @@ pub struct ProviderEntry {
 }
 
 /// What a model is called for.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelMode {
@@ -177,6 +179,7 @@ impl ModelEntry {
 }
 
 /// A routing preference for `"model": "auto"`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PowerLevel {

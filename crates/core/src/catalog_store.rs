@@ -63,6 +63,8 @@ fn invalid(path: &str, message: impl Into<String>) -> CatalogStoreError {
 
 /// Prices as the management API writes them: micro-dollars per million
 /// tokens (and per request), as `GET /api/v1/models` shows them.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = CatalogPriceInput))]
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MicrosPrice {
@@ -118,6 +120,30 @@ impl MicrosPrice {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(transparent)]
 pub struct ModelSpec(RawModel<MicrosPrice>);
+
+/// Documented as `CreateCatalogModel`, with the fields of the entry it wraps.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for ModelSpec {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <RawModel<MicrosPrice> as utoipa::PartialSchema>::schema()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for ModelSpec {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("CreateCatalogModel")
+    }
+
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <RawModel<MicrosPrice> as utoipa::ToSchema>::schemas(schemas);
+    }
+}
 
 impl ModelSpec {
     pub fn id(&self) -> &str {
@@ -208,6 +234,8 @@ fn check_name(path: &str, name: &str) -> Result<(), CatalogStoreError> {
 }
 
 /// A change to a model: each field given replaces the model's.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = UpdateCatalogModel))]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelPatch {
@@ -225,6 +253,8 @@ pub struct ModelPatch {
 }
 
 /// The prices to change, in micro-dollars; the others stay.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = CatalogPricePatch))]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PricePatch {

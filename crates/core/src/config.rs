@@ -118,6 +118,7 @@ const DEFAULT_PATTERNS: [(&str, &str, ModelMode); 10] = [
 /// One `models` entry. `P` is how its price is written: USD per million
 /// tokens in the file ([`RawPrice`]), micro-dollars in the management API
 /// (`crate::catalog_store::MicrosPrice`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawModel<P = RawPrice> {
@@ -146,6 +147,8 @@ pub(crate) struct RawModel<P = RawPrice> {
 }
 
 /// One entry of a model's `deployments`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = CatalogDeploymentInput))]
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawDeployment {

@@ -10,6 +10,8 @@ pub mod db;
 pub mod error;
 pub mod ids;
 pub mod money;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod outage;
 pub mod presets;
 pub mod sql;

@@ -11,6 +11,7 @@ use std::str::FromStr;
 pub struct UsdMicros(pub i64);
 
 /// How an organization pays for calls.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BillingMode {
@@ -23,6 +24,7 @@ pub enum BillingMode {
 }
 
 /// The unit an organization's balance and costs are counted in.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Unit {

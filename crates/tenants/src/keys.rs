@@ -33,6 +33,7 @@ const MAX_CACHED_KEYS: usize = 100_000;
 /// `/v1/chat/completions` and `/v1/messages`, without `embeddings` on
 /// `/v1/embeddings`; `admin` is the organization admin key of before scopes
 /// (the `admin` flag): it may manage its organization's provider credentials.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyScope {
@@ -103,6 +104,7 @@ fn scopes_from_column(stored: Option<&str>, admin: bool) -> Vec<KeyScope> {
 }
 
 /// A spending cap on one key, in the organization's unit.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Budget {
     pub amount: i64,
@@ -128,6 +130,7 @@ pub struct NewApiKey {
 
 /// A key as listed: everything but the secret.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiKeyInfo {
     pub id: String,
     pub organization_id: String,
@@ -137,13 +140,19 @@ pub struct ApiKeyInfo {
     pub rpm_limit: Option<i64>,
     pub tpm_limit: Option<i64>,
     pub max_concurrency: Option<i64>,
+    /// Not serialized: the management API answers it with what the key
+    /// spent of it in the current period, which billing knows.
+    #[serde(skip)]
     pub budget: Option<Budget>,
+    /// Unix seconds.
     pub expires_at: Option<i64>,
     /// Whether this is an organization admin key (it has the `admin` scope).
     pub admin: bool,
     /// What it may call.
     pub scopes: Vec<KeyScope>,
+    /// Unix seconds.
     pub revoked_at: Option<i64>,
+    /// Unix seconds.
     pub created_at: i64,
 }
 

@@ -25,6 +25,7 @@ const TOKEN_SECRET_LEN: usize = 40;
 
 /// An invitation as stored (never its token).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Invitation {
     pub id: String,
     pub organization_id: String,

@@ -24,6 +24,7 @@ const FREE_FAILURES: i64 = 4;
 const MAX_LOCK_SECS: i64 = 900;
 
 /// What a user may do on the management API.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -60,6 +61,7 @@ impl FromStr for Role {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct User {
     pub id: String,

@@ -16,6 +16,25 @@ pub const EVENT_TYPES: &[&str] = &[
     "usage.batch",
 ];
 
+/// The type of an event, as the OpenAPI document names it: one of
+/// [`EVENT_TYPES`] (events travel as strings; this only documents them).
+#[cfg(feature = "openapi")]
+pub struct WebhookEvent;
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for WebhookEvent {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(EVENT_TYPES.iter().copied()))
+            .description(Some("An event an organization can subscribe to."))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for WebhookEvent {}
+
 /// A key's budget refused a call (see [`Webhooks::budget_exceeded`]).
 #[derive(Debug, Clone)]
 pub struct BudgetExceeded<'a> {

@@ -29,18 +29,29 @@ pub const LAGO_DEFAULT_GRANT_EVENTS: &[&str] = &[
 const MICROS_PER_CENT: i64 = 10_000;
 
 /// What an inbound event did; answered as the webhook's 200 body.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct InboundOutcome {
-    /// `granted`, `duplicate` or `ignored`.
+    /// `granted`, `duplicate` (this event id was handled before: nothing
+    /// changed) or `ignored` (nothing to grant: nothing changed).
+    #[cfg_attr(feature = "openapi", schema(schema_with = outcome_status_schema))]
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub organization_id: Option<String>,
     /// Granted, in the organization's unit.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub amount: Option<i64>,
     /// Why an event was ignored.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub reason: Option<String>,
+}
+
+#[cfg(feature = "openapi")]
+fn outcome_status_schema() -> utoipa::openapi::schema::Object {
+    tollgate_core::openapi::one_of(&["granted", "duplicate", "ignored"])
 }
 
 impl InboundOutcome {

@@ -20,6 +20,8 @@ pub mod signature;
 mod subscriptions;
 mod worker;
 
+#[cfg(feature = "openapi")]
+pub use events::WebhookEvent;
 pub use events::{BudgetExceeded, EVENT_TYPES};
 pub use inbound::{InboundOutcome, LAGO_DEFAULT_GRANT_EVENTS, STRIPE_DEFAULT_GRANT_EVENTS};
 pub use signature::SignatureError;

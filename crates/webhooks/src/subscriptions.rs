@@ -8,11 +8,13 @@ use sqlx::any::AnyRow;
 use tollgate_core::{ids, time};
 
 /// A subscription as the API shows it (never its secret).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Webhook))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Subscription {
     pub id: String,
     pub organization_id: String,
     pub url: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<crate::events::WebhookEvent>))]
     pub events: Vec<String>,
     pub credits_low_threshold: Option<i64>,
     /// Unix seconds.
@@ -28,12 +30,15 @@ pub struct NewSubscription<'a> {
 }
 
 /// One delivery of an event to a subscription, with its attempts.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 pub struct Delivery {
     /// The `webhook-id` header, the same on every attempt.
     pub id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::events::WebhookEvent))]
     pub event_type: String,
-    /// `pending`, `delivered` or `failed`.
+    /// `pending`, `delivered` or `failed` (gave up after the last attempt).
+    #[cfg_attr(feature = "openapi", schema(schema_with = delivery_status_schema))]
     pub status: String,
     pub attempts: Vec<Attempt>,
     /// Unix seconds: when the next attempt is due (pending only).
@@ -42,7 +47,13 @@ pub struct Delivery {
     pub finished_at: Option<i64>,
 }
 
+#[cfg(feature = "openapi")]
+fn delivery_status_schema() -> utoipa::openapi::schema::Object {
+    tollgate_core::openapi::one_of(&["pending", "delivered", "failed"])
+}
+
 /// One attempt at a delivery.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = DeliveryAttempt))]
 #[derive(Debug, Clone, Serialize)]
 pub struct Attempt {
     pub attempt: i64,

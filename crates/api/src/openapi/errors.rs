@@ -1,7 +1,8 @@
 //! The error answers each kind of operation can give, all in the shape of
 //! [`ErrorResponse`] (or [`AnthropicError`] for `/v1/messages`).
 
-use super::schemas::{AnthropicError, ErrorResponse};
+use super::dataplane::AnthropicError;
+use crate::error::ErrorResponse;
 use serde_json::json;
 use std::collections::BTreeMap;
 use utoipa::openapi::{

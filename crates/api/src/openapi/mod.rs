@@ -2,21 +2,28 @@
 //! also committed as `openapi/openapi.json`) and the page that renders it
 //! (`GET /docs`, self-contained: no request leaves it).
 //!
+//! The management plane's operations are the handlers' own
+//! `#[utoipa::path]`s, their schemas the types the handlers take and answer
+//! (domain types derive `ToSchema` under their crates' `openapi` feature);
+//! the data plane and operations endpoints are described in [`dataplane`].
+//!
 //! Regenerate the committed copy with
 //! `cargo run -p tollgate-api --bin tollgate -- openapi > openapi/openapi.json`
 //! (or `UPDATE_OPENAPI=1 cargo nextest run -p tollgate-tests openapi`).
 
-mod catalog_admin;
-mod errors;
-mod members;
-mod paths;
+mod dataplane;
+pub(crate) mod errors;
+mod payloads;
 mod required;
-pub mod schemas;
-mod webhooks;
 
+use crate::error::ErrorResponse;
+use crate::routes::admin::{
+    api_keys, catalog, credits, members, organizations, provider_credentials, usage, users,
+    webhooks,
+};
+use crate::routes::{billing_webhooks, routing_health};
 use axum::http::header;
 use axum::response::IntoResponse;
-use required::ManagementFieldsRequired;
 use utoipa::Modify;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -29,28 +36,33 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     paths(
-        paths::chat_completions, paths::embeddings, paths::models, paths::messages,
-        paths::create_organization, paths::list_organizations, paths::get_organization,
-        paths::update_organization, paths::suspend_organization, paths::resume_organization,
-        paths::create_api_key, paths::list_api_keys, paths::revoke_api_key,
-        paths::credits, paths::grant_credits, paths::credit_transactions,
-        paths::usage, paths::usage_summary,
-        paths::create_credential, paths::list_credentials, paths::active_credential,
-        paths::credential_audit, paths::get_credential, paths::update_credential,
-        paths::delete_credential, paths::activate_credential, paths::deactivate_credential,
-        paths::create_user, paths::login, paths::refresh,
-        paths::catalog, paths::routing_health,
-        catalog_admin::create_catalog_model, catalog_admin::update_catalog_model,
-        catalog_admin::disable_catalog_model,
-        paths::health, paths::ready, paths::metrics, paths::openapi, paths::docs,
-        members::delete_organization, members::list_members, members::remove_member,
-        members::create_invitation, members::accept_invitation,
-        webhooks::stripe_webhook, webhooks::lago_webhook,
-        webhooks::create_webhook, webhooks::list_webhooks, webhooks::get_webhook,
-        webhooks::delete_webhook, webhooks::list_deliveries,
+        dataplane::chat_completions, dataplane::embeddings, dataplane::models, dataplane::messages,
+        organizations::create, organizations::list, organizations::get,
+        organizations::update, organizations::suspend, organizations::resume,
+        api_keys::create, api_keys::list, api_keys::revoke,
+        credits::balance, credits::grant, credits::transactions,
+        usage::list, usage::summary, usage::export,
+        provider_credentials::create, provider_credentials::list, provider_credentials::active,
+        provider_credentials::audit, provider_credentials::get, provider_credentials::update,
+        provider_credentials::delete, provider_credentials::activate, provider_credentials::deactivate,
+        users::create, users::login, users::refresh,
+        catalog::list, routing_health::routing_health,
+        catalog::create, catalog::update, catalog::disable,
+        dataplane::health, dataplane::ready, dataplane::metrics, dataplane::openapi, dataplane::docs,
+        organizations::delete, members::list, members::remove,
+        members::invite, members::accept,
+        billing_webhooks::stripe, billing_webhooks::lago,
+        webhooks::create, webhooks::list, webhooks::get,
+        webhooks::delete, webhooks::deliveries,
     ),
-    components(schemas(schemas::ErrorResponse, schemas::AnthropicError, webhooks::WebhookPayload)),
-    modifiers(&SecuritySchemes, &ManagementFieldsRequired),
+    components(schemas(
+        ErrorResponse, dataplane::AnthropicError, payloads::WebhookPayload,
+        // Named only by query parameters or a hand-written schema, which
+        // do not register what they refer to.
+        tollgate_billing::UsageGroup, tollgate_billing::UsageStatus,
+        tollgate_core::catalog_store::MicrosPrice,
+    )),
+    modifiers(&SecuritySchemes),
     tags(
         (name = "data plane", description = "OpenAI- and Anthropic-compatible calls, with an organization API key"),
         (name = "organizations", description = "Organizations"),
@@ -140,9 +152,9 @@ impl Modify for SecuritySchemes {
 
 /// The document, as served and committed: pretty JSON, ending in a newline.
 pub fn document() -> String {
-    let mut json = ApiDoc::openapi()
-        .to_pretty_json()
-        .unwrap_or_else(|_| String::from("{}"));
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    required::finish(&mut doc);
+    let mut json = serde_json::to_string_pretty(&doc).unwrap_or_else(|_| String::from("{}"));
     json.push('\n');
     json
 }

@@ -2,6 +2,7 @@
 //! signature over the raw body is the authentication.
 
 use crate::error::ApiError;
+use crate::error::ErrorResponse;
 use crate::extract::BodyBytes;
 use crate::state::AppState;
 use axum::Json;
@@ -13,7 +14,32 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// `POST /api/v1/billing/webhooks/stripe`
+/// Receive a Stripe event.
+///
+/// Authenticated by `Stripe-Signature` (`t=…,v1=…`) over the raw body with
+/// `STRIPE_WEBHOOK_SECRET` (several secrets, comma-separated, while one is
+/// rotated), 5 minutes' tolerance. `checkout.session.completed`,
+/// `payment_intent.succeeded` and `invoice.paid` (configurable) whose
+/// object's `metadata.organization_id` names an organization grant
+/// `metadata.credits`, or for a `usd` organization the amount paid in
+/// cents × 10 000; once per event id. Anything else is acknowledged with
+/// 200 and changes nothing.
+#[utoipa::path(
+    post, path = "/api/v1/billing/webhooks/stripe", tag = "billing webhooks",
+    operation_id = "receiveStripeEvent",
+    security(("stripe_signature" = [])),
+    request_body(content = serde_json::Value, description = "A Stripe event, exactly as Stripe sent it"),
+    responses(
+        (status = 200, description = "Handled (granted, duplicate or ignored)", body = InboundOutcome),
+        (status = 400, description = "The signed body is not a JSON event with an id", body = ErrorResponse,
+            example = json!({"error": {"message": "`body` not JSON: expected value at line 1 column 1", "type": "invalid_request_error", "code": "invalid_request"}})),
+        (status = 401, description = "Missing, malformed, stale or wrong signature: nothing changed", body = ErrorResponse,
+            example = json!({"error": {"message": "invalid signature: no signature matches the body", "type": "authentication_error", "code": "invalid_signature"}})),
+        (status = 413, description = "Body too large", body = ErrorResponse),
+        (status = 503, description = "`STRIPE_WEBHOOK_SECRET` is not set", body = ErrorResponse,
+            example = json!({"error": {"message": "STRIPE_WEBHOOK_SECRET is not set: this webhook is disabled", "type": "server_error", "code": "webhook_not_configured"}})),
+    )
+)]
 pub async fn stripe(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -26,7 +52,33 @@ pub async fn stripe(
     Ok(Json(outcome))
 }
 
-/// `POST /api/v1/billing/webhooks/lago`
+/// Receive a Lago event.
+///
+/// Authenticated by `X-Lago-Signature` in Lago's `hmac` mode (base64
+/// HMAC-SHA256 of the raw body with `LAGO_WEBHOOK_SECRET`), deduplicated on
+/// `X-Lago-Unique-Key`. A succeeded invoice of
+/// `invoice.payment_status_updated` or `invoice.paid_credit_added`
+/// (configurable) grants; see `docs/webhooks.md` for the mapping.
+#[utoipa::path(
+    post, path = "/api/v1/billing/webhooks/lago", tag = "billing webhooks",
+    operation_id = "receiveLagoEvent",
+    security(("lago_signature" = [])),
+    params(
+        ("X-Lago-Unique-Key" = String, Header, description = "Lago's idempotency key of the message"),
+        ("X-Lago-Signature-Algorithm" = Option<String>, Header, description = "`hmac` (the only mode accepted)"),
+    ),
+    request_body(content = serde_json::Value, description = "A Lago webhook, exactly as Lago sent it"),
+    responses(
+        (status = 200, description = "Handled (granted, duplicate or ignored)", body = InboundOutcome),
+        (status = 400, description = "No `X-Lago-Unique-Key`, or the body is not JSON", body = ErrorResponse,
+            example = json!({"error": {"message": "`X-Lago-Unique-Key` the header is required (1 to 255 characters)", "type": "invalid_request_error", "code": "invalid_request"}})),
+        (status = 401, description = "Missing or wrong signature, or a non-HMAC algorithm: nothing changed", body = ErrorResponse,
+            example = json!({"error": {"message": "invalid signature: no signature matches the body", "type": "authentication_error", "code": "invalid_signature"}})),
+        (status = 413, description = "Body too large", body = ErrorResponse),
+        (status = 503, description = "`LAGO_WEBHOOK_SECRET` is not set", body = ErrorResponse,
+            example = json!({"error": {"message": "LAGO_WEBHOOK_SECRET is not set: this webhook is disabled", "type": "server_error", "code": "webhook_not_configured"}})),
+    )
+)]
 pub async fn lago(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -2,15 +2,15 @@
 //! (`/api/v1/…`) and operations (`/health`, `/ready`, `/metrics`,
 //! `/openapi.json`, `/docs`).
 
-mod admin;
-mod billing_webhooks;
+pub(crate) mod admin;
+pub(crate) mod billing_webhooks;
 mod chat;
 mod dialect;
 mod embeddings;
 mod messages;
 mod models;
 mod ops;
-mod routing_health;
+pub(crate) mod routing_health;
 mod surface;
 
 use crate::error::ApiError;
@@ -47,6 +47,7 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(crate::openapi::serve_document))
         .route("/docs", get(crate::openapi::serve_docs))
+        .merge(crate::console::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.max_body_bytes))

@@ -39,6 +39,7 @@ const POLL_LOOKBACK_MS: i64 = 2_000;
 
 /// A provider credential as the management API shows it: never the key,
 /// only its last four characters.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Credential {
     pub id: String,
@@ -126,6 +127,7 @@ pub struct AuditFilter<'a> {
 }
 
 /// One change of a credential: who did what, when. Never the key.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct AuditEntry {
     pub id: i64,
@@ -133,6 +135,7 @@ pub struct AuditEntry {
     pub credential_id: String,
     pub provider: String,
     /// `create`, `update`, `activate`, `deactivate` or `delete`.
+    #[cfg_attr(feature = "openapi", schema(schema_with = audit_action_schema))]
     pub action: String,
     pub actor: AuditActor,
     /// The credential's name after the change.
@@ -145,11 +148,28 @@ pub struct AuditEntry {
     pub created_at: i64,
 }
 
+#[cfg(feature = "openapi")]
+fn audit_action_schema() -> utoipa::openapi::schema::Object {
+    tollgate_core::openapi::one_of(&["create", "update", "activate", "deactivate", "delete"])
+}
+
+#[cfg(feature = "openapi")]
+fn actor_kind_schema() -> utoipa::openapi::schema::Object {
+    let actors = [
+        Actor::PlatformAdmin,
+        Actor::ApiKey(String::new()),
+        Actor::User(String::new()),
+    ];
+    tollgate_core::openapi::one_of(&actors.each_ref().map(Actor::kind))
+}
+
 /// Who made an audited change.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct AuditActor {
-    /// `platform_admin` or `api_key`.
+    /// `platform_admin`, `api_key` or `user`.
     #[serde(rename = "type")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = actor_kind_schema))]
     pub kind: String,
     /// The API key's id, for `api_key`.
     pub id: Option<String>,

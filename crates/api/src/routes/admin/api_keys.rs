@@ -1,42 +1,112 @@
 //! Organization API keys: create (the key is shown only then), list, revoke.
 
+use super::Page;
 use crate::error::ApiError;
 use crate::extract::{Caller, JsonBody, PathParams};
+use crate::openapi::errors::{AdminErrors, ReadErrors};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use secrecy::ExposeSecret;
-use serde::Deserialize;
-use serde_json::{Value, json};
-use tollgate_core::time;
+use serde::{Deserialize, Serialize};
+use tollgate_core::{BudgetPeriod, time};
 use tollgate_tenants::{ApiKeyInfo, Budget, KeyScope, NewApiKey};
+use utoipa::ToSchema;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "prod", "rpm_limit": 600, "budget": {"amount": 5_000_000, "period": "monthly"}, "scopes": ["chat"]}))]
 pub struct CreateApiKey {
     name: String,
+    /// Requests per minute.
+    #[schema(nullable = false)]
     rpm_limit: Option<i64>,
+    /// Tokens per minute.
+    #[schema(nullable = false)]
     tpm_limit: Option<i64>,
+    /// Calls in flight at once.
+    #[schema(nullable = false)]
     max_concurrency: Option<i64>,
+    #[schema(nullable = false)]
     budget: Option<Budget>,
     /// Unix seconds.
+    #[schema(nullable = false)]
     expires_at: Option<i64>,
     /// An organization admin key: it may also manage its own organization's
-    /// provider credentials. The same as the `admin` scope (kept for
-    /// clients written before scopes).
+    /// provider credentials. Default false. The same as the `admin` scope
+    /// (kept for clients written before scopes).
     #[serde(default)]
     admin: bool,
-    /// Any of `chat`, `embeddings`, `admin`; default `["chat", "embeddings"]`.
+    /// What the key may call; default `["chat", "embeddings"]` (plus
+    /// `admin` when `admin` is true). At least one.
+    #[schema(nullable = false)]
     scopes: Option<Vec<KeyScope>>,
 }
 
+/// A key as listed: everything but the secret.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"id": "key_0192f0c1a2b3", "organization_id": "org_0192f0c1a2b3", "name": "prod", "key_prefix": "tg-0192f0c1", "rpm_limit": 600, "tpm_limit": null, "max_concurrency": null, "expires_at": null, "admin": false, "scopes": ["chat", "embeddings"], "revoked_at": null, "created_at": 1_763_900_000, "budget": {"amount": 5_000_000, "period": "monthly", "spent": 1_250_000, "resets_at": 1_764_547_200}}))]
+pub struct ApiKey {
+    #[serde(flatten)]
+    info: ApiKeyInfo,
+    /// Enforced: a call the budget cannot cover gets 402 with `param: budget`.
+    budget: Option<BudgetStatus>,
+}
+
+/// A key's budget and what the key spent of it in the current period.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"amount": 5_000_000, "period": "monthly", "spent": 1_250_000, "resets_at": 1_764_547_200}))]
+pub struct BudgetStatus {
+    /// The cap per period, in the organization's unit.
+    amount: i64,
+    /// Periods start at 00:00 UTC: each day, each Monday (ISO week), each
+    /// 1st of the month; `total` never resets.
+    period: BudgetPeriod,
+    /// Charged to settled calls of this key in the current period.
+    spent: i64,
+    /// When the current period ends and `spent` starts again from 0 (unix
+    /// seconds); `null` for `total`.
+    resets_at: Option<i64>,
+}
+
+/// A new key: the listed fields plus `key`, shown only in this answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedApiKey {
+    #[serde(flatten)]
+    info: ApiKey,
+    /// The full key. Store it now: it is never shown again.
+    key: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"id": "key_0192f0c1a2b3", "revoked": true}))]
+pub struct RevokedApiKey {
+    id: String,
+    /// Always true.
+    revoked: bool,
+}
+
+/// Create an API key; the key is shown only in this answer.
+///
+/// Roles: platform admin; org_admin of this organization.
+#[utoipa::path(
+    post, path = "/api/v1/organizations/{org_id}/api-keys", tag = "api keys",
+    operation_id = "createApiKey",
+    security(("admin_token" = []), ("user_jwt" = [])),
+    params(("org_id" = String, Path, description = "Organization id")),
+    request_body = CreateApiKey,
+    responses(
+        (status = 201, description = "The new key, with its secret", body = CreatedApiKey),
+        AdminErrors,
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     PathParams(org_id): PathParams<String>,
     JsonBody(body): JsonBody<CreateApiKey>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<CreatedApiKey>), ApiError> {
     caller.require_org_admin(&org_id)?;
     let created = state
         .tenants
@@ -54,69 +124,90 @@ pub async fn create(
             },
         )
         .await?;
-    let mut answer = with_spending(&state, &org_id, std::slice::from_ref(&created.info))
+    let key = created.key.expose_secret().to_owned();
+    let info = with_spending(&state, &org_id, vec![created.info])
         .await?
         .pop()
-        .unwrap_or_default();
-    if let Some(map) = answer.as_object_mut() {
-        map.insert(
-            "key".into(),
-            Value::String(created.key.expose_secret().to_owned()),
-        );
-    }
-    Ok((StatusCode::CREATED, Json(answer)))
+        .ok_or_else(|| ApiError::internal("a created key went missing"))?;
+    Ok((StatusCode::CREATED, Json(CreatedApiKey { info, key })))
 }
 
+/// List an organization's API keys, without secrets.
+///
+/// Roles: platform admin; org_admin and org_member of this organization.
+#[utoipa::path(
+    get, path = "/api/v1/organizations/{org_id}/api-keys", tag = "api keys",
+    operation_id = "listApiKeys",
+    security(("admin_token" = []), ("user_jwt" = [])),
+    params(("org_id" = String, Path, description = "Organization id")),
+    responses(
+        (status = 200, description = "Every key of the organization", body = Page<ApiKey>),
+        ReadErrors,
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     PathParams(org_id): PathParams<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Page<ApiKey>>, ApiError> {
     caller.require_org_reader(&org_id)?;
     super::organization(&state, &org_id).await?;
     let keys = state.tenants.list_api_keys(&org_id).await?;
-    Ok(Json(
-        json!({ "data": with_spending(&state, &org_id, &keys).await? }),
-    ))
+    Ok(Json(Page::all(with_spending(&state, &org_id, keys).await?)))
 }
 
+/// Revoke an API key; it fails with 401 within a second on every replica.
+///
+/// Roles: platform admin; org_admin of this organization.
+#[utoipa::path(
+    delete, path = "/api/v1/organizations/{org_id}/api-keys/{key_id}", tag = "api keys",
+    operation_id = "revokeApiKey",
+    security(("admin_token" = []), ("user_jwt" = [])),
+    params(
+        ("org_id" = String, Path, description = "Organization id"),
+        ("key_id" = String, Path, description = "API key id"),
+    ),
+    responses(
+        (status = 200, description = "Revoked", body = RevokedApiKey),
+        ReadErrors,
+    )
+)]
 pub async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
     PathParams((org_id, key_id)): PathParams<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RevokedApiKey>, ApiError> {
     caller.require_org_admin(&org_id)?;
     state.tenants.revoke_api_key(&org_id, &key_id).await?;
-    Ok(Json(json!({ "id": key_id, "revoked": true })))
+    Ok(Json(RevokedApiKey {
+        id: key_id,
+        revoked: true,
+    }))
 }
 
-/// The keys as JSON, each budget with what the key `spent` in the current
-/// period and when that period ends (`resets_at`, unix seconds; `null` for
-/// a `total` budget).
+/// The keys, each budget with what the key spent in the current period and
+/// when that period ends.
 async fn with_spending(
     state: &AppState,
     org_id: &str,
-    keys: &[ApiKeyInfo],
-) -> Result<Vec<Value>, ApiError> {
+    keys: Vec<ApiKeyInfo>,
+) -> Result<Vec<ApiKey>, ApiError> {
     let periods: Vec<(&str, tollgate_core::BudgetPeriod)> = keys
         .iter()
         .filter_map(|k| k.budget.map(|b| (k.id.as_str(), b.period)))
         .collect();
     let spending = state.billing.budget_spending(org_id, &periods).await?;
     let now = time::now_millis();
-    keys.iter()
-        .map(|key| {
-            let mut value = serde_json::to_value(key).map_err(ApiError::internal)?;
-            if let Some(budget) = key.budget {
-                let spent = spending.get(&key.id).map_or(0, |s| s.spent);
-                value["budget"] = json!({
-                    "amount": budget.amount,
-                    "period": budget.period,
-                    "spent": spent,
-                    "resets_at": budget.period.resets_at(now).map(|ms| ms / 1000),
-                });
-            }
-            Ok(value)
+    Ok(keys
+        .into_iter()
+        .map(|info| ApiKey {
+            budget: info.budget.map(|budget| BudgetStatus {
+                amount: budget.amount,
+                period: budget.period,
+                spent: spending.get(&info.id).map_or(0, |s| s.spent),
+                resets_at: budget.period.resets_at(now).map(|ms| ms / 1000),
+            }),
+            info,
         })
-        .collect()
+        .collect())
 }

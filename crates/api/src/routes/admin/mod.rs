@@ -1,22 +1,24 @@
 //! The management plane (`/api/v1/…`), for platform admins (and, for
 //! provider credentials, organization admin keys).
 
-mod api_keys;
-mod catalog;
-mod credits;
-mod members;
-mod organizations;
-mod provider_credentials;
-mod usage;
-mod users;
-mod webhooks;
+pub(crate) mod api_keys;
+pub(crate) mod catalog;
+pub(crate) mod credits;
+pub(crate) mod members;
+pub(crate) mod organizations;
+pub(crate) mod provider_credentials;
+pub(crate) mod usage;
+pub(crate) mod users;
+pub(crate) mod webhooks;
 
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Router;
 use axum::routing::{delete, get, post, put};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use tollgate_core::Unit;
 use tollgate_tenants::Organization;
+use utoipa::{IntoParams, ToSchema};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -74,6 +76,10 @@ pub fn routes() -> Router<AppState> {
             get(usage::summary),
         )
         .route(
+            "/api/v1/organizations/{org_id}/usage/export",
+            get(usage::export),
+        )
+        .route(
             "/api/v1/organizations/{org_id}/webhooks",
             post(webhooks::create).get(webhooks::list),
         )
@@ -121,23 +127,74 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/auth/refresh", post(users::refresh))
 }
 
-/// `?limit=&before=` on list endpoints: newest first, `limit` items (default
-/// 100, at most 1000), older than the `before` cursor when given.
-#[derive(Debug, Deserialize)]
+/// The page size of a list: `limit` (default 100, 1 to 1000).
+pub fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    match limit {
+        None => Ok(100),
+        Some(n) if (1..=1000).contains(&n) => Ok(n),
+        Some(_) => Err(ApiError::bad_request("`limit` must be between 1 and 1000")),
+    }
+}
+
+/// `?limit=&before=` of a list with no other filter.
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-pub struct Page {
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page: only older items.
     pub before: Option<String>,
 }
 
-impl Page {
-    pub fn limit(&self) -> Result<i64, ApiError> {
-        match self.limit {
-            None => Ok(100),
-            Some(n) if (1..=1000).contains(&n) => Ok(n),
-            Some(_) => Err(ApiError::bad_request("`limit` must be between 1 and 1000")),
+/// One page of a list, newest first. Every list of the management API
+/// answers this shape.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T> {
+    pub data: Vec<T>,
+    /// Whether older items follow.
+    pub has_more: bool,
+    /// What to pass as `before` for the next page; null on the last one.
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// A list that is never cut: every item is in `data`.
+    pub fn all(data: Vec<T>) -> Self {
+        Page {
+            data,
+            has_more: false,
+            next_cursor: None,
         }
     }
+
+    /// From up to `limit + 1` items read newest first (one more than a page,
+    /// to learn whether more follow): the first `limit`, and the cursor of
+    /// the last of them when more follow.
+    pub fn cut(mut data: Vec<T>, limit: i64, cursor: impl Fn(&T) -> String) -> Self {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let has_more = data.len() > limit;
+        data.truncate(limit);
+        let next_cursor = if has_more {
+            data.last().map(cursor)
+        } else {
+            None
+        };
+        Page {
+            data,
+            has_more,
+            next_cursor,
+        }
+    }
+}
+
+/// A page of amounts, with the unit they are counted in.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UnitPage<T> {
+    #[serde(flatten)]
+    pub page: Page<T>,
+    pub unit: Unit,
 }
 
 /// The organization, or 404.

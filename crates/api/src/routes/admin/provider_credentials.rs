@@ -9,42 +9,54 @@
 //! credential id is 404, as if it did not exist. The key itself is never
 //! answered, logged or repeated in an error: only its last four characters.
 
+use super::Page;
 use crate::error::ApiError;
 use crate::extract::{BodyBytes, Manager, PathParams, QueryParams, parse_json};
+use crate::openapi::errors::{AdminErrors, ListErrors, ReadErrors};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use secrecy::SecretString;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tollgate_core::{ModelMode, ProviderEntry};
 use tollgate_credentials::{
-    AuditFilter, Credential, CredentialChange, ListFilter, NewCredential, normalized_api_key,
+    AuditEntry, AuditFilter, Credential, CredentialChange, ListFilter, NewCredential,
+    normalized_api_key,
 };
 use tollgate_providers::{ChatRequest, ProviderError, Target};
+use utoipa::{IntoParams, ToSchema};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"organization_id": "org_0192f0c1a2b3", "provider": "openai", "api_key": "sk-proj-…", "credential_name": "prod"}))]
 pub struct CreateCredential {
     organization_id: String,
     /// A provider name of the catalog.
     provider: String,
+    /// Never answered, logged or repeated in an error.
+    #[schema(value_type = String)]
     api_key: SecretString,
     /// Default: the provider's name.
+    #[schema(nullable = false)]
     credential_name: Option<String>,
     /// Whether the organization's calls use it from now on (default true).
+    #[schema(nullable = false)]
     active: Option<bool>,
     /// Try the key with a one-token call first (default false).
     #[serde(default)]
     validate: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"credential_name": "prod (rotated)"}))]
 pub struct UpdateCredential {
+    #[schema(value_type = Option<String>, nullable = false)]
     api_key: Option<SecretString>,
+    #[schema(nullable = false)]
     credential_name: Option<String>,
     /// Try a new `api_key` with a one-token call first (default false).
     #[serde(default)]
@@ -52,37 +64,71 @@ pub struct UpdateCredential {
 }
 
 /// `?organization_id=&provider=&active=&limit=&before=`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only this organization's (an organization admin key sees only its own).
     organization_id: Option<String>,
+    /// Only this provider's.
     provider: Option<String>,
+    /// Only active (or inactive) ones.
     active: Option<bool>,
+    /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
-    /// A credential id: only older credentials.
+    /// The `next_cursor` of the previous page (a credential `id`): only
+    /// older credentials.
     before: Option<String>,
 }
 
 /// `?organization_id=&provider=`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ActiveQuery {
+    /// Required with the admin token.
     organization_id: Option<String>,
+    /// Provider name.
     provider: String,
 }
 
 /// `?organization_id=&credential_id=&limit=&before=`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
+    /// Only this organization's.
     organization_id: Option<String>,
+    /// Only this credential's.
     credential_id: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
-    /// An audit entry id: only older entries.
+    /// The `next_cursor` of the previous page (an audit entry `id`): only
+    /// older entries.
     before: Option<i64>,
 }
 
-/// `POST /api/v1/provider-credentials`
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"id": "cred_0192f0c1a2b3", "deleted": true}))]
+pub struct DeletedCredential {
+    id: String,
+    /// Always true.
+    deleted: bool,
+}
+
+/// Store an organization's own provider key (BYOK).
+#[utoipa::path(
+    post, path = "/api/v1/provider-credentials", tag = "provider credentials",
+    operation_id = "createProviderCredential",
+    security(("admin_token" = []), ("user_jwt" = []), ("org_admin_key" = [])),
+    request_body = CreateCredential,
+    responses(
+        (status = 201, description = "The credential, never the key", body = Credential),
+        AdminErrors,
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     manager: Manager,
@@ -117,15 +163,25 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(credential)))
 }
 
-/// `GET /api/v1/provider-credentials`
+/// List provider credentials, newest first.
+#[utoipa::path(
+    get, path = "/api/v1/provider-credentials", tag = "provider credentials",
+    operation_id = "listProviderCredentials",
+    security(("admin_token" = []), ("user_jwt" = []), ("org_admin_key" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of credentials", body = Page<Credential>),
+        ListErrors,
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     manager: Manager,
     QueryParams(query): QueryParams<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Page<Credential>>, ApiError> {
     let organization_id = scoped_organization(&state, &manager, query.organization_id).await?;
-    let limit = page_limit(query.limit)?;
-    let mut data = state
+    let limit = super::page_limit(query.limit)?;
+    let data = state
         .credentials
         .list(&ListFilter {
             organization_id: organization_id.as_deref(),
@@ -135,11 +191,20 @@ pub async fn list(
             limit: limit + 1,
         })
         .await?;
-    let has_more = truncate(&mut data, limit);
-    Ok(Json(json!({ "data": data, "has_more": has_more })))
+    Ok(Json(Page::cut(data, limit, |c| c.id.clone())))
 }
 
-/// `GET /api/v1/provider-credentials/active`
+/// The active credential of an organization and provider.
+#[utoipa::path(
+    get, path = "/api/v1/provider-credentials/active", tag = "provider credentials",
+    operation_id = "getActiveProviderCredential",
+    security(("admin_token" = []), ("user_jwt" = []), ("org_admin_key" = [])),
+    params(ActiveQuery),
+    responses(
+        (status = 200, description = "The active credential", body = Credential),
+        ListErrors,
+    )
+)]
 pub async fn active(
     State(state): State<AppState>,
     manager: Manager,
@@ -164,15 +229,25 @@ pub async fn active(
     })
 }
 
-/// `GET /api/v1/provider-credentials/audit`
+/// The audit log of credential changes, newest first.
+#[utoipa::path(
+    get, path = "/api/v1/provider-credentials/audit", tag = "provider credentials",
+    operation_id = "listProviderCredentialAudit",
+    security(("admin_token" = []), ("user_jwt" = []), ("org_admin_key" = [])),
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "A page of audit entries", body = Page<AuditEntry>),
+        ListErrors,
+    )
+)]
 pub async fn audit(
     State(state): State<AppState>,
     manager: Manager,
     QueryParams(query): QueryParams<AuditQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Page<AuditEntry>>, ApiError> {
     let organization_id = scoped_organization(&state, &manager, query.organization_id).await?;
-    let limit = page_limit(query.limit)?;
-    let mut data = state
+    let limit = super::page_limit(query.limit)?;
+    let data = state
         .credentials
         .audit(&AuditFilter {
             organization_id: organization_id.as_deref(),
@@ -181,11 +256,20 @@ pub async fn audit(
             limit: limit + 1,
         })
         .await?;
-    let has_more = truncate(&mut data, limit);
-    Ok(Json(json!({ "data": data, "has_more": has_more })))
+    Ok(Json(Page::cut(data, limit, |e| e.id.to_string())))
 }
 
-/// `GET /api/v1/provider-credentials/{id}`
+/// Read one provider credential.
+#[utoipa::path(
+    get, path = "/api/v1/provider-credentials/{id}", tag = "provider credentials",
+    operation_id = "getProviderCredential",
+    security(("admin_token" = []), ("user_jwt" = []), ("org_admin_key" = [])),
+    params(("id" = String, Path, description = "Credential id")),
+    responses(
+        (status = 200, description = "The credential", body = Credential),
+        ReadErrors,
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     manager: Manager,
@@ -194,7 +278,18 @@ pub async fn get(
     Ok(Json(visible_credential(&state, &manager, &id).await?))
 }
 
-/// `PUT /api/v1/provider-credentials/{id}`
+/// Replace a credential's key or name.
+#[utoipa::path(
+    put, path = "/api/v1/provider-credentials/{id}", tag = "provider credentials",
+    operation_id = "updateProviderCredential",
+    security(("admin_token" = []), ("user_jwt" = []), ("org_admin_key" = [])),
+    params(("id" = String, Path, description = "Credential id")),
+    request_body = UpdateCredential,
+    responses(
+        (status = 200, description = "The updated credential", body = Credential),
+        AdminErrors,
+    )
+)]
 pub async fn update(
     State(state): State<AppState>,
     manager: Manager,
@@ -225,22 +320,42 @@ pub async fn update(
     Ok(Json(credential))
 }
 
-/// `DELETE /api/v1/provider-credentials/{id}`
+/// Delete a provider credential.
+#[utoipa::path(
+    delete, path = "/api/v1/provider-credentials/{id}", tag = "provider credentials",
+    operation_id = "deleteProviderCredential",
+    security(("admin_token" = []), ("user_jwt" = []), ("org_admin_key" = [])),
+    params(("id" = String, Path, description = "Credential id")),
+    responses(
+        (status = 200, description = "Deleted", body = DeletedCredential),
+        ReadErrors,
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     manager: Manager,
     PathParams(id): PathParams<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeletedCredential>, ApiError> {
     let current = visible_credential(&state, &manager, &id).await?;
     state
         .credentials
         .delete(&current.organization_id, &id, &manager.actor())
         .await?;
     tracing::info!(credential_id = %id, "provider credential deleted");
-    Ok(Json(json!({ "id": id, "deleted": true })))
+    Ok(Json(DeletedCredential { id, deleted: true }))
 }
 
-/// `PUT /api/v1/provider-credentials/{id}/activate`
+/// Make this the organization's active credential for its provider.
+#[utoipa::path(
+    put, path = "/api/v1/provider-credentials/{id}/activate", tag = "provider credentials",
+    operation_id = "activateProviderCredential",
+    security(("admin_token" = []), ("user_jwt" = []), ("org_admin_key" = [])),
+    params(("id" = String, Path, description = "Credential id")),
+    responses(
+        (status = 200, description = "The credential, now active", body = Credential),
+        AdminErrors,
+    )
+)]
 pub async fn activate(
     State(state): State<AppState>,
     manager: Manager,
@@ -249,7 +364,17 @@ pub async fn activate(
     set_active(&state, &manager, &id, true).await
 }
 
-/// `PUT /api/v1/provider-credentials/{id}/deactivate`
+/// Stop using this credential.
+#[utoipa::path(
+    put, path = "/api/v1/provider-credentials/{id}/deactivate", tag = "provider credentials",
+    operation_id = "deactivateProviderCredential",
+    security(("admin_token" = []), ("user_jwt" = []), ("org_admin_key" = [])),
+    params(("id" = String, Path, description = "Credential id")),
+    responses(
+        (status = 200, description = "The credential, now inactive", body = Credential),
+        ReadErrors,
+    )
+)]
 pub async fn deactivate(
     State(state): State<AppState>,
     manager: Manager,
@@ -305,22 +430,6 @@ async fn scoped_organization(
         (Some(own), None) => Ok(Some(own.to_owned())),
         (None, None) => Ok(None),
     }
-}
-
-fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
-    super::Page {
-        limit,
-        before: None,
-    }
-    .limit()
-}
-
-/// Cuts `data` to `limit` items; whether there were more.
-fn truncate<T>(data: &mut Vec<T>, limit: i64) -> bool {
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    let more = data.len() > limit;
-    data.truncate(limit);
-    more
 }
 
 fn catalog_provider<'a>(state: &'a AppState, name: &str) -> Result<&'a ProviderEntry, ApiError> {

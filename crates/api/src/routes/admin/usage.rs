@@ -1,41 +1,120 @@
 //! Usage records of an organization: newest-first pages with filters, sums
 //! per day, model, key or provider, and a CSV export of every matching record.
 
-use super::Page;
+use super::{Page, UnitPage};
 use crate::error::ApiError;
 use crate::extract::{Caller, PathParams, QueryParams};
+use crate::openapi::errors::ListErrors;
 use crate::state::AppState;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
-use tollgate_billing::{UsageFilter, UsageGroup, UsageRecord};
+use serde::{Deserialize, Serialize};
+use tollgate_billing::{UsageFilter, UsageGroup, UsageRecord, UsageStatus, UsageSummaryRow};
+use tollgate_core::Unit;
+use utoipa::openapi::Required;
+use utoipa::openapi::path::{Parameter, ParameterIn};
+use utoipa::{IntoParams, ToSchema};
 
 /// Records read from the database per page of a CSV export.
 const EXPORT_PAGE: i64 = 1000;
 
-/// The query string of `GET …/usage` and `GET …/usage/summary`.
-#[derive(Debug, Deserialize)]
+/// The query string of `GET …/usage`, `…/usage/summary` and
+/// `…/usage/export`; each takes the part [`ListParams`], [`SummaryParams`]
+/// and [`ExportParams`] document.
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct UsageQuery {
+    /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
+    /// The `next_cursor` of the previous page (a usage record's
+    /// `request_id`): only older records.
     before: Option<String>,
-    /// Unix milliseconds, inclusive.
+    /// Only records from this instant (unix milliseconds, inclusive).
+    #[param(minimum = 0)]
     from: Option<i64>,
-    /// Unix milliseconds, exclusive.
+    /// Only records before this instant (unix milliseconds, exclusive).
+    #[param(minimum = 0)]
     to: Option<i64>,
+    /// Only this catalog model id.
     model: Option<String>,
+    /// Only this provider.
     provider: Option<String>,
+    /// Only calls made with this API key id.
     api_key_id: Option<String>,
+    /// Only calls paid (`true`) or not paid (`false`) with the organization's own key.
     byok: Option<bool>,
+    /// Only `ok` or only `partial` (streams that ended early) records.
+    #[param(value_type = Option<UsageStatus>)]
     status: Option<String>,
-    /// `json` (default) or `csv`.
+    /// `json` or `csv` on the list, kept for clients written before
+    /// `…/usage/export`.
     format: Option<String>,
-    /// Summary only: `day`, `model`, `api_key` or `provider`.
+    /// What the summary sums by.
+    #[param(value_type = Option<UsageGroup>)]
     group_by: Option<String>,
+}
+
+/// The filters every usage operation takes.
+const FILTERS: [&str; 7] = [
+    "from",
+    "to",
+    "model",
+    "provider",
+    "api_key_id",
+    "byok",
+    "status",
+];
+
+/// The parameters of [`UsageQuery`] named `names`, as documented.
+fn usage_params(names: &[&str]) -> Vec<Parameter> {
+    UsageQuery::into_params(|| Some(ParameterIn::Query))
+        .into_iter()
+        .filter(|p| names.contains(&p.name.as_str()) || FILTERS.contains(&p.name.as_str()))
+        .collect()
+}
+
+/// The query of `GET …/usage`: a page, and the filters.
+pub struct ListParams;
+
+impl IntoParams for ListParams {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        usage_params(&["limit", "before"])
+    }
+}
+
+/// The query of `GET …/usage/summary`: `group_by`, and the filters.
+pub struct SummaryParams;
+
+impl IntoParams for SummaryParams {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let mut params = usage_params(&["group_by"]);
+        for param in params.iter_mut().filter(|p| p.name == "group_by") {
+            param.required = Required::True;
+        }
+        params
+    }
+}
+
+/// The query of `GET …/usage/export`: the filters.
+pub struct ExportParams;
+
+impl IntoParams for ExportParams {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        usage_params(&[])
+    }
+}
+
+/// Usage summed per group, in key order.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"data": [{"key": "gpt-4o-mini", "requests": 1_204, "prompt_tokens": 512_000, "completion_tokens": 98_000, "cost": 135_600}], "unit": "usd_micros"}))]
+pub struct UsageSummary {
+    data: Vec<UsageSummaryRow>,
+    unit: Unit,
 }
 
 impl UsageQuery {
@@ -53,8 +132,7 @@ impl UsageQuery {
             return Err(ApiError::bad_request("`from` must not be after `to`"));
         }
         if let Some(status) = &self.status
-            && status != "ok"
-            && status != "partial"
+            && !UsageStatus::ALL.iter().any(|s| s.as_str() == status)
         {
             return Err(ApiError::bad_request("`status` must be `ok` or `partial`"));
         }
@@ -84,6 +162,22 @@ impl UsageQuery {
     }
 }
 
+/// List an organization's usage records, newest first.
+///
+/// Filters combine (AND); `from` and `to` are unix milliseconds. For every
+/// matching record as CSV, see `GET …/usage/export`.
+///
+/// Roles: platform admin; org_admin and org_member of this organization.
+#[utoipa::path(
+    get, path = "/api/v1/organizations/{org_id}/usage", tag = "usage",
+    operation_id = "listUsage",
+    security(("admin_token" = []), ("user_jwt" = [])),
+    params(("org_id" = String, Path, description = "Organization id"), ListParams),
+    responses(
+        (status = 200, description = "A page of usage records", body = UnitPage<UsageRecord>),
+        ListErrors,
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -107,29 +201,76 @@ pub async fn list(
         }
         return Ok(csv_export(state, org.id, filter));
     }
-    let page = Page {
-        limit: query.limit,
-        before: query.before,
-    };
-    let limit = page.limit()?;
-    let mut records = state
+    let limit = super::page_limit(query.limit)?;
+    let records = state
         .billing
-        .usage(&org.id, &filter, limit + 1, page.before.as_deref())
+        .usage(&org.id, &filter, limit + 1, query.before.as_deref())
         .await?;
-    let has_more = records.len() > usize::try_from(limit).unwrap_or(usize::MAX);
-    records.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    Ok(
-        Json(json!({ "data": records, "has_more": has_more, "unit": org.billing_mode.unit() }))
-            .into_response(),
-    )
+    Ok(Json(UnitPage {
+        page: Page::cut(records, limit, |r| r.request_id.clone()),
+        unit: org.billing_mode.unit(),
+    })
+    .into_response())
 }
 
+/// Export an organization's usage records as CSV: every matching record,
+/// oldest first, RFC 4180 with a header line.
+///
+/// Takes the filters of the list. Roles: platform admin; org_admin and
+/// org_member of this organization.
+#[utoipa::path(
+    get, path = "/api/v1/organizations/{org_id}/usage/export", tag = "usage",
+    operation_id = "exportUsage",
+    security(("admin_token" = []), ("user_jwt" = [])),
+    params(("org_id" = String, Path, description = "Organization id"), ExportParams),
+    responses(
+        (status = 200, description = "The CSV export", content_type = "text/csv; charset=utf-8", body = String,
+            example = json!("request_id,created_at,model,provider,api_key_id,prompt_tokens,completion_tokens,cached_tokens,cost,list_cost_usd_micros,byok,stream,status,latency_ms\r\nreq_0192f0c1a2b3,1763900000,gpt-4o-mini,openai,key_0192f0c1a2b3,12,9,0,8,8,false,false,ok,412\r\n")),
+        ListErrors,
+    )
+)]
+pub async fn export(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParams(org_id): PathParams<String>,
+    QueryParams(query): QueryParams<UsageQuery>,
+) -> Result<Response, ApiError> {
+    caller.require_org_reader(&org_id)?;
+    let org = super::organization(&state, &org_id).await?;
+    if query.limit.is_some()
+        || query.before.is_some()
+        || query.format.is_some()
+        || query.group_by.is_some()
+    {
+        return Err(ApiError::bad_request(
+            "an export takes `from`, `to` and filters, not `limit`, `before`, `format` or `group_by`",
+        ));
+    }
+    let filter = query.filter()?;
+    Ok(csv_export(state, org.id, filter))
+}
+
+/// Sum an organization's usage per day, model, API key or provider.
+///
+/// Takes the same filters as the list. Days are UTC (`YYYY-MM-DD`).
+///
+/// Roles: platform admin; org_admin and org_member of this organization.
+#[utoipa::path(
+    get, path = "/api/v1/organizations/{org_id}/usage/summary", tag = "usage",
+    operation_id = "summarizeUsage",
+    security(("admin_token" = []), ("user_jwt" = [])),
+    params(("org_id" = String, Path, description = "Organization id"), SummaryParams),
+    responses(
+        (status = 200, description = "The sums per group", body = UsageSummary),
+        ListErrors,
+    )
+)]
 pub async fn summary(
     State(state): State<AppState>,
     caller: Caller,
     PathParams(org_id): PathParams<String>,
     QueryParams(query): QueryParams<UsageQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UsageSummary>, ApiError> {
     caller.require_org_reader(&org_id)?;
     let org = super::organization(&state, &org_id).await?;
     if query.limit.is_some() || query.before.is_some() || query.format.is_some() {
@@ -146,9 +287,10 @@ pub async fn summary(
         })?;
     let filter = query.filter()?;
     let rows = state.billing.usage_summary(&org.id, &filter, group).await?;
-    Ok(Json(
-        json!({ "data": rows, "unit": org.billing_mode.unit() }),
-    ))
+    Ok(Json(UsageSummary {
+        data: rows,
+        unit: org.billing_mode.unit(),
+    }))
 }
 
 /// The columns of a CSV export, in order.

@@ -4,8 +4,10 @@
 //! A platform admin creates any user; an organization admin creates
 //! org_admin and org_member users of its own organization only.
 
+use crate::auth::Jwt;
 use crate::error::ApiError;
 use crate::extract::{Caller, JsonBody};
+use crate::openapi::errors::{AdminErrors, LoginErrors, ReadErrors};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
@@ -13,31 +15,71 @@ use axum::http::StatusCode;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use tollgate_tenants::{NewUser, Role, User};
+use utoipa::ToSchema;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "ada@example.com", "password": "correct horse battery staple", "role": "org_admin", "organization_id": "org_0192f0c1a2b3"}))]
 pub struct CreateUser {
+    /// Unique, compared case-insensitively.
+    #[schema(format = Email, max_length = 254)]
     email: String,
+    /// 12 to 1024 characters; stored as an Argon2id hash.
+    #[schema(value_type = String, min_length = 12, max_length = 1024)]
     password: SecretString,
+    #[schema(value_type = Role)]
     role: String,
+    /// Required for org_admin and org_member; omitted for platform_admin.
+    #[schema(nullable = false)]
     organization_id: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "ada@example.com", "password": "correct horse battery staple"}))]
 pub struct Login {
     email: String,
+    #[schema(value_type = String)]
     password: SecretString,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"access_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ1c3JfMSJ9.c2ln", "token_type": "Bearer", "expires_in": 3600}))]
 pub struct Token {
+    /// A JWT (HS256) with `sub`, `org`, `role`, `iat` and `exp` claims.
     access_token: String,
+    /// `Bearer`.
     token_type: &'static str,
+    /// Seconds until it expires.
     expires_in: u64,
 }
 
-/// `POST /api/v1/users`
+impl Token {
+    /// A fresh JWT for `user`.
+    pub(super) fn issue(jwt: &Jwt, user: &User) -> Result<Token, ApiError> {
+        let (access_token, expires_in) = jwt.issue(user)?;
+        Ok(Token {
+            access_token,
+            token_type: "Bearer",
+            expires_in,
+        })
+    }
+}
+
+/// Create a management user.
+///
+/// Roles: platform admin (any user); org_admin of the organization
+/// (org_admin and org_member users of its own organization).
+#[utoipa::path(
+    post, path = "/api/v1/users", tag = "users",
+    operation_id = "createUser",
+    security(("admin_token" = []), ("user_jwt" = [])),
+    request_body = CreateUser,
+    responses(
+        (status = 201, description = "The new user", body = User),
+        AdminErrors,
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -61,24 +103,45 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(user)))
 }
 
-/// `POST /api/v1/auth/login`
+/// Sign in: a JWT for the management API, valid for `expires_in` seconds.
+///
+/// After 4 failed sign-ins in a row for an email, each further attempt for
+/// it must wait (1 s, then twice as long after each failure, at most 15
+/// min): 429 with `Retry-After`. 503 when sign-in is off (production
+/// without `TOLLGATE_JWT_SECRET`).
+#[utoipa::path(
+    post, path = "/api/v1/auth/login", tag = "users",
+    operation_id = "login",
+    security(()),
+    request_body = Login,
+    responses(
+        (status = 200, description = "A bearer token", body = Token),
+        LoginErrors,
+    )
+)]
 pub async fn login(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<Login>,
 ) -> Result<Json<Token>, ApiError> {
     let jwt = state.jwt.as_ref().ok_or_else(sign_in_off)?;
     let user = state.tenants.sign_in(&body.email, &body.password).await?;
-    let (access_token, expires_in) = jwt.issue(&user)?;
-    Ok(Json(Token {
-        access_token,
-        token_type: "Bearer",
-        expires_in,
-    }))
+    Ok(Json(Token::issue(jwt, &user)?))
 }
 
-/// `POST /api/v1/auth/refresh`: a fresh token for the holder of a valid one
-/// (the extractor has checked that the user, its role and its organization
-/// are still the token's).
+/// Trade a valid JWT for a fresh one; 401 once the user is removed, its
+/// organization deleted or its role changed (sign in again).
+///
+/// The extractor has checked that the user, its role and its organization
+/// are still the token's.
+#[utoipa::path(
+    post, path = "/api/v1/auth/refresh", tag = "users",
+    operation_id = "refreshToken",
+    security(("user_jwt" = [])),
+    responses(
+        (status = 200, description = "A new bearer token", body = Token),
+        ReadErrors,
+    )
+)]
 pub async fn refresh(
     State(state): State<AppState>,
     caller: Caller,
@@ -94,12 +157,7 @@ pub async fn refresh(
         .user(&holder.user_id)
         .await
         .map_err(|_| ApiError::unauthorized("this token's user no longer exists"))?;
-    let (access_token, expires_in) = jwt.issue(&user)?;
-    Ok(Json(Token {
-        access_token,
-        token_type: "Bearer",
-        expires_in,
-    }))
+    Ok(Json(Token::issue(jwt, &user)?))
 }
 
 pub(super) fn sign_in_off() -> ApiError {
