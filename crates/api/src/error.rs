@@ -163,7 +163,23 @@ impl ApiError {
         if code.as_deref() == Some("22021") {
             return ApiError::bad_request("text fields must not contain NUL characters");
         }
+        if tollgate_core::db::is_unavailable(&e) {
+            return ApiError::service_unavailable(e);
+        }
         ApiError::internal(e)
+    }
+
+    /// The database is away: 503 with `Retry-After`, the cause logged once.
+    pub fn service_unavailable(cause: impl std::fmt::Display) -> Self {
+        tracing::debug!(error = %cause, "database unavailable");
+        let mut err = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "service_unavailable",
+            "the service is temporarily unavailable; retry shortly",
+        );
+        err.retry_after = Some(1);
+        err
     }
 
     /// An unexpected failure: logged with its cause, answered without it.
@@ -270,7 +286,10 @@ impl From<BillingError> for ApiError {
             BillingError::IdempotencyConflict => {
                 ApiError::conflict("idempotency_key was already used with a different request body")
             }
-            BillingError::SettlementFailed(_) | BillingError::ShutDown => ApiError::internal(e),
+            BillingError::Unavailable(_) => ApiError::service_unavailable(e),
+            BillingError::SettlementFailed(_)
+            | BillingError::ShutDown
+            | BillingError::Journal(_) => ApiError::internal(e),
             BillingError::Db(e) => ApiError::from_db(e),
         }
     }
