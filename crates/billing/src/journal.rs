@@ -197,7 +197,7 @@ impl Journal {
     }
 }
 
-fn segment_path(dir: &Path, instance_id: &str, seq: u64) -> PathBuf {
+pub(crate) fn segment_path(dir: &Path, instance_id: &str, seq: u64) -> PathBuf {
     dir.join(format!("{instance_id}.{seq:08}.journal"))
 }
 

@@ -41,6 +41,8 @@ mod instances;
 mod journal;
 mod leases;
 mod pricing;
+#[cfg(test)]
+mod tests;
 mod usage;
 mod writer;
 
