@@ -13,6 +13,7 @@ mod chat;
 mod concurrency;
 mod credits;
 mod deployments;
+mod durability;
 mod embeddings;
 mod log_hygiene;
 mod management_input;

@@ -6,6 +6,7 @@
 
 pub mod binary;
 pub mod byok;
+pub mod chaos;
 mod database;
 pub mod replica;
 pub mod users;
