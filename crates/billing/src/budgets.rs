@@ -199,6 +199,7 @@ impl Billing {
         if periods.is_empty() {
             return Ok(HashMap::new());
         }
+        self.committed_within(self.inner.options.db_timeout).await?;
         let now = time::now_millis();
         let rows = sqlx::query(
             "SELECT b.api_key_id, b.period_start, b.spent, b.reserved FROM api_key_budget_periods b \
