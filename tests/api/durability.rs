@@ -464,3 +464,36 @@ async fn a_slow_database_still_bills_every_call() {
     let b = check_invariants(&setup.db.url, &org, GRANTED, &answered).await;
     assert_eq!(b.usage.len(), answered.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cut_redis_neither_stops_calls_nor_loses_their_billing() {
+    let proxy = ChaosProxy::start("127.0.0.1:6379".parse().unwrap()).await;
+    let redis = format!("redis://{}", proxy.addr);
+    let prefix = format!("chaos-{}", uuid::Uuid::new_v4().simple());
+    let setup = Setup::new(&[
+        ("REDIS_URL", redis.as_str()),
+        ("TOLLGATE_REDIS_PREFIX", prefix.as_str()),
+        ("TOLLGATE_LEASE_IDLE_MS", "200"),
+    ])
+    .await;
+    let gw = setup.gateway().await;
+    const GRANTED: i64 = 1000;
+    let (org, key) = setup.funded_org(&gw.base_url, GRANTED).await;
+    let mut answered = HashSet::new();
+    for phase in [Mode::Pass, Mode::Cut, Mode::Pass] {
+        proxy.set(phase);
+        for _ in 0..5 {
+            let r = setup.chat(&gw.base_url, &key).await.unwrap();
+            assert_eq!(r.status(), 200, "rate limits fail open while Redis is away");
+            answered.insert(
+                r.headers()["x-tollgate-request-id"]
+                    .to_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+    }
+
+    let b = check_invariants(&setup.db.url, &org, GRANTED, &answered).await;
+    assert_eq!(b.usage.len(), answered.len());
+}

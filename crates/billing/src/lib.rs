@@ -272,14 +272,14 @@ impl Billing {
         }
         let (ack, durable) = oneshot::channel();
         self.send_ordered(Job::Settle {
-            settlement: Settlement {
+            settlement: Box::new(Settlement {
                 instance_id: self.inner.instance_id.clone(),
                 organization_id,
                 charged,
                 from_lease,
                 budget,
                 entry,
-            },
+            }),
             segment: None,
             ack: Some(ack),
         })?;

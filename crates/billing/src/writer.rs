@@ -29,7 +29,8 @@ const PERMANENT_ATTEMPTS: u32 = 3;
 
 pub(crate) enum Job {
     Settle {
-        settlement: Settlement,
+        /// Boxed: a settlement is far larger than the other jobs.
+        settlement: Box<Settlement>,
         /// The journal segment it was appended to; `None` if journaling failed.
         segment: Option<u64>,
         /// Sent once the settlement is durable: at once when journaled,
@@ -87,7 +88,7 @@ impl Committer {
         for job in batch.iter() {
             match job {
                 Job::Settle { settlement, .. } => {
-                    settlements.push(settlement);
+                    settlements.push(settlement.as_ref());
                     if settlement.instance_id == self.instance_id {
                         returns
                             .credits
