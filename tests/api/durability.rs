@@ -57,6 +57,24 @@ impl Setup {
         }
     }
 
+    /// A setup whose gateways reach PostgreSQL through a proxy the test
+    /// controls, with `lease_idle_ms`; `None` (skipped) on SQLite.
+    async fn through_postgres_proxy(lease_idle_ms: &str) -> Option<(Setup, ChaosProxy)> {
+        if test_backend() == Backend::Sqlite {
+            eprintln!("skipped on SQLite: database faults need PostgreSQL through a proxy");
+            return None;
+        }
+        let proxy = ChaosProxy::start("127.0.0.1:5432".parse().unwrap()).await;
+        let mut setup = Setup::new(&[("TOLLGATE_LEASE_IDLE_MS", lease_idle_ms)]).await;
+        let proxied = setup
+            .db
+            .url
+            .replace("127.0.0.1:5432", &proxy.addr.to_string());
+        setup.envs.retain(|(k, _)| k != "DATABASE_URL");
+        setup.envs.push(("DATABASE_URL".to_owned(), proxied));
+        Some((setup, proxy))
+    }
+
     /// A gateway process in the setup's directory (so every process of a
     /// test shares one data directory, and so one journal directory).
     async fn gateway(&self) -> GatewayProcess {
@@ -319,18 +337,9 @@ async fn a_gateway_killed_under_load_bills_every_answered_call_exactly_once() {
 /// for a few seconds (far longer than the old settlement retries) while an
 /// organization with a lease keeps calling.
 async fn a_database_outage(mode: Mode) {
-    if test_backend() == Backend::Sqlite {
-        eprintln!("skipped on SQLite: the database outage needs PostgreSQL through a proxy");
+    let Some((setup, proxy)) = Setup::through_postgres_proxy("2000").await else {
         return;
-    }
-    let proxy = ChaosProxy::start("127.0.0.1:5432".parse().unwrap()).await;
-    let mut setup = Setup::new(&[("TOLLGATE_LEASE_IDLE_MS", "2000")]).await;
-    let proxied = setup
-        .db
-        .url
-        .replace("127.0.0.1:5432", &proxy.addr.to_string());
-    setup.envs.retain(|(k, _)| k != "DATABASE_URL");
-    setup.envs.push(("DATABASE_URL".to_owned(), proxied));
+    };
     let gw = setup.gateway().await;
     const GRANTED: i64 = 1000;
     let (leased_org, leased_key) = setup.funded_org(&gw.base_url, GRANTED).await;
@@ -427,18 +436,9 @@ async fn a_blackholed_database_loses_no_answered_call_and_fails_fast() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_slow_database_still_bills_every_call() {
-    if test_backend() == Backend::Sqlite {
-        eprintln!("skipped on SQLite: the slow database needs PostgreSQL through a proxy");
+    let Some((setup, proxy)) = Setup::through_postgres_proxy("200").await else {
         return;
-    }
-    let proxy = ChaosProxy::start("127.0.0.1:5432".parse().unwrap()).await;
-    let mut setup = Setup::new(&[("TOLLGATE_LEASE_IDLE_MS", "200")]).await;
-    let proxied = setup
-        .db
-        .url
-        .replace("127.0.0.1:5432", &proxy.addr.to_string());
-    setup.envs.retain(|(k, _)| k != "DATABASE_URL");
-    setup.envs.push(("DATABASE_URL".to_owned(), proxied));
+    };
     let gw = setup.gateway().await;
     const GRANTED: i64 = 1000;
     let (org, key) = setup.funded_org(&gw.base_url, GRANTED).await;
