@@ -159,6 +159,18 @@ struct Books {
     ledger_usage: Vec<String>,
 }
 
+/// One column of the rows `sql` selects for the organization (`$1`).
+async fn column<T>(pool: &sqlx::AnyPool, sql: &str, org: &str) -> Vec<T>
+where
+    T: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any> + Send + Unpin,
+{
+    sqlx::query_scalar::<_, T>(sql)
+        .bind(org)
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
 async fn books(database_url: &str, org: &str) -> Books {
     sqlx::any::install_default_drivers();
     let pool = sqlx::any::AnyPoolOptions::new()
@@ -166,28 +178,9 @@ async fn books(database_url: &str, org: &str) -> Books {
         .connect(database_url)
         .await
         .unwrap();
-    let one = |sql: &'static str| {
-        let pool = pool.clone();
-        let org = org.to_owned();
-        async move {
-            sqlx::query_scalar::<_, i64>(sql)
-                .bind(org)
-                .fetch_one(&pool)
-                .await
-                .unwrap()
-        }
-    };
-    let ids = |sql: &'static str| {
-        let pool = pool.clone();
-        let org = org.to_owned();
-        async move {
-            sqlx::query_scalar::<_, String>(sql)
-                .bind(org)
-                .fetch_all(&pool)
-                .await
-                .unwrap()
-        }
-    };
+    let pool = &pool;
+    let one = |sql| async move { column::<i64>(pool, sql, org).await[0] };
+    let ids = |sql| column::<String>(pool, sql, org);
     let books = Books {
         balance: one("SELECT balance FROM credit_accounts WHERE organization_id = $1").await,
         reserved: one("SELECT reserved FROM credit_accounts WHERE organization_id = $1").await,

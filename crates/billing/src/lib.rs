@@ -299,9 +299,9 @@ impl Billing {
         }
     }
 
-    /// Gives back a hold unused (the call failed and cost nothing), and
-    /// waits, at most the database timeout, until an idle lease is
-    /// returned to the balance.
+    /// Gives back a hold unused (the call failed and cost nothing). With
+    /// `lease_idle` zero, waits (at most the database timeout) until the
+    /// idle lease is returned to the balance.
     pub async fn release(&self, hold: Hold) -> Result<(), BillingError> {
         let organization_id = hold.organization_id.clone();
         let held = hold.amount;
@@ -309,8 +309,10 @@ impl Billing {
             self.inner.release_budget(&budget, 0);
         }
         self.inner.release(&organization_id, held, 0);
-        // The call's answer never waits on a database that is away.
-        let _ = tokio::time::timeout(self.inner.options.db_timeout, self.flush()).await;
+        if self.inner.options.lease_idle.is_zero() {
+            // Bounded: the call's answer never waits on a database that is away.
+            let _ = tokio::time::timeout(self.inner.options.db_timeout, self.flush()).await;
+        }
         Ok(())
     }
 
