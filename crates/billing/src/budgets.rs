@@ -161,6 +161,9 @@ impl Billing {
         period_start: i64,
         amount: i64,
     ) -> Result<BillingError, BillingError> {
+        // `spent` counts this instance's settled calls only once committed;
+        // the refusal is right either way, so a timeout changes nothing.
+        let _ = self.committed_within(self.inner.options.db_timeout).await;
         let query = sqlx::query(
             "SELECT spent, reserved FROM api_key_budget_periods WHERE api_key_id = $1 AND period_start = $2",
         )
