@@ -135,6 +135,11 @@ impl Setup {
         (org, key)
     }
 
+    async fn ready(&self, gw: &str) -> u16 {
+        let response = self.http.get(format!("{gw}/ready")).send().await.unwrap();
+        response.status().as_u16()
+    }
+
     async fn chat(&self, gw: &str, key: &str) -> Result<reqwest::Response, reqwest::Error> {
         self.http
             .post(format!("{gw}/v1/chat/completions"))
@@ -350,13 +355,7 @@ async fn a_database_outage(mode: Mode) {
     proxy.set(mode);
     let outage = Instant::now();
     let started = Instant::now();
-    let ready = setup
-        .http
-        .get(format!("{}/ready", gw.base_url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 503);
+    assert_eq!(setup.ready(&gw.base_url).await, 503);
     assert!(
         started.elapsed() < Duration::from_secs(1),
         "/ready took {:?}",
@@ -400,13 +399,7 @@ async fn a_database_outage(mode: Mode) {
         assert!(Instant::now() < deadline, "no recovery: {}", r.status());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let ready = setup
-        .http
-        .get(format!("{}/ready", gw.base_url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 200);
+    assert_eq!(setup.ready(&gw.base_url).await, 200);
     let b = check_invariants(&setup.db.url, &leased_org, GRANTED, &answered).await;
     assert_eq!(
         b.usage.len(),
