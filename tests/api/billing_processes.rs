@@ -136,6 +136,15 @@ impl Cluster {
         .await
     }
 
+    /// Waits until every gateway's settlements so far are committed: a
+    /// read through a gateway waits for its own, and through another may
+    /// lag by a commit interval (README, Billing).
+    async fn settled(&self, gws: &[GatewayProcess], org: &str) {
+        for gw in gws {
+            self.credits(gw, org).await;
+        }
+    }
+
     async fn chat(&self, gw: &GatewayProcess, key: &str, body: &Value) -> reqwest::Response {
         self.http
             .post(format!("{}/v1/chat/completions", gw.base_url))
@@ -196,6 +205,7 @@ async fn calls_over_processes_never_overspend(gateways: usize, calls: usize, cre
     .await;
     done.store(true, Ordering::Relaxed);
     sampler.await.unwrap();
+    cluster.settled(&gws, &org).await;
 
     let successes: HashSet<&str> = results
         .iter()
@@ -398,6 +408,7 @@ async fn two_gateway_processes_never_overspend_a_key_budget() {
         "{statuses:?}"
     );
     assert!(ok > 0 && ok <= 25, "{ok} successes for a budget of 25");
+    cluster.settled(gws.as_slice(), &org).await;
     let keys = cluster
         .admin(
             &gws[1],

@@ -16,6 +16,7 @@ mod console;
 mod credits;
 mod demo;
 mod deployments;
+mod durability;
 mod embeddings;
 mod import_litellm;
 mod log_hygiene;

@@ -6,6 +6,7 @@
 
 pub mod binary;
 pub mod byok;
+pub mod chaos;
 mod database;
 pub mod replica;
 pub mod users;
@@ -128,6 +129,7 @@ impl TestApp {
         // Leases go back to the balance as soon as the last call settles, so
         // tests can read `reserved` right after a call.
         settings.lease_idle_ms = 0;
+        settings.data_dir = Some(dir.0.clone());
         tweak(&mut settings);
         let gateway = tollgate_api::start(&settings)
             .await

@@ -44,6 +44,8 @@ impl Replica {
         settings.config = Some(config_path);
         settings.admin_token = Some(SecretString::from(ADMIN_TOKEN));
         settings.master_key = Some(master_key.clone());
+        // Each replica its own journal: replicas of one test share `dir`.
+        settings.data_dir = Some(dir.join(format!("replica-{}", uuid::Uuid::new_v4())));
         tweak(&mut settings);
         let gateway = tollgate_api::start(&settings)
             .await

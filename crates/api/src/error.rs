@@ -136,7 +136,15 @@ impl ApiError {
         if code.as_deref() == Some("22021") {
             return ApiError::bad_request("text fields must not contain NUL characters");
         }
+        if tollgate_core::db::is_unavailable(&e) {
+            return ApiError::service_unavailable(e);
+        }
         ApiError::internal(e)
+    }
+
+    /// The database is away: 503 with `Retry-After`, the cause logged once.
+    pub fn service_unavailable(cause: impl std::fmt::Display) -> Self {
+        GatewayError::service_unavailable(cause).into()
     }
 
     /// An unexpected failure: logged with its cause, answered without it.

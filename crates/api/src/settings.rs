@@ -161,6 +161,36 @@ pub struct Settings {
     )]
     pub instance_timeout_ms: u64,
 
+    /// Directory for this instance's local data: the settlement journal
+    /// lives in its `journal/` folder. Default: the SQLite file's directory,
+    /// or `./tollgate-data` on PostgreSQL. Give each replica its own, on a
+    /// disk that outlives the process (see Billing in the README).
+    #[arg(long, global = true, env = "TOLLGATE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Milliseconds between two commits of journaled settlements to the
+    /// database (0: commit as soon as the last commit ends). Balances, the
+    /// ledger and usage read through another replica lag by at most this
+    /// plus one commit; reads through the same replica wait for it.
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_COMMIT_INTERVAL_MS",
+        default_value_t = 10
+    )]
+    pub commit_interval_ms: u64,
+
+    /// Milliseconds a call waits for the database when it needs it (a
+    /// credit lease top-up, a free connection) before it is answered 503
+    /// `service_unavailable` with `Retry-After`.
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_DB_TIMEOUT_MS",
+        default_value_t = 1500
+    )]
+    pub db_timeout_ms: u64,
+
     /// Platform fee on calls paid with an organization's own provider key
     /// (BYOK), in percent (0 to 100) of what the call would cost at list
     /// price in the organization's unit: USD micro-dollars for `usd`
@@ -384,6 +414,9 @@ impl Settings {
             routing_deadline_ms: 30_000,
             lease_idle_ms: 1000,
             instance_timeout_ms: 30_000,
+            data_dir: None,
+            commit_interval_ms: 10,
+            db_timeout_ms: 1500,
             byok_fee_percent: 0,
             stripe_grant_events: "checkout.session.completed,payment_intent.succeeded,invoice.paid"
                 .to_owned(),

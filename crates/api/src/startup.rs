@@ -44,9 +44,13 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Gateway> {
             tollgate_core::Backend::Postgres => 16,
         },
     );
-    let db = Db::connect(&settings.database_url, max_connections)
-        .await
-        .context("connecting to the database")?;
+    let db = Db::connect_with(
+        &settings.database_url,
+        max_connections,
+        db_timeout(settings),
+    )
+    .await
+    .context("connecting to the database")?;
     db.migrate().await.context("applying migrations")?;
     // Checked now, so that a wrong key is refused at start, never
     // discovered on a request.
@@ -60,6 +64,9 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Gateway> {
             single_node: db.backend() == tollgate_core::Backend::Sqlite,
             lease_idle: Duration::from_millis(settings.lease_idle_ms),
             instance_timeout: instance_timeout(settings),
+            journal_dir: journal_dir(settings),
+            commit_interval: Duration::from_millis(settings.commit_interval_ms),
+            db_timeout: db_timeout(settings),
             ..BillingOptions::default()
         },
     )
@@ -345,6 +352,27 @@ pub async fn rotate_master_key(
         .context("rotating the master key (nothing was changed)")?;
     db.close().await;
     Ok(rotation)
+}
+
+/// The settlement journal's directory: `journal/` in `TOLLGATE_DATA_DIR`,
+/// by default beside the SQLite file, or in `./tollgate-data` on PostgreSQL.
+/// An in-memory SQLite database has no journal (nothing outlives it).
+fn journal_dir(settings: &Settings) -> Option<std::path::PathBuf> {
+    let data_dir = match &settings.data_dir {
+        Some(dir) => dir.clone(),
+        None if settings.database_url.starts_with("sqlite:") => {
+            let file = tollgate_core::db::sqlite_path(&settings.database_url)?;
+            file.parent()
+                .map(std::path::Path::to_path_buf)
+                .unwrap_or_default()
+        }
+        None => std::path::PathBuf::from("tollgate-data"),
+    };
+    Some(data_dir.join("journal"))
+}
+
+fn db_timeout(settings: &Settings) -> Duration {
+    Duration::from_millis(settings.db_timeout_ms.max(50))
 }
 
 /// How long an instance may stay silent before others take it for dead.

@@ -44,7 +44,7 @@ pub struct LedgerEntry {
 }
 
 /// Creates the organization's credit account (balance 0) if it has none.
-async fn ensure_account<'c>(
+pub(crate) async fn ensure_account<'c>(
     conn: impl sqlx::Executor<'c, Database = sqlx::Any>,
     organization_id: &str,
     now: i64,
@@ -61,7 +61,19 @@ async fn ensure_account<'c>(
 }
 
 impl Billing {
+    /// The organization's balance, once this instance's settlements so far
+    /// are committed (at most the database timeout): a client reading it
+    /// after a call through this instance sees that call.
     pub async fn credits(&self, organization_id: &str) -> Result<CreditsView, BillingError> {
+        self.committed_within(self.inner.options.db_timeout).await?;
+        self.credits_now(organization_id).await
+    }
+
+    /// The balance as the database has it now.
+    pub(crate) async fn credits_now(
+        &self,
+        organization_id: &str,
+    ) -> Result<CreditsView, BillingError> {
         let row = sqlx::query(
             "SELECT balance, reserved, overdraft_limit FROM credit_accounts WHERE organization_id = $1",
         )
@@ -233,6 +245,7 @@ impl Billing {
         limit: i64,
         before: Option<i64>,
     ) -> Result<Vec<LedgerEntry>, BillingError> {
+        self.committed_within(self.inner.options.db_timeout).await?;
         let rows = sqlx::query(
             "SELECT id, kind, amount, balance_after, request_id, reason, created_at FROM ledger_entries \
              WHERE organization_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
@@ -259,6 +272,7 @@ impl Billing {
 
     /// The sum of an organization's ledger; equal to its balance, always.
     pub async fn ledger_sum(&self, organization_id: &str) -> Result<i64, BillingError> {
+        self.committed_within(self.inner.options.db_timeout).await?;
         let row = sqlx::query(
             "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS total FROM ledger_entries WHERE organization_id = $1",
         )

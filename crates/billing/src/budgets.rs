@@ -16,7 +16,6 @@ use crate::writer::Job;
 use crate::{Billing, BillingError, Inner};
 use sqlx::Row;
 use std::collections::{BTreeMap, HashMap};
-use std::time::Instant;
 use tollgate_core::{BudgetPeriod, Db, time};
 
 /// A key's budget, as billing enforces it.
@@ -99,6 +98,19 @@ impl Billing {
         period_start: i64,
         amount: i64,
     ) -> Result<i64, BillingError> {
+        crate::within(
+            self.inner.options.db_timeout,
+            self.top_up_budget_now(budget, period_start, amount),
+        )
+        .await
+    }
+
+    async fn top_up_budget_now(
+        &self,
+        budget: &KeyBudget,
+        period_start: i64,
+        amount: i64,
+    ) -> Result<i64, BillingError> {
         let now = time::now_millis();
         let mut tx = self.db().pool().begin().await?;
         // The write comes first so SQLite takes its write lock at once.
@@ -149,13 +161,16 @@ impl Billing {
         period_start: i64,
         amount: i64,
     ) -> Result<BillingError, BillingError> {
-        let row = sqlx::query(
+        // `spent` counts this instance's settled calls only once committed;
+        // the refusal is right either way, so a timeout changes nothing.
+        let _ = self.committed_within(self.inner.options.db_timeout).await;
+        let query = sqlx::query(
             "SELECT spent, reserved FROM api_key_budget_periods WHERE api_key_id = $1 AND period_start = $2",
         )
         .bind(&budget.api_key_id)
         .bind(period_start)
-        .fetch_optional(self.db().pool())
-        .await?;
+        .fetch_optional(self.db().pool());
+        let row = crate::within(self.inner.options.db_timeout, async { Ok(query.await?) }).await?;
         let (spent, reserved) = match row {
             Some(row) => (row.try_get("spent")?, row.try_get("reserved")?),
             None => (0, 0),
@@ -187,6 +202,7 @@ impl Billing {
         if periods.is_empty() {
             return Ok(HashMap::new());
         }
+        self.committed_within(self.inner.options.db_timeout).await?;
         let now = time::now_millis();
         let rows = sqlx::query(
             "SELECT b.api_key_id, b.period_start, b.spent, b.reserved FROM api_key_budget_periods b \
@@ -218,72 +234,79 @@ impl Billing {
 }
 
 impl Inner {
-    /// Gives back a budget hold, `charged` of it consumed; asks the writer
-    /// to return the lease if nothing is in flight any more.
-    pub(crate) fn release_budget(&self, hold: &BudgetHold, charged: i64) {
-        let idle = {
+    /// Gives back a budget hold, `charged` of it consumed; asks the
+    /// committer to return the lease if nothing is in flight any more.
+    /// Returns the part of `charged` taken out of the lease.
+    pub(crate) fn release_budget(&self, hold: &BudgetHold, charged: i64) -> i64 {
+        let (from_lease, idle) = {
             let mut accounts = self.budget_leases.lock();
             let account = accounts.entry(hold.account.clone()).or_default();
-            account.in_use -= hold.amount;
-            account.lease -= charged;
-            account.last_active = Instant::now();
-            account.in_use == 0 && account.lease > 0
+            let from_lease = account.consume(hold.amount, charged);
+            (from_lease, account.in_use == 0 && account.lease > 0)
         };
         if idle && charged == 0 && self.options.lease_idle.is_zero() {
-            let _ = self.writer.try_send(Job::NudgeBudget(hold.account.clone()));
+            let _ = self.committer.send(Job::NudgeBudget(hold.account.clone()));
         }
+        from_lease
     }
 }
 
-/// Applies budget settlements and lease returns in the writer's
-/// transaction: per budget account, `(charged, returned)`. Each charge moves
-/// from `reserved` to `spent`; a returned lease leaves `reserved`.
+/// Applies budget settlements and lease returns in the committer's
+/// transaction: per (budget account, lease holder), `(charged, from_lease,
+/// returned)`. Each charge is added to `spent` in full; what came out of
+/// the holder's lease, and a returned lease, leave `reserved`, unless the
+/// holder's lease is gone (returned after it died: no longer reserved).
 pub(crate) async fn apply(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    instance_id: &str,
-    changes: &BTreeMap<&str, (i64, i64)>,
+    changes: &BTreeMap<(&str, &str), (i64, i64, i64)>,
     now: i64,
 ) -> Result<(), BillingError> {
     // In a fixed (sorted) order, so that two instances' transactions take
     // the row locks in the same order.
-    for (account, (charged, returned)) in changes {
-        if *charged == 0 && *returned == 0 {
+    for ((account, holder), (charged, from_lease, returned)) in changes {
+        if *charged == 0 && *from_lease == 0 && *returned == 0 {
             continue;
         }
         let Some((key, start)) = parse_account(account) else {
             continue;
         };
+        let unreserve = from_lease + returned;
         sqlx::query(
-            "UPDATE api_key_budget_periods SET spent = spent + $1, reserved = reserved - $2, updated_at = $3 \
-             WHERE api_key_id = $4 AND period_start = $5",
+            "UPDATE api_key_budget_periods SET spent = spent + $1, \
+             reserved = reserved - CASE WHEN EXISTS (SELECT 1 FROM api_key_budget_leases \
+             WHERE instance_id = $6 AND api_key_id = $4 AND period_start = $5) THEN $2 ELSE 0 END, \
+             updated_at = $3 WHERE api_key_id = $4 AND period_start = $5",
         )
         .bind(*charged)
-        .bind(charged + returned)
+        .bind(unreserve)
         .bind(now)
         .bind(key)
         .bind(start)
+        .bind(*holder)
         .execute(&mut **tx)
         .await?;
         sqlx::query(
             "UPDATE api_key_budget_leases SET amount = amount - $1, updated_at = $2 \
              WHERE instance_id = $3 AND api_key_id = $4 AND period_start = $5",
         )
-        .bind(charged + returned)
+        .bind(unreserve)
         .bind(now)
-        .bind(instance_id)
+        .bind(*holder)
         .bind(key)
         .bind(start)
         .execute(&mut **tx)
         .await?;
-        sqlx::query(
-            "DELETE FROM api_key_budget_leases \
-             WHERE instance_id = $1 AND api_key_id = $2 AND period_start = $3 AND amount = 0",
-        )
-        .bind(instance_id)
-        .bind(key)
-        .bind(start)
-        .execute(&mut **tx)
-        .await?;
+        if *returned > 0 {
+            sqlx::query(
+                "DELETE FROM api_key_budget_leases \
+                 WHERE instance_id = $1 AND api_key_id = $2 AND period_start = $3 AND amount = 0",
+            )
+            .bind(*holder)
+            .bind(key)
+            .bind(start)
+            .execute(&mut **tx)
+            .await?;
+        }
     }
     Ok(())
 }

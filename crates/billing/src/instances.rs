@@ -79,6 +79,9 @@ async fn return_credit_leases_of(db: &Db, instance_id: &str) -> Result<u64, Bill
     Ok(returned)
 }
 
+/// Longest wait at a clean stop for settlements to be committed.
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(10);
+
 impl Billing {
     /// Forever: returns idle leases, and every `interval` heartbeats and
     /// returns the leases of dead instances.
@@ -91,24 +94,25 @@ impl Billing {
             ticker.tick().await;
             // Idle leases go back to the balance even when no call comes to settle.
             for org in self.inner.leases.idle_organizations(lease_idle) {
-                let _ = self.inner.writer.try_send(crate::writer::Job::Nudge(org));
+                let _ = self.inner.committer.send(crate::writer::Job::Nudge(org));
             }
             for account in self.inner.budget_leases.idle_organizations(lease_idle) {
                 let _ = self
                     .inner
-                    .writer
-                    .try_send(crate::writer::Job::NudgeBudget(account));
+                    .committer
+                    .send(crate::writer::Job::NudgeBudget(account));
             }
             if last_heartbeat.elapsed() < interval {
                 continue;
             }
             last_heartbeat = std::time::Instant::now();
-            if let Err(e) = self.heartbeat().await {
+            let limit = self.inner.options.db_timeout;
+            if let Err(e) = crate::within(limit, self.heartbeat()).await {
                 tracing::warn!(error = %e, "billing heartbeat failed");
             }
             let timeout = self.inner.options.instance_timeout;
             let timeout_ms = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
-            match self.return_dead_instances_leases(timeout_ms).await {
+            match crate::within(limit * 4, self.return_dead_instances_leases(timeout_ms)).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(
                     leases = n,
@@ -157,8 +161,13 @@ impl Billing {
 
     /// A clean stop: waits for pending settlements, returns this instance's
     /// leases and removes it. Calls made after this fail with `ShutDown`.
+    /// With the database away, it gives up after `SHUTDOWN_FLUSH`: the
+    /// journal keeps the settlements and the next start replays them.
     pub async fn shutdown(&self) -> Result<(), BillingError> {
-        self.flush().await?;
+        crate::within(SHUTDOWN_FLUSH, self.flush()).await?;
+        if let Some(journal) = &self.inner.journal {
+            journal.remove_if_all_committed();
+        }
         return_leases_of(self.db(), self.instance_id()).await?;
         sqlx::query("DELETE FROM gateway_instances WHERE id = $1")
             .bind(self.instance_id())

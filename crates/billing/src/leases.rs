@@ -18,6 +18,21 @@ pub(crate) struct LocalAccount {
     pub last_active: Instant,
 }
 
+impl LocalAccount {
+    /// Ends a hold of `held` that cost `charged`. The charge comes out of
+    /// the lease as far as the lease has room beside the other calls'
+    /// holds; a charge beyond the hold may exceed that room, and the
+    /// excess then lowers the balance beyond what was set aside (the
+    /// overdraft bound in the README). Returns the part taken out of the lease.
+    pub fn consume(&mut self, held: i64, charged: i64) -> i64 {
+        self.in_use -= held;
+        let from_lease = charged.min((self.lease - self.in_use).max(0)).max(0);
+        self.lease -= from_lease;
+        self.last_active = Instant::now();
+        from_lease
+    }
+}
+
 impl Default for LocalAccount {
     fn default() -> Self {
         LocalAccount {
@@ -59,11 +74,6 @@ impl LeaseBook {
             .map(|(org, _)| org.clone())
             .collect()
     }
-    /// Puts back a lease taken for return when the return could not be written.
-    pub fn restore_lease(&self, org: &str, amount: i64) {
-        self.lock().entry(org.to_owned()).or_default().lease += amount;
-    }
-
     /// Takes `amount` from the free part of the lease, if it is there.
     pub(crate) fn try_hold(&self, org: &str, amount: i64) -> Result<(), i64> {
         with_account(&mut self.lock(), org, |account| {
@@ -137,20 +147,20 @@ impl Drop for Hold {
 }
 
 impl Inner {
-    /// Gives back a hold, `charged` of it consumed; asks the writer to
-    /// return the lease if nothing is in flight any more.
-    pub(crate) fn release(&self, org: &str, held: i64, charged: i64) {
-        let idle = with_account(&mut self.leases.lock(), org, |account| {
-            account.in_use -= held;
-            account.lease -= charged;
-            account.last_active = Instant::now();
-            account.in_use == 0 && account.lease > 0
+    /// Gives back a hold, `charged` of it consumed; asks the committer to
+    /// return the lease if nothing is in flight any more. Returns the part
+    /// of `charged` taken out of the lease (see [`LocalAccount::consume`]).
+    pub(crate) fn release(&self, org: &str, held: i64, charged: i64) -> i64 {
+        let (from_lease, idle) = with_account(&mut self.leases.lock(), org, |account| {
+            let from_lease = account.consume(held, charged);
+            (from_lease, account.in_use == 0 && account.lease > 0)
         });
         if idle && charged == 0 && self.options.lease_idle.is_zero() {
             // A settlement's own commit returns idle leases; a bare release
-            // nudges the writer to do the same.
-            let _ = self.writer.try_send(Job::Nudge(org.to_owned()));
+            // nudges the committer to do the same.
+            let _ = self.committer.send(Job::Nudge(org.to_owned()));
         }
+        from_lease
     }
 }
 
@@ -229,6 +239,14 @@ impl Billing {
     /// Moves `amount` of the organization's spendable balance into this
     /// instance's lease, all or nothing. Returns what was granted (0 or `amount`).
     async fn top_up(&self, organization_id: &str, amount: i64) -> Result<i64, BillingError> {
+        crate::within(
+            self.inner.options.db_timeout,
+            self.top_up_now(organization_id, amount),
+        )
+        .await
+    }
+
+    async fn top_up_now(&self, organization_id: &str, amount: i64) -> Result<i64, BillingError> {
         let now = time::now_millis();
         let mut tx = self.db().pool().begin().await?;
         let done = sqlx::query(
@@ -262,7 +280,11 @@ impl Billing {
     /// What the organization can still hold: its spendable balance plus the
     /// free part of this instance's lease.
     async fn available(&self, organization_id: &str) -> Result<i64, BillingError> {
-        let c = self.credits(organization_id).await?;
+        let c = crate::within(
+            self.inner.options.db_timeout,
+            self.credits_now(organization_id),
+        )
+        .await?;
         let free = {
             let accounts = self.inner.leases.lock();
             accounts

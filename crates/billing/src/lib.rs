@@ -13,12 +13,15 @@
 //! 2. **Holds.** Each call holds its maximum possible cost out of its
 //!    instance's lease, in memory; when the lease is short, the instance
 //!    tops it up (step 1) or the call gets 402.
-//! 3. **Settlement.** The real cost, never more than the hold, is charged
-//!    out of the lease: the balance and `reserved` drop together, and the
-//!    ledger row and usage record are written in the same transaction. A
-//!    writer task commits the settlements of concurrent calls in one
-//!    transaction (group commit); each call waits for its commit before it
-//!    answers, so an answered call is always billed.
+//! 3. **Settlement.** The real cost (the provider's usage, in full) is
+//!    charged out of the lease: the balance and `reserved` drop together,
+//!    and the ledger row and usage record are written in the same
+//!    transaction. A call waits only until its settlement is in the local
+//!    journal (`journal`), which survives a killed process; the committer
+//!    (`writer`) commits the settlements of concurrent calls in one
+//!    transaction (group commit) in the background, retries for as long as
+//!    the database is away, and at start the journals of dead instances
+//!    are replayed, so an answered call is always billed exactly once.
 //! 4. **Return.** When an instance has no call in flight for an
 //!    organization, its next commit returns the lease. Instances heartbeat;
 //!    the leases of an instance that stopped (killed, lost) are returned by
@@ -35,13 +38,17 @@
 mod accounts;
 mod budgets;
 mod instances;
+mod journal;
 mod leases;
 mod pricing;
+#[cfg(test)]
+mod tests;
 mod usage;
 mod writer;
 
 pub use accounts::{CreditsView, GrantOutcome, LedgerEntry, MAX_OVERDRAFT_LIMIT};
 pub use budgets::{BudgetSpending, KeyBudget};
+pub use journal::{FSYNC_INTERVAL, JournalError};
 pub use leases::Hold;
 pub use pricing::{
     PricingRule, byok_charge, charge_for, marked_up_charge_for, max_charge_for,
@@ -49,9 +56,12 @@ pub use pricing::{
 };
 pub use usage::{UsageEntry, UsageFilter, UsageGroup, UsageRecord, UsageStatus, UsageSummaryRow};
 
+use journal::{BudgetCharge, Journal, Settlement};
 use leases::LeaseBook;
+use std::path::PathBuf;
 use std::sync::Arc;
-use tokio::sync::mpsc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
 use tollgate_core::Db;
 use writer::Job;
 
@@ -84,8 +94,36 @@ pub enum BillingError {
     SettlementFailed(String),
     #[error("billing is shut down")]
     ShutDown,
+    /// The database is unreachable or too slow to answer: the call can be
+    /// tried again shortly.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
     #[error(transparent)]
-    Db(#[from] sqlx::Error),
+    Journal(#[from] JournalError),
+    #[error(transparent)]
+    Db(sqlx::Error),
+}
+
+impl From<sqlx::Error> for BillingError {
+    fn from(e: sqlx::Error) -> Self {
+        if tollgate_core::db::is_unavailable(&e) {
+            BillingError::Unavailable(e.to_string())
+        } else {
+            BillingError::Db(e)
+        }
+    }
+}
+
+/// Runs one database operation of a call's path (a lease top-up), failing
+/// with `Unavailable` after `limit` instead of waiting for a database that
+/// does not answer.
+pub(crate) async fn within<T>(
+    limit: Duration,
+    op: impl std::future::Future<Output = Result<T, BillingError>>,
+) -> Result<T, BillingError> {
+    tokio::time::timeout(limit, op)
+        .await
+        .map_err(|_| BillingError::Unavailable("the database did not answer in time".into()))?
 }
 
 /// How billing behaves on this instance.
@@ -103,6 +141,16 @@ pub struct BillingOptions {
     /// An instance silent (no heartbeat) for this long is taken for dead,
     /// and the other instances return its credit and budget leases.
     pub instance_timeout: std::time::Duration,
+    /// Where the settlement journal lives. `None`: no journal, each
+    /// settlement waits for its commit (for in-memory databases).
+    pub journal_dir: Option<PathBuf>,
+    /// At most one settlement commit per interval; later settlements join
+    /// the next batch. Reads of balances, the ledger and usage through
+    /// another instance may lag by this plus one commit.
+    pub commit_interval: Duration,
+    /// Longest wait for the database on a call's path (a lease top-up)
+    /// before the call is refused with `Unavailable`.
+    pub db_timeout: Duration,
 }
 
 impl Default for BillingOptions {
@@ -112,6 +160,9 @@ impl Default for BillingOptions {
             lease_idle: std::time::Duration::from_secs(1),
             single_node: false,
             instance_timeout: std::time::Duration::from_secs(30),
+            journal_dir: None,
+            commit_interval: Duration::from_millis(10),
+            db_timeout: Duration::from_millis(1500),
         }
     }
 }
@@ -129,13 +180,28 @@ struct Inner {
     leases: Arc<LeaseBook>,
     /// Leases of API-key budgets, by [`budgets::account`].
     budget_leases: Arc<LeaseBook>,
-    writer: mpsc::Sender<Job>,
+    /// The committer's queue (lease nudges; settlements when unjournaled).
+    committer: mpsc::UnboundedSender<Job>,
+    /// The journal writer's queue: settlements and flushes, in order.
+    journal_tx: Option<std::sync::mpsc::Sender<Job>>,
+    journal: Option<Arc<Journal>>,
 }
 
 impl Billing {
-    /// Registers this instance and starts its settlement writer.
+    /// Registers this instance, replays the settlement journals of dead
+    /// instances (before any lease is returned), and starts the journal
+    /// and the committer.
     pub async fn start(db: Db, options: BillingOptions) -> Result<Billing, BillingError> {
         let instance_id = instances::register(&db).await?;
+        let journal = match &options.journal_dir {
+            Some(dir) => {
+                let journal = Arc::new(Journal::open(dir, &instance_id)?);
+                let orphans = journal::orphans(dir, &instance_id)?;
+                writer::replay(&db, &instance_id, orphans).await?;
+                Some(journal)
+            }
+            None => None,
+        };
         if options.single_node {
             let returned = instances::return_leases_of_others(&db, &instance_id).await?;
             if returned > 0 {
@@ -145,18 +211,26 @@ impl Billing {
                 );
             }
         }
-        let (writer, jobs) = mpsc::channel(writer::QUEUE);
+        let (committer, jobs) = mpsc::unbounded_channel();
         let leases = Arc::new(LeaseBook::default());
         let budget_leases = Arc::new(LeaseBook::default());
-        // The writer owns no `Billing`: it stops when the last one is dropped.
+        // The committer owns no `Billing`: it stops when the last one is dropped.
         tokio::spawn(writer::run(
-            db.clone(),
-            instance_id.clone(),
-            leases.clone(),
-            budget_leases.clone(),
-            options.lease_idle,
+            writer::Committer {
+                db: db.clone(),
+                instance_id: instance_id.clone(),
+                leases: leases.clone(),
+                budget_leases: budget_leases.clone(),
+                lease_idle: options.lease_idle,
+                journal: journal.clone(),
+                interval: options.commit_interval,
+            },
             jobs,
         ));
+        let journal_tx = match &journal {
+            Some(j) => Some(journal::start(j.clone(), committer.clone())?),
+            None => None,
+        };
         Ok(Billing {
             inner: Arc::new(Inner {
                 db,
@@ -164,9 +238,97 @@ impl Billing {
                 options,
                 leases,
                 budget_leases,
-                writer,
+                committer,
+                journal_tx,
+                journal,
             }),
         })
+    }
+
+    /// Charges a finished call: the provider's usage in full, out of this
+    /// instance's lease (beyond it, when the usage exceeds the hold, the
+    /// balance goes down further). Returns the amount charged as soon as
+    /// the settlement is journaled; it is committed to the database (the
+    /// balance, the ledger row and the usage record together) in the
+    /// background.
+    pub async fn settle(&self, hold: Hold, entry: UsageEntry) -> Result<i64, BillingError> {
+        let organization_id = hold.organization_id.clone();
+        let held = hold.amount;
+        let budget = hold.consume();
+        let charged = entry.cost.max(0);
+        let from_lease = self.inner.release(&organization_id, held, charged);
+        let budget = budget.map(|b| BudgetCharge {
+            from_lease: self.inner.release_budget(&b, charged),
+            account: b.account,
+        });
+        if charged > held {
+            tracing::warn!(
+                organization_id = %organization_id,
+                request_id = %entry.request_id,
+                held,
+                charged,
+                beyond_lease = charged - from_lease,
+                "a provider's usage exceeded the call's hold; the excess is charged too"
+            );
+        }
+        let (ack, durable) = oneshot::channel();
+        self.send_ordered(Job::Settle {
+            settlement: Box::new(Settlement {
+                instance_id: self.inner.instance_id.clone(),
+                organization_id,
+                charged,
+                from_lease,
+                budget,
+                entry,
+            }),
+            segment: None,
+            ack: Some(ack),
+        })?;
+        durable.await.map_err(|_| BillingError::ShutDown)?;
+        Ok(charged)
+    }
+
+    /// Queues a settlement or flush behind the ones before it.
+    fn send_ordered(&self, job: Job) -> Result<(), BillingError> {
+        match &self.inner.journal_tx {
+            Some(tx) => tx.send(job).map_err(|_| BillingError::ShutDown),
+            None => self
+                .inner
+                .committer
+                .send(job)
+                .map_err(|_| BillingError::ShutDown),
+        }
+    }
+
+    /// Gives back a hold unused (the call failed and cost nothing). With
+    /// `lease_idle` zero, waits (at most the database timeout) until the
+    /// idle lease is returned to the balance.
+    pub async fn release(&self, hold: Hold) -> Result<(), BillingError> {
+        let organization_id = hold.organization_id.clone();
+        let held = hold.amount;
+        if let Some(budget) = hold.consume() {
+            self.inner.release_budget(&budget, 0);
+        }
+        self.inner.release(&organization_id, held, 0);
+        if self.inner.options.lease_idle.is_zero() {
+            // Bounded: the call's answer never waits on a database that is away.
+            let _ = tokio::time::timeout(self.inner.options.db_timeout, self.flush()).await;
+        }
+        Ok(())
+    }
+
+    /// Waits until every settlement queued so far is committed.
+    pub async fn flush(&self) -> Result<(), BillingError> {
+        let (done, flushed) = oneshot::channel();
+        self.send_ordered(Job::Flush(done))?;
+        flushed.await.map_err(|_| BillingError::ShutDown)
+    }
+
+    /// Waits until this instance's settlements so far are committed, at
+    /// most `limit`; `Unavailable` if they are not by then (the database
+    /// is away). A read after it sees every call this instance answered.
+    pub async fn committed_within(&self, limit: Duration) -> Result<(), BillingError> {
+        within(limit, self.flush()).await
     }
 
     fn db(&self) -> &Db {

@@ -1,7 +1,7 @@
 //! Usage records: one per settled call.
 
 use crate::{Billing, BillingError};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use tollgate_core::money::TokenUsage;
@@ -9,7 +9,7 @@ use tollgate_core::sql::SqlBuilder;
 
 /// How a call ended.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum UsageStatus {
     /// The provider answered in full.
@@ -30,15 +30,15 @@ impl UsageStatus {
     }
 }
 
-/// What a finished call reports to billing.
-#[derive(Debug, Clone)]
+/// What a finished call reports to billing (and the settlement journal keeps).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UsageEntry {
     pub request_id: String,
     pub api_key_id: Option<String>,
     pub model: String,
     pub provider: String,
     pub usage: TokenUsage,
-    /// The cost in the organization's unit (capped by the hold when charged).
+    /// The cost in the organization's unit, charged in full.
     pub cost: i64,
     pub list_cost_usd_micros: i64,
     pub byok: bool,
@@ -206,6 +206,7 @@ impl Billing {
         limit: i64,
         before: Option<&str>,
     ) -> Result<Vec<UsageRecord>, BillingError> {
+        self.committed_within(self.inner.options.db_timeout).await?;
         let mut query = filtered(USAGE_COLUMNS, organization_id, filter);
         if let Some(before) = before {
             query
@@ -234,6 +235,7 @@ impl Billing {
         after: i64,
         limit: i64,
     ) -> Result<(Vec<UsageRecord>, i64), BillingError> {
+        self.committed_within(self.inner.options.db_timeout).await?;
         let mut query = filtered(USAGE_COLUMNS, organization_id, filter);
         query
             .push(" AND id > ")
@@ -258,6 +260,7 @@ impl Billing {
         filter: &UsageFilter,
         group: UsageGroup,
     ) -> Result<Vec<UsageSummaryRow>, BillingError> {
+        self.committed_within(self.inner.options.db_timeout).await?;
         let expression = group.expression();
         let mut sql = String::from("SELECT ");
         sql.push_str(expression);

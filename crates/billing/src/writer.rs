@@ -1,215 +1,435 @@
-//! The settlement writer: commits the settlements of concurrent calls in
-//! one transaction (group commit), and returns idle leases while at it.
+//! The committer: writes journaled settlements to the database in batches
+//! (group commit), returns idle leases while at it, and never gives up on a
+//! settlement: a failing database is retried with backoff for as long as it
+//! takes, and a commit whose outcome is unknown is resolved by reading back
+//! its request ids (`usage_records.request_id` is unique), never by guessing.
 
-use crate::budgets::BudgetHold;
+use crate::BillingError;
+use crate::journal::{Journal, Orphan, Settlement};
 use crate::leases::LeaseBook;
 use crate::usage::UsageEntry;
-use crate::{Billing, BillingError};
 use sqlx::Row;
-use std::collections::BTreeMap;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tollgate_core::{Db, time};
 
-/// Settlements waiting for the writer, at most; callers wait beyond that.
-pub(crate) const QUEUE: usize = 8192;
 /// Settlements committed in one transaction, at most.
-const MAX_BATCH: usize = 512;
-/// Attempts at a batch before its callers are told it failed.
-const ATTEMPTS: u32 = 5;
+pub(crate) const MAX_BATCH: usize = 512;
+/// Longest wait for one batch's transaction before it counts as failed
+/// (its outcome is then read back): a vanished PostgreSQL never answers.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest pause between two attempts at a failing batch.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Attempts at a batch failing with an error that is not the database
+/// being away (so will not heal by waiting), before each of its
+/// settlements is tried alone.
+const PERMANENT_ATTEMPTS: u32 = 3;
 
 pub(crate) enum Job {
     Settle {
-        organization_id: String,
-        charged: i64,
-        entry: UsageEntry,
-        budget: Option<BudgetHold>,
-        done: oneshot::Sender<Result<(), String>>,
+        /// Boxed: a settlement is far larger than the other jobs.
+        settlement: Box<Settlement>,
+        /// The journal segment it was appended to; `None` if journaling failed.
+        segment: Option<u64>,
+        /// Sent once the settlement is durable: at once when journaled,
+        /// else after its commit.
+        ack: Option<oneshot::Sender<()>>,
     },
     /// A key budget's lease may have become idle: return it if so.
     NudgeBudget(String),
     /// An organization may have become idle: return its lease if so.
     Nudge(String),
-    /// Answered once everything queued before it is written.
+    /// Answered once everything queued before it is committed.
     Flush(oneshot::Sender<()>),
 }
 
-pub(crate) async fn run(
-    db: Db,
-    instance_id: String,
-    leases: Arc<LeaseBook>,
-    budget_leases: Arc<LeaseBook>,
-    lease_idle: Duration,
-    mut jobs: mpsc::Receiver<Job>,
-) {
+/// What the committer task works with.
+pub(crate) struct Committer {
+    pub db: Db,
+    pub instance_id: String,
+    pub leases: Arc<LeaseBook>,
+    pub budget_leases: Arc<LeaseBook>,
+    pub lease_idle: Duration,
+    pub journal: Option<Arc<Journal>>,
+    /// At most one commit per interval: later settlements join the next batch.
+    pub interval: Duration,
+}
+
+pub(crate) async fn run(committer: Committer, mut jobs: mpsc::UnboundedReceiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    let books = Books {
-        leases: &leases,
-        budget_leases: &budget_leases,
-    };
     while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        write_batch(&db, &instance_id, books, lease_idle, &mut batch).await;
+        committer.write_batch(&mut batch).await;
+        if !committer.interval.is_zero() {
+            tokio::time::sleep(committer.interval).await;
+        }
     }
 }
 
-struct Settlement<'a> {
-    charged: i64,
-    entry: &'a UsageEntry,
+/// Lease returns of this instance in one batch: of balances by
+/// organization, of key budgets by budget account.
+#[derive(Default)]
+pub(crate) struct Returns {
+    pub credits: HashMap<String, i64>,
+    pub budgets: BTreeMap<String, i64>,
 }
 
-/// This instance's leases: of organizations' balances, and of key budgets.
-#[derive(Clone, Copy)]
-struct Books<'a> {
-    leases: &'a LeaseBook,
-    budget_leases: &'a LeaseBook,
+impl Returns {
+    fn is_empty(&self) -> bool {
+        self.credits.values().all(|a| *a == 0) && self.budgets.values().all(|a| *a == 0)
+    }
 }
 
-async fn write_batch(
+impl Committer {
+    async fn write_batch(&self, batch: &mut Vec<Job>) {
+        let mut returns = Returns::default();
+        let mut settlements: Vec<&Settlement> = Vec::new();
+        for job in batch.iter() {
+            match job {
+                Job::Settle { settlement, .. } => {
+                    settlements.push(settlement.as_ref());
+                    if settlement.instance_id == self.instance_id {
+                        returns
+                            .credits
+                            .entry(settlement.organization_id.clone())
+                            .or_default();
+                    }
+                    if let Some(budget) = &settlement.budget {
+                        returns.budgets.entry(budget.account.clone()).or_default();
+                    }
+                }
+                Job::Nudge(org) => {
+                    returns.credits.entry(org.clone()).or_default();
+                }
+                Job::NudgeBudget(account) => {
+                    returns.budgets.entry(account.clone()).or_default();
+                }
+                Job::Flush(_) => {}
+            }
+        }
+        for (org, amount) in returns.credits.iter_mut() {
+            *amount = self.leases.take_idle_lease(org, self.lease_idle);
+        }
+        for (account, amount) in returns.budgets.iter_mut() {
+            *amount = self.budget_leases.take_idle_lease(account, self.lease_idle);
+        }
+        let skipped: HashSet<String> =
+            commit(&self.db, &self.instance_id, settlements, returns, false)
+                .await
+                .into_iter()
+                .map(|s| s.entry.request_id.clone())
+                .collect();
+        let mut by_segment: BTreeMap<u64, u64> = BTreeMap::new();
+        let mut acks = Vec::new();
+        let mut flushes = Vec::new();
+        for job in batch.drain(..) {
+            match job {
+                Job::Settle {
+                    settlement,
+                    segment,
+                    ack,
+                } => {
+                    // A skipped settlement stays in its segment, for the
+                    // next start's replay.
+                    if let Some(seq) = segment
+                        && !skipped.contains(&settlement.entry.request_id)
+                    {
+                        *by_segment.entry(seq).or_default() += 1;
+                    }
+                    acks.extend(ack);
+                }
+                Job::Flush(done) => flushes.push(done),
+                Job::Nudge(_) | Job::NudgeBudget(_) => {}
+            }
+        }
+        if let Some(journal) = &self.journal {
+            for (seq, n) in by_segment {
+                journal.committed(seq, n);
+            }
+        }
+        for done in acks.into_iter().chain(flushes) {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// Commits `settlements` (each exactly once) and this instance's lease
+/// `returns`, retrying for as long as the database is away. With
+/// `read_back`, settlements already in the database are left out first
+/// (replay). Returns the settlements that failed for good (logged): they
+/// stay in the journal.
+pub(crate) async fn commit<'s>(
     db: &Db,
     instance_id: &str,
-    books: Books<'_>,
-    lease_idle: Duration,
-    batch: &mut Vec<Job>,
-) {
-    let leases = books.leases;
-    // Per organization, in arrival order: its settlements, and the lease
-    // to return if nothing is in flight any more.
-    let mut orgs: Vec<&str> = Vec::new();
-    let mut settlements: HashMap<&str, Vec<Settlement<'_>>> = HashMap::new();
-    // Per budget account: (charged, returned).
-    let mut budgets: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
-    for job in batch.iter() {
-        let org = match job {
-            Job::Settle {
-                organization_id,
-                charged,
-                entry,
-                budget,
-                ..
-            } => {
-                if let Some(hold) = budget {
-                    budgets.entry(hold.account.as_str()).or_default().0 += *charged;
-                }
-                settlements
-                    .entry(organization_id)
-                    .or_default()
-                    .push(Settlement {
-                        charged: *charged,
-                        entry,
-                    });
-                organization_id.as_str()
-            }
-            Job::Nudge(org) => org.as_str(),
-            Job::NudgeBudget(account) => {
-                budgets.entry(account.as_str()).or_default();
-                continue;
-            }
-            Job::Flush(_) => continue,
-        };
-        if !orgs.contains(&org) {
-            orgs.push(org);
-        }
-    }
-    let returns: HashMap<&str, i64> = orgs
-        .iter()
-        .map(|org| (*org, leases.take_idle_lease(org, lease_idle)))
-        .collect();
-    for (account, (_, returned)) in budgets.iter_mut() {
-        *returned = books.budget_leases.take_idle_lease(account, lease_idle);
-    }
-
-    let mut outcome = Err(String::new());
+    mut pending: Vec<&'s Settlement>,
+    mut returns: Returns,
+    mut read_back: bool,
+) -> Vec<&'s Settlement> {
     let mut delay = Duration::from_millis(20);
-    for attempt in 1..=ATTEMPTS {
-        outcome = write(db, instance_id, &orgs, &settlements, &returns, &budgets)
+    let mut attempts = 0u32;
+    let mut warned = Instant::now();
+    loop {
+        if read_back {
+            match committed_request_ids(db, &pending).await {
+                Ok(committed) => {
+                    if !committed.is_empty() {
+                        pending.retain(|s| !committed.contains(&s.entry.request_id));
+                        // They were in the same transaction as the returns.
+                        returns = Returns::default();
+                    }
+                    read_back = false;
+                }
+                Err(e) => {
+                    warn_failing(&mut warned, attempts, &e.to_string());
+                    attempts += 1;
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(MAX_BACKOFF);
+                    continue;
+                }
+            }
+        }
+        if pending.is_empty() && returns.is_empty() {
+            return Vec::new();
+        }
+        let mut at_commit = false;
+        let outcome = tokio::time::timeout(
+            WRITE_TIMEOUT,
+            write(db, instance_id, &pending, &returns, &mut at_commit),
+        )
+        .await;
+        let (error, transient) = match outcome {
+            Ok(Ok(())) => {
+                if attempts > 0 {
+                    tracing::info!(attempts, "settlements written after the database came back");
+                }
+                return Vec::new();
+            }
+            Ok(Err(e)) => {
+                let transient = is_transient(&e);
+                (e.to_string(), transient)
+            }
+            Err(_) => {
+                at_commit = true;
+                ("the database did not answer in time".to_owned(), true)
+            }
+        };
+        if at_commit {
+            if pending.is_empty() {
+                // Nothing to read back: count the returns as done, the
+                // safe side (a lease left reserved is never overspent).
+                tracing::warn!(error = %error, "returning idle leases had an unknown outcome; counted as done");
+                return Vec::new();
+            }
+            read_back = true;
+        }
+        attempts += 1;
+        warn_failing(&mut warned, attempts, &error);
+        if !transient && attempts >= PERMANENT_ATTEMPTS {
+            return commit_one_by_one(db, instance_id, pending, returns).await;
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// A warning on the first failure, then one every ten seconds.
+fn warn_failing(warned: &mut Instant, attempts: u32, error: &str) {
+    if attempts == 0 || warned.elapsed() >= Duration::from_secs(10) {
+        *warned = Instant::now();
+        tracing::warn!(error = %error, attempts, "writing settlements failed; they are journaled and retried until the database takes them");
+    }
+}
+
+/// A batch that keeps failing for a reason other than the database being
+/// away: each settlement alone, so that one bad record cannot hold up the
+/// rest. Returns those that still fail.
+async fn commit_one_by_one<'s>(
+    db: &Db,
+    instance_id: &str,
+    pending: Vec<&'s Settlement>,
+    returns: Returns,
+) -> Vec<&'s Settlement> {
+    let mut failed = Vec::new();
+    let mut at_commit = false;
+    if let Err(e) = write(db, instance_id, &[], &returns, &mut at_commit).await {
+        tracing::error!(error = %e, "returning idle leases failed; they stay reserved until this instance stops");
+    }
+    for settlement in pending {
+        let one = [settlement];
+        let result = match committed_request_ids(db, &one).await {
+            Ok(done) if !done.is_empty() => Ok(()),
+            _ => write(db, instance_id, &one, &Returns::default(), &mut at_commit).await,
+        };
+        if let Err(e) = result {
+            tracing::error!(
+                error = %e,
+                request_id = %settlement.entry.request_id,
+                organization_id = %settlement.organization_id,
+                charged = settlement.charged,
+                "a settlement cannot be written; it stays in the journal and is retried at the next start"
+            );
+            failed.push(settlement);
+        }
+    }
+    failed
+}
+
+/// Errors that waiting heals: the database unreachable, restarting, busy,
+/// or a transaction that lost a deadlock or serialization race.
+fn is_transient(e: &BillingError) -> bool {
+    match e {
+        BillingError::Unavailable(_) => true,
+        BillingError::Db(e) => {
+            tollgate_core::db::is_unavailable(e)
+                || e.as_database_error()
+                    .and_then(|d| d.code().map(|c| c.into_owned()))
+                    .is_some_and(|c| matches!(c.as_str(), "40001" | "40P01" | "5" | "6" | "517"))
+        }
+        _ => false,
+    }
+}
+
+/// Which of `settlements` the database already has (by request id).
+async fn committed_request_ids(
+    db: &Db,
+    settlements: &[&Settlement],
+) -> Result<HashSet<String>, BillingError> {
+    let mut found = HashSet::new();
+    for chunk in settlements.chunks(ROWS_PER_INSERT) {
+        let sql = format!(
+            "SELECT request_id FROM usage_records WHERE request_id IN {}",
+            placeholders(1, chunk.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for s in chunk {
+            query = query.bind(&s.entry.request_id);
+        }
+        let rows = tokio::time::timeout(WRITE_TIMEOUT, query.fetch_all(db.pool()))
             .await
-            .map_err(|e| e.to_string());
-        match &outcome {
-            Ok(()) => break,
-            Err(e) if attempt < ATTEMPTS => {
-                tracing::warn!(error = %e, attempt, "writing settlements failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "writing settlements failed; their usage is lost and their leases stay reserved until this instance stops");
-                for (org, amount) in &returns {
-                    leases.restore_lease(org, *amount);
-                }
-                for (account, (_, returned)) in &budgets {
-                    books.budget_leases.restore_lease(account, *returned);
-                }
-            }
+            .map_err(|_| {
+                BillingError::Unavailable("the database did not answer in time".into())
+            })??;
+        for row in rows {
+            found.insert(row.try_get::<String, _>("request_id")?);
         }
     }
-    drop(settlements);
-    drop(budgets);
-    for job in batch.drain(..) {
-        match job {
-            Job::Settle { done, .. } => {
-                let _ = done.send(outcome.clone());
-            }
-            Job::Flush(done) => {
-                let _ = done.send(());
-            }
-            Job::Nudge(_) | Job::NudgeBudget(_) => {}
+    Ok(found)
+}
+
+/// Replays the journals of dead instances: commits every settlement the
+/// database does not have yet, then deletes the journal. Runs before this
+/// instance returns any lease, so that a dead instance's settlements are
+/// charged to its lease while it is still reserved.
+pub(crate) async fn replay(
+    db: &Db,
+    instance_id: &str,
+    orphans: Vec<Orphan>,
+) -> Result<usize, BillingError> {
+    let mut replayed = 0;
+    for orphan in orphans {
+        let settlements = orphan.settlements()?;
+        let mut failed = 0;
+        for chunk in settlements.chunks(MAX_BATCH) {
+            let before = chunk.len();
+            let refs: Vec<&Settlement> = chunk.iter().collect();
+            let left = commit(db, instance_id, refs, Returns::default(), true).await;
+            failed += left.len();
+            replayed += before - left.len();
         }
+        if failed > 0 {
+            tracing::error!(
+                instance_id = %orphan.instance_id,
+                failed,
+                "some journaled settlements could not be written; the journal is kept for the next start"
+            );
+            continue;
+        }
+        if !settlements.is_empty() {
+            tracing::info!(instance_id = %orphan.instance_id, settlements = settlements.len(), "replayed the settlement journal of an earlier instance");
+        }
+        orphan.remove()?;
     }
+    Ok(replayed)
 }
 
 async fn write(
     db: &Db,
     instance_id: &str,
-    orgs: &[&str],
-    settlements: &HashMap<&str, Vec<Settlement<'_>>>,
-    returns: &HashMap<&str, i64>,
-    budgets: &BTreeMap<&str, (i64, i64)>,
+    settlements: &[&Settlement],
+    returns: &Returns,
+    at_commit: &mut bool,
 ) -> Result<(), BillingError> {
     let now = time::now_millis();
+    // Per (lease holder, organization), in arrival order.
+    let mut keys: Vec<(&str, &str)> = Vec::new();
+    let mut calls: HashMap<(&str, &str), Vec<&Settlement>> = HashMap::new();
+    for s in settlements {
+        let key = (s.instance_id.as_str(), s.organization_id.as_str());
+        let list = calls.entry(key).or_default();
+        if list.is_empty() {
+            keys.push(key);
+        }
+        list.push(s);
+    }
+    for (org, amount) in &returns.credits {
+        let key = (instance_id, org.as_str());
+        if *amount != 0 && !calls.contains_key(&key) {
+            calls.insert(key, Vec::new());
+            keys.push(key);
+        }
+    }
+    // Per (budget account, lease holder): (charged, from lease, returned).
+    let mut budgets: BTreeMap<(&str, &str), (i64, i64, i64)> = BTreeMap::new();
+    for s in settlements {
+        if let Some(b) = &s.budget {
+            let e = budgets
+                .entry((b.account.as_str(), s.instance_id.as_str()))
+                .or_default();
+            e.0 += s.charged;
+            e.1 += b.from_lease;
+        }
+    }
+    for (account, amount) in &returns.budgets {
+        if *amount != 0 {
+            budgets
+                .entry((account.as_str(), instance_id))
+                .or_default()
+                .2 += amount;
+        }
+    }
+
     let mut ledger: Vec<LedgerRow<'_>> = Vec::new();
     let mut usage: Vec<UsageRow<'_>> = Vec::new();
     let mut tx = db.pool().begin().await?;
-    for org in orgs {
-        let calls = settlements.get(org).map(Vec::as_slice).unwrap_or(&[]);
+    for key in &keys {
+        let (holder, org) = *key;
+        let calls = calls.get(key).map(Vec::as_slice).unwrap_or(&[]);
         let charged: i64 = calls.iter().map(|s| s.charged).sum();
-        let returned = returns.get(org).copied().unwrap_or(0);
+        let from_lease: i64 = calls.iter().map(|s| s.from_lease).sum();
+        let returned = if holder == instance_id {
+            returns.credits.get(org).copied().unwrap_or(0)
+        } else {
+            0
+        };
         if calls.is_empty() && returned == 0 {
             continue;
         }
-        // The write comes first so SQLite takes its write lock at once.
-        let row = sqlx::query(
-            "UPDATE credit_accounts SET balance = balance - $1, reserved = reserved - $2, updated_at = $3 \
-             WHERE organization_id = $4 RETURNING balance",
-        )
-        .bind(charged)
-        .bind(charged + returned)
-        .bind(now)
-        .bind(org)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let balance: i64 = match row {
-            Some(row) => row.try_get("balance")?,
-            // No account (never granted credits): only calls that cost
-            // nothing, such as BYOK calls without a fee, get here; they
-            // leave a usage record and no ledger row.
-            None if charged == 0 && returned == 0 => 0,
-            None => return Err(sqlx::Error::RowNotFound.into()),
-        };
+        let balance =
+            charge_account(&mut tx, holder, org, charged, from_lease + returned, now).await?;
         sqlx::query(
             "UPDATE credit_leases SET amount = amount - $1, updated_at = $2 \
              WHERE instance_id = $3 AND organization_id = $4",
         )
-        .bind(charged + returned)
+        .bind(from_lease + returned)
         .bind(now)
-        .bind(instance_id)
+        .bind(holder)
         .bind(org)
         .execute(&mut *tx)
         .await?;
         if returned > 0 {
             sqlx::query("DELETE FROM credit_leases WHERE instance_id = $1 AND organization_id = $2 AND amount = 0")
-                .bind(instance_id)
+                .bind(holder)
                 .bind(org)
                 .execute(&mut *tx)
                 .await?;
@@ -229,15 +449,57 @@ async fn write(
             usage.push(UsageRow {
                 org,
                 charged: call.charged,
-                entry: call.entry,
+                entry: &call.entry,
             });
         }
     }
-    crate::budgets::apply(&mut tx, instance_id, budgets, now).await?;
+    crate::budgets::apply(&mut tx, &budgets, now).await?;
     insert_ledger_rows(&mut tx, &ledger, now).await?;
     insert_usage_rows(&mut tx, &usage, now).await?;
+    *at_commit = true;
     tx.commit().await?;
     Ok(())
+}
+
+/// Lowers the organization's balance by `charged` and its `reserved` by
+/// `unreserve`, the part that came out of `holder`'s lease. If that lease
+/// is gone (returned by another instance after `holder` died), it no longer
+/// counts in `reserved`: only the balance changes. Returns the new balance.
+async fn charge_account(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    holder: &str,
+    org: &str,
+    charged: i64,
+    unreserve: i64,
+    now: i64,
+) -> Result<i64, BillingError> {
+    for _ in 0..2 {
+        // The write comes first so SQLite takes its write lock at once.
+        let row = sqlx::query(
+            "UPDATE credit_accounts SET balance = balance - $1, \
+             reserved = reserved - CASE WHEN EXISTS (SELECT 1 FROM credit_leases \
+             WHERE instance_id = $5 AND organization_id = $4) THEN $2 ELSE 0 END, updated_at = $3 \
+             WHERE organization_id = $4 RETURNING balance",
+        )
+        .bind(charged)
+        .bind(unreserve)
+        .bind(now)
+        .bind(org)
+        .bind(holder)
+        .fetch_optional(&mut **tx)
+        .await?;
+        match row {
+            Some(row) => return Ok(row.try_get("balance")?),
+            // No account (never granted credits): only calls that cost
+            // nothing, such as BYOK calls without a fee, get here; they
+            // leave a usage record and no ledger row.
+            None if charged == 0 => return Ok(0),
+            // A charge beyond any hold on an organization without an
+            // account: it is owed all the same, so the account is opened.
+            None => crate::accounts::ensure_account(&mut **tx, org, now).await?,
+        }
+    }
+    Err(sqlx::Error::RowNotFound.into())
 }
 
 struct LedgerRow<'a> {
@@ -389,63 +651,6 @@ async fn insert_usage_rows(
         query.execute(&mut **tx).await?;
     }
     Ok(())
-}
-
-impl Billing {
-    /// Charges a finished call: its real cost, never more than its hold, out
-    /// of this instance's lease; the balance, the ledger row and the usage
-    /// record are committed together before this returns. Returns the
-    /// amount charged.
-    pub async fn settle(&self, hold: crate::Hold, entry: UsageEntry) -> Result<i64, BillingError> {
-        let organization_id = hold.organization_id.clone();
-        let held = hold.amount;
-        let budget = hold.consume();
-        let charged = entry.cost.clamp(0, held);
-        self.inner.release(&organization_id, held, charged);
-        if let Some(budget) = &budget {
-            self.inner.release_budget(budget, charged);
-        }
-        let (done, committed) = oneshot::channel();
-        self.inner
-            .writer
-            .send(Job::Settle {
-                organization_id,
-                charged,
-                entry,
-                budget,
-                done,
-            })
-            .await
-            .map_err(|_| BillingError::ShutDown)?;
-        committed
-            .await
-            .map_err(|_| BillingError::ShutDown)?
-            .map_err(BillingError::SettlementFailed)?;
-        Ok(charged)
-    }
-
-    /// Gives back a hold unused (the call failed and cost nothing), and
-    /// waits until an idle lease is returned to the balance.
-    pub async fn release(&self, hold: crate::Hold) -> Result<(), BillingError> {
-        let organization_id = hold.organization_id.clone();
-        let held = hold.amount;
-        if let Some(budget) = hold.consume() {
-            self.inner.release_budget(&budget, 0);
-        }
-        self.inner.release(&organization_id, held, 0);
-        self.flush().await
-    }
-
-    /// Waits until every settlement queued so far is written.
-    pub async fn flush(&self) -> Result<(), BillingError> {
-        let (done, flushed) = oneshot::channel();
-        self.inner
-            .writer
-            .send(Job::Flush(done))
-            .await
-            .map_err(|_| BillingError::ShutDown)?;
-        flushed.await.map_err(|_| BillingError::ShutDown)
-    }
 }
 
 #[cfg(test)]

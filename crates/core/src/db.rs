@@ -16,6 +16,9 @@ use std::time::Duration;
 /// no pause in it.
 const INLINE_CHECKPOINT_PAGES: u32 = 10_000;
 
+/// Longest wait of [`Db::ping`]: under the second a readiness probe waits.
+pub const PING_TIMEOUT: Duration = Duration::from_millis(800);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -53,6 +56,17 @@ impl Db {
     /// Connects to `url`. A SQLite file is created when missing and put in
     /// WAL mode, so readers never wait for the writer.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Db, DbError> {
+        Self::connect_with(url, max_connections, Duration::from_secs(10)).await
+    }
+
+    /// Like [`Db::connect`], waiting at most `acquire_timeout` for a
+    /// connection: when the database is away, a caller fails after that
+    /// instead of waiting for it.
+    pub async fn connect_with(
+        url: &str,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> Result<Db, DbError> {
         install_default_drivers();
         let backend = backend_of(url)?;
         let url = match backend {
@@ -64,7 +78,7 @@ impl Db {
         };
         let options = AnyPoolOptions::new()
             .max_connections(max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(10));
+            .acquire_timeout(acquire_timeout);
         let options = match backend {
             // A SQLite file does not go stale as a server connection can:
             // no ping (a round trip to SQLite's worker thread) before each use.
@@ -163,9 +177,11 @@ impl Db {
         self.backend
     }
 
-    /// Whether the database answers, for `/ready`.
+    /// Whether the database answers, for `/ready`: within [`PING_TIMEOUT`],
+    /// so that a probe gets its answer in time when the database is away.
     pub async fn ping(&self) -> bool {
-        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+        let ping = sqlx::query("SELECT 1").execute(&self.pool);
+        matches!(tokio::time::timeout(PING_TIMEOUT, ping).await, Ok(Ok(_)))
     }
 
     pub async fn close(&self) {
@@ -239,6 +255,24 @@ pub fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
         .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or_default();
     (!path.is_empty() && !path.contains(":memory:")).then(|| std::path::PathBuf::from(path))
+}
+
+/// Whether an error means the database is unreachable or not serving
+/// (connection lost or refused, pool timed out, server shutting down or
+/// out of connections): worth a 503 and a retry, not a 500.
+pub fn is_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            c.starts_with("08") || c.starts_with("57P") || c == "53300" || c == "53400"
+        }),
+        _ => false,
+    }
 }
 
 /// Whether an error is a unique-constraint violation (mapped to 409 by the API).

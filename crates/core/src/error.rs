@@ -35,6 +35,8 @@ pub enum ErrorCode {
     WebhookNotConfigured,
     SignInDisabled,
     ProviderTimeout,
+    /// A dependency (the database) is unreachable for now: retry shortly.
+    ServiceUnavailable,
 }
 
 impl ErrorCode {
@@ -70,6 +72,7 @@ impl ErrorCode {
             WebhookNotConfigured => "webhook_not_configured",
             SignInDisabled => "sign_in_disabled",
             ProviderTimeout => "provider_timeout",
+            ServiceUnavailable => "service_unavailable",
         }
     }
 
@@ -98,7 +101,9 @@ impl ErrorCode {
             ProviderError | StreamInterrupted | NoProviderAvailable | ProviderTimeout => {
                 "provider_error"
             }
-            MasterKeyRotated | WebhookNotConfigured | SignInDisabled => "server_error",
+            MasterKeyRotated | WebhookNotConfigured | SignInDisabled | ServiceUnavailable => {
+                "server_error"
+            }
         }
     }
 
@@ -122,7 +127,11 @@ impl ErrorCode {
             RateLimitExceeded | ProviderRateLimited | TooManySignIns => 429,
             InternalError => 500,
             ProviderError | StreamInterrupted => 502,
-            NoProviderAvailable | MasterKeyRotated | WebhookNotConfigured | SignInDisabled => 503,
+            NoProviderAvailable
+            | MasterKeyRotated
+            | WebhookNotConfigured
+            | SignInDisabled
+            | ServiceUnavailable => 503,
             ProviderTimeout => 504,
         }
     }

@@ -50,6 +50,16 @@ impl GatewayError {
         )
     }
 
+    /// The database is out of reach: a 503 the client may retry shortly.
+    pub fn service_unavailable(cause: impl std::fmt::Display) -> Self {
+        tracing::debug!(error = %cause, "database unavailable");
+        Self::new(
+            ErrorCode::ServiceUnavailable,
+            "the service is temporarily unavailable; retry shortly",
+        )
+        .with_retry_after(1)
+    }
+
     pub fn with_retry_after(mut self, seconds: u64) -> Self {
         self.retry_after = Some(seconds);
         self
@@ -139,9 +149,14 @@ impl From<BillingError> for GatewayError {
                 ErrorCode::Conflict,
                 "idempotency_key was already used with a different request body",
             ),
-            BillingError::SettlementFailed(_) | BillingError::ShutDown | BillingError::Db(_) => {
-                GatewayError::internal(e)
+            BillingError::Unavailable(_) => GatewayError::service_unavailable(e),
+            BillingError::Db(ref db) if tollgate_core::db::is_unavailable(db) => {
+                GatewayError::service_unavailable(e)
             }
+            BillingError::SettlementFailed(_)
+            | BillingError::ShutDown
+            | BillingError::Journal(_)
+            | BillingError::Db(_) => GatewayError::internal(e),
         }
     }
 }

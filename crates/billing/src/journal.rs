@@ -1,0 +1,469 @@
+//! The settlement journal: makes a settlement durable against a killed
+//! process without a database round trip, so that an answer never waits
+//! for the database.
+//!
+//! `settle` hands its [`Settlement`] to one writer thread, which appends
+//! every settlement waiting at that moment with a single `write(2)` (group
+//! append) and acknowledges them: once in the page cache, a record survives
+//! a `kill -9` of the process. A second thread `fdatasync`s the journal
+//! every [`FSYNC_INTERVAL`], which bounds what a power or disk loss can take.
+//! The writer thread then passes the settlements on to the committer
+//! (`writer`), which writes them to the database in batches.
+//!
+//! The journal is a series of segments, `<instance>.<seq>.journal`, one JSON
+//! settlement per line. A segment is deleted once it is closed (the writer
+//! moved to the next one) and every settlement in it is committed, so the
+//! journal holds only what the database does not have yet (plus at most one
+//! segment). Each running instance holds an exclusive lock on
+//! `<instance>.lock`; at start, an instance replays the segments of every
+//! instance whose lock it can take (that instance is dead), committing each
+//! settlement the database does not have yet, read back by request id.
+
+use crate::usage::UsageEntry;
+use crate::writer::Job;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak, mpsc};
+use std::time::Duration;
+
+/// How often written records are forced to the disk: what a power or disk
+/// failure can lose at most (records written to the page cache since).
+pub const FSYNC_INTERVAL: Duration = Duration::from_millis(200);
+/// A segment past this size is closed and a new one begun.
+const SEGMENT_BYTES: u64 = 4 * 1024 * 1024;
+/// Settlements appended with one write, at most.
+const MAX_APPEND: usize = 4096;
+
+/// One settled call, as journaled and as committed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Settlement {
+    /// The instance whose lease the call held from.
+    pub instance_id: String,
+    pub organization_id: String,
+    /// The whole charge: the provider's usage, priced, even beyond the hold.
+    pub charged: i64,
+    /// The part of `charged` taken out of the lease (the rest lowers the
+    /// balance beyond what was set aside).
+    pub from_lease: i64,
+    pub budget: Option<BudgetCharge>,
+    pub entry: UsageEntry,
+}
+
+/// What a settlement charges to its key's budget: the whole charge, of
+/// which `from_lease` out of this instance's budget lease.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct BudgetCharge {
+    pub account: String,
+    pub from_lease: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("settlement journal in {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
+    move |source| JournalError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Appended and committed settlements per segment, to know when one may go.
+#[derive(Default)]
+struct Segments {
+    /// seq → (appended, committed, closed)
+    by_seq: BTreeMap<u64, (u64, u64, bool)>,
+}
+
+/// This instance's journal: where it writes, and what is committed.
+pub(crate) struct Journal {
+    dir: PathBuf,
+    instance_id: String,
+    segments: Mutex<Segments>,
+    /// The segment being written, for the fsync thread.
+    current: Mutex<Option<File>>,
+    dirty: AtomicBool,
+    /// Held for the life of the instance: tells others it is alive.
+    _lock: File,
+}
+
+impl Journal {
+    /// Creates the directory and takes this instance's lock.
+    pub fn open(dir: &Path, instance_id: &str) -> Result<Journal, JournalError> {
+        std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+        let lock_path = dir.join(format!("{instance_id}.lock"));
+        let lock = File::create(&lock_path).map_err(io_error(&lock_path))?;
+        lock.try_lock().map_err(|e| JournalError::Io {
+            path: lock_path.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        Ok(Journal {
+            dir: dir.to_owned(),
+            instance_id: instance_id.to_owned(),
+            segments: Mutex::new(Segments::default()),
+            current: Mutex::new(None),
+            dirty: AtomicBool::new(false),
+            _lock: lock,
+        })
+    }
+
+    fn segment_path(&self, seq: u64) -> PathBuf {
+        segment_path(&self.dir, &self.instance_id, seq)
+    }
+
+    fn segments(&self) -> std::sync::MutexGuard<'_, Segments> {
+        self.segments
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Counts `n` settlements of segment `seq` as committed; deletes the
+    /// segment if it is closed and all of it is committed.
+    pub fn committed(&self, seq: u64, n: u64) {
+        let done = {
+            let mut segments = self.segments();
+            let Some(entry) = segments.by_seq.get_mut(&seq) else {
+                return;
+            };
+            entry.1 += n;
+            let done = entry.2 && entry.1 >= entry.0;
+            if done {
+                segments.by_seq.remove(&seq);
+            }
+            done
+        };
+        if done {
+            self.remove_segment(seq);
+        }
+    }
+
+    fn appended(&self, seq: u64, n: u64) {
+        self.segments().by_seq.entry(seq).or_default().0 += n;
+    }
+
+    /// Closes segment `seq`: deleted now if all of it is committed.
+    fn close(&self, seq: u64) {
+        let done = {
+            let mut segments = self.segments();
+            let entry = segments.by_seq.entry(seq).or_default();
+            entry.2 = true;
+            let done = entry.1 >= entry.0;
+            if done {
+                segments.by_seq.remove(&seq);
+            }
+            done
+        };
+        if done {
+            self.remove_segment(seq);
+        }
+    }
+
+    fn remove_segment(&self, seq: u64) {
+        let path = self.segment_path(seq);
+        if let Err(e) = std::fs::remove_file(&path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %path.display(), error = %e, "removing a committed journal segment failed");
+        }
+    }
+
+    /// Whether every appended settlement is committed.
+    pub fn all_committed(&self) -> bool {
+        self.segments().by_seq.values().all(|(a, c, _)| c >= a)
+    }
+
+    /// On a clean stop with everything committed: removes what is left
+    /// (the open segment and the lock file).
+    pub fn remove_if_all_committed(&self) {
+        if !self.all_committed() {
+            return;
+        }
+        let seqs: Vec<u64> = std::mem::take(&mut self.segments().by_seq)
+            .into_keys()
+            .collect();
+        for seq in seqs {
+            self.remove_segment(seq);
+        }
+        let _ = std::fs::remove_file(self.dir.join(format!("{}.lock", self.instance_id)));
+    }
+}
+
+pub(crate) fn segment_path(dir: &Path, instance_id: &str, seq: u64) -> PathBuf {
+    dir.join(format!("{instance_id}.{seq:08}.journal"))
+}
+
+/// Starts the writer and fsync threads. Jobs sent to the returned sender
+/// are journaled (settlements) and passed on to `committer` in order.
+pub(crate) fn start(
+    journal: Arc<Journal>,
+    committer: tokio::sync::mpsc::UnboundedSender<Job>,
+) -> Result<mpsc::Sender<Job>, JournalError> {
+    let (tx, rx) = mpsc::channel::<Job>();
+    let weak = Arc::downgrade(&journal);
+    std::thread::Builder::new()
+        .name("tollgate-journal".into())
+        .spawn(move || write_loop(&journal, &rx, &committer))
+        .map_err(io_error(Path::new("thread")))?;
+    std::thread::Builder::new()
+        .name("tollgate-journal-fsync".into())
+        .spawn(move || fsync_loop(&weak))
+        .map_err(io_error(Path::new("thread")))?;
+    Ok(tx)
+}
+
+fn fsync_loop(journal: &Weak<Journal>) {
+    loop {
+        std::thread::sleep(FSYNC_INTERVAL);
+        let Some(journal) = journal.upgrade() else {
+            return;
+        };
+        if !journal.dirty.swap(false, Ordering::AcqRel) {
+            continue;
+        }
+        let file = journal
+            .current
+            .lock()
+            .ok()
+            .and_then(|f| f.as_ref().and_then(|f| f.try_clone().ok()));
+        if let Some(file) = file
+            && let Err(e) = file.sync_data()
+        {
+            tracing::warn!(error = %e, "syncing the settlement journal failed");
+        }
+    }
+}
+
+/// The segment being appended to.
+struct Open {
+    seq: u64,
+    file: File,
+    bytes: u64,
+}
+
+fn open_segment(journal: &Journal, seq: u64) -> std::io::Result<Open> {
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(journal.segment_path(seq))?;
+    if let Ok(mut current) = journal.current.lock() {
+        *current = file.try_clone().ok();
+    }
+    Ok(Open {
+        seq,
+        file,
+        bytes: 0,
+    })
+}
+
+fn write_loop(
+    journal: &Journal,
+    jobs: &mpsc::Receiver<Job>,
+    committer: &tokio::sync::mpsc::UnboundedSender<Job>,
+) {
+    let mut open: Option<Open> = None;
+    let mut next_seq = 0;
+    let mut batch: Vec<Job> = Vec::with_capacity(64);
+    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    while let Ok(first) = jobs.recv() {
+        batch.push(first);
+        while batch.len() < MAX_APPEND
+            && let Ok(job) = jobs.try_recv()
+        {
+            batch.push(job);
+        }
+        buf.clear();
+        let mut records = 0;
+        for job in &batch {
+            if let Job::Settle { settlement, .. } = job
+                && serde_json::to_writer(&mut buf, settlement).is_ok()
+            {
+                buf.push(b'\n');
+                records += 1;
+            }
+        }
+        let written = if records == 0 {
+            None
+        } else {
+            append(journal, &mut open, &mut next_seq, &buf)
+        };
+        if let Some(seq) = written {
+            journal.appended(seq, records);
+            journal.dirty.store(true, Ordering::Release);
+        }
+        for mut job in batch.drain(..) {
+            if let (Job::Settle { segment, ack, .. }, Some(seq)) = (&mut job, written) {
+                *segment = Some(seq);
+                if let Some(ack) = ack.take() {
+                    let _ = ack.send(());
+                }
+            }
+            // Unjournaled settlements keep their ack: the committer sends it
+            // after their commit (the answer waits for the database instead).
+            if committer.send(job).is_err() {
+                return;
+            }
+        }
+        if let Some(o) = &open
+            && o.bytes >= SEGMENT_BYTES
+        {
+            let seq = o.seq;
+            open = None;
+            journal.close(seq);
+        }
+    }
+}
+
+/// Appends `buf` to the open segment (opening one if needed); returns the
+/// segment's number, or `None` when the write failed.
+fn append(
+    journal: &Journal,
+    open: &mut Option<Open>,
+    next_seq: &mut u64,
+    buf: &[u8],
+) -> Option<u64> {
+    if open.is_none() {
+        match open_segment(journal, *next_seq) {
+            Ok(o) => {
+                *next_seq += 1;
+                *open = Some(o);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "opening the settlement journal failed; settlements wait for their commit instead");
+                return None;
+            }
+        }
+    }
+    let o = open.as_mut()?;
+    match o.file.write_all(buf) {
+        Ok(()) => {
+            o.bytes += buf.len() as u64;
+            Some(o.seq)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "writing the settlement journal failed; settlements wait for their commit instead");
+            // A partial line may be left: start a new segment; replay skips
+            // lines that do not parse.
+            let seq = o.seq;
+            *open = None;
+            journal.close(seq);
+            None
+        }
+    }
+}
+
+/// The journal of a dead instance, found at start.
+pub(crate) struct Orphan {
+    pub instance_id: String,
+    pub segments: Vec<PathBuf>,
+    /// Held until the orphan is replayed and removed.
+    lock: Option<File>,
+    lock_path: PathBuf,
+}
+
+impl Orphan {
+    /// Every settlement in the orphan's segments, in order. A line that
+    /// does not parse (torn by a crash mid-write) is skipped.
+    pub fn settlements(&self) -> Result<Vec<Settlement>, JournalError> {
+        let mut out = Vec::new();
+        for path in &self.segments {
+            let file = File::open(path).map_err(io_error(path))?;
+            for line in std::io::BufReader::new(file).split(b'\n') {
+                let line = line.map_err(io_error(path))?;
+                if line.is_empty() {
+                    continue;
+                }
+                match serde_json::from_slice::<Settlement>(&line) {
+                    Ok(s) => out.push(s),
+                    Err(e) => tracing::warn!(
+                        path = %path.display(),
+                        error = %e,
+                        "skipping a torn settlement journal line"
+                    ),
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes the replayed segments, then the lock.
+    pub fn remove(mut self) -> Result<(), JournalError> {
+        for path in &self.segments {
+            match std::fs::remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_error(path)(e)),
+            }
+        }
+        let _ = std::fs::remove_file(&self.lock_path);
+        self.lock.take();
+        Ok(())
+    }
+}
+
+/// The journals in `dir` of instances other than `own` that are not alive
+/// (their lock can be taken), each locked for the caller.
+pub(crate) fn orphans(dir: &Path, own: &str) -> Result<Vec<Orphan>, JournalError> {
+    let mut by_instance: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_error(dir)(e)),
+    };
+    for entry in entries {
+        let path = entry.map_err(io_error(dir))?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        // A lock file without segments (a killed instance that had
+        // journaled nothing) is cleaned up like any other orphan.
+        if let Some(instance) = name.strip_suffix(".lock") {
+            if instance != own {
+                by_instance.entry(instance.to_owned()).or_default();
+            }
+            continue;
+        }
+        let Some(stem) = name.strip_suffix(".journal") else {
+            continue;
+        };
+        let Some((instance, _seq)) = stem.rsplit_once('.') else {
+            continue;
+        };
+        if instance != own {
+            by_instance
+                .entry(instance.to_owned())
+                .or_default()
+                .push(path.clone());
+        }
+    }
+    let mut orphans = Vec::new();
+    for (instance_id, mut segments) in by_instance {
+        let lock_path = dir.join(format!("{instance_id}.lock"));
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_error(&lock_path))?;
+        if lock.try_lock().is_err() {
+            continue; // alive: it commits its own journal
+        }
+        // Zero-padded numbers: the names sort in append order.
+        segments.sort();
+        orphans.push(Orphan {
+            instance_id,
+            segments,
+            lock: Some(lock),
+            lock_path,
+        });
+    }
+    Ok(orphans)
+}

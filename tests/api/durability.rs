@@ -1,0 +1,485 @@
+//! Settlements never wait on the database and survive what a data centre
+//! does to it (issues 11 and 16): a gateway killed with SIGKILL under load,
+//! and PostgreSQL cut off or blackholed through a proxy the test controls.
+//! After each, the money invariants hold: every answered call is billed
+//! exactly once, the ledger sums to the balance, no balance went below its
+//! overdraft limit (0), and `reserved` is back to 0 when idle.
+
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use tollgate_tests::binary::GatewayProcess;
+use tollgate_tests::chaos::{ChaosProxy, Mode};
+use tollgate_tests::tempdir::TempDir;
+use tollgate_tests::{
+    ADMIN_TOKEN, Backend, DEFAULT_CONFIG, MockProvider, TestDatabase, chat_body, client,
+    test_backend, test_master_key,
+};
+
+/// A database, a mock provider and the settings of the gateway processes.
+struct Setup {
+    dir: TempDir,
+    mock: MockProvider,
+    db: TestDatabase,
+    envs: Vec<(String, String)>,
+    http: reqwest::Client,
+}
+
+impl Setup {
+    async fn new(extra: &[(&str, &str)]) -> Setup {
+        let mock = MockProvider::start().await;
+        let dir = TempDir::new();
+        let db = TestDatabase::create(&dir.0).await;
+        let config = dir.0.join("tollgate.yaml");
+        std::fs::write(&config, DEFAULT_CONFIG.replace("{MOCK}", &mock.base_url())).unwrap();
+        let mut envs = vec![
+            ("DATABASE_URL".to_owned(), db.url.clone()),
+            ("TOLLGATE_CONFIG".to_owned(), config.display().to_string()),
+            ("TOLLGATE_ADMIN_TOKEN".to_owned(), ADMIN_TOKEN.to_owned()),
+            (
+                "TOLLGATE_MASTER_KEY".to_owned(),
+                test_master_key().expose_secret().to_owned(),
+            ),
+        ];
+        for (k, v) in extra {
+            envs.retain(|(name, _)| name != k);
+            envs.push(((*k).to_owned(), (*v).to_owned()));
+        }
+        Setup {
+            dir,
+            mock,
+            db,
+            envs,
+            http: client(),
+        }
+    }
+
+    /// A setup whose gateways reach PostgreSQL through a proxy the test
+    /// controls, with `lease_idle_ms`; `None` (skipped) on SQLite.
+    async fn through_postgres_proxy(lease_idle_ms: &str) -> Option<(Setup, ChaosProxy)> {
+        if test_backend() == Backend::Sqlite {
+            eprintln!("skipped on SQLite: database faults need PostgreSQL through a proxy");
+            return None;
+        }
+        let proxy = ChaosProxy::start("127.0.0.1:5432".parse().unwrap()).await;
+        let mut setup = Setup::new(&[("TOLLGATE_LEASE_IDLE_MS", lease_idle_ms)]).await;
+        let proxied = setup
+            .db
+            .url
+            .replace("127.0.0.1:5432", &proxy.addr.to_string());
+        setup.envs.retain(|(k, _)| k != "DATABASE_URL");
+        setup.envs.push(("DATABASE_URL".to_owned(), proxied));
+        Some((setup, proxy))
+    }
+
+    /// A gateway process in the setup's directory (so every process of a
+    /// test shares one data directory, and so one journal directory).
+    async fn gateway(&self) -> GatewayProcess {
+        let envs: Vec<(&str, &str)> = self
+            .envs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        GatewayProcess::serve(&self.dir.0, &envs).await
+    }
+
+    async fn admin_post(&self, gw: &str, path: &str, body: Value) -> Value {
+        let response = self
+            .http
+            .post(format!("{gw}{path}"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
+        response.json().await.unwrap()
+    }
+
+    /// An organization in `requests` mode (each call costs exactly 1) with
+    /// `credits`, and a key: `(org, key)`.
+    async fn funded_org(&self, gw: &str, credits: i64) -> (String, String) {
+        let org = self
+            .admin_post(
+                gw,
+                "/api/v1/organizations",
+                json!({"name": "Acme", "billing_mode": "requests"}),
+            )
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        self.admin_post(
+            gw,
+            &format!("/api/v1/organizations/{org}/credits/grants"),
+            json!({"amount": credits}),
+        )
+        .await;
+        let key = self
+            .admin_post(
+                gw,
+                &format!("/api/v1/organizations/{org}/api-keys"),
+                json!({"name": "chaos"}),
+            )
+            .await["key"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        (org, key)
+    }
+
+    async fn ready(&self, gw: &str) -> u16 {
+        let response = self.http.get(format!("{gw}/ready")).send().await.unwrap();
+        response.status().as_u16()
+    }
+
+    async fn chat(&self, gw: &str, key: &str) -> Result<reqwest::Response, reqwest::Error> {
+        self.http
+            .post(format!("{gw}/v1/chat/completions"))
+            .bearer_auth(key)
+            .json(&chat_body("gpt-4o-mini"))
+            .timeout(Duration::from_secs(20))
+            .send()
+            .await
+    }
+}
+
+/// The organization's books, read from the database itself.
+#[derive(Debug)]
+struct Books {
+    balance: i64,
+    reserved: i64,
+    ledger_sum: i64,
+    /// The lowest balance any ledger row recorded.
+    lowest_balance: i64,
+    /// Request ids of the usage records, and of the ledger's usage rows.
+    usage: Vec<String>,
+    ledger_usage: Vec<String>,
+}
+
+/// One column of the rows `sql` selects for the organization (`$1`).
+async fn column<T>(pool: &sqlx::AnyPool, sql: &str, org: &str) -> Vec<T>
+where
+    T: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any> + Send + Unpin,
+{
+    sqlx::query_scalar::<_, T>(sql)
+        .bind(org)
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+async fn books(database_url: &str, org: &str) -> Books {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(database_url)
+        .await
+        .unwrap();
+    let pool = &pool;
+    let one = |sql| async move { column::<i64>(pool, sql, org).await[0] };
+    let ids = |sql| column::<String>(pool, sql, org);
+    let books = Books {
+        balance: one("SELECT balance FROM credit_accounts WHERE organization_id = $1").await,
+        reserved: one("SELECT reserved FROM credit_accounts WHERE organization_id = $1").await,
+        ledger_sum: one(
+            "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger_entries WHERE organization_id = $1",
+        )
+        .await,
+        lowest_balance: one(
+            "SELECT CAST(COALESCE(MIN(balance_after), 0) AS BIGINT) FROM ledger_entries WHERE organization_id = $1",
+        )
+        .await,
+        usage: ids("SELECT request_id FROM usage_records WHERE organization_id = $1").await,
+        ledger_usage: ids(
+            "SELECT request_id FROM ledger_entries WHERE organization_id = $1 AND kind = 'usage'",
+        )
+        .await,
+    };
+    pool.close().await;
+    books
+}
+
+/// Waits until nothing of the organization is reserved (its leases went
+/// back), then checks the invariants against the calls answered 200 and
+/// returns the books.
+async fn check_invariants(
+    database_url: &str,
+    org: &str,
+    granted: i64,
+    answered: &HashSet<String>,
+) -> Books {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut b = books(database_url, org).await;
+    while b.reserved != 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        b = books(database_url, org).await;
+    }
+    assert_eq!(b.reserved, 0, "reserved is back to 0 when idle: {b:?}");
+    let usage: HashSet<&String> = b.usage.iter().collect();
+    assert_eq!(usage.len(), b.usage.len(), "one usage record per call");
+    let ledger: HashSet<&String> = b.ledger_usage.iter().collect();
+    assert_eq!(
+        ledger.len(),
+        b.ledger_usage.len(),
+        "one ledger entry per call"
+    );
+    assert_eq!(usage, ledger, "usage records = ledger entries");
+    let unbilled: Vec<&String> = answered.iter().filter(|id| !usage.contains(id)).collect();
+    assert!(unbilled.is_empty(), "answered but unbilled: {unbilled:?}");
+    assert_eq!(
+        b.ledger_sum,
+        b.balance - granted + granted,
+        "the ledger sums to the balance"
+    );
+    assert_eq!(
+        b.balance,
+        granted - b.usage.len() as i64,
+        "each call cost 1"
+    );
+    assert!(
+        b.lowest_balance >= 0,
+        "no balance below its overdraft limit: {b:?}"
+    );
+    b
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_gateway_killed_under_load_bills_every_answered_call_exactly_once() {
+    let setup = Arc::new(
+        Setup::new(&[
+            // Commits far apart, so that many answered calls are only in
+            // the journal when the gateway is killed.
+            ("TOLLGATE_COMMIT_INTERVAL_MS", "300"),
+            ("TOLLGATE_INSTANCE_TIMEOUT_MS", "1000"),
+            ("TOLLGATE_LEASE_IDLE_MS", "200"),
+        ])
+        .await,
+    );
+    let mut victim = setup.gateway().await;
+    // On PostgreSQL a second replica keeps serving and returns the dead
+    // one's leases; SQLite is single-node.
+    let survivor = match test_backend() {
+        Backend::Postgres => Some(setup.gateway().await),
+        Backend::Sqlite => None,
+    };
+    let mut urls = vec![victim.base_url.clone()];
+    urls.extend(survivor.iter().map(|s| s.base_url.clone()));
+    const GRANTED: i64 = 1_000_000;
+    let (org, key) = setup.funded_org(&urls[0], GRANTED).await;
+
+    const WORKERS: usize = 6;
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|w| {
+            let (setup, urls, key, stop) = (setup.clone(), urls.clone(), key.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut answered = Vec::new();
+                let mut i = w;
+                while !stop.load(Ordering::Relaxed) {
+                    let url = &urls[i % urls.len()];
+                    i += 1;
+                    match setup.chat(url, &key).await {
+                        Ok(r) if r.status() == 200 => {
+                            answered.push(
+                                r.headers()["x-tollgate-request-id"]
+                                    .to_str()
+                                    .unwrap()
+                                    .to_owned(),
+                            );
+                        }
+                        Ok(r) => panic!("unexpected status {}", r.status()),
+                        // The killed gateway.
+                        Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+                    }
+                }
+                answered
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    victim.child.kill().unwrap(); // SIGKILL: no shutdown, no flush
+    victim.child.wait().unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut answered = HashSet::new();
+    for w in workers {
+        answered.extend(w.await.unwrap());
+    }
+    assert!(answered.len() > 20, "steady load: {} calls", answered.len());
+
+    // A restart on the same data directory replays the journal.
+    let _restarted = setup.gateway().await;
+
+    let b = check_invariants(&setup.db.url, &org, GRANTED, &answered).await;
+    let at_mock = setup.mock.request_count();
+    assert!(
+        b.usage.len() <= at_mock && at_mock - b.usage.len() <= WORKERS,
+        "provider-answered calls ({at_mock}) are billed ({}), but for those in flight at the kill",
+        b.usage.len()
+    );
+    assert!(
+        b.usage.len() - answered.len() <= WORKERS,
+        "billed but unanswered: only calls in flight at the kill"
+    );
+}
+
+/// A gateway whose PostgreSQL goes through a proxy: an outage of `mode`
+/// for a few seconds (far longer than the old settlement retries) while an
+/// organization with a lease keeps calling.
+async fn a_database_outage(mode: Mode) {
+    let Some((setup, proxy)) = Setup::through_postgres_proxy("2000").await else {
+        return;
+    };
+    let gw = setup.gateway().await;
+    const GRANTED: i64 = 1000;
+    let (leased_org, leased_key) = setup.funded_org(&gw.base_url, GRANTED).await;
+    let (cold_org, cold_key) = setup.funded_org(&gw.base_url, GRANTED).await;
+    let mut answered = HashSet::new();
+    let first = setup.chat(&gw.base_url, &leased_key).await.unwrap();
+    assert_eq!(first.status(), 200);
+    answered.insert(
+        first.headers()["x-tollgate-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned(),
+    );
+
+    proxy.set(mode);
+    let outage = Instant::now();
+    let started = Instant::now();
+    assert_eq!(setup.ready(&gw.base_url).await, 503);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "/ready took {:?}",
+        started.elapsed()
+    );
+
+    // A call that needs the database (a first lease) fails fast.
+    let started = Instant::now();
+    let refused = setup.chat(&gw.base_url, &cold_key).await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(refused.status(), 503);
+    assert!(refused.headers().contains_key("retry-after"));
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "service_unavailable");
+    assert!(took < Duration::from_secs(2), "the refusal took {took:?}");
+
+    // Calls served from the lease this gateway holds keep being served.
+    for _ in 0..8 {
+        let started = Instant::now();
+        let r = setup.chat(&gw.base_url, &leased_key).await.unwrap();
+        assert_eq!(r.status(), 200, "served from the lease during the outage");
+        assert!(started.elapsed() < Duration::from_secs(1));
+        answered.insert(
+            r.headers()["x-tollgate-request-id"]
+                .to_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    // Longer than the settlement retries lasted before (about 0.6 s).
+    tokio::time::sleep(Duration::from_secs(6).saturating_sub(outage.elapsed())).await;
+    proxy.set(Mode::Pass);
+
+    // Recovery needs no restart.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = setup.chat(&gw.base_url, &cold_key).await.unwrap();
+        if r.status() == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no recovery: {}", r.status());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(setup.ready(&gw.base_url).await, 200);
+    let b = check_invariants(&setup.db.url, &leased_org, GRANTED, &answered).await;
+    assert_eq!(
+        b.usage.len(),
+        answered.len(),
+        "every answered call billed once"
+    );
+    let cold = books(&setup.db.url, &cold_org).await;
+    assert_eq!((cold.balance, cold.usage.len()), (GRANTED - 1, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cut_database_loses_no_answered_call_and_fails_fast() {
+    a_database_outage(Mode::Cut).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_blackholed_database_loses_no_answered_call_and_fails_fast() {
+    a_database_outage(Mode::Blackhole).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slow_database_still_bills_every_call() {
+    let Some((setup, proxy)) = Setup::through_postgres_proxy("200").await else {
+        return;
+    };
+    let gw = setup.gateway().await;
+    const GRANTED: i64 = 1000;
+    let (org, key) = setup.funded_org(&gw.base_url, GRANTED).await;
+
+    proxy.set(Mode::Slow(Duration::from_millis(50)));
+    let mut answered = HashSet::new();
+    for _ in 0..20 {
+        let r = setup.chat(&gw.base_url, &key).await.unwrap();
+        if r.status() == 200 {
+            answered.insert(
+                r.headers()["x-tollgate-request-id"]
+                    .to_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        } else {
+            assert_eq!(r.status(), 503, "slow, never a 500");
+        }
+    }
+    proxy.set(Mode::Pass);
+
+    assert!(!answered.is_empty());
+    let b = check_invariants(&setup.db.url, &org, GRANTED, &answered).await;
+    assert_eq!(b.usage.len(), answered.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cut_redis_neither_stops_calls_nor_loses_their_billing() {
+    let proxy = ChaosProxy::start("127.0.0.1:6379".parse().unwrap()).await;
+    let redis = format!("redis://{}", proxy.addr);
+    let prefix = format!("chaos-{}", uuid::Uuid::new_v4().simple());
+    let setup = Setup::new(&[
+        ("REDIS_URL", redis.as_str()),
+        ("TOLLGATE_REDIS_PREFIX", prefix.as_str()),
+        ("TOLLGATE_LEASE_IDLE_MS", "200"),
+    ])
+    .await;
+    let gw = setup.gateway().await;
+    const GRANTED: i64 = 1000;
+    let (org, key) = setup.funded_org(&gw.base_url, GRANTED).await;
+    let mut answered = HashSet::new();
+    for phase in [Mode::Pass, Mode::Cut, Mode::Pass] {
+        proxy.set(phase);
+        for _ in 0..5 {
+            let r = setup.chat(&gw.base_url, &key).await.unwrap();
+            assert_eq!(r.status(), 200, "rate limits fail open while Redis is away");
+            answered.insert(
+                r.headers()["x-tollgate-request-id"]
+                    .to_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+    }
+
+    let b = check_invariants(&setup.db.url, &org, GRANTED, &answered).await;
+    assert_eq!(b.usage.len(), answered.len());
+}
