@@ -12,6 +12,11 @@ use tollgate_providers::ProviderError;
 use tollgate_routing::RouteError;
 use tollgate_tenants::{AuthError, TenantError};
 
+/// The `code` of an error answer, in the response's extensions (requests
+/// are counted by it).
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode(pub &'static str);
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -187,6 +192,8 @@ impl IntoResponse for ApiError {
             body["error"]["param"] = json!(param);
         }
         let mut response = (self.status, Json(body)).into_response();
+        // For the metrics middleware: requests are counted by error code.
+        response.extensions_mut().insert(ErrorCode(self.code));
         for (name, value) in self.headers {
             response.headers_mut().insert(name, value);
         }

@@ -9,6 +9,7 @@ pub mod extract;
 mod limits;
 pub mod metrics;
 mod middleware;
+pub mod observe;
 pub mod openapi;
 mod routes;
 pub mod settings;

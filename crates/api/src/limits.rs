@@ -40,7 +40,19 @@ pub async fn admit(
         .limiter
         .acquire(scopes, estimated_tokens)
         .await
-        .map_err(refused)
+        .map_err(|refusal| {
+            let scope = if refusal.scope.starts_with("org:") {
+                "organization"
+            } else {
+                "key"
+            };
+            state
+                .metrics
+                .rate_limit_refusals
+                .get_or_create(&crate::metrics::RefusalLabels { scope })
+                .inc();
+            refused(refusal)
+        })
 }
 
 /// The organization's own limits (cached with its keys), each falling back

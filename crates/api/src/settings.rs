@@ -306,6 +306,9 @@ pub struct Settings {
     /// Largest request body accepted, in bytes.
     #[arg(long, global = true, env = "TOLLGATE_MAX_BODY_BYTES", default_value_t = 10 * 1024 * 1024)]
     pub max_body_bytes: usize,
+
+    #[command(flatten)]
+    pub observability: crate::observe::settings::ObservabilitySettings,
 }
 
 impl Settings {
@@ -346,6 +349,7 @@ impl Settings {
             webhook_timeout_ms: 10_000,
             usage_batch_secs: 60,
             webhook_allow_private: false,
+            observability: Default::default(),
         }
     }
 }

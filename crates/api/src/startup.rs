@@ -77,6 +77,20 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Gateway> {
         credentials.clone(),
         webhook_options(settings),
     )?;
+    let observability = &settings.observability;
+    let (tracer, trace_exporter) = match observability
+        .trace_config()
+        .context("the OpenTelemetry settings")?
+    {
+        Some(config) => {
+            tracing::info!(endpoint = %config.endpoint, "exporting traces over OTLP/HTTP");
+            let (tracer, task) = tollgate_observe::Tracer::start(config)?;
+            (tracer, Some(task))
+        }
+        None => (tollgate_observe::Tracer::off(), None),
+    };
+    let (request_log, request_log_writer) =
+        tollgate_observe::RequestLog::start(db.clone(), observability.request_log);
     let state = AppState(Arc::new(Inner {
         db,
         jwt,
@@ -90,7 +104,13 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Gateway> {
             .admin_token
             .clone()
             .filter(|t| !t.expose_secret().is_empty()),
-        metrics: Metrics::new(),
+        metrics: Metrics::new(observability.metrics_per_organization)
+            .with_webhooks(webhooks.clone()),
+        observer: crate::observe::Observer {
+            tracer,
+            request_log: request_log.clone(),
+            call_lines: observability.log_format == crate::observe::settings::LogFormat::Json,
+        },
         streams: TaskTracker::new(),
         max_body_bytes: settings.max_body_bytes,
         limiter: rate_limiter(settings)?,
@@ -122,6 +142,16 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Gateway> {
         tokio::spawn(state.db.clone().checkpoint_wal(Duration::from_millis(100))),
     ];
     let mut background = background;
+    background.extend(trace_exporter);
+    background.extend(request_log_writer);
+    let retention = observability.retention();
+    // Often enough that a short retention (tests) is kept to within a
+    // second or so; at most once a minute.
+    let sweep = (retention.bodies.min(retention.rows) / 2)
+        .clamp(Duration::from_millis(200), Duration::from_secs(60));
+    background.push(tokio::spawn(
+        request_log.enforce_retention(retention, sweep),
+    ));
     if let Some(url) = settings.redis_url.as_deref().filter(|u| !u.is_empty()) {
         let shared = tollgate_routing::health::SharedCooldowns::new(url, &settings.redis_prefix)
             .context("REDIS_URL is not a valid Redis URL")?;
@@ -145,6 +175,13 @@ impl Gateway {
             .context("serving HTTP")?;
         state.streams.close();
         state.streams.wait().await;
+        // The last calls' log rows and spans, before the tasks stop.
+        state
+            .observer
+            .request_log
+            .flush(Duration::from_secs(5))
+            .await;
+        state.observer.tracer.flush(Duration::from_secs(5)).await;
         for task in &self.background {
             task.abort();
         }

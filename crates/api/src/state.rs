@@ -29,6 +29,8 @@ pub struct Inner {
     /// (production without `TOLLGATE_JWT_SECRET`).
     pub jwt: Option<crate::auth::Jwt>,
     pub metrics: Metrics,
+    /// Traces, call log lines and the request log.
+    pub observer: crate::observe::Observer,
     /// Streams still being read or settled; shutdown waits for them.
     pub streams: TaskTracker,
     pub max_body_bytes: usize,

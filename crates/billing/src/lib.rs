@@ -172,6 +172,12 @@ impl Billing {
         &self.inner.db
     }
 
+    /// Settlements (and flushes) waiting for the writer: the settlement backlog.
+    pub fn settlement_queue_depth(&self) -> usize {
+        let writer = &self.inner.writer;
+        writer.max_capacity() - writer.capacity()
+    }
+
     pub fn instance_id(&self) -> &str {
         &self.inner.instance_id
     }

@@ -436,6 +436,7 @@ impl Webhooks {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        self.inner.attempt_outcomes.count(status);
         match status {
             "failed" => {
                 tracing::warn!(delivery_id = %delivery.id, attempts = attempt, "webhook delivery failed for good")

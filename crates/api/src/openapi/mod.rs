@@ -7,7 +7,7 @@
 //! (or `UPDATE_OPENAPI=1 cargo nextest run -p tollgate-tests openapi`).
 
 mod catalog_admin;
-mod errors;
+pub(crate) mod errors;
 mod members;
 mod paths;
 mod required;
@@ -35,6 +35,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         paths::create_api_key, paths::list_api_keys, paths::revoke_api_key,
         paths::credits, paths::grant_credits, paths::credit_transactions,
         paths::usage, paths::usage_summary,
+        crate::routes::admin::requests::list, crate::routes::admin::requests::get,
         paths::create_credential, paths::list_credentials, paths::active_credential,
         paths::credential_audit, paths::get_credential, paths::update_credential,
         paths::delete_credential, paths::activate_credential, paths::deactivate_credential,

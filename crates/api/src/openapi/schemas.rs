@@ -105,7 +105,7 @@ pub struct CreateOrganization {
 }
 
 #[derive(Serialize, ToSchema)]
-#[schema(example = json!({"id": "org_0192f0c1a2b3c4d5e6f7a8b9c0d1e2f3", "name": "Acme", "billing_mode": "usd", "default_power_level": null, "suspended": false, "markup_percent": 0, "overdraft_limit": 0, "allowed_models": null, "rpm_limit": null, "tpm_limit": null, "max_concurrency": null, "created_at": 1_763_900_000}))]
+#[schema(example = json!({"id": "org_0192f0c1a2b3c4d5e6f7a8b9c0d1e2f3", "name": "Acme", "billing_mode": "usd", "default_power_level": null, "suspended": false, "markup_percent": 0, "overdraft_limit": 0, "allowed_models": null, "rpm_limit": null, "tpm_limit": null, "max_concurrency": null, "log_bodies": false, "created_at": 1_763_900_000}))]
 pub struct Organization {
     /// Also the `before` cursor of the next page.
     pub id: String,
@@ -135,6 +135,9 @@ pub struct Organization {
     /// Calls in flight at once over all its keys (null:
     /// `TOLLGATE_ORG_MAX_CONCURRENCY`).
     pub max_concurrency: Option<i64>,
+    /// Whether its request log keeps request and response bodies, for
+    /// `TOLLGATE_REQUEST_LOG_BODY_RETENTION_SECS`.
+    pub log_bodies: bool,
     /// Unix seconds.
     pub created_at: i64,
 }
@@ -156,7 +159,7 @@ pub struct OrganizationPage {
 }
 
 /// Fields left out are unchanged. An org_admin of the organization may
-/// change `name` and `default_power_level`; the other fields need a
+/// change `name`, `default_power_level` and `log_bodies`; the other fields need a
 /// platform admin (403 otherwise).
 #[derive(Serialize, ToSchema)]
 #[schema(example = json!({"name": "Acme Corp", "default_power_level": "eco", "markup_percent": 20, "overdraft_limit": 1_000_000, "allowed_models": ["gpt-4o-mini", "claude-3-5-haiku"], "rpm_limit": 600, "tpm_limit": null}))]
@@ -184,6 +187,10 @@ pub struct UpdateOrganization {
     /// Positive; `null`: the platform default. Platform admin only.
     #[schema(minimum = 1)]
     pub max_concurrency: Option<i64>,
+    /// Keep request and response bodies in the request log
+    /// (`GET …/requests/{request_id}`) for the retention period.
+    #[schema(nullable = false)]
+    pub log_bodies: Option<bool>,
 }
 
 // ---------------------------------------------------------------- API keys

@@ -12,6 +12,7 @@ use super::relay::{CallRecord, gateway_headers, max_payable, paying_key, reserve
 use crate::error::ApiError;
 use crate::extract::{BodyBytes, OrgKey, RequestId, parse_json, require_scope};
 use crate::limits::{admit, quota_headers};
+use crate::observe::{CallStart, CallTrace, observed};
 use crate::state::AppState;
 use axum::Extension;
 use axum::body::Body;
@@ -63,19 +64,36 @@ pub async fn chat_completions(
     let timeout = client_timeout(&headers)?;
     let admission = admit(&state, &principal, estimated_tokens(body.len(), &request)).await?;
     let quotas = admission.quotas();
+    let mut start = CallStart::new(
+        &state,
+        &principal,
+        &request_id,
+        "chat",
+        &headers,
+        &body,
+        started,
+    );
+    start.requested_model = request.model.clone();
+    start.power_level = Some(level);
+    start.stream = request.stream;
+    let trace = CallTrace::begin(&state, &principal, start);
 
     // The call runs in a task of its own: if the client goes away, the
     // handler is dropped, but the hold is still settled or released.
-    let call = state.streams.spawn(relay(
-        state.clone(),
-        principal,
-        request,
-        request_id,
-        candidates,
-        started,
-        timeout,
-        Dialect::OpenAi,
-        admission,
+    let call = state.streams.spawn(observed(
+        trace.clone(),
+        relay(
+            state.clone(),
+            principal,
+            request,
+            request_id,
+            candidates,
+            started,
+            timeout,
+            Dialect::OpenAi,
+            admission,
+            trace,
+        ),
     ));
     let mut response = call.await.map_err(ApiError::internal)??;
     quota_headers(response.headers_mut(), quotas);
@@ -161,6 +179,7 @@ pub(super) async fn relay(
     client_timeout: Option<Duration>,
     dialect: Dialect,
     admission: Admission,
+    trace: Arc<CallTrace>,
 ) -> Result<Response, ApiError> {
     // Retry rounds start only within the routing deadline, and never past
     // the client's own timeout (`x-tollgate-timeout-ms`).
@@ -259,6 +278,7 @@ pub(super) async fn relay(
                         continue;
                     }
                 };
+                let attempt = trace.attempt_start();
                 let target = Target {
                     provider: &provider.name,
                     kind: provider.kind,
@@ -266,6 +286,7 @@ pub(super) async fn relay(
                     api_key,
                     upstream_model: &model.upstream,
                     max_output_tokens: model.max_output_tokens,
+                    traceparent: attempt.traceparent.as_deref(),
                 };
                 let call = Call {
                     state: &state,
@@ -277,19 +298,33 @@ pub(super) async fn relay(
                     dialect: &dialect,
                     admission: &admission,
                     deployment: &deployment_lease,
+                    trace: &trace,
                 };
                 attempts += 1;
                 let call_started = Instant::now();
                 let left = client_timeout.map(|t| t.saturating_sub(started.elapsed()));
                 let outcome = if request.stream {
                     match within(left, state.providers.chat_stream(&target, &request)).await {
-                        Ok(upstream) => Ok(call.stream(upstream, hold, &request, prompt_bound)),
-                        Err(e) => Err((e, hold)),
+                        Ok(upstream) => {
+                            trace.attempt_end(&attempt, model, byok, Ok(()));
+                            trace.stream_started(model);
+                            Ok(call.stream(upstream, hold, &request, prompt_bound))
+                        }
+                        Err(e) => {
+                            trace.attempt_end(&attempt, model, byok, Err(&e));
+                            Err((e, hold))
+                        }
                     }
                 } else {
                     match within(left, state.providers.chat(&target, &request)).await {
-                        Ok(answer) => Ok(call.answer(answer.body, answer.usage, hold).await),
-                        Err(e) => Err((e, hold)),
+                        Ok(answer) => {
+                            trace.attempt_end(&attempt, model, byok, Ok(()));
+                            Ok(call.answer(answer.body, answer.usage, hold).await)
+                        }
+                        Err(e) => {
+                            trace.attempt_end(&attempt, model, byok, Err(&e));
+                            Err((e, hold))
+                        }
                     }
                 };
                 match outcome {
@@ -297,16 +332,12 @@ pub(super) async fn relay(
                         state
                             .health
                             .success(&model.provider, &model.id, call_started.elapsed());
-                        state.metrics.record_call(&model.id, &model.provider, "ok");
                         response
                             .headers_mut()
                             .insert("x-tollgate-attempts", HeaderValue::from(attempts));
                         return Ok(response);
                     }
                     Err((error, hold)) => {
-                        state
-                            .metrics
-                            .record_call(&model.id, &model.provider, "error");
                         if let Err(e) = state.billing.release(hold).await {
                             tracing::error!(error = %e, "releasing a hold failed");
                         }
@@ -436,6 +467,7 @@ struct Call<'a> {
     dialect: &'a Dialect,
     admission: &'a Admission,
     deployment: &'a DeploymentLease,
+    trace: &'a Arc<CallTrace>,
 }
 
 impl Call<'_> {
@@ -465,6 +497,8 @@ impl Call<'_> {
         self.admission.used_tokens(usage.total()).await;
         self.deployment.used_tokens(usage.total()).await;
         let body = self.dialect.answer_body(body, &usage);
+        self.trace
+            .answered(self.model, self.byok, usage, charged, Some(&body));
         let mut response = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
         gateway_headers(response.headers_mut(), self.model, self.byok, charged);
         response
@@ -496,6 +530,7 @@ impl Call<'_> {
             prompt_estimate: prompt_bound / 4,
             admission: self.admission.clone(),
             deployment: self.deployment.clone(),
+            trace: self.trace.clone(),
         };
         self.state.streams.spawn(pump.run(upstream, hold, tx));
         let body = Body::from_stream(ReceiverStream::new(rx).map(Ok::<_, Infallible>));
@@ -522,6 +557,7 @@ struct StreamPump {
     prompt_estimate: i64,
     admission: Admission,
     deployment: DeploymentLease,
+    trace: Arc<CallTrace>,
 }
 
 impl StreamPump {
@@ -589,9 +625,12 @@ impl StreamPump {
             status,
             latency: self.started.elapsed(),
         };
-        settle(&self.state, hold, &record).await;
+        let charged = settle(&self.state, hold, &record).await;
         self.admission.used_tokens(usage.total()).await;
         self.deployment.used_tokens(usage.total()).await;
+        self.trace
+            .answered(&self.model, self.byok, usage, charged, None);
+        self.trace.finish(200, None);
         if client_gone {
             return;
         }

@@ -5,6 +5,7 @@ use super::relay::{CallRecord, gateway_headers, max_payable, paying_key, reserve
 use crate::error::ApiError;
 use crate::extract::{BodyBytes, OrgKey, RequestId, parse_json, require_scope};
 use crate::limits::{admit, quota_headers};
+use crate::observe::{CallStart, CallTrace, observed};
 use crate::state::AppState;
 use axum::Extension;
 use axum::extract::State;
@@ -22,6 +23,7 @@ pub async fn embeddings(
     State(state): State<AppState>,
     axum::Extension(RequestId(request_id)): Extension<RequestId>,
     OrgKey(principal): OrgKey,
+    headers: axum::http::HeaderMap,
     BodyBytes(body): BodyBytes,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
@@ -39,22 +41,38 @@ pub async fn embeddings(
     let estimate = i64::try_from(body.len() / 4).unwrap_or(i64::MAX);
     let admission = admit(&state, &principal, estimate).await?;
     let quotas = admission.quotas();
+    let mut start = CallStart::new(
+        &state,
+        &principal,
+        &request_id,
+        "embeddings",
+        &headers,
+        &body,
+        started,
+    );
+    start.requested_model = request.model.clone();
+    let trace = CallTrace::begin(&state, &principal, start);
     // As for chat: a task of its own, so a client that goes away cannot
     // leave a hold behind.
-    let call = state.streams.spawn(relay(
-        state.clone(),
-        principal,
-        request,
-        request_id,
-        candidates,
-        started,
-        admission,
+    let call = state.streams.spawn(observed(
+        trace.clone(),
+        relay(
+            state.clone(),
+            principal,
+            request,
+            request_id,
+            candidates,
+            started,
+            admission,
+            trace,
+        ),
     ));
     let mut response = call.await.map_err(ApiError::internal)??;
     quota_headers(response.headers_mut(), quotas);
     Ok(response)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn relay(
     state: AppState,
     principal: Arc<Principal>,
@@ -63,6 +81,7 @@ async fn relay(
     candidates: Vec<Arc<ModelEntry>>,
     started: Instant,
     admission: Admission,
+    trace: Arc<CallTrace>,
 ) -> Result<Response, ApiError> {
     let candidate = candidates
         .first()
@@ -94,6 +113,7 @@ async fn relay(
         0,
     );
     let hold = reserve(&state, &principal, most).await?;
+    let attempt = trace.attempt_start();
     let target = Target {
         provider: &provider.name,
         kind: provider.kind,
@@ -101,20 +121,19 @@ async fn relay(
         api_key,
         upstream_model: &model.upstream,
         max_output_tokens: model.max_output_tokens,
+        traceparent: attempt.traceparent.as_deref(),
     };
     let answer = match state.providers.embed(&target, &request).await {
         Ok(answer) => answer,
         Err(e) => {
-            state
-                .metrics
-                .record_call(&model.id, &model.provider, "error");
+            trace.attempt_end(&attempt, model, byok, Err(&e));
             if let Err(e) = state.billing.release(hold).await {
                 tracing::error!(error = %e, "releasing a hold failed");
             }
             return Err(e.into());
         }
     };
-    state.metrics.record_call(&model.id, &model.provider, "ok");
+    trace.attempt_end(&attempt, model, byok, Ok(()));
     let record = CallRecord {
         request_id: &request_id,
         api_key_id: &principal.key_id,
@@ -129,6 +148,7 @@ async fn relay(
     };
     let charged = settle(&state, hold, &record).await;
     admission.used_tokens(answer.usage.total()).await;
+    trace.answered(model, byok, answer.usage, charged, Some(&answer.body));
     let mut response = ([(header::CONTENT_TYPE, "application/json")], answer.body).into_response();
     gateway_headers(response.headers_mut(), model, byok, charged);
     // One candidate, called once.

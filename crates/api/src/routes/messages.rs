@@ -13,6 +13,7 @@ use super::org_policy::{allowed_candidates, default_level};
 use crate::error::ApiError;
 use crate::extract::{BodyBytes, OrgKey, RequestId, parse_json, require_scope};
 use crate::limits::{admit, quota_headers};
+use crate::observe::{CallStart, CallTrace, observed};
 use crate::state::AppState;
 use axum::Extension;
 use axum::Json;
@@ -70,16 +71,33 @@ pub async fn messages(
         let timeout = super::chat::client_timeout(&headers)?;
         let admission = admit(&state, &principal, estimated_tokens(body.len(), &chat)).await?;
         let quotas = admission.quotas();
-        let call = state.streams.spawn(relay(
-            state.clone(),
-            principal,
-            chat,
-            request_id,
-            candidates,
+        let mut start = CallStart::new(
+            &state,
+            &principal,
+            &request_id,
+            "chat",
+            &headers,
+            &body,
             started,
-            timeout,
-            Dialect::Anthropic { model },
-            admission,
+        );
+        start.requested_model = model.clone();
+        start.power_level = Some(level);
+        start.stream = chat.stream;
+        let trace = CallTrace::begin(&state, &principal, start);
+        let call = state.streams.spawn(observed(
+            trace.clone(),
+            relay(
+                state.clone(),
+                principal,
+                chat,
+                request_id,
+                candidates,
+                started,
+                timeout,
+                Dialect::Anthropic { model },
+                admission,
+                trace,
+            ),
         ));
         let mut response = call.await.map_err(ApiError::internal)??;
         quota_headers(response.headers_mut(), quotas);
@@ -121,6 +139,9 @@ fn power_level(
 fn anthropic_error(e: ApiError) -> Response {
     let body = error_body(e.status.as_u16(), &e.message);
     let mut response = (e.status, Json(body)).into_response();
+    response
+        .extensions_mut()
+        .insert(crate::error::ErrorCode(e.code));
     for (name, value) in e.headers {
         response.headers_mut().insert(name, value);
     }

@@ -2,7 +2,7 @@
 //! (`/api/v1/…`) and operations (`/health`, `/ready`, `/metrics`,
 //! `/openapi.json`, `/docs`).
 
-mod admin;
+pub(crate) mod admin;
 mod billing_webhooks;
 mod chat;
 mod deployments;
@@ -49,6 +49,11 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(crate::openapi::serve_document))
         .route("/docs", get(crate::openapi::serve_docs))
+        // Routed requests only: their template is a bounded label.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::middleware::http_metrics,
+        ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.max_body_bytes))

@@ -240,10 +240,11 @@ pub async fn settle(state: &AppState, hold: Hold, call: &CallRecord<'_>) -> Opti
         &call.model.price,
         &call.usage,
     ));
-    state.metrics.record_tokens(
-        &entry.model,
-        entry.usage.prompt_tokens,
-        entry.usage.completion_tokens,
-    );
-    state.billing.settle(hold, entry).await.ok()
+    let started = std::time::Instant::now();
+    let charged = state.billing.settle(hold, entry).await.ok();
+    state
+        .metrics
+        .settlement
+        .observe(started.elapsed().as_secs_f64());
+    charged
 }

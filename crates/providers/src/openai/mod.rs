@@ -131,6 +131,9 @@ async fn send<T: Serialize>(
     body: &T,
 ) -> Result<reqwest::Response, ProviderError> {
     let mut request = post(http, target, path).json(body);
+    if let Some(traceparent) = target.traceparent {
+        request = request.header("traceparent", traceparent);
+    }
     if let Some(key) = target.api_key {
         request = request.bearer_auth(key.expose_secret());
     }

@@ -7,6 +7,7 @@ mod credits;
 mod members;
 mod organizations;
 mod provider_credentials;
+pub(crate) mod requests;
 mod usage;
 mod users;
 mod webhooks;
@@ -69,6 +70,14 @@ pub fn routes() -> Router<AppState> {
             get(credits::transactions),
         )
         .route("/api/v1/organizations/{org_id}/usage", get(usage::list))
+        .route(
+            "/api/v1/organizations/{org_id}/requests",
+            get(requests::list),
+        )
+        .route(
+            "/api/v1/organizations/{org_id}/requests/{request_id}",
+            get(requests::get),
+        )
         .route(
             "/api/v1/organizations/{org_id}/usage/summary",
             get(usage::summary),

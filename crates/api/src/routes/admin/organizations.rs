@@ -55,6 +55,9 @@ pub struct UpdateOrganization {
     tpm_limit: Option<Option<i64>>,
     #[serde(default, deserialize_with = "present")]
     max_concurrency: Option<Option<i64>>,
+    /// Keep request and response bodies in the request log (an
+    /// organization admin's choice).
+    log_bodies: Option<bool>,
 }
 
 impl UpdateOrganization {
@@ -171,6 +174,7 @@ pub async fn update(
                 rpm_limit: body.rpm_limit,
                 tpm_limit: body.tpm_limit,
                 max_concurrency: body.max_concurrency,
+                log_bodies: body.log_bodies,
             },
         )
         .await?;
