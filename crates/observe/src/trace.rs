@@ -99,6 +99,8 @@ pub struct TraceContext {
     pub parent_span_id: Option<SpanId>,
     /// Whether this call's spans are exported.
     pub sampled: bool,
+    /// Whether this process records spans at all (an OTLP endpoint is set).
+    pub recording: bool,
 }
 
 impl TraceContext {
@@ -110,6 +112,18 @@ impl TraceContext {
             hex::encode(span_id),
             if self.sampled { "01" } else { "00" }
         )
+    }
+
+    /// The span of a provider call about to be made, and the `traceparent`
+    /// it carries: a new child span when spans are recorded, else the
+    /// client's context unchanged.
+    pub fn attempt(&self) -> (SpanId, String) {
+        let span = if self.recording && self.sampled {
+            new_span_id()
+        } else {
+            self.span_id
+        };
+        (span, self.traceparent(&span))
     }
 
     pub fn trace_id_hex(&self) -> String {
@@ -385,6 +399,7 @@ impl Tracer {
                 span_id,
                 parent_span_id: Some(span_id),
                 sampled,
+                recording: false,
             }),
             (Some(exporting), parent) => {
                 let trace_id = parent.map_or_else(random_nonzero, |p| p.0);
@@ -393,6 +408,7 @@ impl Tracer {
                     span_id: new_span_id(),
                     parent_span_id: parent.map(|p| p.1),
                     sampled: exporting.sampler.samples(&trace_id, parent.map(|p| p.2)),
+                    recording: true,
                 })
             }
         }

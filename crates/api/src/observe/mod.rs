@@ -16,9 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tollgate_core::money::TokenUsage;
 use tollgate_core::{ModelEntry, PowerLevel};
 use tollgate_observe::request_log::{Attempt, LoggedCall, capped_body};
-use tollgate_observe::trace::{
-    AttrValue, SpanData, SpanId, SpanKind, TraceContext, new_span_id, unix_nanos,
-};
+use tollgate_observe::trace::{AttrValue, SpanData, SpanId, SpanKind, TraceContext, unix_nanos};
 use tollgate_observe::{RequestLog, Tracer};
 use tollgate_providers::ProviderError;
 use tollgate_tenants::Principal;
@@ -151,12 +149,10 @@ impl CallTrace {
     /// A provider attempt about to start.
     pub fn attempt_start(&self) -> AttemptStart {
         let (span_id, traceparent) = match &self.start.trace {
-            Some(t) if self.state.observer.tracer.records(Some(t)) => {
-                let span = new_span_id();
-                (span, Some(t.traceparent(&span)))
+            Some(t) => {
+                let (span, traceparent) = t.attempt();
+                (span, Some(traceparent))
             }
-            // Not recorded: the provider still gets the client's context.
-            Some(t) => (t.span_id, Some(t.traceparent(&t.span_id))),
             None => ([0; 8], None),
         };
         AttemptStart {
