@@ -149,6 +149,23 @@ impl Page {
     }
 }
 
+/// `from` and `to` query parameters: Unix milliseconds, `from` not after `to`.
+pub fn check_time_range(from: Option<i64>, to: Option<i64>) -> Result<(), ApiError> {
+    for (name, value) in [("from", from), ("to", to)] {
+        if value.is_some_and(|v| v < 0) {
+            return Err(ApiError::bad_request(format!(
+                "`{name}` must be a non-negative unix time in milliseconds"
+            )));
+        }
+    }
+    if let (Some(from), Some(to)) = (from, to)
+        && from > to
+    {
+        return Err(ApiError::bad_request("`from` must not be after `to`"));
+    }
+    Ok(())
+}
+
 /// The organization, or 404.
 pub async fn organization(state: &AppState, org_id: &str) -> Result<Organization, ApiError> {
     Ok(state.tenants.organization(org_id).await?)
