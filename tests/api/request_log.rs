@@ -257,3 +257,25 @@ async fn bodies_are_kept_only_with_the_opt_in_and_deleted_after_the_retention_pe
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test]
+async fn a_streamed_call_is_logged_at_its_end_with_its_time_to_first_token() {
+    let app = TestApp::spawn().await;
+    let (org, key) = app.funded_org("usd", 10_000_000).await;
+    let mut body = chat_body("gpt-4o-mini");
+    body["stream"] = json!(true);
+
+    let response = app.chat(&key, &body).await;
+    assert_eq!(response.status(), 200);
+    let id = request_id(&response);
+    let text = response.text().await.unwrap();
+    assert!(text.contains("[DONE]"));
+
+    let entry = logged(&app, &org, &id).await;
+    assert_eq!(entry["stream"], true);
+    assert_eq!(entry["status"], 200);
+    assert_eq!(entry["model"], "gpt-4o-mini");
+    assert!(entry["time_to_first_token_ms"].is_i64(), "{entry}");
+    assert!(entry["completion_tokens"].as_i64().unwrap() > 0);
+    assert_eq!(entry["attempts"].as_array().unwrap().len(), 1);
+}
