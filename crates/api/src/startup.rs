@@ -91,28 +91,21 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Gateway> {
     };
     let (request_log, request_log_writer) =
         tollgate_observe::RequestLog::start(db.clone(), observability.request_log);
-    let state = AppState(Arc::new(Inner {
-        db,
-        jwt,
-        tenants: tenants.clone(),
-        billing: billing.clone(),
-        credentials: credentials.clone(),
-        byok_fee_percent: settings.byok_fee_percent,
+    let metrics = Arc::new(
+        Metrics::new(observability.metrics_per_organization).with_webhooks(webhooks.clone()),
+    );
+    let observer = Arc::new(crate::observe::Observer::new(
+        tracer,
+        request_log.clone(),
+        observability.log_format == crate::observe::settings::LogFormat::Json,
+        metrics.clone(),
+    ));
+    let gateway = tollgate_gateway::Gateway::new(tollgate_gateway::Parts {
         catalog: catalog.clone(),
-        providers,
-        admin_token: settings
-            .admin_token
-            .clone()
-            .filter(|t| !t.expose_secret().is_empty()),
-        metrics: Metrics::new(observability.metrics_per_organization)
-            .with_webhooks(webhooks.clone()),
-        observer: crate::observe::Observer {
-            tracer,
-            request_log: request_log.clone(),
-            call_lines: observability.log_format == crate::observe::settings::LogFormat::Json,
-        },
-        streams: TaskTracker::new(),
-        max_body_bytes: settings.max_body_bytes,
+        providers: providers.clone(),
+        credentials: credentials.clone(),
+        billing: billing.clone(),
+        webhooks: webhooks.clone(),
         limiter: rate_limiter(settings)?,
         org_limits: tollgate_routing::limits::Limits {
             requests_per_minute: settings.org_rpm_limit,
@@ -124,10 +117,30 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Gateway> {
             cooldown: Duration::from_millis(settings.cooldown_ms),
             ..Default::default()
         }),
-        retries: crate::state::Retries {
+        retries: tollgate_gateway::Retries {
             rounds: settings.routing_retries,
             deadline: Duration::from_millis(settings.routing_deadline_ms),
         },
+        byok_fee_percent: settings.byok_fee_percent,
+        streams: TaskTracker::new(),
+        observer: observer.clone(),
+    });
+    let state = AppState(Arc::new(Inner {
+        db,
+        jwt,
+        tenants: tenants.clone(),
+        billing: billing.clone(),
+        credentials: credentials.clone(),
+        catalog: catalog.clone(),
+        providers,
+        gateway,
+        admin_token: settings
+            .admin_token
+            .clone()
+            .filter(|t| !t.expose_secret().is_empty()),
+        metrics,
+        observer,
+        max_body_bytes: settings.max_body_bytes,
         webhooks: webhooks.clone(),
     }));
     let background = vec![
@@ -173,8 +186,8 @@ impl Gateway {
             .with_graceful_shutdown(shutdown)
             .await
             .context("serving HTTP")?;
-        state.streams.close();
-        state.streams.wait().await;
+        state.gateway.streams.close();
+        state.gateway.streams.wait().await;
         // The last calls' log rows and spans, before the tasks stop.
         state
             .observer
@@ -201,7 +214,7 @@ async fn share_cooldowns(state: AppState, mut shared: tollgate_routing::health::
     let mut healthy = true;
     loop {
         tick.tick().await;
-        match shared.sync(&state.health).await {
+        match shared.sync(&state.gateway.health).await {
             Ok(()) if !healthy => {
                 healthy = true;
                 tracing::info!("Redis is back: cooldowns are shared across replicas again");

@@ -20,6 +20,8 @@ pub(crate) struct ChatRequest<'a> {
     pub stream_options: Option<StreamOptions>,
     pub max_tokens: Option<u64>,
     pub max_completion_tokens: Option<u64>,
+    /// How many choices to answer with (OpenAI's `n`; default 1).
+    pub n: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -264,7 +266,7 @@ pub(crate) struct ChatCompletion<'a> {
     pub object: &'static str,
     pub created: u64,
     pub model: &'a str,
-    pub choices: [Choice<'a>; 1],
+    pub choices: Vec<Choice<'a>>,
     pub usage: Usage,
     pub service_tier: &'static str,
     pub system_fingerprint: &'static str,

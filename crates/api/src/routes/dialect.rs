@@ -3,23 +3,24 @@
 //! JSON and SSE events instead, written as the chunks arrive.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use tollgate_core::ErrorCode;
 use tollgate_core::money::TokenUsage;
-use tollgate_providers::ProviderError;
+use tollgate_gateway::{StreamEnd, StreamItem};
 use tollgate_providers::anthropic::inbound::{SseEncoder, message_from_completion};
 
 pub enum Dialect {
-    OpenAi,
+    /// `include_usage`: whether a stream's usage-only chunk is sent on
+    /// (`stream_options.include_usage`).
+    OpenAi { include_usage: bool },
     /// `model` is the name the client asked for, echoed in the answer.
-    Anthropic {
-        model: String,
-    },
+    Anthropic { model: String },
 }
 
 impl Dialect {
     /// A complete answer's body for the client.
     pub fn answer_body(&self, body: Bytes, usage: &TokenUsage) -> Bytes {
         match self {
-            Dialect::OpenAi => body,
+            Dialect::OpenAi { .. } => body,
             Dialect::Anthropic { model } => match serde_json::from_slice(&body) {
                 Ok(completion) => {
                     Bytes::from(message_from_completion(&completion, model, usage).to_string())
@@ -30,9 +31,11 @@ impl Dialect {
     }
 
     /// Writes a streamed answer for the client.
-    pub fn encoder(&self, include_usage: bool) -> Encoder {
+    pub fn encoder(&self) -> Encoder {
         match self {
-            Dialect::OpenAi => Encoder::OpenAi { include_usage },
+            Dialect::OpenAi { include_usage } => Encoder::OpenAi {
+                include_usage: *include_usage,
+            },
             Dialect::Anthropic { model } => Encoder::Anthropic(SseEncoder::new(model)),
         }
     }
@@ -56,8 +59,16 @@ fn sse_data(data: &[u8]) -> Bytes {
 }
 
 impl Encoder {
+    /// What to send the client for one item of the gateway's stream.
+    pub fn item(&mut self, item: StreamItem) -> Vec<Bytes> {
+        match item {
+            StreamItem::Chunk { data, usage_only } => self.chunk(&data, usage_only),
+            StreamItem::End(end) => self.end(&end),
+        }
+    }
+
     /// What to send the client for one OpenAI chunk.
-    pub fn chunk(&mut self, data: &[u8], usage_only: bool) -> Vec<Bytes> {
+    fn chunk(&mut self, data: &[u8], usage_only: bool) -> Vec<Bytes> {
         match self {
             Encoder::OpenAi { include_usage } => {
                 if usage_only && !*include_usage {
@@ -72,22 +83,15 @@ impl Encoder {
 
     /// What ends the stream: the closing events of a complete answer, or an
     /// error event when it broke off.
-    pub fn end(
-        &mut self,
-        usage: &TokenUsage,
-        finished: bool,
-        failure: Option<&ProviderError>,
-    ) -> Vec<Bytes> {
-        let broken = (failure.is_some() || !finished).then(|| match failure {
-            Some(e) => format!("the provider's stream broke off: {e}"),
-            None => "the provider's stream ended early".to_owned(),
-        });
+    fn end(&mut self, end: &StreamEnd) -> Vec<Bytes> {
+        let broken = end.broken();
         match self {
             Encoder::OpenAi { .. } => {
                 let mut out = Vec::with_capacity(2);
                 if let Some(message) = broken {
+                    let code = ErrorCode::StreamInterrupted;
                     let error = serde_json::json!({
-                        "error": {"message": message, "type": "provider_error", "code": "stream_interrupted"}
+                        "error": {"message": message, "type": code.kind(), "code": code.as_str()}
                     });
                     out.push(sse_data(error.to_string().as_bytes()));
                 }
@@ -96,7 +100,7 @@ impl Encoder {
             }
             Encoder::Anthropic(encoder) => match broken {
                 Some(message) => encoder.error(502, &message),
-                None => encoder.finish(Some(*usage)),
+                None => encoder.finish(Some(end.usage)),
             },
         }
     }

@@ -40,6 +40,7 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> impl 
 fn refresh_gauges(state: &AppState) {
     let metrics = &state.metrics;
     let open = state
+        .gateway
         .health
         .snapshot(std::time::Instant::now())
         .iter()
