@@ -14,6 +14,44 @@ const EMBEDDING_MARKER: &str = "EMBEDDING-MARKER-cobalt-tapir-9034";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn debug_logs_hold_no_provider_key_api_key_or_prompt() {
+    logs_of_a_session("text").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_have_one_line_per_call_and_hold_no_secret() {
+    let (log, request_id) = logs_of_a_session("json").await;
+
+    let calls: Vec<Value> = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["target"] == "tollgate::call")
+        .collect();
+    // The plain call, the stream and the embedding; the refused key never
+    // reached the pipeline.
+    assert_eq!(calls.len(), 3, "{log}");
+    let plain = &calls
+        .iter()
+        .find(|c| c["fields"]["request_id"] == request_id.as_str())
+        .unwrap()["fields"];
+    assert_eq!(plain["operation"], "chat");
+    assert_eq!(plain["model"], "gpt-4o-mini");
+    assert_eq!(plain["provider"], "mock");
+    assert_eq!(plain["status"], 200);
+    assert!(plain["prompt_tokens"].as_i64().unwrap() > 0);
+    assert!(plain["cost"].as_i64().unwrap() > 0);
+    assert!(plain["duration_ms"].is_i64());
+    assert!(
+        plain["organization_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("org_")
+    );
+}
+
+/// A gateway process logging in `log_format` at `debug`, a plain call, a
+/// stream, an embedding and a refused key: its whole log, checked for
+/// secrets, and the plain call's request id.
+async fn logs_of_a_session(log_format: &str) -> (String, String) {
     let dir = TempDir::new();
     let db = TestDatabase::create(&dir.0).await;
     let mock = MockProvider::start().await;
@@ -30,6 +68,7 @@ async fn debug_logs_hold_no_provider_key_api_key_or_prompt() {
         &dir.0,
         &[
             ("RUST_LOG", "debug"),
+            ("TOLLGATE_LOG_FORMAT", log_format),
             ("DATABASE_URL", &db.url),
             ("TOLLGATE_MASTER_KEY", master_key.expose_secret()),
             ("TOLLGATE_CONFIG", config.to_str().unwrap()),
@@ -136,4 +175,5 @@ async fn debug_logs_hold_no_provider_key_api_key_or_prompt() {
     ] {
         assert!(!log.contains(needle), "the log contains {what}:\n{log}");
     }
+    (log, request_id)
 }

@@ -30,7 +30,7 @@ async fn health_and_ready_answer_ok() {
 }
 
 #[tokio::test]
-async fn metrics_count_provider_calls_by_model_and_outcome() {
+async fn metrics_count_provider_attempts_by_model_and_outcome() {
     let app = TestApp::spawn().await;
     let (_, key) = app.funded_org("usd", 1_000_000).await;
     assert_eq!(
@@ -51,7 +51,7 @@ async fn metrics_count_provider_calls_by_model_and_outcome() {
     let sample = text
         .lines()
         .find(|line| {
-            line.starts_with("tollgate_provider_calls")
+            line.starts_with("tollgate_provider_attempts")
                 && line.contains(r#"model="gpt-4o-mini""#)
                 && line.contains(r#"outcome="ok""#)
         })
@@ -61,7 +61,50 @@ async fn metrics_count_provider_calls_by_model_and_outcome() {
 }
 
 #[tokio::test]
-async fn metrics_count_failed_provider_calls() {
+async fn metrics_answer_classic_text_unless_openmetrics_is_asked_for() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.funded_org("usd", 1_000_000).await;
+    assert_eq!(
+        app.chat(&key, &chat_body("gpt-4o-mini")).await.status(),
+        200
+    );
+
+    let classic = app.client.get(app.url("/metrics")).send().await.unwrap();
+    let openmetrics = app
+        .client
+        .get(app.url("/metrics"))
+        .header(
+            "accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let content_type =
+        |r: &reqwest::Response| r.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(content_type(&classic).starts_with("text/plain; version=0.0.4"));
+    assert!(content_type(&openmetrics).starts_with("application/openmetrics-text"));
+    let classic = classic.text().await.unwrap();
+    let openmetrics = openmetrics.text().await.unwrap();
+    assert!(
+        classic.contains("# TYPE tollgate_provider_attempts_total counter"),
+        "{classic}"
+    );
+    assert!(!classic.contains("# EOF"));
+    assert!(openmetrics.contains("# TYPE tollgate_provider_attempts counter"));
+    assert!(openmetrics.ends_with("# EOF\n"));
+    assert!(classic.contains("tollgate_gateway_overhead_seconds_bucket"));
+    assert!(
+        classic.contains(
+            r#"tollgate_http_requests_total{route="/v1/chat/completions",status="200",code=""} 1"#
+        ),
+        "{classic}"
+    );
+}
+
+#[tokio::test]
+async fn metrics_count_failed_provider_attempts() {
     let app = TestApp::spawn().await;
     let (_, key) = app.funded_org("usd", 1_000_000).await;
     app.mock.push_fault(tollgate_tests::Fault::status(500));
@@ -82,7 +125,7 @@ async fn metrics_count_failed_provider_calls() {
 
     assert!(
         text.lines()
-            .any(|line| line.starts_with("tollgate_provider_calls")
+            .any(|line| line.starts_with("tollgate_provider_attempts")
                 && line.contains(r#"model="gpt-4o-mini""#)
                 && line.contains(r#"outcome="error""#)),
         "{text}"

@@ -194,6 +194,18 @@ const TABLE: &[(&str, &str, Access, Body)] = &[
         None,
     ),
     (
+        "GET",
+        "/api/v1/organizations/{org_id}/requests",
+        Access::OrgReader,
+        None,
+    ),
+    (
+        "GET",
+        "/api/v1/organizations/{org_id}/requests/{request_id}",
+        Access::OrgReader,
+        None,
+    ),
+    (
         "POST",
         "/api/v1/provider-credentials",
         Access::CredentialManager,

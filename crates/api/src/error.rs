@@ -169,6 +169,8 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, Json(body)).into_response();
+        // For the metrics middleware: requests are counted by error code.
+        response.extensions_mut().insert(self.code);
         add_headers(&mut response, self.headers, self.retry_after);
         response
     }

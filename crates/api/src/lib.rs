@@ -11,6 +11,7 @@ pub mod extract;
 mod limits;
 pub mod metrics;
 mod middleware;
+pub mod observe;
 pub mod openapi;
 pub(crate) mod routes;
 pub mod server;

@@ -1,79 +1,471 @@
-//! Prometheus metrics for `GET /metrics`, fed by the gateway's observer.
+//! Prometheus metrics for `GET /metrics`, every label set bounded (routes,
+//! catalog models and providers, outcomes; organizations only behind
+//! `TOLLGATE_METRICS_PER_ORGANIZATION`). Served in the classic text format
+//! by default and in OpenMetrics when the scraper's `Accept` asks for it.
+//! docs/observability.md lists every family.
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use tollgate_gateway::observe::{AttemptInfo, CallInfo, CallObserver, CallSummary};
+use std::time::Duration;
 use tollgate_core::outage::Dependency;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct CallLabels {
-    pub model: String,
+pub struct HttpLabels {
+    /// The matched route template (`/v1/chat/completions`), or `unmatched`.
+    pub route: String,
+    pub status: u16,
+    /// The error's `code`, empty on success.
+    pub code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationLabels {
+    pub operation: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModelLabels {
     pub provider: String,
+    pub model: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AttemptLabels {
+    pub provider: String,
+    pub model: String,
     pub outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TokenLabels {
+    pub provider: String,
     pub model: String,
     pub kind: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OrgTokenLabels {
+    pub organization: String,
+    pub provider: String,
+    pub model: String,
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OrgModelLabels {
+    pub organization: String,
+    pub provider: String,
+    pub model: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabels {
+    /// `key` or `organization`.
+    pub scope: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: &'static str,
+}
+
+/// `tollgate_webhook_delivery_attempts_total{outcome}`, from the webhook
+/// worker's own counts.
+struct WebhookAttempts(tollgate_webhooks::Webhooks);
+
+impl std::fmt::Debug for WebhookAttempts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WebhookAttempts")
+    }
+}
+
+impl prometheus_client::collector::Collector for WebhookAttempts {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        use prometheus_client::metrics::counter::ConstCounter;
+        let mut family = encoder.encode_descriptor(
+            "webhook_delivery_attempts",
+            "Outbound webhook delivery attempts by outcome (delivered, retrying, failed for good)",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for (outcome, n) in self.0.attempt_outcomes() {
+            let labels = OutcomeLabels { outcome };
+            ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Whole calls and HTTP requests: 5 ms to ~82 s.
+fn duration_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.005, 2.0, 15))
+}
+
+/// The gateway's own share of a call: 0.25 ms to ~4 s.
+fn overhead_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_25, 2.0, 15))
+}
+
 pub struct Metrics {
     registry: Registry,
-    pub provider_calls: Family<CallLabels, Counter>,
+    pub http_requests: Family<HttpLabels, Counter>,
+    pub http_duration: HistogramFamily<RouteLabels>,
+    pub overhead: HistogramFamily<OperationLabels>,
+    pub time_to_first_token: HistogramFamily<ModelLabels>,
+    pub calls_in_flight: Family<OperationLabels, Gauge>,
+    pub provider_attempts: Family<AttemptLabels, Counter>,
+    pub provider_attempt_duration: HistogramFamily<ModelLabels>,
     pub tokens: Family<TokenLabels, Counter>,
+    pub cost: Family<ModelLabels, Counter>,
+    /// `Some` with `TOLLGATE_METRICS_PER_ORGANIZATION`.
+    org_tokens: Option<Family<OrgTokenLabels, Counter>>,
+    org_cost: Option<Family<OrgModelLabels, Counter>>,
+    pub rate_limit_refusals: Family<RefusalLabels, Counter>,
+    pub settlement: Histogram,
+    /// Set at each scrape.
+    pub cooldowns_open: Gauge,
+    pub settlement_queue: Gauge,
+    pub request_log_dropped: Gauge,
 }
 
 impl Metrics {
-    pub fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("tollgate");
-        let provider_calls = Family::<CallLabels, Counter>::default();
-        registry.register(
-            "provider_calls",
-            "Calls to providers by model, provider and outcome",
-            provider_calls.clone(),
+    pub fn new(per_organization: bool) -> Metrics {
+        let mut r = Registry::with_prefix("tollgate");
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        r.register(
+            "http_requests",
+            "HTTP requests answered, by route template, status and error code",
+            http_requests.clone(),
+        );
+        let http_duration: HistogramFamily<RouteLabels> =
+            Family::new_with_constructor(duration_histogram);
+        r.register(
+            "http_request_duration_seconds",
+            "Time from a request's arrival to its response headers (for a stream: its start), by route",
+            http_duration.clone(),
+        );
+        let overhead: HistogramFamily<OperationLabels> =
+            Family::new_with_constructor(overhead_histogram);
+        r.register(
+            "gateway_overhead_seconds",
+            "The gateway's own added latency per call: time to the answer minus the time spent waiting on providers",
+            overhead.clone(),
+        );
+        let time_to_first_token: HistogramFamily<ModelLabels> =
+            Family::new_with_constructor(duration_histogram);
+        r.register(
+            "time_to_first_token_seconds",
+            "Streamed calls: time from the request's arrival to the provider's first event",
+            time_to_first_token.clone(),
+        );
+        let calls_in_flight = Family::<OperationLabels, Gauge>::default();
+        r.register(
+            "calls_in_flight",
+            "Data-plane calls being served, streams until their end",
+            calls_in_flight.clone(),
+        );
+        let provider_attempts = Family::<AttemptLabels, Counter>::default();
+        r.register(
+            "provider_attempts",
+            "Calls to providers, by provider, model and outcome (ok or error)",
+            provider_attempts.clone(),
+        );
+        let provider_attempt_duration: HistogramFamily<ModelLabels> =
+            Family::new_with_constructor(duration_histogram);
+        r.register(
+            "provider_attempt_duration_seconds",
+            "Time a provider took to answer (for a stream: to its first event)",
+            provider_attempt_duration.clone(),
         );
         let tokens = Family::<TokenLabels, Counter>::default();
-        registry.register("tokens", "Tokens billed, by model and kind", tokens.clone());
-        registry.register_collector(Box::new(DependencyErrors));
+        r.register(
+            "tokens",
+            "Tokens billed, by provider, model and kind (prompt or completion)",
+            tokens.clone(),
+        );
+        let cost = Family::<ModelLabels, Counter>::default();
+        r.register(
+            "cost_usd_micros",
+            "List cost of calls in USD micro-dollars, by provider and model",
+            cost.clone(),
+        );
+        let (org_tokens, org_cost) = if per_organization {
+            let t = Family::<OrgTokenLabels, Counter>::default();
+            r.register(
+                "organization_tokens",
+                "Tokens billed, by organization, provider, model and kind",
+                t.clone(),
+            );
+            let c = Family::<OrgModelLabels, Counter>::default();
+            r.register(
+                "organization_cost_usd_micros",
+                "List cost in USD micro-dollars, by organization, provider and model",
+                c.clone(),
+            );
+            (Some(t), Some(c))
+        } else {
+            (None, None)
+        };
+        let rate_limit_refusals = Family::<RefusalLabels, Counter>::default();
+        r.register(
+            "rate_limit_refusals",
+            "Calls refused with 429 by a rate limit, by the limit's scope (key or organization)",
+            rate_limit_refusals.clone(),
+        );
+        let settlement = Histogram::new(exponential_buckets(0.000_5, 2.0, 14));
+        r.register(
+            "settlement_duration_seconds",
+            "Time from a call's end to its usage record and ledger row being committed",
+            settlement.clone(),
+        );
+        let cooldowns_open = Gauge::default();
+        r.register(
+            "cooldowns_open",
+            "Deployments (a model on a provider) skipped for a cooldown after failures",
+            cooldowns_open.clone(),
+        );
+        let settlement_queue = Gauge::default();
+        r.register(
+            "settlement_queue_depth",
+            "Settlements waiting for the billing writer",
+            settlement_queue.clone(),
+        );
+        let request_log_dropped = Gauge::default();
+        r.register(
+            "request_log_dropped",
+            "Request-log entries dropped since start because the writer could not keep up",
+            request_log_dropped.clone(),
+        );
+        r.register_collector(Box::new(DependencyErrors));
         Metrics {
-            registry,
-            provider_calls,
+            registry: r,
+            http_requests,
+            http_duration,
+            overhead,
+            time_to_first_token,
+            calls_in_flight,
+            provider_attempts,
+            provider_attempt_duration,
             tokens,
+            cost,
+            org_tokens,
+            org_cost,
+            rate_limit_refusals,
+            settlement,
+            cooldowns_open,
+            settlement_queue,
+            request_log_dropped,
         }
     }
 
-    pub fn record_call(&self, model: &str, provider: &str, outcome: &'static str) {
-        self.provider_calls
-            .get_or_create(&CallLabels {
-                model: model.to_owned(),
-                provider: provider.to_owned(),
-                outcome,
-            })
-            .inc();
+    /// Adds the outbound webhooks' delivery attempts, read at each scrape.
+    pub fn with_webhooks(mut self, webhooks: tollgate_webhooks::Webhooks) -> Metrics {
+        self.registry
+            .register_collector(Box::new(WebhookAttempts(webhooks)));
+        self
     }
 
-    pub fn record_tokens(&self, model: &str, prompt: i64, completion: i64) {
+    /// One provider attempt.
+    pub fn record_attempt(&self, provider: &str, model: &str, ok: bool, took: Duration) {
+        self.provider_attempts
+            .get_or_create(&AttemptLabels {
+                provider: provider.to_owned(),
+                model: model.to_owned(),
+                outcome: if ok { "ok" } else { "error" },
+            })
+            .inc();
+        self.provider_attempt_duration
+            .get_or_create(&ModelLabels {
+                provider: provider.to_owned(),
+                model: model.to_owned(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// The tokens and list cost of a settled call.
+    pub fn record_usage(
+        &self,
+        organization: &str,
+        provider: &str,
+        model: &str,
+        prompt: i64,
+        completion: i64,
+        cost_usd_micros: i64,
+    ) {
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
         for (kind, n) in [("prompt", prompt), ("completion", completion)] {
             self.tokens
                 .get_or_create(&TokenLabels {
+                    provider: provider.to_owned(),
                     model: model.to_owned(),
                     kind,
                 })
-                .inc_by(u64::try_from(n).unwrap_or(0));
+                .inc_by(count(n));
+            if let Some(org) = &self.org_tokens {
+                org.get_or_create(&OrgTokenLabels {
+                    organization: organization.to_owned(),
+                    provider: provider.to_owned(),
+                    model: model.to_owned(),
+                    kind,
+                })
+                .inc_by(count(n));
+            }
+        }
+        let labels = ModelLabels {
+            provider: provider.to_owned(),
+            model: model.to_owned(),
+        };
+        self.cost
+            .get_or_create(&labels)
+            .inc_by(count(cost_usd_micros));
+        if let Some(org) = &self.org_cost {
+            org.get_or_create(&OrgModelLabels {
+                organization: organization.to_owned(),
+                provider: labels.provider,
+                model: labels.model,
+            })
+            .inc_by(count(cost_usd_micros));
         }
     }
 
-    pub fn render(&self) -> String {
+    /// The registry in the format asked for.
+    pub fn render(&self, format: Format) -> String {
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();
         }
-        out
+        match format {
+            Format::OpenMetrics => out,
+            Format::Classic => classic_text(&out),
+        }
+    }
+}
+
+/// The two exposition formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Prometheus text format 0.0.4.
+    Classic,
+    OpenMetrics,
+}
+
+impl Format {
+    /// OpenMetrics when the `Accept` header prefers it (as Prometheus
+    /// asks), else the classic text format that every parser reads.
+    pub fn negotiate(accept: Option<&str>) -> Format {
+        let Some(accept) = accept else {
+            return Format::Classic;
+        };
+        let mut best = (0.0f32, Format::Classic);
+        let mut classic_q = 0.0f32;
+        for range in accept.split(',') {
+            let mut parts = range.split(';').map(str::trim);
+            let media = parts.next().unwrap_or("").to_ascii_lowercase();
+            let q = parts
+                .filter_map(|p| p.strip_prefix("q="))
+                .find_map(|q| q.parse::<f32>().ok())
+                .unwrap_or(1.0);
+            if media == "application/openmetrics-text" && q > best.0 {
+                best = (q, Format::OpenMetrics);
+            } else if media == "text/plain" || media == "*/*" || media == "text/*" {
+                classic_q = classic_q.max(q);
+            }
+        }
+        if best.1 == Format::OpenMetrics && best.0 > 0.0 && best.0 >= classic_q {
+            Format::OpenMetrics
+        } else {
+            Format::Classic
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Classic => "text/plain; version=0.0.4; charset=utf-8",
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
+    }
+}
+
+/// OpenMetrics text turned into the classic format: a counter family is
+/// named with its `_total` suffix (as its samples are), and the `# UNIT`
+/// and `# EOF` lines, unknown to classic parsers, go.
+fn classic_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+        match meta {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                out.push_str(prefix);
+                out.push_str(name);
+                if counters.contains(name) {
+                    out.push_str("_total");
+                }
+                out.push(' ');
+                out.push_str(tail);
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classic_text_names_counters_with_their_suffix() {
+        let om = "# HELP tollgate_x Calls.\n# TYPE tollgate_x counter\ntollgate_x_total{a=\"b\"} 1\n\
+                  # HELP tollgate_g In flight.\n# TYPE tollgate_g gauge\ntollgate_g 2\n# EOF\n";
+        assert_eq!(
+            classic_text(om),
+            "# HELP tollgate_x_total Calls.\n# TYPE tollgate_x_total counter\ntollgate_x_total{a=\"b\"} 1\n\
+             # HELP tollgate_g In flight.\n# TYPE tollgate_g gauge\ntollgate_g 2\n"
+        );
+    }
+
+    #[test]
+    fn openmetrics_only_when_asked_for() {
+        assert_eq!(Format::negotiate(None), Format::Classic);
+        assert_eq!(Format::negotiate(Some("*/*")), Format::Classic);
+        assert_eq!(
+            Format::negotiate(Some(
+                "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+            )),
+            Format::OpenMetrics
+        );
+        assert_eq!(
+            Format::negotiate(Some("text/plain;version=0.0.4")),
+            Format::Classic
+        );
     }
 }
 
@@ -97,28 +489,5 @@ impl Collector for DependencyErrors {
             ConstCounter::new(dependency.errors()).encode(family.encode_family(&labels)?)?;
         }
         Ok(())
-    }
-}
-
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// Counts every provider call and the tokens of every finished call.
-pub struct MetricsObserver(pub std::sync::Arc<Metrics>);
-
-impl CallObserver for MetricsObserver {
-    fn attempt(&self, _: &CallInfo, attempt: &AttemptInfo<'_>) {
-        self.0
-            .record_call(attempt.model, attempt.provider, attempt.status.as_str());
-    }
-
-    fn finished(&self, _: &CallInfo, summary: &CallSummary<'_>) {
-        if let (Some(model), Some(usage)) = (summary.model, summary.usage) {
-            self.0
-                .record_tokens(model, usage.prompt_tokens, usage.completion_tokens);
-        }
     }
 }

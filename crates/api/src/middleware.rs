@@ -30,3 +30,37 @@ pub async fn request_id(mut request: Request, next: Next) -> Response {
     });
     response
 }
+
+/// Counts every routed request by its route template, status and error
+/// code, and times it to its response headers (`tollgate_http_*`).
+pub async fn http_metrics(
+    axum::extract::State(state): axum::extract::State<crate::state::AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let started = std::time::Instant::now();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let response = next.run(request).await;
+    let code = response
+        .extensions()
+        .get::<tollgate_core::ErrorCode>()
+        .map_or("", |c| c.as_str());
+    let metrics = &state.metrics;
+    metrics
+        .http_requests
+        .get_or_create(&crate::metrics::HttpLabels {
+            route: route.clone(),
+            status: response.status().as_u16(),
+            code: code.to_owned(),
+        })
+        .inc();
+    metrics
+        .http_duration
+        .get_or_create(&crate::metrics::RouteLabels { route })
+        .observe(started.elapsed().as_secs_f64());
+    response
+}

@@ -381,6 +381,8 @@ pub struct Settings {
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub http_max_connections: u32,
+    #[command(flatten)]
+    pub observability: crate::observe::settings::ObservabilitySettings,
 }
 
 impl Settings {
@@ -428,6 +430,7 @@ impl Settings {
             webhook_timeout_ms: 10_000,
             usage_batch_secs: 60,
             webhook_allow_private: false,
+            observability: Default::default(),
         }
     }
 }

@@ -89,7 +89,29 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Gateway> {
         credentials.clone(),
         webhook_options(settings),
     )?;
-    let metrics = Arc::new(Metrics::new());
+    let observability = &settings.observability;
+    let (tracer, trace_exporter) = match observability
+        .trace_config()
+        .context("the OpenTelemetry settings")?
+    {
+        Some(config) => {
+            tracing::info!(endpoint = %config.endpoint, "exporting traces over OTLP/HTTP");
+            let (tracer, task) = tollgate_observe::Tracer::start(config)?;
+            (tracer, Some(task))
+        }
+        None => (tollgate_observe::Tracer::off(), None),
+    };
+    let (request_log, request_log_writer) =
+        tollgate_observe::RequestLog::start(db.clone(), observability.request_log);
+    let metrics = Arc::new(
+        Metrics::new(observability.metrics_per_organization).with_webhooks(webhooks.clone()),
+    );
+    let observer = Arc::new(crate::observe::Observer::new(
+        tracer,
+        request_log.clone(),
+        observability.log_format == crate::observe::settings::LogFormat::Json,
+        metrics.clone(),
+    ));
     let gateway = tollgate_gateway::Gateway::new(tollgate_gateway::Parts {
         catalog: catalog.clone(),
         providers: providers.clone(),
@@ -113,7 +135,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Gateway> {
         },
         byok_fee_percent: settings.byok_fee_percent,
         streams: TaskTracker::new(),
-        observer: Arc::new(crate::metrics::MetricsObserver(metrics.clone())),
+        observer: observer.clone(),
     });
     let state = AppState(Arc::new(Inner {
         db,
@@ -129,6 +151,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Gateway> {
             .clone()
             .filter(|t| !t.expose_secret().is_empty()),
         metrics,
+        observer,
         max_body_bytes: settings.max_body_bytes,
         webhooks: webhooks.clone(),
     }));
@@ -144,6 +167,16 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Gateway> {
         tokio::spawn(state.db.clone().checkpoint_wal(Duration::from_millis(100))),
     ];
     let mut background = background;
+    background.extend(trace_exporter);
+    background.extend(request_log_writer);
+    let retention = observability.retention();
+    // Often enough that a short retention (tests) is kept to within a
+    // second or so; at most once a minute.
+    let sweep = (retention.bodies.min(retention.rows) / 2)
+        .clamp(Duration::from_millis(200), Duration::from_secs(60));
+    background.push(tokio::spawn(
+        request_log.enforce_retention(retention, sweep),
+    ));
     if let Some(url) = settings.redis_url.as_deref().filter(|u| !u.is_empty()) {
         let shared = tollgate_routing::health::SharedCooldowns::new(url, &settings.redis_prefix)
             .context("REDIS_URL is not a valid Redis URL")?;
@@ -172,6 +205,13 @@ impl Gateway {
         crate::server::serve(listener, crate::app(state.clone()), self.limits, shutdown).await;
         state.gateway.streams.close();
         state.gateway.streams.wait().await;
+        // The last calls' log rows and spans, before the tasks stop.
+        state
+            .observer
+            .request_log
+            .flush(Duration::from_secs(5))
+            .await;
+        state.observer.tracer.flush(Duration::from_secs(5)).await;
         for task in &self.background {
             task.abort();
         }

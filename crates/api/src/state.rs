@@ -30,6 +30,8 @@ pub struct Inner {
     /// (production without `TOLLGATE_JWT_SECRET`).
     pub jwt: Option<crate::auth::Jwt>,
     pub metrics: Arc<Metrics>,
+    /// Traces, call log lines and the request log (the gateway's observer).
+    pub observer: Arc<crate::observe::Observer>,
     pub max_body_bytes: usize,
     /// Billing webhooks: Stripe and Lago in, Standard Webhooks out.
     pub webhooks: tollgate_webhooks::Webhooks,

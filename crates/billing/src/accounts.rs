@@ -109,7 +109,7 @@ impl Billing {
             });
         }
         let now = time::now_millis();
-        let mut tx = self.db().pool().begin().await?;
+        let mut tx = self.db().begin_write().await?;
         ensure_account(&mut *tx, organization_id, now).await?;
         sqlx::query(
             "UPDATE credit_accounts SET overdraft_limit = $1, updated_at = $2 WHERE organization_id = $3",
@@ -133,7 +133,7 @@ impl Billing {
         idempotency_key: Option<&str>,
         reason: Option<&str>,
     ) -> Result<GrantOutcome, BillingError> {
-        let mut tx = self.db().pool().begin().await?;
+        let mut tx = self.db().begin_write().await?;
         let outcome = self
             .grant_in(&mut tx, organization_id, amount, idempotency_key, reason)
             .await?;

@@ -112,7 +112,7 @@ impl Billing {
         amount: i64,
     ) -> Result<i64, BillingError> {
         let now = time::now_millis();
-        let mut tx = self.db().pool().begin().await?;
+        let mut tx = self.db().begin_write().await?;
         // The write comes first so SQLite takes its write lock at once.
         sqlx::query(
             "INSERT INTO api_key_budget_periods (api_key_id, period_start, updated_at) \
@@ -323,7 +323,7 @@ pub(crate) async fn return_leases_of_keys(db: &Db, instance_id: &str) -> Result<
     for row in holds {
         let key: String = row.try_get("api_key_id")?;
         let start: i64 = row.try_get("period_start")?;
-        let mut tx = db.pool().begin().await?;
+        let mut tx = db.begin_write().await?;
         // Deleting first takes the write lock and tells how much to return, once.
         let deleted = sqlx::query(
             "DELETE FROM api_key_budget_leases WHERE instance_id = $1 AND api_key_id = $2 \

@@ -53,7 +53,7 @@ async fn return_credit_leases_of(db: &Db, instance_id: &str) -> Result<u64, Bill
     let mut returned = 0;
     for row in leases {
         let org: String = row.try_get("organization_id")?;
-        let mut tx = db.pool().begin().await?;
+        let mut tx = db.begin_write().await?;
         // Deleting first takes the write lock and tells how much to return, once.
         let deleted = sqlx::query(
             "DELETE FROM credit_leases WHERE instance_id = $1 AND organization_id = $2 RETURNING amount",

@@ -126,6 +126,15 @@ impl Journal {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Settlements appended and not yet committed, over every segment.
+    pub fn uncommitted(&self) -> u64 {
+        self.segments()
+            .by_seq
+            .values()
+            .map(|(appended, committed, _)| appended.saturating_sub(*committed))
+            .sum()
+    }
+
     /// Counts `n` settlements of segment `seq` as committed; deletes the
     /// segment if it is closed and all of it is committed.
     pub fn committed(&self, seq: u64, n: u64) {

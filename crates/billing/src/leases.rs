@@ -248,7 +248,7 @@ impl Billing {
 
     async fn top_up_now(&self, organization_id: &str, amount: i64) -> Result<i64, BillingError> {
         let now = time::now_millis();
-        let mut tx = self.db().pool().begin().await?;
+        let mut tx = self.db().begin_write().await?;
         let done = sqlx::query(
             "UPDATE credit_accounts SET reserved = reserved + $1, updated_at = $2 \
              WHERE organization_id = $3 AND balance - reserved - $1 + overdraft_limit >= 0",

@@ -335,6 +335,12 @@ impl Billing {
         &self.inner.db
     }
 
+    /// Settlements journaled but not yet committed to the database: the
+    /// settlement backlog (it grows while the database is away).
+    pub fn settlement_queue_depth(&self) -> u64 {
+        self.inner.journal.as_ref().map_or(0, |j| j.uncommitted())
+    }
+
     pub fn instance_id(&self) -> &str {
         &self.inner.instance_id
     }

@@ -401,7 +401,7 @@ async fn write(
 
     let mut ledger: Vec<LedgerRow<'_>> = Vec::new();
     let mut usage: Vec<UsageRow<'_>> = Vec::new();
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin_write().await?;
     for key in &keys {
         let (holder, org) = *key;
         let calls = calls.get(key).map(Vec::as_slice).unwrap_or(&[]);

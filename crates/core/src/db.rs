@@ -177,6 +177,18 @@ impl Db {
         self.backend
     }
 
+    /// Begins a transaction that may write. On SQLite it takes the write
+    /// lock at once (`BEGIN IMMEDIATE`, waiting up to the busy timeout):
+    /// a deferred transaction that reads first cannot upgrade to a writer
+    /// once another connection has committed, and SQLite then fails it at
+    /// once with "database is locked" instead of waiting.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
     /// Whether the database answers, for `/ready`: within [`PING_TIMEOUT`],
     /// so that a probe gets its answer in time when the database is away.
     pub async fn ping(&self) -> bool {

@@ -127,10 +127,7 @@ impl ErrorCode {
             RateLimitExceeded | ProviderRateLimited | TooManySignIns => 429,
             InternalError => 500,
             ProviderError | StreamInterrupted => 502,
-            NoProviderAvailable
-            | MasterKeyRotated
-            | WebhookNotConfigured
-            | SignInDisabled
+            NoProviderAvailable | MasterKeyRotated | WebhookNotConfigured | SignInDisabled
             | ServiceUnavailable => 503,
             ProviderTimeout => 504,
         }

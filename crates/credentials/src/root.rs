@@ -114,7 +114,7 @@ pub async fn rotate(
 ) -> Result<Rotation> {
     let next = current.version + 1;
     let now = time::now_millis();
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin_write().await?;
     // First, so that it takes the lock that data-key creation waits on.
     if !advance_master_key_version(&mut tx, current.version, next).await? {
         return Err(CredentialError::MasterKeyRotated);

@@ -117,7 +117,9 @@ impl From<RouteError> for GatewayError {
             RouteError::UnknownModel(_) | RouteError::Disabled(_) | RouteError::Unpriced { .. } => {
                 ErrorCode::ModelNotFound
             }
-            RouteError::WrongMode { .. } | RouteError::InvalidModelName(_) => ErrorCode::InvalidRequest,
+            RouteError::WrongMode { .. } | RouteError::InvalidModelName(_) => {
+                ErrorCode::InvalidRequest
+            }
             RouteError::NoCandidates(_) => ErrorCode::NoProviderAvailable,
             RouteError::Unfit { .. } | RouteError::NoneFit { .. } => {
                 ErrorCode::ModelCannotServeRequest

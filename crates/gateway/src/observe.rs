@@ -8,10 +8,13 @@
 //! stream's pump. Both run on the hot path: keep them cheap and
 //! non-blocking (count, or hand off to a channel); never await or do I/O.
 
+use bytes::Bytes;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tollgate_core::ErrorCode;
 use tollgate_core::money::TokenUsage;
+use tollgate_core::{ErrorCode, PowerLevel};
+use tollgate_observe::TraceContext;
+use tollgate_observe::trace::SpanId;
 use tollgate_tenants::Principal;
 
 /// What kind of call it is.
@@ -40,6 +43,13 @@ pub struct CallInfo {
     pub requested_model: String,
     pub stream: bool,
     pub started: Instant,
+    /// The power level of `"model": "auto"`.
+    pub power_level: PowerLevel,
+    /// The call's trace, when it is traced or the client sent one.
+    pub trace: Option<TraceContext>,
+    /// The client's body, when the organization keeps bodies (or spans
+    /// carry content).
+    pub body: Option<Bytes>,
 }
 
 /// How one provider call ended.
@@ -74,6 +84,8 @@ pub struct AttemptInfo<'a> {
     pub provider_status: Option<u16>,
     pub byok: bool,
     pub duration: Duration,
+    /// The attempt's span, whose id went to the provider in `traceparent`.
+    pub span_id: Option<SpanId>,
 }
 
 /// How a call ended.
@@ -102,8 +114,18 @@ impl CallStatus {
 pub struct CallSummary<'a> {
     pub status: CallStatus,
     pub error_code: Option<ErrorCode>,
+    /// What the client was told, on failure.
+    pub error_message: Option<&'a str>,
     /// The catalog id and provider of the model that answered, if one did.
     pub model: Option<&'a str>,
+    /// The model name the provider that answered knows.
+    pub deployment: Option<&'a str>,
+    /// The answer's cost at list price, in USD micro-dollars.
+    pub list_cost_usd_micros: Option<i64>,
+    /// A complete (not streamed) answer's body, in OpenAI's format.
+    pub answer: Option<&'a Bytes>,
+    /// How long the settlement (usage record and ledger row) took to commit.
+    pub settlement: Option<Duration>,
     pub provider: Option<&'a str>,
     pub usage: Option<TokenUsage>,
     /// What was charged, in the organization's unit (`None`: nothing, or

@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use tollgate_billing::{BillingError, UsageStatus};
 use tollgate_core::money::TokenUsage;
 use tollgate_core::{ErrorCode, ModelEntry, ModelMode, ProviderKind};
+use tollgate_observe::TraceContext;
 use tollgate_providers::{ChatRequest, ChatStream, EmbeddingRequest, ProviderError, Target};
 use tollgate_routing::fit::Needs;
 use tollgate_routing::health::{Availability, backoff};
@@ -33,6 +34,11 @@ pub struct CallRequest {
     /// The size of the body received, for the rate limits' token estimate.
     pub body_len: usize,
     pub started: Instant,
+    /// The call's trace (from the client's `traceparent`, or new); each
+    /// provider call carries it on.
+    pub trace: Option<TraceContext>,
+    /// The client's body, for observers, when it is to be kept.
+    pub body: Option<Bytes>,
 }
 
 impl CallRequest {
@@ -51,6 +57,8 @@ impl CallRequest {
             options,
             body_len,
             started: Instant::now(),
+            trace: None,
+            body: None,
         }
     }
 }
@@ -62,7 +70,7 @@ pub enum Operation {
 }
 
 impl Operation {
-    fn kind(&self) -> OperationKind {
+    pub fn kind(&self) -> OperationKind {
         match self {
             Operation::Chat(_) => OperationKind::Chat,
             Operation::Embed(_) => OperationKind::Embed,
@@ -344,6 +352,9 @@ impl Gateway {
             requested_model: request.operation.model().to_owned(),
             stream: matches!(&request.operation, Operation::Chat(r) if r.stream),
             started: request.started,
+            power_level: request.options.power_level,
+            trace: request.trace,
+            body: request.body.clone(),
         });
         let result = self.admit_and_run(call.clone(), request).await;
         if let Err(e) = &result {
@@ -352,7 +363,12 @@ impl Gateway {
                 &CallSummary {
                     status: CallStatus::Failed,
                     error_code: Some(e.code),
+                    error_message: Some(&e.message),
                     model: None,
+                    deployment: None,
+                    list_cost_usd_micros: None,
+                    answer: None,
+                    settlement: None,
                     provider: None,
                     usage: None,
                     cost: None,
@@ -505,6 +521,11 @@ impl Gateway {
                         chat.max_completion_tokens =
                             plan.max_completion_tokens.map(|v| clamp(v, model));
                     }
+                    // The provider call continues the trace as a span of its own.
+                    let (span_id, traceparent) = call
+                        .trace
+                        .map(|t| t.attempt())
+                        .map_or((None, None), |(span, tp)| (Some(span), Some(tp)));
                     let target = Target {
                         provider: &provider.name,
                         kind: provider.kind,
@@ -512,6 +533,7 @@ impl Gateway {
                         api_key,
                         upstream_model: &model.upstream,
                         max_output_tokens: model.max_output_tokens,
+                        traceparent: traceparent.as_deref(),
                     };
                     attempts += 1;
                     let attempt_started = Instant::now();
@@ -539,6 +561,7 @@ impl Gateway {
                         provider_status,
                         byok,
                         duration: attempt_started.elapsed(),
+                        span_id,
                     };
                     let error = match reply {
                         Ok(reply) => {
@@ -567,7 +590,9 @@ impl Gateway {
                                         status: UsageStatus::Ok,
                                         latency: started.elapsed(),
                                     };
+                                    let settling = Instant::now();
                                     let cost = self.settle(hold, &record).await;
+                                    let settlement = settling.elapsed();
                                     admission.used_tokens(usage.total()).await;
                                     lease.used_tokens(usage.total()).await;
                                     self.observer.finished(
@@ -575,7 +600,12 @@ impl Gateway {
                                         &CallSummary {
                                             status: CallStatus::Ok,
                                             error_code: None,
+                                            error_message: None,
                                             model: Some(&model.id),
+                                            deployment: Some(&model.upstream),
+                                            list_cost_usd_micros: Some(model.price.cost(&usage).0),
+                                            answer: Some(&body),
+                                            settlement: Some(settlement),
                                             provider: Some(&model.provider),
                                             usage: Some(usage),
                                             cost,

@@ -139,7 +139,9 @@ impl Pump {
             status,
             latency: self.call.started.elapsed(),
         };
+        let settling = std::time::Instant::now();
         let cost = self.gateway.settle(hold, &record).await;
+        let settlement = settling.elapsed();
         self.admission.used_tokens(usage.total()).await;
         self.lease.used_tokens(usage.total()).await;
         self.gateway.observer.finished(
@@ -151,7 +153,12 @@ impl Pump {
                     CallStatus::Partial
                 },
                 error_code: None,
+                error_message: None,
                 model: Some(&self.model.id),
+                deployment: Some(&self.model.upstream),
+                list_cost_usd_micros: Some(self.model.price.cost(&usage).0),
+                answer: None,
+                settlement: Some(settlement),
                 provider: Some(&self.model.provider),
                 usage: Some(usage),
                 cost,

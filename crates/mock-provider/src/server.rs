@@ -45,6 +45,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/messages", post(crate::native::anthropic_messages))
         .route("/v1beta/models/{target}", post(crate::native::gemini))
         .route("/v1/models/{target}", post(crate::native::gemini))
+        // An OTLP/HTTP sink, so that a load run can measure tracing at 100%.
+        .route("/v1/traces", post(|| async { StatusCode::OK }))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(shared)

@@ -24,6 +24,8 @@ pub struct Target<'a> {
     /// The model's output limit, sent where the provider requires a limit
     /// (Anthropic's `max_tokens`) and the client set none.
     pub max_output_tokens: i64,
+    /// W3C `traceparent` sent to the provider, continuing the call's trace.
+    pub traceparent: Option<&'a str>,
 }
 
 /// A complete (non-streamed) chat answer in OpenAI's format.

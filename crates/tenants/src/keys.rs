@@ -187,6 +187,8 @@ pub struct Principal {
     pub org_rpm_limit: Option<i64>,
     pub org_tpm_limit: Option<i64>,
     pub org_max_concurrency: Option<i64>,
+    /// Whether the organization's request log keeps bodies.
+    pub log_bodies: bool,
 }
 
 impl Principal {
@@ -495,7 +497,8 @@ impl Tenants {
              CAST(CASE WHEN o.suspended_at IS NULL THEN 0 ELSE 1 END AS BIGINT) AS org_suspended, \
              CAST(CASE WHEN o.deleted_at IS NULL THEN 0 ELSE 1 END AS BIGINT) AS org_deleted, \
              o.markup_percent, o.allowed_models, o.rpm_limit AS org_rpm_limit, \
-             o.tpm_limit AS org_tpm_limit, o.max_concurrency AS org_max_concurrency \
+             o.tpm_limit AS org_tpm_limit, o.max_concurrency AS org_max_concurrency, \
+             CAST(CASE WHEN o.log_bodies THEN 1 ELSE 0 END AS BIGINT) AS org_log_bodies \
              FROM api_keys k \
              JOIN organizations o ON o.id = k.organization_id WHERE k.id = $1"
         );
@@ -542,6 +545,7 @@ impl Tenants {
                 org_rpm_limit: row.try_get("org_rpm_limit")?,
                 org_tpm_limit: row.try_get("org_tpm_limit")?,
                 org_max_concurrency: row.try_get("org_max_concurrency")?,
+                log_bodies: row.try_get::<i64, _>("org_log_bodies")? != 0,
             }),
         })))
     }

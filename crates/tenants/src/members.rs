@@ -182,7 +182,7 @@ impl Tenants {
             created_at: now / 1000,
         };
         let password_hash = hash_in_background(password).await?;
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         // Single use, even when two accept at once: only one update matches.
         let claimed = sqlx::query(
             "UPDATE invitations SET accepted_at = $1 WHERE id = $2 AND accepted_at IS NULL",

@@ -30,6 +30,9 @@ pub struct Organization {
     pub rpm_limit: Option<i64>,
     pub tpm_limit: Option<i64>,
     pub max_concurrency: Option<i64>,
+    /// Whether its request log keeps prompt and completion bodies (for
+    /// the retention period, `TOLLGATE_REQUEST_LOG_BODY_RETENTION_SECS`).
+    pub log_bodies: bool,
     /// Unix seconds.
     pub created_at: i64,
 }
@@ -47,6 +50,7 @@ pub struct OrganizationChange<'a> {
     pub rpm_limit: Option<Option<i64>>,
     pub tpm_limit: Option<Option<i64>>,
     pub max_concurrency: Option<Option<i64>>,
+    pub log_bodies: Option<bool>,
 }
 
 /// The highest markup, in percent.
@@ -57,6 +61,7 @@ const MAX_ALLOWED_MODELS: usize = 1000;
 const ORG_COLUMNS: &str = "id, name, billing_mode, default_power_level, \
     CAST(CASE WHEN suspended_at IS NULL THEN 0 ELSE 1 END AS BIGINT) AS suspended, \
     markup_percent, allowed_models, rpm_limit, tpm_limit, max_concurrency, \
+    CAST(CASE WHEN log_bodies THEN 1 ELSE 0 END AS BIGINT) AS log_bodies, \
     COALESCE((SELECT c.overdraft_limit FROM credit_accounts c \
               WHERE c.organization_id = organizations.id), 0) AS overdraft_limit, created_at";
 
@@ -89,6 +94,7 @@ fn org_from_row(row: &AnyRow) -> Result<Organization, sqlx::Error> {
         rpm_limit: row.try_get("rpm_limit")?,
         tpm_limit: row.try_get("tpm_limit")?,
         max_concurrency: row.try_get("max_concurrency")?,
+        log_bodies: row.try_get::<i64, _>("log_bodies")? != 0,
         created_at: row.try_get::<i64, _>("created_at")? / 1000,
     })
 }
@@ -157,6 +163,7 @@ impl Tenants {
             rpm_limit: None,
             tpm_limit: None,
             max_concurrency: None,
+            log_bodies: false,
             created_at: now / 1000,
         };
         sqlx::query(
@@ -278,7 +285,7 @@ impl Tenants {
                 positive_limit(field, *value)?;
             }
         }
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         let done = sqlx::query(
             "UPDATE organizations SET updated_at = $1 WHERE id = $2 AND deleted_at IS NULL",
         )
@@ -306,6 +313,13 @@ impl Tenants {
         if let Some(markup) = change.markup_percent {
             sqlx::query("UPDATE organizations SET markup_percent = $1 WHERE id = $2")
                 .bind(i64::from(markup))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(log_bodies) = change.log_bodies {
+            sqlx::query("UPDATE organizations SET log_bodies = $1 WHERE id = $2")
+                .bind(log_bodies)
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
@@ -362,7 +376,7 @@ impl Tenants {
     pub async fn delete_organization(&self, id: &str) -> Result<Organization, TenantError> {
         let org = self.organization(id).await?;
         let now = time::now_millis();
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         let done = sqlx::query(
             "UPDATE organizations SET deleted_at = $1, updated_at = $1 \
              WHERE id = $2 AND deleted_at IS NULL",

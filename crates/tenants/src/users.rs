@@ -298,7 +298,7 @@ impl Tenants {
     }
 
     async fn record_failure(&self, email: &str, now: i64) -> Result<(), sqlx::Error> {
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         sqlx::query(
             "INSERT INTO login_failures (email, failures, locked_until, updated_at) VALUES ($1, 0, 0, $2) \
              ON CONFLICT (email) DO NOTHING",

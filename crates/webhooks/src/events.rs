@@ -154,7 +154,7 @@ impl Webhooks {
         idempotency_key: Option<&str>,
         reason: Option<&str>,
     ) -> Result<GrantOutcome, WebhookError> {
-        let mut tx = self.db().pool().begin().await?;
+        let mut tx = self.db().begin_write().await?;
         let outcome = self
             .inner
             .billing
@@ -172,7 +172,7 @@ impl Webhooks {
     /// budget period. For the budget check to call when it refuses a call;
     /// cheap enough to await, or to spawn off the request path.
     pub async fn budget_exceeded(&self, event: &BudgetExceeded<'_>) -> Result<u64, WebhookError> {
-        let mut tx = self.db().pool().begin().await?;
+        let mut tx = self.db().begin_write().await?;
         let dedup = format!(
             "budget.exceeded:{}:{}",
             event.api_key_id, event.period_started_at

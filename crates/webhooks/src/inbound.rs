@@ -288,7 +288,7 @@ impl Webhooks {
         grant: PaidGrant,
     ) -> Result<InboundOutcome, WebhookError> {
         let now = time::now_millis();
-        let mut tx = self.db().pool().begin().await?;
+        let mut tx = self.db().begin_write().await?;
         for (dedup_source, key) in &grant.dedup {
             let claimed = sqlx::query(
                 "INSERT INTO inbound_webhook_events (source, event_id, event_type, organization_id, amount, created_at) \

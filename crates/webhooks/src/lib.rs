@@ -119,6 +119,39 @@ struct Inner {
     credentials: CredentialStore,
     options: WebhookOptions,
     http: reqwest::Client,
+    attempt_outcomes: AttemptOutcomes,
+}
+
+/// Delivery attempts made by this process, by what came of them (for metrics).
+#[derive(Debug, Default)]
+pub struct AttemptOutcomes {
+    /// The receiver took the event.
+    pub delivered: std::sync::atomic::AtomicU64,
+    /// It failed; another attempt will follow.
+    pub retrying: std::sync::atomic::AtomicU64,
+    /// It failed, and it was the last attempt.
+    pub failed: std::sync::atomic::AtomicU64,
+}
+
+impl AttemptOutcomes {
+    fn count(&self, status: &str) {
+        let counter = match status {
+            "delivered" => &self.delivered,
+            "failed" => &self.failed,
+            _ => &self.retrying,
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// `(outcome, attempts)` for each outcome.
+    pub fn snapshot(&self) -> [(&'static str, u64); 3] {
+        let get = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        [
+            ("delivered", get(&self.delivered)),
+            ("retrying", get(&self.retrying)),
+            ("failed", get(&self.failed)),
+        ]
+    }
 }
 
 impl Webhooks {
@@ -150,12 +183,18 @@ impl Webhooks {
                 credentials,
                 options,
                 http,
+                attempt_outcomes: AttemptOutcomes::default(),
             }),
         })
     }
 
     fn db(&self) -> &Db {
         &self.inner.db
+    }
+
+    /// Delivery attempts made by this process so far, by outcome.
+    pub fn attempt_outcomes(&self) -> [(&'static str, u64); 3] {
+        self.inner.attempt_outcomes.snapshot()
     }
 
     fn options(&self) -> &WebhookOptions {

@@ -177,7 +177,7 @@ impl Webhooks {
             created_at: now / 1000,
         };
         let secret = crate::signature::new_secret();
-        let mut tx = self.db().pool().begin().await?;
+        let mut tx = self.db().begin_write().await?;
         let sealed = self
             .inner
             .credentials
@@ -252,7 +252,7 @@ impl Webhooks {
         organization_id: &str,
         id: &str,
     ) -> Result<(), WebhookError> {
-        let mut tx = self.db().pool().begin().await?;
+        let mut tx = self.db().begin_write().await?;
         sqlx::query("DELETE FROM webhook_attempts WHERE subscription_id = $1")
             .bind(id)
             .execute(&mut *tx)

@@ -135,7 +135,7 @@ impl Webhooks {
                 "UPDATE webhook_subscriptions SET depleted_fired = $1 WHERE id = $2 AND depleted_fired = $3"
             }
         };
-        let mut tx = self.db().pool().begin().await?;
+        let mut tx = self.db().begin_write().await?;
         let changed = sqlx::query(sql)
             .bind(i64::from(on))
             .bind(subscription_id)
@@ -226,7 +226,7 @@ impl Webhooks {
                 "last_at": last_at / 1000,
                 "by_model": by_model,
             });
-            let mut tx = self.db().pool().begin().await?;
+            let mut tx = self.db().begin_write().await?;
             let moved = sqlx::query(
                 "UPDATE webhook_subscriptions SET usage_cursor = $1 WHERE id = $2 AND usage_cursor = $3",
             )
@@ -410,7 +410,7 @@ impl Webhooks {
                 (status, *status_code, Some(error.as_str()), next)
             }
         };
-        let mut tx = self.db().pool().begin().await?;
+        let mut tx = self.db().begin_write().await?;
         sqlx::query(
             "INSERT INTO webhook_attempts (delivery_id, subscription_id, attempt, status_code, error, duration_ms, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -436,6 +436,7 @@ impl Webhooks {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        self.inner.attempt_outcomes.count(status);
         match status {
             "failed" => {
                 tracing::warn!(delivery_id = %delivery.id, attempts = attempt, "webhook delivery failed for good")

@@ -42,6 +42,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         api_keys::create, api_keys::list, api_keys::revoke,
         credits::balance, credits::grant, credits::transactions,
         usage::list, usage::summary, usage::export,
+        crate::routes::admin::requests::list, crate::routes::admin::requests::get,
         provider_credentials::create, provider_credentials::list, provider_credentials::active,
         provider_credentials::audit, provider_credentials::get, provider_credentials::update,
         provider_credentials::delete, provider_credentials::activate, provider_credentials::deactivate,

@@ -30,6 +30,7 @@ pub async fn chat_completions(
     let options = call_options(&mut request.extra, option_headers(&headers), &principal)?;
     let include_usage = request.stream_options.is_some_and(|o| o.include_usage);
     let operation = Operation::Chat(request);
-    let call = CallRequest::new(principal, request_id, operation, options, body.len());
+    let mut call = CallRequest::new(principal, request_id, operation, options, body.len());
+    crate::observe::prepare(&state, &mut call, &headers, &body);
     serve(&state, call, Dialect::OpenAi { include_usage }).await
 }

@@ -28,7 +28,8 @@ pub async fn embeddings(
     request.validate().map_err(ApiError::bad_request)?;
     let options = call_options(&mut request.extra, option_headers(&headers), &principal)?;
     let operation = Operation::Embed(request);
-    let call = CallRequest::new(principal, request_id, operation, options, body.len());
+    let mut call = CallRequest::new(principal, request_id, operation, options, body.len());
+    crate::observe::prepare(&state, &mut call, &headers, &body);
     let dialect = Dialect::OpenAi {
         include_usage: false,
     };

@@ -55,13 +55,14 @@ pub async fn messages(
         )
         .map_err(ApiError::bad_request)?;
         chat.validate().map_err(ApiError::bad_request)?;
-        let call = CallRequest::new(
+        let mut call = CallRequest::new(
             principal,
             request_id,
             Operation::Chat(chat),
             options,
             body.len(),
         );
+        crate::observe::prepare(&state, &mut call, &headers, &body);
         serve(&state, call, Dialect::Anthropic { model }).await
     }
     .await;
@@ -72,6 +73,7 @@ pub async fn messages(
 fn anthropic_error(e: ApiError) -> Response {
     let body = error_body(e.code.status(), &e.message);
     let mut response = (e.status(), Json(body)).into_response();
+    response.extensions_mut().insert(e.code);
     add_headers(&mut response, e.headers, e.retry_after);
     response
 }

@@ -48,6 +48,11 @@ pub fn app(state: AppState) -> Router {
         .route("/openapi.json", get(crate::openapi::serve_document))
         .route("/docs", get(crate::openapi::serve_docs))
         .merge(crate::console::routes())
+        // Routed requests only: their template is a bounded label.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::middleware::http_metrics,
+        ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.max_body_bytes))

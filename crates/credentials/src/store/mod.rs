@@ -244,7 +244,7 @@ impl CredentialStore {
             created_at: now / 1000,
             updated_at: now / 1000,
         };
-        let mut tx = self.db().pool().begin().await?;
+        let mut tx = self.db().begin_write().await?;
         let data_key = self
             .data_key_for_write(&mut tx, &credential.organization_id)
             .await?;
@@ -321,7 +321,7 @@ impl CredentialStore {
         let name = change.name.map(valid_name).transpose()?;
         let key = change.api_key.map(normalized_api_key).transpose()?;
         let now = time::now_millis();
-        let mut tx = self.db().pool().begin().await?;
+        let mut tx = self.db().begin_write().await?;
         let mut credential = queries::credential_in_org(&mut *tx, organization_id, id)
             .await?
             .ok_or(CredentialError::NotFound)?;
@@ -371,7 +371,7 @@ impl CredentialStore {
         actor: &Actor,
     ) -> Result<Credential> {
         let now = time::now_millis();
-        let mut tx = self.db().pool().begin().await?;
+        let mut tx = self.db().begin_write().await?;
         let mut credential = queries::credential_in_org(&mut *tx, organization_id, id)
             .await?
             .ok_or(CredentialError::NotFound)?;
@@ -401,7 +401,7 @@ impl CredentialStore {
     /// [`CredentialError::NotFound`], [`CredentialError::Db`].
     pub async fn delete(&self, organization_id: &str, id: &str, actor: &Actor) -> Result<()> {
         let now = time::now_millis();
-        let mut tx = self.db().pool().begin().await?;
+        let mut tx = self.db().begin_write().await?;
         let mut credential = queries::credential_in_org(&mut *tx, organization_id, id)
             .await?
             .ok_or(CredentialError::NotFound)?;

@@ -59,6 +59,9 @@ async fn send(
         .post(endpoint(target.base_url))
         .header("anthropic-version", API_VERSION)
         .json(body);
+    if let Some(traceparent) = target.traceparent {
+        request = request.header("traceparent", traceparent);
+    }
     if let Some(key) = target.api_key {
         request = request.header("x-api-key", key.expose_secret());
     }

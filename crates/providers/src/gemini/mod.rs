@@ -66,6 +66,9 @@ async fn send<T: Serialize>(
     body: &T,
 ) -> Result<reqwest::Response, ProviderError> {
     let mut request = http.post(url).json(body);
+    if let Some(traceparent) = target.traceparent {
+        request = request.header("traceparent", traceparent);
+    }
     if let Some(key) = target.api_key {
         request = request.header("x-goog-api-key", key.expose_secret());
     }

@@ -131,6 +131,9 @@ async fn send<T: Serialize>(
     body: &T,
 ) -> Result<reqwest::Response, ProviderError> {
     let mut request = post(http, target, path).json(body);
+    if let Some(traceparent) = target.traceparent {
+        request = request.header("traceparent", traceparent);
+    }
     if let Some(key) = target.api_key {
         request = request.bearer_auth(key.expose_secret());
     }
@@ -318,6 +321,7 @@ mod tests {
             api_key: None,
             upstream_model: "../../escape?key=abc&",
             max_output_tokens: 16,
+            traceparent: None,
         };
         let _ = rustls::crypto::ring::default_provider().install_default();
         let request = post(&reqwest::Client::new(), &target, "chat/completions")

@@ -7,6 +7,7 @@ pub(crate) mod credits;
 pub(crate) mod members;
 pub(crate) mod organizations;
 pub(crate) mod provider_credentials;
+pub(crate) mod requests;
 pub(crate) mod usage;
 pub(crate) mod users;
 pub(crate) mod webhooks;
@@ -71,6 +72,14 @@ pub fn routes() -> Router<AppState> {
             get(credits::transactions),
         )
         .route("/api/v1/organizations/{org_id}/usage", get(usage::list))
+        .route(
+            "/api/v1/organizations/{org_id}/requests",
+            get(requests::list),
+        )
+        .route(
+            "/api/v1/organizations/{org_id}/requests/{request_id}",
+            get(requests::get),
+        )
         .route(
             "/api/v1/organizations/{org_id}/usage/summary",
             get(usage::summary),
@@ -195,6 +204,23 @@ pub struct UnitPage<T> {
     #[serde(flatten)]
     pub page: Page<T>,
     pub unit: Unit,
+}
+
+/// `from` and `to` query parameters: Unix milliseconds, `from` not after `to`.
+pub fn check_time_range(from: Option<i64>, to: Option<i64>) -> Result<(), ApiError> {
+    for (name, value) in [("from", from), ("to", to)] {
+        if value.is_some_and(|v| v < 0) {
+            return Err(ApiError::bad_request(format!(
+                "`{name}` must be a non-negative unix time in milliseconds"
+            )));
+        }
+    }
+    if let (Some(from), Some(to)) = (from, to)
+        && from > to
+    {
+        return Err(ApiError::bad_request("`from` must not be after `to`"));
+    }
+    Ok(())
 }
 
 /// The organization, or 404.

@@ -83,6 +83,9 @@ pub struct UpdateOrganization {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<i64>, minimum = 1)]
     max_concurrency: Option<Option<i64>>,
+    /// Keep request and response bodies in the request log (an
+    /// organization admin's choice).
+    log_bodies: Option<bool>,
 }
 
 /// A deleted organization. Its balance stays as it was (no ledger row is
@@ -258,6 +261,7 @@ pub async fn update(
                 rpm_limit: body.rpm_limit,
                 tpm_limit: body.tpm_limit,
                 max_concurrency: body.max_concurrency,
+                log_bodies: body.log_bodies,
             },
         )
         .await?;

@@ -486,6 +486,7 @@ async fn validate_key(
         api_key: Some(&key),
         upstream_model: &model.upstream,
         max_output_tokens: 1,
+        traceparent: None,
     };
     // Only the status is reported: a provider's message may quote the key.
     match state.providers.chat(&target, &request).await {

@@ -119,18 +119,7 @@ pub struct UsageSummary {
 
 impl UsageQuery {
     fn filter(&self) -> Result<UsageFilter, ApiError> {
-        for (name, value) in [("from", self.from), ("to", self.to)] {
-            if value.is_some_and(|v| v < 0) {
-                return Err(ApiError::bad_request(format!(
-                    "`{name}` must be a non-negative unix time in milliseconds"
-                )));
-            }
-        }
-        if let (Some(from), Some(to)) = (self.from, self.to)
-            && from > to
-        {
-            return Err(ApiError::bad_request("`from` must not be after `to`"));
-        }
+        super::check_time_range(self.from, self.to)?;
         if let Some(status) = &self.status
             && !UsageStatus::ALL.iter().any(|s| s.as_str() == status)
         {

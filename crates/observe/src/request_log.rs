@@ -1,0 +1,552 @@
+//! The request log: one row per data-plane call (`requests`) and one per
+//! provider attempt (`request_attempts`), for an organization's admins to
+//! see what their calls did. Written by a background task in batches, so
+//! that no answer waits for it; prompt and completion bodies are kept only
+//! for organizations that opted in, and are deleted after a retention period.
+
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tollgate_core::Db;
+use tollgate_core::sql::SqlBuilder;
+use tollgate_core::time::now_millis;
+
+/// Bodies longer than this are cut (at a character boundary) before they are stored.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// Calls waiting for the writer at most; more are dropped (and counted).
+const QUEUE: usize = 16_384;
+/// Calls written per transaction at most.
+const BATCH: usize = 256;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RequestLogError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+/// One provider attempt of a call.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct Attempt {
+    /// 1 for the first provider called.
+    pub attempt: i64,
+    pub provider: String,
+    /// The catalog model.
+    pub model: String,
+    /// `ok` or `error`.
+    pub status: String,
+    /// The provider's HTTP status, when it answered one.
+    pub http_status: Option<i64>,
+    /// What went wrong, when it did (never a key or a prompt).
+    pub error: Option<String>,
+    pub byok: bool,
+    /// Until the answer (or, for a stream, its first event).
+    pub duration_ms: i64,
+    /// Unix milliseconds.
+    pub started_at_ms: i64,
+}
+
+/// One call, as written by the gateway.
+#[derive(Debug, Clone, Default)]
+pub struct LoggedCall {
+    pub request_id: String,
+    pub organization_id: String,
+    pub api_key_id: Option<String>,
+    /// `chat`, `embeddings`, `messages`, ….
+    pub operation: String,
+    /// The model the client asked for (`auto` included).
+    pub requested_model: Option<String>,
+    /// The catalog model that answered.
+    pub model: Option<String>,
+    pub provider: Option<String>,
+    /// The HTTP status answered.
+    pub status: u16,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub stream: bool,
+    pub byok: bool,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    /// In the organization's unit.
+    pub cost: i64,
+    pub duration_ms: i64,
+    pub time_to_first_token_ms: Option<i64>,
+    /// The gateway's own share of the duration: all but the provider attempts.
+    pub overhead_ms: Option<i64>,
+    pub trace_id: Option<String>,
+    /// Only for organizations that opted in.
+    pub request_body: Option<String>,
+    pub response_body: Option<String>,
+    /// Unix milliseconds.
+    pub created_at_ms: i64,
+    pub attempts: Vec<Attempt>,
+}
+
+/// A call in a list: everything but its attempts and bodies.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct RequestSummary {
+    pub request_id: String,
+    pub operation: String,
+    /// The catalog model that answered (else the model asked for).
+    pub model: Option<String>,
+    pub requested_model: Option<String>,
+    pub provider: Option<String>,
+    /// The HTTP status answered.
+    pub status: i64,
+    pub error_code: Option<String>,
+    pub api_key_id: Option<String>,
+    pub stream: bool,
+    pub byok: bool,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    /// In the organization's unit.
+    pub cost: i64,
+    pub duration_ms: i64,
+    pub time_to_first_token_ms: Option<i64>,
+    pub overhead_ms: Option<i64>,
+    /// Provider attempts made.
+    pub attempt_count: i64,
+    pub trace_id: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// One call with its attempts, error and (when kept) bodies.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct RequestDetail {
+    #[serde(flatten)]
+    pub summary: RequestSummary,
+    pub error_message: Option<String>,
+    pub attempts: Vec<Attempt>,
+    /// The client's request body: only when the organization keeps bodies,
+    /// until the retention period ends.
+    pub request_body: Option<String>,
+    /// The answer's body (not for streams): as `request_body`.
+    pub response_body: Option<String>,
+}
+
+/// Which calls a list covers, beside the organization.
+#[derive(Debug, Clone, Default)]
+pub struct RequestFilter {
+    /// Unix milliseconds, inclusive.
+    pub from_ms: Option<i64>,
+    /// Unix milliseconds, exclusive.
+    pub to_ms: Option<i64>,
+    /// The model that answered, or the one asked for.
+    pub model: Option<String>,
+    pub api_key_id: Option<String>,
+    pub status: Option<StatusFilter>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusFilter {
+    /// One HTTP status.
+    Exactly(u16),
+    /// Below 400.
+    Ok,
+    /// 400 and above.
+    Error,
+}
+
+impl StatusFilter {
+    /// `ok`, `error` or an HTTP status (100 to 599).
+    pub fn parse(s: &str) -> Option<StatusFilter> {
+        match s {
+            "ok" => Some(StatusFilter::Ok),
+            "error" => Some(StatusFilter::Error),
+            n => n
+                .parse::<u16>()
+                .ok()
+                .filter(|n| (100..600).contains(n))
+                .map(StatusFilter::Exactly),
+        }
+    }
+}
+
+/// How long what is logged is kept.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// Bodies are deleted (set to null) this long after the call.
+    pub bodies: Duration,
+    /// Rows (with their attempts) are deleted this long after the call.
+    pub rows: Duration,
+}
+
+enum Message {
+    Call(Box<LoggedCall>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// The request log. Cheap to clone.
+#[derive(Clone)]
+pub struct RequestLog {
+    db: Db,
+    sender: Option<mpsc::Sender<Message>>,
+    dropped: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// Cuts `body` to [`MAX_BODY_BYTES`] at a character boundary.
+pub fn capped_body(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    if text.len() <= MAX_BODY_BYTES {
+        return text.into_owned();
+    }
+    let mut end = MAX_BODY_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl RequestLog {
+    /// A log whose writer runs in the returned task; `enabled: false`
+    /// writes nothing (reads still work).
+    pub fn start(db: Db, enabled: bool) -> (RequestLog, Option<tokio::task::JoinHandle<()>>) {
+        let dropped = std::sync::Arc::default();
+        if !enabled {
+            return (
+                RequestLog {
+                    db,
+                    sender: None,
+                    dropped,
+                },
+                None,
+            );
+        }
+        let (sender, receiver) = mpsc::channel(QUEUE);
+        let task = tokio::spawn(write_loop(db.clone(), receiver));
+        (
+            RequestLog {
+                db,
+                sender: Some(sender),
+                dropped,
+            },
+            Some(task),
+        )
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.sender.is_some()
+    }
+
+    /// Calls dropped so far because the writer could not keep up.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Queues a call for the writer; never waits.
+    pub fn record(&self, call: LoggedCall) {
+        if let Some(sender) = &self.sender
+            && sender.try_send(Message::Call(Box::new(call))).is_err()
+        {
+            self.dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Writes every queued call now (at shutdown), waiting at most `within`.
+    pub async fn flush(&self, within: Duration) {
+        let Some(sender) = &self.sender else {
+            return;
+        };
+        let (done, wait) = oneshot::channel();
+        if sender.send(Message::Flush(done)).await.is_ok() {
+            let _ = tokio::time::timeout(within, wait).await;
+        }
+    }
+
+    /// An organization's calls matching `filter`, newest first, at most
+    /// `limit`, older than the call `before` (a request id) when given.
+    pub async fn list(
+        &self,
+        organization_id: &str,
+        filter: &RequestFilter,
+        limit: i64,
+        before: Option<&str>,
+    ) -> Result<Vec<RequestSummary>, RequestLogError> {
+        let mut query = SqlBuilder::new(SUMMARY_COLUMNS);
+        query
+            .push(" FROM requests WHERE organization_id = ")
+            .push_bind(organization_id);
+        if let Some(from) = filter.from_ms {
+            query.push(" AND created_at >= ").push_bind(from);
+        }
+        if let Some(to) = filter.to_ms {
+            query.push(" AND created_at < ").push_bind(to);
+        }
+        if let Some(model) = &filter.model {
+            query
+                .push(" AND (model = ")
+                .push_bind(model.as_str())
+                .push(" OR requested_model = ")
+                .push_bind(model.as_str())
+                .push(")");
+        }
+        if let Some(key) = &filter.api_key_id {
+            query.push(" AND api_key_id = ").push_bind(key.as_str());
+        }
+        match filter.status {
+            Some(StatusFilter::Exactly(n)) => {
+                query.push(" AND status = ").push_bind(i64::from(n));
+            }
+            Some(StatusFilter::Ok) => {
+                query.push(" AND status < 400");
+            }
+            Some(StatusFilter::Error) => {
+                query.push(" AND status >= 400");
+            }
+            None => {}
+        }
+        // Request ids are time-ordered (UUIDv7): the id is the cursor.
+        if let Some(before) = before {
+            query.push(" AND request_id < ").push_bind(before);
+        }
+        query
+            .push(" ORDER BY request_id DESC LIMIT ")
+            .push_bind(limit.clamp(1, 1001));
+        let rows = query.build().fetch_all(self.db.pool()).await?;
+        Ok(rows
+            .iter()
+            .map(summary_from_row)
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// One call of the organization, with its attempts; `None` when it has
+    /// no such call (another organization's included).
+    pub async fn get(
+        &self,
+        organization_id: &str,
+        request_id: &str,
+    ) -> Result<Option<RequestDetail>, RequestLogError> {
+        let sql = format!(
+            "{SUMMARY_COLUMNS}, error_message, request_body, response_body FROM requests \
+             WHERE organization_id = $1 AND request_id = $2"
+        );
+        let Some(row) = sqlx::query(&sql)
+            .bind(organization_id)
+            .bind(request_id)
+            .fetch_optional(self.db.pool())
+            .await?
+        else {
+            return Ok(None);
+        };
+        let attempts = sqlx::query(
+            "SELECT attempt, provider, model, outcome, http_status, error, \
+             CAST(CASE WHEN byok THEN 1 ELSE 0 END AS BIGINT) AS byok, duration_ms, started_at \
+             FROM request_attempts WHERE request_id = $1 ORDER BY attempt",
+        )
+        .bind(request_id)
+        .fetch_all(self.db.pool())
+        .await?
+        .iter()
+        .map(attempt_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(RequestDetail {
+            summary: summary_from_row(&row)?,
+            error_message: row.try_get("error_message")?,
+            attempts,
+            request_body: row.try_get("request_body")?,
+            response_body: row.try_get("response_body")?,
+        }))
+    }
+
+    /// Deletes bodies and rows past their retention, every `interval`.
+    pub async fn enforce_retention(self, retention: Retention, interval: Duration) {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            if let Err(e) = self.delete_expired(retention).await {
+                tracing::warn!(error = %e, "deleting expired request-log entries failed");
+            }
+        }
+    }
+
+    /// One pass of [`RequestLog::enforce_retention`].
+    pub async fn delete_expired(&self, retention: Retention) -> Result<(), RequestLogError> {
+        let now = now_millis();
+        let bodies_before = now.saturating_sub(millis(retention.bodies));
+        sqlx::query(
+            "UPDATE requests SET request_body = NULL, response_body = NULL, has_body = FALSE \
+             WHERE has_body AND created_at < $1",
+        )
+        .bind(bodies_before)
+        .execute(self.db.pool())
+        .await?;
+        let rows_before = now.saturating_sub(millis(retention.rows));
+        sqlx::query(
+            "DELETE FROM request_attempts WHERE request_id IN \
+             (SELECT request_id FROM requests WHERE created_at < $1)",
+        )
+        .bind(rows_before)
+        .execute(self.db.pool())
+        .await?;
+        sqlx::query("DELETE FROM requests WHERE created_at < $1")
+            .bind(rows_before)
+            .execute(self.db.pool())
+            .await?;
+        Ok(())
+    }
+}
+
+const SUMMARY_COLUMNS: &str = "SELECT request_id, operation, model, requested_model, provider, \
+     status, error_code, api_key_id, \
+     CAST(CASE WHEN stream THEN 1 ELSE 0 END AS BIGINT) AS stream, \
+     CAST(CASE WHEN byok THEN 1 ELSE 0 END AS BIGINT) AS byok, \
+     prompt_tokens, completion_tokens, cost, duration_ms, ttft_ms, overhead_ms, attempt_count, \
+     trace_id, created_at";
+
+fn summary_from_row(row: &AnyRow) -> Result<RequestSummary, sqlx::Error> {
+    Ok(RequestSummary {
+        request_id: row.try_get("request_id")?,
+        operation: row.try_get("operation")?,
+        model: row.try_get("model")?,
+        requested_model: row.try_get("requested_model")?,
+        provider: row.try_get("provider")?,
+        status: row.try_get("status")?,
+        error_code: row.try_get("error_code")?,
+        api_key_id: row.try_get("api_key_id")?,
+        // Read as integers: sqlx's Any driver cannot decode SQLite booleans.
+        stream: row.try_get::<i64, _>("stream")? != 0,
+        byok: row.try_get::<i64, _>("byok")? != 0,
+        prompt_tokens: row.try_get("prompt_tokens")?,
+        completion_tokens: row.try_get("completion_tokens")?,
+        cost: row.try_get("cost")?,
+        duration_ms: row.try_get("duration_ms")?,
+        time_to_first_token_ms: row.try_get("ttft_ms")?,
+        overhead_ms: row.try_get("overhead_ms")?,
+        attempt_count: row.try_get("attempt_count")?,
+        trace_id: row.try_get("trace_id")?,
+        created_at: row.try_get::<i64, _>("created_at")? / 1000,
+    })
+}
+
+fn attempt_from_row(row: &AnyRow) -> Result<Attempt, sqlx::Error> {
+    Ok(Attempt {
+        attempt: row.try_get("attempt")?,
+        provider: row.try_get("provider")?,
+        model: row.try_get("model")?,
+        status: row.try_get("outcome")?,
+        http_status: row.try_get("http_status")?,
+        error: row.try_get("error")?,
+        byok: row.try_get::<i64, _>("byok")? != 0,
+        duration_ms: row.try_get("duration_ms")?,
+        started_at_ms: row.try_get("started_at")?,
+    })
+}
+
+/// Writes queued calls a batch (one transaction) at a time.
+async fn write_loop(db: Db, mut receiver: mpsc::Receiver<Message>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while let Some(first) = receiver.recv().await {
+        let mut flushes = Vec::new();
+        let mut next = Some(first);
+        while let Some(message) = next.take() {
+            match message {
+                Message::Call(call) => batch.push(call),
+                Message::Flush(done) => flushes.push(done),
+            }
+            if batch.len() < BATCH {
+                next = receiver.try_recv().ok();
+            }
+        }
+        if !batch.is_empty() {
+            if let Err(e) = write_batch(&db, &batch).await {
+                tracing::warn!(error = %e, calls = batch.len(), "writing the request log failed; these entries are lost");
+            }
+            batch.clear();
+        }
+        for done in flushes {
+            let _ = done.send(());
+        }
+    }
+}
+
+async fn write_batch(db: &Db, calls: &[Box<LoggedCall>]) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin_write().await?;
+    for call in calls {
+        let has_body = call.request_body.is_some() || call.response_body.is_some();
+        sqlx::query(
+            "INSERT INTO requests (request_id, organization_id, api_key_id, operation, \
+             requested_model, model, provider, status, error_code, error_message, stream, byok, \
+             prompt_tokens, completion_tokens, cost, duration_ms, ttft_ms, overhead_ms, \
+             attempt_count, trace_id, request_body, response_body, has_body, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+             $18, $19, $20, $21, $22, $23, $24) ON CONFLICT (request_id) DO NOTHING",
+        )
+        .bind(&call.request_id)
+        .bind(&call.organization_id)
+        .bind(&call.api_key_id)
+        .bind(&call.operation)
+        .bind(&call.requested_model)
+        .bind(&call.model)
+        .bind(&call.provider)
+        .bind(i64::from(call.status))
+        .bind(&call.error_code)
+        .bind(&call.error_message)
+        .bind(call.stream)
+        .bind(call.byok)
+        .bind(call.prompt_tokens)
+        .bind(call.completion_tokens)
+        .bind(call.cost)
+        .bind(call.duration_ms)
+        .bind(call.time_to_first_token_ms)
+        .bind(call.overhead_ms)
+        .bind(i64::try_from(call.attempts.len()).unwrap_or(i64::MAX))
+        .bind(&call.trace_id)
+        .bind(&call.request_body)
+        .bind(&call.response_body)
+        .bind(has_body)
+        .bind(call.created_at_ms)
+        .execute(&mut *tx)
+        .await?;
+        for a in &call.attempts {
+            sqlx::query(
+                "INSERT INTO request_attempts (request_id, attempt, provider, model, outcome, \
+                 http_status, error, byok, duration_ms, started_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 ON CONFLICT (request_id, attempt) DO NOTHING",
+            )
+            .bind(&call.request_id)
+            .bind(a.attempt)
+            .bind(&a.provider)
+            .bind(&a.model)
+            .bind(&a.status)
+            .bind(a.http_status)
+            .bind(&a.error)
+            .bind(a.byok)
+            .bind(a.duration_ms)
+            .bind(a.started_at_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    tx.commit().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_bodies_are_cut_at_a_character_boundary() {
+        let body = "é".repeat(MAX_BODY_BYTES);
+        let capped = capped_body(body.as_bytes());
+        assert!(capped.len() <= MAX_BODY_BYTES);
+        assert!(capped.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn status_filters_take_a_class_or_a_code() {
+        assert_eq!(StatusFilter::parse("ok"), Some(StatusFilter::Ok));
+        assert_eq!(StatusFilter::parse("502"), Some(StatusFilter::Exactly(502)));
+        assert_eq!(StatusFilter::parse("99"), None);
+        assert_eq!(StatusFilter::parse("bad"), None);
+    }
+}
