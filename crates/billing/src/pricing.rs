@@ -71,6 +71,7 @@ pub fn max_marked_up_charge_for(
         prompt_tokens: max_prompt_tokens.max(0),
         completion_tokens: max_completion_tokens.max(0),
         cached_prompt_tokens: 0,
+        cache_write_tokens: 0,
     };
     marked_up_charge_for(mode, price, &worst, markup_percent)
 }
@@ -85,6 +86,7 @@ mod tests {
             input_per_mtok: UsdMicros(150_000),
             output_per_mtok: UsdMicros(600_000),
             cached_input_per_mtok: UsdMicros(75_000),
+            cache_write_per_mtok: UsdMicros(75_000),
             per_request: UsdMicros(10),
         }
     }
@@ -95,6 +97,7 @@ mod tests {
             prompt_tokens: 1_000,
             completion_tokens: 100,
             cached_prompt_tokens: 0,
+            cache_write_tokens: 0,
         };
         assert_eq!(
             charge_for(BillingMode::Usd, &price(), &usage),
@@ -132,11 +135,13 @@ mod tests {
                 prompt_tokens: 1_000,
                 completion_tokens: 100,
                 cached_prompt_tokens: 300,
+                cache_write_tokens: 0,
             },
             TokenUsage {
                 prompt_tokens: 7,
                 completion_tokens: 3,
                 cached_prompt_tokens: 0,
+                cache_write_tokens: 0,
             },
         ] {
             assert_eq!(
@@ -152,6 +157,7 @@ mod tests {
             prompt_tokens: 1_000,
             completion_tokens: 100,
             cached_prompt_tokens: 0,
+            cache_write_tokens: 0,
         };
         // List: 150 + 60 + 10 = 220 micro-dollars.
         assert_eq!(
@@ -174,6 +180,7 @@ mod tests {
             prompt_tokens: 7,
             completion_tokens: 0,
             cached_prompt_tokens: 0,
+            cache_write_tokens: 0,
         };
         assert_eq!(
             marked_up_charge_for(BillingMode::Usd, &price(), &small, 10),
@@ -191,6 +198,7 @@ mod tests {
             prompt_tokens: 1_000,
             completion_tokens: 100,
             cached_prompt_tokens: 0,
+            cache_write_tokens: 0,
         };
         assert_eq!(
             marked_up_charge_for(BillingMode::Tokens, &price(), &usage, 500),
@@ -208,6 +216,7 @@ mod tests {
             prompt_tokens: 700,
             completion_tokens: 300,
             cached_prompt_tokens: 200,
+            cache_write_tokens: 0,
         };
         for markup in [0, 1, 33, 100, 1000] {
             assert!(
@@ -223,6 +232,7 @@ mod tests {
             prompt_tokens: 700,
             completion_tokens: 300,
             cached_prompt_tokens: 200,
+            cache_write_tokens: 0,
         };
         for mode in [BillingMode::Usd, BillingMode::Tokens, BillingMode::Requests] {
             assert!(max_charge_for(mode, &price(), 700, 300) >= charge_for(mode, &price(), &usage));

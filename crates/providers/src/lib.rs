@@ -15,5 +15,6 @@ mod types;
 pub use client::{
     ChatAnswer, ChatStream, ClientOptions, EmbeddingAnswer, ProviderClient, StreamEvent, Target,
 };
+pub use common::token_usage_of;
 pub use error::ProviderError;
 pub use types::{ChatMessage, ChatRequest, EmbeddingRequest, StreamOptions};

@@ -33,6 +33,10 @@ pub struct CatalogPriceInput {
     /// `null` or left out: the input price.
     #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
     pub cached_input_per_mtok_usd_micros: Option<i64>,
+    /// Prompt tokens written to the provider's prompt cache; `null` or
+    /// left out: the input price.
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
+    pub cache_write_per_mtok_usd_micros: Option<i64>,
     /// Default 0.
     #[schema(nullable = false, minimum = 0, maximum = 1_000_000_000_000_i64)]
     pub per_request_usd_micros: Option<i64>,
@@ -108,6 +112,8 @@ pub struct CatalogPricePatch {
     pub output_per_mtok_usd_micros: Option<i64>,
     #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
     pub cached_input_per_mtok_usd_micros: Option<i64>,
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
+    pub cache_write_per_mtok_usd_micros: Option<i64>,
     #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
     pub per_request_usd_micros: Option<i64>,
 }

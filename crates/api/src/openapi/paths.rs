@@ -323,7 +323,7 @@ pub async fn credit_transactions() {}
     responses(
         (status = 200, description = "A page of usage records, or the CSV export", content(
             (UsagePage = "application/json"),
-            (String = "text/csv", example = json!("request_id,created_at,model,provider,api_key_id,prompt_tokens,completion_tokens,cached_tokens,cost,list_cost_usd_micros,byok,stream,status,latency_ms\r\nreq_0192f0c1a2b3,1763900000,gpt-4o-mini,openai,key_0192f0c1a2b3,12,9,0,8,8,false,false,ok,412\r\n")),
+            (String = "text/csv", example = json!("request_id,created_at,model,provider,api_key_id,prompt_tokens,completion_tokens,cached_tokens,cache_write_tokens,cost,list_cost_usd_micros,byok,stream,status,latency_ms\r\nreq_0192f0c1a2b3,1763900000,gpt-4o-mini,openai,key_0192f0c1a2b3,12,9,0,0,8,8,false,false,ok,412\r\n")),
         )),
         ListErrors,
     )

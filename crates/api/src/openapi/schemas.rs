@@ -369,7 +369,7 @@ pub struct LedgerPage {
 // ------------------------------------------------------------------- usage
 
 #[derive(Serialize, ToSchema)]
-#[schema(example = json!({"request_id": "req_0192f0c1a2b3", "model": "gpt-4o-mini", "provider": "openai", "prompt_tokens": 12, "completion_tokens": 9, "cached_tokens": 0, "cost": 8, "list_cost_usd_micros": 8, "byok": false, "stream": false, "status": "ok", "latency_ms": 412, "api_key_id": "key_0192f0c1a2b3", "created_at": 1_763_900_000}))]
+#[schema(example = json!({"request_id": "req_0192f0c1a2b3", "model": "gpt-4o-mini", "provider": "openai", "prompt_tokens": 12, "completion_tokens": 9, "cached_tokens": 0, "cache_write_tokens": 0, "cost": 8, "list_cost_usd_micros": 8, "byok": false, "stream": false, "status": "ok", "latency_ms": 412, "api_key_id": "key_0192f0c1a2b3", "created_at": 1_763_900_000}))]
 pub struct UsageRecord {
     /// Also the `before` cursor of the next page.
     pub request_id: String,
@@ -377,7 +377,11 @@ pub struct UsageRecord {
     pub provider: String,
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
+    /// The part of `prompt_tokens` read from the provider's prompt cache.
     pub cached_tokens: i64,
+    /// The part of `prompt_tokens` written to the provider's prompt cache
+    /// (priced at the model's `cache_write_per_mtok`).
+    pub cache_write_tokens: i64,
     /// What was deducted, in the organization's unit.
     pub cost: i64,
     pub list_cost_usd_micros: i64,
@@ -410,6 +414,9 @@ pub struct UsageSummaryRow {
     pub requests: i64,
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
+    /// Prompt tokens read from and written to the provider's prompt cache.
+    pub cached_tokens: i64,
+    pub cache_write_tokens: i64,
     /// In the organization's unit.
     pub cost: i64,
 }
@@ -591,11 +598,13 @@ pub struct CatalogPrice {
     pub input_per_mtok_usd_micros: i64,
     pub output_per_mtok_usd_micros: i64,
     pub cached_input_per_mtok_usd_micros: i64,
+    /// Prompt tokens written to the provider's prompt cache.
+    pub cache_write_per_mtok_usd_micros: i64,
     pub per_request_usd_micros: i64,
 }
 
 #[derive(Serialize, ToSchema)]
-#[schema(example = json!({"id": "gpt-4o-mini", "provider": "openai", "kind": "openai", "upstream": "gpt-4o-mini", "mode": "chat", "tier": 1, "quality": 70, "context_window": 128_000, "max_output_tokens": 16_384, "price": {"input_per_mtok_usd_micros": 150_000, "output_per_mtok_usd_micros": 600_000, "cached_input_per_mtok_usd_micros": 75_000, "per_request_usd_micros": 0}, "platform_key": true, "supports_tools": true, "supports_vision": true, "supports_json": true, "deployments": [{"provider": "openai", "upstream": "gpt-4o-mini", "weight": 1, "rpm": null, "tpm": null}], "disabled": false}))]
+#[schema(example = json!({"id": "gpt-4o-mini", "provider": "openai", "kind": "openai", "upstream": "gpt-4o-mini", "mode": "chat", "tier": 1, "quality": 70, "context_window": 128_000, "max_output_tokens": 16_384, "price": {"input_per_mtok_usd_micros": 150_000, "output_per_mtok_usd_micros": 600_000, "cached_input_per_mtok_usd_micros": 75_000, "cache_write_per_mtok_usd_micros": 150_000, "per_request_usd_micros": 0}, "platform_key": true, "supports_tools": true, "supports_vision": true, "supports_json": true, "deployments": [{"provider": "openai", "upstream": "gpt-4o-mini", "weight": 1, "rpm": null, "tpm": null}], "disabled": false}))]
 pub struct CatalogModel {
     pub id: String,
     pub provider: String,

@@ -110,6 +110,7 @@ pub fn token_usage(usage: &Usage) -> TokenUsage {
         prompt_tokens: input + read + written,
         completion_tokens: usage.output_tokens.unwrap_or(0),
         cached_prompt_tokens: read,
+        cache_write_tokens: written,
     }
 }
 

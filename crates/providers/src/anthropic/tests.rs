@@ -228,6 +228,7 @@ fn plain_message_becomes_a_chat_completion() {
     assert_eq!(
         usage,
         TokenUsage {
+            cache_write_tokens: 0,
             prompt_tokens: 2095,
             completion_tokens: 503,
             cached_prompt_tokens: 0
@@ -266,6 +267,7 @@ fn cache_reads_and_writes_count_as_prompt_tokens() {
     assert_eq!(
         token_usage(&usage),
         TokenUsage {
+            cache_write_tokens: 300,
             prompt_tokens: 1525,
             completion_tokens: 15,
             cached_prompt_tokens: 1200
@@ -318,6 +320,7 @@ fn text_stream_translates_every_event_kind() {
     assert_eq!(
         usage,
         Some(TokenUsage {
+            cache_write_tokens: 0,
             prompt_tokens: 25,
             completion_tokens: 15,
             cached_prompt_tokens: 0
@@ -465,6 +468,7 @@ fn completion_becomes_an_anthropic_message() {
         prompt_tokens: 10,
         completion_tokens: 4,
         cached_prompt_tokens: 3,
+        cache_write_tokens: 0,
     };
     let message = message_from_completion(&completion, "my-model", &usage);
     assert_eq!(message["type"], "message");

@@ -124,6 +124,7 @@ pub fn token_usage(usage: &UsageMetadata) -> TokenUsage {
         prompt_tokens: usage.prompt_token_count + usage.tool_use_prompt_token_count,
         completion_tokens: usage.candidates_token_count + usage.thoughts_token_count,
         cached_prompt_tokens: usage.cached_content_token_count,
+        cache_write_tokens: 0,
     }
 }
 
@@ -551,6 +552,7 @@ pub(crate) async fn embed(
             prompt_tokens: tokens,
             completion_tokens: 0,
             cached_prompt_tokens: 0,
+            cache_write_tokens: 0,
         },
     })
 }

@@ -84,6 +84,7 @@ fn model_json(catalog: &LiveCatalog, m: &Arc<ModelEntry>, disabled: bool) -> Val
             "input_per_mtok_usd_micros": m.price.input_per_mtok,
             "output_per_mtok_usd_micros": m.price.output_per_mtok,
             "cached_input_per_mtok_usd_micros": m.price.cached_input_per_mtok,
+            "cache_write_per_mtok_usd_micros": m.price.cache_write_per_mtok,
             "per_request_usd_micros": m.price.per_request,
         },
         "platform_key": provider.is_some_and(|p| p.api_key.is_some()),
