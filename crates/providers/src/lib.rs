@@ -9,6 +9,7 @@ mod common;
 mod error;
 pub mod gemini;
 pub mod openai;
+pub mod responses;
 mod sse;
 mod types;
 
