@@ -6,6 +6,7 @@
 //! or answer blocked by Gemini's safety filters is a
 //! [`ProviderError::Blocked`] (400), never an empty success.
 
+pub mod inbound;
 mod request;
 #[cfg(test)]
 mod tests;
