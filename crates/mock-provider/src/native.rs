@@ -443,7 +443,11 @@ pub(crate) async fn gemini(State(s): State<Arc<Shared>>, req: Request) -> Respon
             _ => invalid("* BatchEmbedContentsRequest.requests: contents is not specified"),
         },
         "countTokens" => {
-            let total = req.get("contents").map_or(0, text_words);
+            // A whole request counts as generateContent's prompt would.
+            let total = match req.get("generateContentRequest") {
+                Some(inner) => gemini_prompt_tokens(inner),
+                None => req.get("contents").map_or(0, text_words),
+            };
             json(StatusCode::OK, &json!({"totalTokens": total}))
         }
         _ => google_error(
@@ -452,6 +456,20 @@ pub(crate) async fn gemini(State(s): State<Arc<Shared>>, req: Request) -> Respon
             &format!("Method not found: {method}"),
         ),
     }
+}
+
+/// `promptTokenCount`: words + 3 per content, the system instruction counting as one.
+fn gemini_prompt_tokens(req: &Value) -> u64 {
+    let system = req
+        .get("systemInstruction")
+        .map_or(0, |sys| text_words(sys) + 3);
+    let contents = req.get("contents").and_then(Value::as_array);
+    system
+        + contents
+            .into_iter()
+            .flatten()
+            .map(|c| text_words(c) + 3)
+            .sum::<u64>()
 }
 
 fn embed(requests: &[Value], batch: bool) -> Response {
@@ -507,10 +525,7 @@ fn generate(s: &Shared, model: &str, req: &Value, streaming: bool, cut: Option<u
     if cut.is_some() && !streaming {
         return aborted();
     }
-    let system = req
-        .get("systemInstruction")
-        .map_or(0, |sys| text_words(sys) + 3);
-    let prompt = system + contents.iter().map(|c| text_words(c) + 3).sum::<u64>();
+    let prompt = gemini_prompt_tokens(req);
     let id = format!("mock{:012x}", s.next_id());
     let usage_prompt = json!({"promptTokenCount": prompt, "totalTokenCount": prompt});
     // A prompt containing BLOCKME is blocked, as Gemini's safety filter would.

@@ -118,6 +118,33 @@ pub(crate) async fn chat_stream(
     translate_sse(response, StreamTranslator::new(target.upstream_model, key)).await
 }
 
+/// The prompt tokens of a chat request, by Gemini's `countTokens`.
+pub(crate) async fn count_tokens(
+    http: &reqwest::Client,
+    target: &Target<'_>,
+    request: &ChatRequest,
+) -> Result<i64, ProviderError> {
+    let built = build(target, request)?;
+    // countTokens takes the whole request under `generateContentRequest`
+    // (with its model); `contents` alone would leave out the system text
+    // and tools.
+    let mut inner =
+        serde_json::to_value(&built).map_err(|e| ProviderError::InvalidRequest(e.to_string()))?;
+    if let Some(map) = inner.as_object_mut() {
+        map.insert("model".into(), json!(model_name(target.upstream_model)));
+    }
+    let body = json!({"generateContentRequest": inner});
+    let url = endpoint(target.base_url, target.upstream_model, "countTokens");
+    let response = send(http, target, url, &body).await?;
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(ProviderError::from_reqwest)?;
+    serde_json::from_slice::<CountTokensResponse>(&bytes)
+        .map(|c| c.total_tokens)
+        .map_err(|e| ProviderError::InvalidResponse(e.to_string()))
+}
+
 /// Gemini's token counts in OpenAI's convention: tool-use prompt tokens are
 /// prompt tokens, thinking tokens are completion tokens.
 pub fn token_usage(usage: &UsageMetadata) -> TokenUsage {
