@@ -10,6 +10,7 @@ pub mod db;
 pub mod ids;
 pub mod money;
 pub mod presets;
+pub mod responses_store;
 pub mod sql;
 pub mod time;
 

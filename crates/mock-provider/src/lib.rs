@@ -21,7 +21,7 @@
 //! | `POST /v1beta/models/{model}:generateContent` (also under `/v1/models/`) | a Gemini `GenerateContentResponse` |
 //! | `POST …:streamGenerateContent?alt=sse` | one `GenerateContentResponse` chunk per reply word, the last with `finishReason` and full `usageMetadata` |
 //! | `POST …:embedContent`, `…:batchEmbedContents` | `{"embedding": {"values"}}`, `{"embeddings": [...]}` (`outputDimensionality`, default 8) |
-//! | `POST …:countTokens` | `{"totalTokens"}`: the words of every `text` in `contents` |
+//! | `POST …:countTokens` | `{"totalTokens"}`: the words of every `text` in `contents`, or for a `generateContentRequest` its `promptTokenCount` |
 //! | anything else | 404 (or 405) in OpenAI's error shape |
 //!
 //! Anthropic wants `x-api-key` (else 401 `authentication_error`) and

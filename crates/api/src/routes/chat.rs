@@ -46,9 +46,36 @@ pub async fn chat_completions(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     require_scope(&principal, KeyScope::Chat)?;
-    let mut request: ChatRequest = parse_json(&body)?;
+    let request: ChatRequest = parse_json(&body)?;
+    serve(
+        state,
+        request_id,
+        principal,
+        &headers,
+        body.len(),
+        request,
+        Dialect::OpenAi,
+        started,
+    )
+    .await
+}
+
+/// Serves a request in Tollgate's (Chat) format, whichever surface decoded
+/// it: validation, routing, limits, then [`relay`] in its own task, the
+/// answer written in the client's `dialect`.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn serve(
+    state: AppState,
+    request_id: Arc<str>,
+    principal: Arc<Principal>,
+    headers: &HeaderMap,
+    body_len: usize,
+    mut request: ChatRequest,
+    dialect: Dialect,
+    started: Instant,
+) -> Result<Response, ApiError> {
     request.validate().map_err(ApiError::bad_request)?;
-    let level = power_level(&mut request, &headers, default_level(&principal))?;
+    let level = power_level(&mut request, headers, default_level(&principal))?;
     let fallbacks = fallback_models(&mut request)?;
     let needs = needs_of(&mut request)?;
     let candidates = tollgate_routing::candidates_with_fallbacks(
@@ -60,8 +87,8 @@ pub async fn chat_completions(
     )?;
     let candidates = allowed_candidates(&principal, &request.model, level, candidates)?;
     let candidates = tollgate_routing::fit::fitting(candidates, &request.model, &needs)?;
-    let timeout = client_timeout(&headers)?;
-    let admission = admit(&state, &principal, estimated_tokens(body.len(), &request)).await?;
+    let timeout = client_timeout(headers)?;
+    let admission = admit(&state, &principal, estimated_tokens(body_len, &request)).await?;
     let quotas = admission.quotas();
 
     // The call runs in a task of its own: if the client goes away, the
@@ -74,7 +101,7 @@ pub async fn chat_completions(
         candidates,
         started,
         timeout,
-        Dialect::OpenAi,
+        dialect,
         admission,
     ));
     let mut response = call.await.map_err(ApiError::internal)??;

@@ -1,11 +1,21 @@
 //! The API family a client speaks. Providers answer in OpenAI's format
 //! (Tollgate's own); a client of `/v1/messages` gets Anthropic's message
-//! JSON and SSE events instead, written as the chunks arrive.
+//! JSON and SSE events instead, a client of `/v1/responses` a Responses
+//! object and its events, a client of `/v1beta/models/…` Gemini's
+//! `GenerateContentResponse`s, written as the chunks arrive.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use serde_json::Value;
+use std::sync::Mutex;
+use tokio::sync::oneshot;
 use tollgate_core::money::TokenUsage;
 use tollgate_providers::ProviderError;
 use tollgate_providers::anthropic::inbound::{SseEncoder, message_from_completion};
+use tollgate_providers::{gemini, responses};
+
+/// Where the final Responses object goes once the answer is complete (to be
+/// stored for `GET /v1/responses/{id}` and `previous_response_id`).
+pub type ResponseSink = Mutex<Option<oneshot::Sender<Value>>>;
 
 pub enum Dialect {
     OpenAi,
@@ -13,6 +23,27 @@ pub enum Dialect {
     Anthropic {
         model: String,
     },
+    Responses {
+        context: responses::ResponseContext,
+        /// `None` inside: not stored (`store: false`), or already sent.
+        done: ResponseSink,
+    },
+    Gemini {
+        model: String,
+    },
+}
+
+fn send_done(done: Option<oneshot::Sender<Value>>, object: &Value) {
+    if let Some(done) = done {
+        // The receiver is gone only if storing was given up; nothing to do.
+        let _ = done.send(object.clone());
+    }
+}
+
+fn take(done: &ResponseSink) -> Option<oneshot::Sender<Value>> {
+    done.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take()
 }
 
 impl Dialect {
@@ -26,6 +57,21 @@ impl Dialect {
                 }
                 Err(_) => body,
             },
+            Dialect::Responses { context, done } => match serde_json::from_slice(&body) {
+                Ok(completion) => {
+                    let object = responses::response_from_completion(&completion, context, usage);
+                    send_done(take(done), &object);
+                    Bytes::from(object.to_string())
+                }
+                Err(_) => body,
+            },
+            Dialect::Gemini { model } => match serde_json::from_slice(&body) {
+                Ok(completion) => Bytes::from(
+                    gemini::inbound::response_from_completion(&completion, model, usage)
+                        .to_string(),
+                ),
+                Err(_) => body,
+            },
         }
     }
 
@@ -34,6 +80,13 @@ impl Dialect {
         match self {
             Dialect::OpenAi => Encoder::OpenAi { include_usage },
             Dialect::Anthropic { model } => Encoder::Anthropic(SseEncoder::new(model)),
+            Dialect::Responses { context, done } => Encoder::Responses {
+                encoder: responses::SseEncoder::new(context.clone()),
+                done: take(done),
+            },
+            Dialect::Gemini { model } => {
+                Encoder::Gemini(gemini::inbound::SseEncoder::new(model))
+            }
         }
     }
 }
@@ -45,6 +98,11 @@ pub enum Encoder {
         include_usage: bool,
     },
     Anthropic(SseEncoder),
+    Responses {
+        encoder: responses::SseEncoder,
+        done: Option<oneshot::Sender<Value>>,
+    },
+    Gemini(gemini::inbound::SseEncoder),
 }
 
 fn sse_data(data: &[u8]) -> Bytes {
@@ -67,6 +125,8 @@ impl Encoder {
                 }
             }
             Encoder::Anthropic(encoder) => encoder.chunk(data),
+            Encoder::Responses { encoder, .. } => encoder.chunk(data),
+            Encoder::Gemini(encoder) => encoder.chunk(data),
         }
     }
 
@@ -95,6 +155,18 @@ impl Encoder {
                 out
             }
             Encoder::Anthropic(encoder) => match broken {
+                Some(message) => encoder.error(502, &message),
+                None => encoder.finish(Some(*usage)),
+            },
+            Encoder::Responses { encoder, done } => match broken {
+                Some(message) => encoder.error(&message),
+                None => {
+                    let (events, object) = encoder.finish(Some(*usage));
+                    send_done(done.take(), &object);
+                    events
+                }
+            },
+            Encoder::Gemini(encoder) => match broken {
                 Some(message) => encoder.error(502, &message),
                 None => encoder.finish(Some(*usage)),
             },

@@ -27,6 +27,18 @@ pub async fn embeddings(
     let started = Instant::now();
     require_scope(&principal, KeyScope::Embeddings)?;
     let request: EmbeddingRequest = parse_json(&body)?;
+    serve(state, request_id, principal, body.len(), request, started).await
+}
+
+/// Serves an embeddings request, whichever surface decoded it.
+pub(super) async fn serve(
+    state: AppState,
+    request_id: Arc<str>,
+    principal: Arc<Principal>,
+    body_len: usize,
+    request: EmbeddingRequest,
+    started: Instant,
+) -> Result<Response, ApiError> {
     request.validate().map_err(ApiError::bad_request)?;
     let candidates = tollgate_routing::candidates(
         &state.catalog.current(),
@@ -36,7 +48,7 @@ pub async fn embeddings(
     )?;
     let candidates =
         allowed_candidates(&principal, &request.model, PowerLevel::Balanced, candidates)?;
-    let estimate = i64::try_from(body.len() / 4).unwrap_or(i64::MAX);
+    let estimate = i64::try_from(body_len / 4).unwrap_or(i64::MAX);
     let admission = admit(&state, &principal, estimate).await?;
     let quotas = admission.quotas();
     // As for chat: a task of its own, so a client that goes away cannot

@@ -92,6 +92,38 @@ pub async fn messages(
     }
 }
 
+/// `POST /v1/messages/count_tokens`: `{"input_tokens"}` for a Messages
+/// request (see [`super::count`]).
+pub async fn count_tokens(
+    State(state): State<AppState>,
+    caller: Result<OrgKey, ApiError>,
+    body: Result<BodyBytes, ApiError>,
+) -> Response {
+    let outcome = async {
+        let OrgKey(principal) = caller?;
+        require_scope(&principal, KeyScope::Chat)?;
+        let BodyBytes(body) = body?;
+        let mut value: Value = parse_json(&body)?;
+        // A count has no output limit; the Messages shape wants one.
+        if let Some(map) = value.as_object_mut() {
+            map.entry("max_tokens").or_insert(Value::from(1));
+        }
+        let request: MessagesRequest = parse_json(value.to_string().as_bytes())?;
+        let chat = to_chat_request(request, InboundOptions::default())
+            .map_err(ApiError::bad_request)?;
+        chat.validate().map_err(ApiError::bad_request)?;
+        let tokens = super::count::prompt_tokens(&state, &principal, &chat).await?;
+        Ok::<_, ApiError>(Json(serde_json::json!({"input_tokens": tokens})).into_response())
+    }
+    .await;
+    outcome.unwrap_or_else(anthropic_error)
+}
+
+/// Any other path under `/v1/messages/`: 404 in Anthropic's shape.
+pub async fn unknown() -> Response {
+    anthropic_error(ApiError::not_found("no such endpoint"))
+}
+
 /// The power level for `"model": "auto"`: the body's `power_level` (not
 /// forwarded) or the `x-tollgate-power-level` header; else `default` (the
 /// organization's default power level, or `balanced`).

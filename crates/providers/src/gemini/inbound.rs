@@ -384,6 +384,40 @@ pub fn embedding_request(model: &str, body: &Value) -> Result<EmbeddingRequest, 
     })
 }
 
+/// A `batchEmbedContents` body (`{"requests": [{"content"}, …]}`) as one
+/// embeddings request for `model`, its texts in order.
+pub fn batch_embedding_request(model: &str, body: &Value) -> Result<EmbeddingRequest, String> {
+    let requests = body
+        .get("requests")
+        .and_then(Value::as_array)
+        .filter(|r| !r.is_empty())
+        .ok_or("`requests` must be a non-empty array")?;
+    let mut texts = Vec::with_capacity(requests.len());
+    let mut extra = Map::new();
+    for (i, r) in requests.iter().enumerate() {
+        let one = embedding_request(model, r).map_err(|e| format!("`requests[{i}]`: {e}"))?;
+        texts.push(one.input);
+        extra.extend(one.extra);
+    }
+    Ok(EmbeddingRequest {
+        model: model.to_owned(),
+        input: Value::Array(texts),
+        extra,
+    })
+}
+
+/// An OpenAI embeddings answer as `{"embeddings": [{"values"}, …]}`.
+pub fn batch_embed_response(answer: &Value) -> Value {
+    let embeddings: Vec<Value> = answer
+        .get("data")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|d| json!({"values": d.get("embedding").cloned().unwrap_or_else(|| json!([]))}))
+        .collect();
+    json!({"embeddings": embeddings})
+}
+
 /// An OpenAI embeddings answer as `{"embedding": {"values"}}`.
 pub fn embed_content_response(answer: &Value) -> Value {
     let values = answer
