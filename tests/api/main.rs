@@ -26,6 +26,7 @@ mod rate_limits;
 mod rate_limits_processes;
 mod roles;
 mod routing;
+mod surfaces;
 mod usage;
 mod usage_analytics;
 mod users;

@@ -84,9 +84,7 @@ impl Dialect {
                 encoder: responses::SseEncoder::new(context.clone()),
                 done: take(done),
             },
-            Dialect::Gemini { model } => {
-                Encoder::Gemini(gemini::inbound::SseEncoder::new(model))
-            }
+            Dialect::Gemini { model } => Encoder::Gemini(gemini::inbound::SseEncoder::new(model)),
         }
     }
 }

@@ -109,8 +109,8 @@ pub async fn count_tokens(
             map.entry("max_tokens").or_insert(Value::from(1));
         }
         let request: MessagesRequest = parse_json(value.to_string().as_bytes())?;
-        let chat = to_chat_request(request, InboundOptions::default())
-            .map_err(ApiError::bad_request)?;
+        let chat =
+            to_chat_request(request, InboundOptions::default()).map_err(ApiError::bad_request)?;
         chat.validate().map_err(ApiError::bad_request)?;
         let tokens = super::count::prompt_tokens(&state, &principal, &chat).await?;
         Ok::<_, ApiError>(Json(serde_json::json!({"input_tokens": tokens})).into_response())

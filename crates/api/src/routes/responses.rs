@@ -70,8 +70,7 @@ pub async fn create(
         // conversation is the request's turns plus the answer's.
         let mut messages = chat.messages.clone();
         // Instructions are not carried over to a follow-up (OpenAI's rule).
-        if request.instructions.is_some() && messages.first().is_some_and(|m| m.role == "system")
-        {
+        if request.instructions.is_some() && messages.first().is_some_and(|m| m.role == "system") {
             messages.remove(0);
         }
         let store = state.responses.clone();
@@ -134,7 +133,9 @@ pub async fn delete(
         .await
         .map_err(ApiError::from_db)?
     {
-        Ok(Json(json!({"id": id, "object": "response", "deleted": true})))
+        Ok(Json(
+            json!({"id": id, "object": "response", "deleted": true}),
+        ))
     } else {
         Err(not_found(&id))
     }

@@ -549,7 +549,7 @@ pub fn error_body(status: u16, message: &str) -> Value {
 }
 
 fn sse_data(data: &Value) -> Bytes {
-    Bytes::from(format!("data: {data}\r\n\r\n"))
+    Bytes::from(format!("data: {data}\n\n"))
 }
 
 /// Writes `streamGenerateContent?alt=sse` chunks for a Chat chunk stream:

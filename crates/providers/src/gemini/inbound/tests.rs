@@ -163,7 +163,7 @@ fn a_stream_is_text_chunks_then_calls_finish_and_usage() {
             .get("finishReason")
             .is_none()
     );
-    assert!(text[0].ends_with(b"\r\n\r\n"));
+    assert!(text[0].ends_with(b"\n\n"));
     enc.chunk(&chunk(json!({"tool_calls": [{"index": 0, "id": "c", "function": {"name": "f", "arguments": "{\"a\""}}]}), None));
     enc.chunk(&chunk(
         json!({"tool_calls": [{"index": 0, "function": {"arguments": ":1}"}}]}),
