@@ -12,6 +12,7 @@ mod members;
 mod paths;
 mod required;
 pub mod schemas;
+mod surfaces;
 mod webhooks;
 
 use axum::http::header;
@@ -25,11 +26,14 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 #[openapi(
     info(
         title = "Tollgate",
-        description = "A multi-tenant LLM gateway. The data plane (`/v1/…`) is OpenAI- and Anthropic-compatible and is called with an organization's `tg-…` API key; the management plane (`/api/v1/…`) is called with the platform admin token or a user's JWT.\n\nEvery error is `{\"error\": {\"message\", \"type\", \"code\"}}` (`/v1/messages`: Anthropic's shape). Lists are newest first and cursor-paginated: `limit` (1–1000, default 100) and `before` (the last item's cursor field); `has_more` says whether older items follow.",
+        description = "A multi-tenant LLM gateway. The data plane (`/v1/…`, `/v1beta/…`) is OpenAI-, Anthropic- and Gemini-compatible and is called with an organization's `tg-…` API key; the management plane (`/api/v1/…`) is called with the platform admin token or a user's JWT.\n\nEvery error is `{\"error\": {\"message\", \"type\", \"code\"}}` (`/v1/messages…`: Anthropic's shape; `/v1beta/…`: Google's `{\"error\": {\"code\", \"message\", \"status\"}}`). Lists are newest first and cursor-paginated: `limit` (1–1000, default 100) and `before` (the last item's cursor field); `has_more` says whether older items follow.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     paths(
         paths::chat_completions, paths::embeddings, paths::models, paths::messages,
+        surfaces::create_response, surfaces::get_response, surfaces::delete_response,
+        surfaces::count_message_tokens, surfaces::get_model, surfaces::gemini_call,
+        surfaces::gemini_models,
         paths::create_organization, paths::list_organizations, paths::get_organization,
         paths::update_organization, paths::suspend_organization, paths::resume_organization,
         paths::create_api_key, paths::list_api_keys, paths::revoke_api_key,
@@ -49,7 +53,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         webhooks::create_webhook, webhooks::list_webhooks, webhooks::get_webhook,
         webhooks::delete_webhook, webhooks::list_deliveries,
     ),
-    components(schemas(schemas::ErrorResponse, schemas::AnthropicError, webhooks::WebhookPayload)),
+    components(schemas(schemas::ErrorResponse, schemas::AnthropicError, surfaces::GoogleError, surfaces::EmbedContentRequest, webhooks::WebhookPayload)),
     modifiers(&SecuritySchemes, &ManagementFieldsRequired),
     tags(
         (name = "data plane", description = "OpenAI- and Anthropic-compatible calls, with an organization API key"),
@@ -87,6 +91,13 @@ impl Modify for SecuritySchemes {
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 "x-api-key",
                 "An organization API key (`tg-…`), Anthropic style",
+            ))),
+        );
+        components.add_security_scheme(
+            "goog_api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "x-goog-api-key",
+                "An organization API key (`tg-…`), Gemini style (also `?key=`)",
             ))),
         );
         components.add_security_scheme(

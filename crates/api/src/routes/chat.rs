@@ -623,7 +623,9 @@ impl StreamPump {
         if client_gone {
             return;
         }
-        for bytes in self.encoder.end(&usage, finished, failure.as_ref()) {
+        let end = self.encoder.end(&usage, finished, failure.as_ref());
+        self.encoder.settled().await;
+        for bytes in end {
             if tx.send(bytes).await.is_err() {
                 break;
             }

@@ -27,6 +27,9 @@ pub enum Dialect {
         context: responses::ResponseContext,
         /// `None` inside: not stored (`store: false`), or already sent.
         done: ResponseSink,
+        /// Told once the object is stored: a stream's last event waits for
+        /// it, so a follow-up naming it finds it.
+        stored: Mutex<Option<oneshot::Receiver<()>>>,
     },
     Gemini {
         model: String,
@@ -57,7 +60,7 @@ impl Dialect {
                 }
                 Err(_) => body,
             },
-            Dialect::Responses { context, done } => match serde_json::from_slice(&body) {
+            Dialect::Responses { context, done, .. } => match serde_json::from_slice(&body) {
                 Ok(completion) => {
                     let object = responses::response_from_completion(&completion, context, usage);
                     send_done(take(done), &object);
@@ -80,9 +83,17 @@ impl Dialect {
         match self {
             Dialect::OpenAi => Encoder::OpenAi { include_usage },
             Dialect::Anthropic { model } => Encoder::Anthropic(SseEncoder::new(model)),
-            Dialect::Responses { context, done } => Encoder::Responses {
+            Dialect::Responses {
+                context,
+                done,
+                stored,
+            } => Encoder::Responses {
                 encoder: responses::SseEncoder::new(context.clone()),
                 done: take(done),
+                stored: stored
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .take(),
             },
             Dialect::Gemini { model } => Encoder::Gemini(gemini::inbound::SseEncoder::new(model)),
         }
@@ -99,6 +110,7 @@ pub enum Encoder {
     Responses {
         encoder: responses::SseEncoder,
         done: Option<oneshot::Sender<Value>>,
+        stored: Option<oneshot::Receiver<()>>,
     },
     Gemini(gemini::inbound::SseEncoder),
 }
@@ -111,7 +123,20 @@ fn sse_data(data: &[u8]) -> Bytes {
     buf.freeze()
 }
 
+/// How long a stream's last event waits for its response to be stored.
+const STORE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl Encoder {
+    /// Waits, before the events of [`Encoder::end`] go out, for what they
+    /// announce to be true (a Responses object stored).
+    pub async fn settled(&mut self) {
+        if let Encoder::Responses { stored, .. } = self
+            && let Some(stored) = stored.take()
+        {
+            let _ = tokio::time::timeout(STORE_WAIT, stored).await;
+        }
+    }
+
     /// What to send the client for one OpenAI chunk.
     pub fn chunk(&mut self, data: &[u8], usage_only: bool) -> Vec<Bytes> {
         match self {
@@ -156,7 +181,7 @@ impl Encoder {
                 Some(message) => encoder.error(502, &message),
                 None => encoder.finish(Some(*usage)),
             },
-            Encoder::Responses { encoder, done } => match broken {
+            Encoder::Responses { encoder, done, .. } => match broken {
                 Some(message) => encoder.error(&message),
                 None => {
                     let (events, object) = encoder.finish(Some(*usage));

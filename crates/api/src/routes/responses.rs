@@ -59,13 +59,15 @@ pub async fn create(
     };
     let chat = to_chat_request(&request, history).map_err(ApiError::bad_request)?;
     let context = ResponseContext::new(tollgate_core::ids::new_id("resp"), &request);
-    let (done, stored) = if request.store() {
-        let (tx, rx) = oneshot::channel();
-        (Some(tx), Some(rx))
+    let (done, object, ack, acked) = if request.store() {
+        let (done, object) = oneshot::channel();
+        let (ack, acked) = oneshot::channel::<()>();
+        (Some(done), Some(object), Some(ack), Some(acked))
     } else {
-        (None, None)
+        (None, None, None, None)
     };
-    if let Some(stored) = stored {
+    let mut storing = None;
+    if let (Some(stored), Some(ack)) = (object, ack) {
         // Kept once the answer is complete (a stream's last event); the
         // conversation is the request's turns plus the answer's.
         let mut messages = chat.messages.clone();
@@ -76,7 +78,7 @@ pub async fn create(
         let store = state.responses.clone();
         let organization_id = principal.organization_id.clone();
         let id = context.id.clone();
-        state.streams.spawn(async move {
+        storing = Some(state.streams.spawn(async move {
             let Ok(object) = stored.await else {
                 return;
             };
@@ -88,13 +90,16 @@ pub async fn create(
             {
                 tracing::error!(error = %e, "storing a response failed");
             }
-        });
+            let _ = ack.send(());
+        }));
     }
+    let stream = chat.stream;
     let dialect = Dialect::Responses {
         context,
         done: Mutex::new(done),
+        stored: Mutex::new(acked),
     };
-    serve(
+    let response = serve(
         state,
         request_id,
         principal,
@@ -104,8 +109,17 @@ pub async fn create(
         dialect,
         started,
     )
-    .await
+    .await?;
+    // A plain answer is stored before it is sent, so that a follow-up
+    // naming it finds it (a stream's last event waits the same way).
+    if let Some(storing) = storing.filter(|_| !stream) {
+        let _ = tokio::time::timeout(STORE_WAIT, storing).await;
+    }
+    Ok(response)
 }
+
+/// How long an answer waits for its response to be stored.
+const STORE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub async fn get(
     State(state): State<AppState>,
