@@ -203,7 +203,9 @@ def genai_count_tokens():
 
 def genai_embed_content():
     client = gclient()  # kept: a collected client closes its connection pool
-    r = client.models.embed_content(model="gemini-embed", contents=["hello world", "bye"])
+    # Two contents, two embeddings (a list of strings would be one content).
+    contents = [types.Content(parts=[types.Part(text=t)]) for t in ["hello world", "bye"]]
+    r = client.models.embed_content(model="gemini-embed", contents=contents)
     assert len(r.embeddings) == 2, r
     assert len(r.embeddings[0].values) == len(r.embeddings[1].values) > 0, r
 
