@@ -425,3 +425,70 @@ async fn models_lists_usable_models_and_auto() {
     assert!(ids.contains(&"gpt-4o-mini"));
     assert!(ids.contains(&"text-embedding-3-small"));
 }
+
+/// A model with a small output limit and round prices: 1 micro-dollar per
+/// prompt token, 100 per completion token.
+const SHORT_OUTPUT_CONFIG: &str = r#"
+providers:
+  mock: { kind: openai, base_url: "{MOCK}", api_key: "sk-platform-key" }
+models:
+  - { id: short, provider: mock, context_window: 100000, max_output_tokens: 4,
+      price: { input_per_mtok: 1, output_per_mtok: 100 } }
+"#;
+
+#[tokio::test]
+async fn every_choice_of_n_is_held_and_charged() {
+    let app = TestApp::spawn_with_config(SHORT_OUTPUT_CONFIG).await;
+    let (org, key) = app.funded_org("usd", 1_000_000).await;
+    let body = json!({"model": "short", "n": 8, "max_tokens": 3,
+        "messages": [{"role": "user", "content": "Say hello"}]});
+
+    let response = app.chat(&key, &body).await;
+
+    assert_eq!(response.status(), 200);
+    let cost = response.headers()["x-tollgate-cost"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["choices"].as_array().unwrap().len(), 8);
+    // 8 choices of 3 words: 24 completion tokens, all of them charged.
+    let full = 5 + 24 * 100;
+    assert_eq!(cost, full.to_string());
+    let usage = app.usage(&org).await;
+    assert_eq!(usage[0]["completion_tokens"], 24);
+    assert_eq!(usage[0]["cost"], full);
+    assert_eq!(app.balance(&org).await, 1_000_000 - full);
+}
+
+#[tokio::test]
+async fn max_tokens_above_the_models_limit_is_clamped_not_refused() {
+    let app = TestApp::spawn_with_config(SHORT_OUTPUT_CONFIG).await;
+    // Too little for 50 000 completion tokens, enough for the model's 4.
+    let (org, key) = app.funded_org("usd", 1_000).await;
+    let body = json!({"model": "short", "max_tokens": 50_000,
+        "messages": [{"role": "user", "content": "Say hello"}]});
+
+    let response = app.chat(&key, &body).await;
+
+    assert_eq!(response.status(), 200);
+    let sent = app.mock.requests().pop().unwrap();
+    assert_eq!(sent.body["max_tokens"], 4);
+    let usage = app.usage(&org).await;
+    assert_eq!(usage[0]["completion_tokens"], 4);
+    assert_eq!(app.balance(&org).await, 1_000 - (5 + 4 * 100));
+}
+
+#[tokio::test]
+async fn n_out_of_range_is_400_naming_n() {
+    let app = TestApp::spawn().await;
+    let (_org, key) = app.funded_org("usd", 1_000_000).await;
+    let mut body = chat_body("gpt-4o-mini");
+    body["n"] = json!(0);
+
+    let response = app.chat(&key, &body).await;
+
+    let error = tollgate_tests::expect_error(response, 400).await;
+    assert!(tollgate_tests::message_of(&error).contains("`n`"));
+    assert_eq!(app.mock.request_count(), 0);
+}

@@ -162,3 +162,35 @@ async fn embeddings_need_an_api_key() {
     expect_error(response, 401).await;
     assert_eq!(app.mock.request_count(), 0);
 }
+
+#[tokio::test]
+async fn embeddings_fall_back_to_the_next_model_when_a_provider_fails() {
+    let config = r#"
+providers:
+  mock: { kind: openai, base_url: "{MOCK}", api_key: "sk-platform-key" }
+models:
+  - { id: emb-a, provider: mock, mode: embedding, price: { input_per_mtok: 0.02 } }
+  - { id: emb-b, provider: mock, mode: embedding, price: { input_per_mtok: 0.02 } }
+"#;
+    let app = TestApp::spawn_with_config(config).await;
+    let (org, key) = app.funded_org("usd", 1_000_000).await;
+    app.mock
+        .push_fault(tollgate_mock_provider::Fault::status(500));
+
+    let response = app
+        .embeddings(
+            &key,
+            &json!({"model": "emb-a", "models": ["emb-b"], "input": words(3)}),
+        )
+        .await;
+
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-tollgate-model"], "emb-b");
+    assert_eq!(response.headers()["x-tollgate-attempts"], "2");
+    let sent = app.mock.requests().pop().unwrap();
+    assert!(
+        sent.body.get("models").is_none(),
+        "gateway options stay home"
+    );
+    assert_eq!(app.usage(&org).await.len(), 1);
+}

@@ -169,6 +169,6 @@ mod tests {
         let theirs = Jwt::new(b"fedcba9876543210fedcba9876543210");
         let (token, _) = theirs.issue(&user(Role::PlatformAdmin, None)).unwrap();
 
-        assert_eq!(ours.verify(&token).unwrap_err().status, 401);
+        assert_eq!(ours.verify(&token).unwrap_err().status(), 401);
     }
 }

@@ -1,22 +1,23 @@
-//! The API's one error type. It knows its HTTP status and renders OpenAI's
-//! error shape, `{"error": {"message", "type", "code"}}`. A 500 says only
-//! "internal error" and the request id; its cause is logged once, here.
+//! The API's one error type. Its [`ErrorCode`] fixes its HTTP status and
+//! `type`; it renders OpenAI's error shape, `{"error": {"message", "type",
+//! "code"}}`. A 500 says only "internal error" and the request id; its
+//! cause is logged once, here.
 
 use axum::Json;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tollgate_billing::BillingError;
+use tollgate_core::ErrorCode;
 use tollgate_credentials::CredentialError;
+use tollgate_gateway::{GatewayError, headers};
 use tollgate_providers::ProviderError;
 use tollgate_routing::RouteError;
 use tollgate_tenants::{AuthError, TenantError};
 
 #[derive(Debug)]
 pub struct ApiError {
-    pub status: StatusCode,
-    pub kind: &'static str,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     /// The request part the error is about, as OpenAI's `param` (e.g.
     /// `budget` when an API key's budget, not the balance, refused a call).
@@ -27,15 +28,8 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(
-        status: StatusCode,
-        kind: &'static str,
-        code: &'static str,
-        message: impl Into<String>,
-    ) -> Self {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError {
-            status,
-            kind,
             code,
             message: message.into(),
             param: None,
@@ -44,114 +38,64 @@ impl ApiError {
         }
     }
 
+    /// The HTTP status, fixed by the code.
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            "invalid_request",
-            message,
-        )
+        Self::new(ErrorCode::InvalidRequest, message)
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "authentication_error",
-            "invalid_api_key",
-            message,
-        )
+        Self::new(ErrorCode::InvalidApiKey, message)
     }
 
     pub fn insufficient_credits(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::PAYMENT_REQUIRED,
-            "billing_error",
-            "insufficient_credits",
-            message,
-        )
+        Self::new(ErrorCode::InsufficientCredits, message)
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::FORBIDDEN,
-            "permission_error",
-            "forbidden",
-            message,
-        )
+        Self::new(ErrorCode::Forbidden, message)
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            "not_found",
-            message,
-        )
+        Self::new(ErrorCode::NotFound, message)
     }
 
     pub fn model_not_found(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            "model_not_found",
-            message,
-        )
+        Self::new(ErrorCode::ModelNotFound, message)
     }
 
     pub fn conflict(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::CONFLICT,
-            "invalid_request_error",
-            "conflict",
-            message,
-        )
+        Self::new(ErrorCode::Conflict, message)
     }
 
     pub fn payload_too_large(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "invalid_request_error",
-            "payload_too_large",
-            message,
-        )
+        Self::new(ErrorCode::PayloadTooLarge, message)
     }
 
     /// The provider refused a key it was asked to validate.
     pub fn invalid_provider_key(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            "invalid_provider_key",
-            message,
-        )
+        Self::new(ErrorCode::InvalidProviderKey, message)
     }
 
     pub fn bad_gateway(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::BAD_GATEWAY,
-            "provider_error",
-            "provider_error",
-            message,
-        )
+        Self::new(ErrorCode::ProviderError, message)
     }
 
-    /// A rate limit of the caller's key or organization (set `retry_after`).
+    /// A rate limit of the caller's key or organization (add `retry_after`).
     pub fn rate_limited(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limit_error",
-            "rate_limit_exceeded",
-            message,
-        )
+        Self::new(ErrorCode::RateLimitExceeded, message)
     }
 
     pub fn unavailable(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "provider_error",
-            "no_provider_available",
-            message,
-        )
+        Self::new(ErrorCode::NoProviderAvailable, message)
     }
 
     /// A database error: the input's fault when PostgreSQL refuses a NUL
@@ -170,9 +114,7 @@ impl ApiError {
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
         Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            "internal_error",
+            ErrorCode::InternalError,
             "internal error; see the gateway logs for this request id",
         )
     }
@@ -181,21 +123,61 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = json!({
-            "error": { "message": self.message, "type": self.kind, "code": self.code }
+            "error": { "message": self.message, "type": self.code.kind(), "code": self.code.as_str() }
         });
         if let Some(param) = self.param {
             body["error"]["param"] = json!(param);
         }
-        let mut response = (self.status, Json(body)).into_response();
-        for (name, value) in self.headers {
-            response.headers_mut().insert(name, value);
-        }
-        if let Some(secs) = self.retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
+        let mut response = (self.status(), Json(body)).into_response();
+        add_headers(&mut response, self.headers, self.retry_after);
         response
+    }
+}
+
+/// Sets an error's extra headers and its `Retry-After` on an answer, in
+/// whichever error shape it is written.
+pub fn add_headers(
+    response: &mut Response,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    retry_after: Option<u64>,
+) {
+    for (name, value) in headers {
+        response.headers_mut().insert(name, value);
+    }
+    if let Some(secs) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+}
+
+impl From<GatewayError> for ApiError {
+    fn from(e: GatewayError) -> Self {
+        let mut headers = Vec::new();
+        if let Some((wait, quotas)) = e.refusal.map(|r| *r) {
+            let mut map = axum::http::HeaderMap::new();
+            crate::limits::quota_headers(&mut map, quotas);
+            headers.extend(
+                map.into_iter()
+                    .filter_map(|(name, value)| Some((name?, value))),
+            );
+            if let Ok(v) = HeaderValue::from_str(&wait.as_millis().to_string()) {
+                headers.push((HeaderName::from_static("retry-after-ms"), v));
+            }
+        }
+        if let Some(attempts) = e.attempts {
+            headers.push((
+                HeaderName::from_static(headers::ATTEMPTS),
+                HeaderValue::from(attempts),
+            ));
+        }
+        ApiError {
+            code: e.code,
+            message: e.message,
+            param: e.param,
+            retry_after: e.retry_after,
+            headers,
+        }
     }
 }
 
@@ -220,16 +202,11 @@ impl From<tollgate_tenants::LoginError> for ApiError {
         use tollgate_tenants::LoginError;
         match e {
             LoginError::Invalid => ApiError::unauthorized("invalid email or password"),
-            LoginError::Locked { retry_after } => {
-                let mut err = ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "rate_limit_error",
-                    "too_many_sign_ins",
-                    "too many failed sign-ins for this email; retry later",
-                );
-                err.retry_after = Some(retry_after);
-                err
-            }
+            LoginError::Locked { retry_after } => ApiError::new(
+                ErrorCode::TooManySignIns,
+                "too many failed sign-ins for this email; retry later",
+            )
+            .with_retry_after(retry_after),
             LoginError::Db(e) => ApiError::from_db(e),
             LoginError::Hash(cause) => ApiError::internal(cause),
         }
@@ -242,11 +219,10 @@ impl From<AuthError> for ApiError {
             AuthError::Invalid => ApiError::unauthorized("invalid api key"),
             AuthError::Revoked => ApiError::unauthorized("api key has been revoked"),
             AuthError::Expired => ApiError::unauthorized("api key has expired"),
-            AuthError::Suspended => {
-                let mut err = ApiError::forbidden("this organization is suspended");
-                err.code = "organization_suspended";
-                err
-            }
+            AuthError::Suspended => ApiError::new(
+                ErrorCode::OrganizationSuspended,
+                "this organization is suspended",
+            ),
             AuthError::Db(e) => ApiError::from_db(e),
         }
     }
@@ -255,23 +231,8 @@ impl From<AuthError> for ApiError {
 impl From<BillingError> for ApiError {
     fn from(e: BillingError) -> Self {
         match e {
-            BillingError::InsufficientCredits { .. } => {
-                ApiError::insufficient_credits(format!("organization balance too low: {e}"))
-            }
-            BillingError::BudgetExceeded { .. } => {
-                let mut err =
-                    ApiError::insufficient_credits(format!("API key budget exceeded: {e}"));
-                err.param = Some("budget");
-                err
-            }
-            BillingError::Invalid { field, message } => {
-                ApiError::bad_request(format!("`{field}` {message}"))
-            }
-            BillingError::IdempotencyConflict => {
-                ApiError::conflict("idempotency_key was already used with a different request body")
-            }
-            BillingError::SettlementFailed(_) | BillingError::ShutDown => ApiError::internal(e),
             BillingError::Db(e) => ApiError::from_db(e),
+            other => GatewayError::from(other).into(),
         }
     }
 }
@@ -285,10 +246,7 @@ impl From<CredentialError> for ApiError {
                 ApiError::bad_request(format!("`{field}` {message}"))
             }
             CredentialError::MasterKeyRotated => {
-                let mut err = ApiError::unavailable(e.to_string());
-                err.code = "master_key_rotated";
-                err.kind = "server_error";
-                err
+                ApiError::new(ErrorCode::MasterKeyRotated, e.to_string())
             }
             CredentialError::Db(e) => ApiError::from_db(e),
             // Crypto failures: a stored value did not open. Never the key.
@@ -299,76 +257,13 @@ impl From<CredentialError> for ApiError {
 
 impl From<RouteError> for ApiError {
     fn from(e: RouteError) -> Self {
-        match e {
-            RouteError::UnknownModel(_) | RouteError::Disabled(_) | RouteError::Unpriced { .. } => {
-                ApiError::model_not_found(e.to_string())
-            }
-            RouteError::WrongMode { .. } => ApiError::bad_request(e.to_string()),
-            RouteError::NoCandidates(_) => ApiError::unavailable(e.to_string()),
-            RouteError::Unfit { .. } | RouteError::NoneFit { .. } => {
-                let mut err = ApiError::bad_request(e.to_string());
-                err.code = "model_cannot_serve_request";
-                err
-            }
-        }
+        GatewayError::from(e).into()
     }
 }
 
 impl From<ProviderError> for ApiError {
     fn from(e: ProviderError) -> Self {
-        let message = e.to_string();
-        match e {
-            ProviderError::Status {
-                status,
-                retry_after,
-                ..
-            } => {
-                let mut err = match status {
-                    400 | 404 | 413 | 422 => ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_request_error",
-                        "provider_rejected_request",
-                        message,
-                    ),
-                    429 => ApiError::new(
-                        StatusCode::TOO_MANY_REQUESTS,
-                        "rate_limit_error",
-                        "provider_rate_limited",
-                        message,
-                    ),
-                    _ => ApiError::new(
-                        StatusCode::BAD_GATEWAY,
-                        "provider_error",
-                        "provider_error",
-                        message,
-                    ),
-                };
-                err.retry_after = retry_after.or((status == 429).then_some(1));
-                err
-            }
-            ProviderError::Timeout => ApiError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "provider_error",
-                "provider_timeout",
-                message,
-            ),
-            ProviderError::Connect(_) | ProviderError::InvalidResponse(_) => ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "provider_error",
-                "provider_error",
-                message,
-            ),
-            ProviderError::NoKey(_) | ProviderError::Unsupported(_) => {
-                ApiError::unavailable(message)
-            }
-            ProviderError::InvalidRequest(_) => ApiError::bad_request(message),
-            ProviderError::Blocked(_) => ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                "content_blocked",
-                message,
-            ),
-        }
+        GatewayError::from(e).into()
     }
 }
 
@@ -377,17 +272,10 @@ impl From<tollgate_webhooks::WebhookError> for ApiError {
         use tollgate_webhooks::WebhookError;
         match e {
             WebhookError::NotConfigured(_) => {
-                let mut err = ApiError::unavailable(e.to_string());
-                err.kind = "server_error";
-                err.code = "webhook_not_configured";
-                err
+                ApiError::new(ErrorCode::WebhookNotConfigured, e.to_string())
             }
             // The signature is these endpoints' authentication.
-            WebhookError::Signature(_) => {
-                let mut err = ApiError::unauthorized(e.to_string());
-                err.code = "invalid_signature";
-                err
-            }
+            WebhookError::Signature(_) => ApiError::new(ErrorCode::InvalidSignature, e.to_string()),
             WebhookError::Invalid { field, message } => {
                 ApiError::bad_request(format!("`{field}` {message}"))
             }

@@ -193,18 +193,6 @@ impl FromRequestParts<AppState> for GoogleKey {
     }
 }
 
-/// 403 unless the key has this scope (`chat`, `embeddings`).
-pub fn require_scope(principal: &Principal, scope: KeyScope) -> Result<(), ApiError> {
-    if principal.has_scope(scope) {
-        Ok(())
-    } else {
-        let mut err =
-            ApiError::forbidden(format!("this API key has no `{}` scope", scope.as_str()));
-        err.code = "missing_scope";
-        Err(err)
-    }
-}
-
 /// A caller of the management API: the platform admin token, or a user's
 /// JWT (from `POST /api/v1/auth/login`) with its role. Handlers say what
 /// they need with [`Caller::require_platform`], [`Caller::require_org_admin`]

@@ -1,90 +1,9 @@
-//! Rate limits on the data plane: the caller's API key and organization
-//! limits, checked by [`tollgate_routing::limits`], mapped to 429 and the
-//! `x-ratelimit-*` headers OpenAI clients read.
+//! The `x-ratelimit-*` headers OpenAI clients read, from the quotas the
+//! gateway's rate limits report (on an answer, and on a 429).
 
-use crate::error::ApiError;
-use crate::state::AppState;
 use axum::http::{HeaderMap, HeaderValue};
 use std::time::Duration;
-use tollgate_routing::limits::{Admission, Limits, Quotas, Refusal, Scope};
-use tollgate_tenants::Principal;
-
-/// Admits a call of about `estimated_tokens` tokens for this caller, or
-/// refuses it with a 429 carrying `Retry-After` and the quota headers.
-pub async fn admit(
-    state: &AppState,
-    principal: &Principal,
-    estimated_tokens: i64,
-) -> Result<Admission, ApiError> {
-    let key_limits = Limits {
-        requests_per_minute: principal.rpm_limit,
-        tokens_per_minute: principal.tpm_limit,
-        concurrency: principal.max_concurrency,
-    };
-    let org_limits = org_limits(principal, state.org_limits);
-    if key_limits.is_unlimited() && org_limits.is_unlimited() {
-        // Nothing to count: skip naming the scopes.
-        return Ok(Admission::unlimited(&state.limiter));
-    }
-    let scopes = vec![
-        Scope {
-            name: format!("key:{}", principal.key_id),
-            limits: key_limits,
-        },
-        Scope {
-            name: format!("org:{}", principal.organization_id),
-            limits: org_limits,
-        },
-    ];
-    state
-        .limiter
-        .acquire(scopes, estimated_tokens)
-        .await
-        .map_err(refused)
-}
-
-/// The organization's own limits (cached with its keys), each falling back
-/// to the platform default (`TOLLGATE_ORG_*`) when unset.
-fn org_limits(principal: &Principal, platform: Limits) -> Limits {
-    Limits {
-        requests_per_minute: principal.org_rpm_limit.or(platform.requests_per_minute),
-        tokens_per_minute: principal.org_tpm_limit.or(platform.tokens_per_minute),
-        concurrency: principal.org_max_concurrency.or(platform.concurrency),
-    }
-}
-
-fn refused(refusal: Refusal) -> ApiError {
-    let whose = if refusal.scope.starts_with("org:") {
-        "organization"
-    } else {
-        "API key"
-    };
-    let mut err = ApiError::rate_limited(format!(
-        "rate limit reached: this {whose} may make {} {}; retry after {}s",
-        refusal.limit,
-        refusal.kind.as_str(),
-        seconds_up(refusal.retry_after)
-    ));
-    err.retry_after = Some(seconds_up(refusal.retry_after));
-    let mut headers = HeaderMap::new();
-    quota_headers(&mut headers, refusal.quotas);
-    if let Ok(v) = HeaderValue::from_str(&refusal.retry_after.as_millis().to_string()) {
-        headers.insert("retry-after-ms", v);
-    }
-    err.headers = headers
-        .into_iter()
-        .filter_map(|(name, value)| Some((name?, value)))
-        .collect();
-    err
-}
-
-fn seconds_up(d: Duration) -> u64 {
-    d.as_millis()
-        .div_ceil(1000)
-        .max(1)
-        .try_into()
-        .unwrap_or(u64::MAX)
-}
+use tollgate_routing::limits::Quotas;
 
 /// OpenAI's duration format for the reset headers: `1s`, `6m0s`, `250ms`.
 fn reset_text(d: Duration) -> String {

@@ -1,9 +1,10 @@
-//! Prometheus metrics for `GET /metrics`.
+//! Prometheus metrics for `GET /metrics`, fed by the gateway's observer.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
+use tollgate_gateway::observe::{AttemptInfo, CallInfo, CallObserver, CallSummary};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CallLabels {
@@ -75,5 +76,22 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// Counts every provider call and the tokens of every finished call.
+pub struct MetricsObserver(pub std::sync::Arc<Metrics>);
+
+impl CallObserver for MetricsObserver {
+    fn attempt(&self, _: &CallInfo, attempt: &AttemptInfo<'_>) {
+        self.0
+            .record_call(attempt.model, attempt.provider, attempt.status.as_str());
+    }
+
+    fn finished(&self, _: &CallInfo, summary: &CallSummary<'_>) {
+        if let (Some(model), Some(usage)) = (summary.model, summary.usage) {
+            self.0
+                .record_tokens(model, usage.prompt_tokens, usage.completion_tokens);
+        }
     }
 }

@@ -8,8 +8,6 @@ use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
 
-pub const REQUEST_ID_HEADER: &str = "x-tollgate-request-id";
-
 pub async fn request_id(mut request: Request, next: Next) -> Response {
     let id = tollgate_core::ids::new_request_id();
     let span = tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
@@ -18,7 +16,9 @@ pub async fn request_id(mut request: Request, next: Next) -> Response {
         .insert(RequestId(id.as_str().into()));
     let mut response = next.run(request).instrument(span.clone()).await;
     if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+        response
+            .headers_mut()
+            .insert(tollgate_gateway::headers::REQUEST_ID, value);
     }
     let status = response.status().as_u16();
     span.in_scope(|| {

@@ -77,27 +77,13 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Gateway> {
         credentials.clone(),
         webhook_options(settings),
     )?;
-    let responses = tollgate_core::responses_store::ResponseStore::new(
-        db.clone(),
-        Duration::from_secs(u64::from(settings.responses_retention_days) * 86_400),
-    );
-    let state = AppState(Arc::new(Inner {
-        responses,
-        db,
-        jwt,
-        tenants: tenants.clone(),
-        billing: billing.clone(),
-        credentials: credentials.clone(),
-        byok_fee_percent: settings.byok_fee_percent,
+    let metrics = Arc::new(Metrics::new());
+    let gateway = tollgate_gateway::Gateway::new(tollgate_gateway::Parts {
         catalog: catalog.clone(),
-        providers,
-        admin_token: settings
-            .admin_token
-            .clone()
-            .filter(|t| !t.expose_secret().is_empty()),
-        metrics: Metrics::new(),
-        streams: TaskTracker::new(),
-        max_body_bytes: settings.max_body_bytes,
+        providers: providers.clone(),
+        credentials: credentials.clone(),
+        billing: billing.clone(),
+        webhooks: webhooks.clone(),
         limiter: rate_limiter(settings)?,
         org_limits: tollgate_routing::limits::Limits {
             requests_per_minute: settings.org_rpm_limit,
@@ -109,10 +95,34 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Gateway> {
             cooldown: Duration::from_millis(settings.cooldown_ms),
             ..Default::default()
         }),
-        retries: crate::state::Retries {
+        retries: tollgate_gateway::Retries {
             rounds: settings.routing_retries,
             deadline: Duration::from_millis(settings.routing_deadline_ms),
         },
+        byok_fee_percent: settings.byok_fee_percent,
+        streams: TaskTracker::new(),
+        observer: Arc::new(crate::metrics::MetricsObserver(metrics.clone())),
+    });
+    let responses = tollgate_core::responses_store::ResponseStore::new(
+        db.clone(),
+        Duration::from_secs(u64::from(settings.responses_retention_days) * 86_400),
+    );
+    let state = AppState(Arc::new(Inner {
+        responses,
+        db,
+        jwt,
+        tenants: tenants.clone(),
+        billing: billing.clone(),
+        credentials: credentials.clone(),
+        catalog: catalog.clone(),
+        providers,
+        gateway,
+        admin_token: settings
+            .admin_token
+            .clone()
+            .filter(|t| !t.expose_secret().is_empty()),
+        metrics,
+        max_body_bytes: settings.max_body_bytes,
         webhooks: webhooks.clone(),
     }));
     let background = vec![
@@ -148,8 +158,8 @@ impl Gateway {
             .with_graceful_shutdown(shutdown)
             .await
             .context("serving HTTP")?;
-        state.streams.close();
-        state.streams.wait().await;
+        state.gateway.streams.close();
+        state.gateway.streams.wait().await;
         for task in &self.background {
             task.abort();
         }
@@ -169,7 +179,7 @@ async fn share_cooldowns(state: AppState, mut shared: tollgate_routing::health::
     let mut healthy = true;
     loop {
         tick.tick().await;
-        match shared.sync(&state.health).await {
+        match shared.sync(&state.gateway.health).await {
             Ok(()) if !healthy => {
                 healthy = true;
                 tracing::info!("Redis is back: cooldowns are shared across replicas again");

@@ -44,7 +44,8 @@ pub use accounts::{CreditsView, GrantOutcome, LedgerEntry, MAX_OVERDRAFT_LIMIT};
 pub use budgets::{BudgetSpending, KeyBudget};
 pub use leases::Hold;
 pub use pricing::{
-    byok_charge, charge_for, marked_up_charge_for, max_charge_for, max_marked_up_charge_for,
+    PricingRule, byok_charge, charge_for, marked_up_charge_for, max_charge_for,
+    max_marked_up_charge_for,
 };
 pub use usage::{UsageEntry, UsageFilter, UsageGroup, UsageRecord, UsageStatus, UsageSummaryRow};
 

@@ -76,6 +76,52 @@ pub fn max_marked_up_charge_for(
     marked_up_charge_for(mode, price, &worst, markup_percent)
 }
 
+/// The pricing rule of one call: what it is charged in the organization's
+/// unit. A BYOK call (`byok_fee_percent` is `Some`) pays only the platform
+/// fee, a share of its charge at list price (the organization's markup does
+/// not apply: the provider is paid with the organization's own key); any
+/// other call pays its charge with the organization's markup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PricingRule {
+    pub mode: BillingMode,
+    pub markup_percent: u32,
+    /// `Some(fee)` when the organization's own key pays the provider.
+    pub byok_fee_percent: Option<u32>,
+}
+
+impl PricingRule {
+    /// What a call with this usage is charged.
+    pub fn payable(&self, price: &Price, usage: &TokenUsage) -> i64 {
+        match self.byok_fee_percent {
+            Some(fee) => byok_charge(charge_for(self.mode, price, usage), fee),
+            None => marked_up_charge_for(self.mode, price, usage, self.markup_percent),
+        }
+    }
+
+    /// The most a call can be charged ([`PricingRule::payable`] of its
+    /// worst case): its hold.
+    pub fn max_payable(
+        &self,
+        price: &Price,
+        max_prompt_tokens: i64,
+        max_completion_tokens: i64,
+    ) -> i64 {
+        match self.byok_fee_percent {
+            Some(fee) => byok_charge(
+                max_charge_for(self.mode, price, max_prompt_tokens, max_completion_tokens),
+                fee,
+            ),
+            None => max_marked_up_charge_for(
+                self.mode,
+                price,
+                max_prompt_tokens,
+                max_completion_tokens,
+                self.markup_percent,
+            ),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,6 +269,29 @@ mod tests {
                 max_marked_up_charge_for(BillingMode::Usd, &price(), 700, 300, markup)
                     >= marked_up_charge_for(BillingMode::Usd, &price(), &usage, markup)
             );
+        }
+    }
+
+    #[test]
+    fn the_rule_charges_byok_calls_the_fee_only_and_others_the_markup() {
+        let usage = TokenUsage {
+            prompt_tokens: 1_000,
+            completion_tokens: 100,
+            cached_prompt_tokens: 0,
+        };
+        let platform = PricingRule {
+            mode: BillingMode::Usd,
+            markup_percent: 50,
+            byok_fee_percent: None,
+        };
+        let byok = PricingRule {
+            byok_fee_percent: Some(10),
+            ..platform
+        };
+        assert_eq!(platform.payable(&price(), &usage), 330);
+        assert_eq!(byok.payable(&price(), &usage), 22);
+        for rule in [platform, byok] {
+            assert!(rule.max_payable(&price(), 1_000, 100) >= rule.payable(&price(), &usage));
         }
     }
 

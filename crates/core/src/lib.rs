@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod catalog_store;
 pub mod config;
 pub mod db;
+pub mod error;
 pub mod ids;
 pub mod money;
 pub mod presets;
@@ -20,5 +21,6 @@ pub use catalog::{
     PowerLevel, Price, ProviderEntry, ProviderKind,
 };
 pub use db::{Backend, Db, DbError};
-pub use money::{Amount, BillingMode, Unit};
+pub use error::ErrorCode;
+pub use money::{BillingMode, Unit};
 pub use secrecy::{ExposeSecret, SecretString};

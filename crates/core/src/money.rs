@@ -10,11 +10,6 @@ use std::str::FromStr;
 #[serde(transparent)]
 pub struct UsdMicros(pub i64);
 
-/// A credit amount in an organization's own unit (see [`Unit`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Amount(pub i64);
-
 /// How an organization pays for calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -70,7 +70,10 @@
 //!   words, only the first `limit` words are sent and `finish_reason` is
 //!   `"length"`; otherwise all words are sent and `finish_reason` is `"stop"`.
 //! * **Content.** The words sent, joined with single spaces.
-//! * **`completion_tokens`** = the number of words sent.
+//! * **`n`.** A plain answer has `n` identical choices (default 1, at most
+//!   128); a stream always has one.
+//! * **`completion_tokens`** = the number of words sent, times `n` (every
+//!   choice counts, as at OpenAI).
 //! * **`prompt_tokens`** = sum over the request's `messages` of
 //!   (words in the message's text + 3). A message's text is its `content`
 //!   when that is a string, or, when `content` is an array of parts, the

@@ -117,14 +117,18 @@ async fn chat(State(s): State<Arc<Shared>>, req: Request) -> Response {
     let sent = limit.map_or(total, |l| {
         usize::try_from(l).unwrap_or(usize::MAX).min(total)
     });
+    // Each of the `n` choices is the same reply; the usage counts them all,
+    // as OpenAI's does.
+    let choices = req.n.unwrap_or(1).clamp(1, 128);
     let plan = Answer {
         id: format!("chatcmpl-mock{:012x}", s.next_id()),
+        choices,
         created: unix_now(),
         model,
         reply: &reply,
         sent,
         finish_reason: if sent < total { "length" } else { "stop" },
-        usage: Usage::new(prompt.tokens(), sent as u64),
+        usage: Usage::new(prompt.tokens(), sent as u64 * u64::from(choices)),
     };
 
     if !streaming {
@@ -401,6 +405,8 @@ struct Answer<'a> {
     created: u64,
     model: &'a str,
     reply: &'a Reply,
+    /// How many choices a plain answer has (a stream always has one).
+    choices: u32,
     /// How many reply words are sent.
     sent: usize,
     finish_reason: &'static str,
@@ -414,17 +420,19 @@ impl Answer<'_> {
             object: "chat.completion",
             created: self.created,
             model: self.model,
-            choices: [Choice {
-                index: 0,
-                message: AssistantMessage {
-                    role: "assistant",
-                    content: self.reply.prefix(self.sent),
-                    refusal: (),
-                    annotations: [],
-                },
-                logprobs: (),
-                finish_reason: self.finish_reason,
-            }],
+            choices: (0..self.choices)
+                .map(|index| Choice {
+                    index,
+                    message: AssistantMessage {
+                        role: "assistant",
+                        content: self.reply.prefix(self.sent),
+                        refusal: (),
+                        annotations: [],
+                    },
+                    logprobs: (),
+                    finish_reason: self.finish_reason,
+                })
+                .collect(),
             usage: self.usage,
             service_tier: SERVICE_TIER,
             system_fingerprint: SYSTEM_FINGERPRINT,

@@ -22,6 +22,8 @@ pub(crate) struct ChatRequest<'a> {
     pub max_completion_tokens: Option<u64>,
     /// A `json_schema` format makes the reply a JSON value of that schema.
     pub response_format: Option<serde_json::Value>,
+    /// How many choices to answer with (OpenAI's `n`; default 1).
+    pub n: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -266,7 +268,7 @@ pub(crate) struct ChatCompletion<'a> {
     pub object: &'static str,
     pub created: u64,
     pub model: &'a str,
-    pub choices: [Choice<'a>; 1],
+    pub choices: Vec<Choice<'a>>,
     pub usage: Usage,
     pub service_tier: &'static str,
     pub system_fingerprint: &'static str,

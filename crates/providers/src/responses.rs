@@ -214,9 +214,6 @@ pub fn to_chat_request(
     if let Some(user) = &req.user {
         extra.insert("user".into(), Value::String(user.clone()));
     }
-    if let Some(level) = req.extra.get("power_level") {
-        extra.insert("power_level".into(), level.clone());
-    }
     if req.max_output_tokens.is_some_and(|n| n <= 0) {
         return Err("`max_output_tokens` must be a positive integer".into());
     }

@@ -8,8 +8,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde_json::Value;
 use std::sync::Mutex;
 use tokio::sync::oneshot;
+use tollgate_core::ErrorCode;
 use tollgate_core::money::TokenUsage;
-use tollgate_providers::ProviderError;
+use tollgate_gateway::{StreamEnd, StreamItem};
 use tollgate_providers::anthropic::inbound::{SseEncoder, message_from_completion};
 use tollgate_providers::{gemini, responses};
 
@@ -18,11 +19,11 @@ use tollgate_providers::{gemini, responses};
 pub type ResponseSink = Mutex<Option<oneshot::Sender<Value>>>;
 
 pub enum Dialect {
-    OpenAi,
+    /// `include_usage`: whether a stream's usage-only chunk is sent on
+    /// (`stream_options.include_usage`).
+    OpenAi { include_usage: bool },
     /// `model` is the name the client asked for, echoed in the answer.
-    Anthropic {
-        model: String,
-    },
+    Anthropic { model: String },
     Responses {
         context: responses::ResponseContext,
         /// `None` inside: not stored (`store: false`), or already sent.
@@ -31,9 +32,8 @@ pub enum Dialect {
         /// it, so a follow-up naming it finds it.
         stored: Mutex<Option<oneshot::Receiver<()>>>,
     },
-    Gemini {
-        model: String,
-    },
+    /// `model` is the name the client asked for, echoed in the answer.
+    Gemini { model: String },
 }
 
 fn send_done(done: Option<oneshot::Sender<Value>>, object: &Value) {
@@ -43,8 +43,8 @@ fn send_done(done: Option<oneshot::Sender<Value>>, object: &Value) {
     }
 }
 
-fn take(done: &ResponseSink) -> Option<oneshot::Sender<Value>> {
-    done.lock()
+fn take<T>(slot: &Mutex<Option<T>>) -> Option<T> {
+    slot.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .take()
 }
@@ -53,7 +53,7 @@ impl Dialect {
     /// A complete answer's body for the client.
     pub fn answer_body(&self, body: Bytes, usage: &TokenUsage) -> Bytes {
         match self {
-            Dialect::OpenAi => body,
+            Dialect::OpenAi { .. } => body,
             Dialect::Anthropic { model } => match serde_json::from_slice(&body) {
                 Ok(completion) => {
                     Bytes::from(message_from_completion(&completion, model, usage).to_string())
@@ -79,9 +79,11 @@ impl Dialect {
     }
 
     /// Writes a streamed answer for the client.
-    pub fn encoder(&self, include_usage: bool) -> Encoder {
+    pub fn encoder(&self) -> Encoder {
         match self {
-            Dialect::OpenAi => Encoder::OpenAi { include_usage },
+            Dialect::OpenAi { include_usage } => Encoder::OpenAi {
+                include_usage: *include_usage,
+            },
             Dialect::Anthropic { model } => Encoder::Anthropic(SseEncoder::new(model)),
             Dialect::Responses {
                 context,
@@ -90,10 +92,7 @@ impl Dialect {
             } => Encoder::Responses {
                 encoder: responses::SseEncoder::new(context.clone()),
                 done: take(done),
-                stored: stored
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .take(),
+                stored: take(stored),
             },
             Dialect::Gemini { model } => Encoder::Gemini(gemini::inbound::SseEncoder::new(model)),
         }
@@ -115,6 +114,10 @@ pub enum Encoder {
     Gemini(gemini::inbound::SseEncoder),
 }
 
+/// How long an answer (or a stream's last event) waits for its response
+/// to be stored.
+pub(super) const STORE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 fn sse_data(data: &[u8]) -> Bytes {
     let mut buf = BytesMut::with_capacity(data.len() + 8);
     buf.put_slice(b"data: ");
@@ -123,11 +126,8 @@ fn sse_data(data: &[u8]) -> Bytes {
     buf.freeze()
 }
 
-/// How long a stream's last event waits for its response to be stored.
-const STORE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
-
 impl Encoder {
-    /// Waits, before the events of [`Encoder::end`] go out, for what they
+    /// Waits, before the events of a stream's end go out, for what they
     /// announce to be true (a Responses object stored).
     pub async fn settled(&mut self) {
         if let Encoder::Responses { stored, .. } = self
@@ -137,8 +137,16 @@ impl Encoder {
         }
     }
 
+    /// What to send the client for one item of the gateway's stream.
+    pub fn item(&mut self, item: StreamItem) -> Vec<Bytes> {
+        match item {
+            StreamItem::Chunk { data, usage_only } => self.chunk(&data, usage_only),
+            StreamItem::End(end) => self.end(&end),
+        }
+    }
+
     /// What to send the client for one OpenAI chunk.
-    pub fn chunk(&mut self, data: &[u8], usage_only: bool) -> Vec<Bytes> {
+    fn chunk(&mut self, data: &[u8], usage_only: bool) -> Vec<Bytes> {
         match self {
             Encoder::OpenAi { include_usage } => {
                 if usage_only && !*include_usage {
@@ -155,22 +163,15 @@ impl Encoder {
 
     /// What ends the stream: the closing events of a complete answer, or an
     /// error event when it broke off.
-    pub fn end(
-        &mut self,
-        usage: &TokenUsage,
-        finished: bool,
-        failure: Option<&ProviderError>,
-    ) -> Vec<Bytes> {
-        let broken = (failure.is_some() || !finished).then(|| match failure {
-            Some(e) => format!("the provider's stream broke off: {e}"),
-            None => "the provider's stream ended early".to_owned(),
-        });
+    fn end(&mut self, end: &StreamEnd) -> Vec<Bytes> {
+        let broken = end.broken();
         match self {
             Encoder::OpenAi { .. } => {
                 let mut out = Vec::with_capacity(2);
                 if let Some(message) = broken {
+                    let code = ErrorCode::StreamInterrupted;
                     let error = serde_json::json!({
-                        "error": {"message": message, "type": "provider_error", "code": "stream_interrupted"}
+                        "error": {"message": message, "type": code.kind(), "code": code.as_str()}
                     });
                     out.push(sse_data(error.to_string().as_bytes()));
                 }
@@ -179,19 +180,19 @@ impl Encoder {
             }
             Encoder::Anthropic(encoder) => match broken {
                 Some(message) => encoder.error(502, &message),
-                None => encoder.finish(Some(*usage)),
+                None => encoder.finish(Some(end.usage)),
             },
             Encoder::Responses { encoder, done, .. } => match broken {
                 Some(message) => encoder.error(&message),
                 None => {
-                    let (events, object) = encoder.finish(Some(*usage));
+                    let (events, object) = encoder.finish(Some(end.usage));
                     send_done(done.take(), &object);
                     events
                 }
             },
             Encoder::Gemini(encoder) => match broken {
                 Some(message) => encoder.error(502, &message),
-                None => encoder.finish(Some(*usage)),
+                None => encoder.finish(Some(end.usage)),
             },
         }
     }

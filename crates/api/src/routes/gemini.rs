@@ -9,19 +9,20 @@
 //! accepted as `x-goog-api-key`, `?key=` or `Authorization: Bearer`;
 //! errors use Google's `{"error":{"code","message","status"}}`.
 
-use super::chat::serve;
 use super::dialect::Dialect;
 use super::models::usable_models;
-use crate::error::ApiError;
-use crate::extract::{BodyBytes, GoogleKey, RequestId, parse_json, require_scope};
+use super::surface::{option_headers, serve};
+use crate::error::{ApiError, add_headers};
+use crate::extract::{BodyBytes, GoogleKey, RequestId, parse_json};
 use crate::state::AppState;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use serde_json::{Value, json};
-use std::time::Instant;
+use serde_json::{Map, Value, json};
 use tollgate_core::ModelEntry;
+use tollgate_gateway::admission::require_scope;
+use tollgate_gateway::{CallRequest, Operation, call_options};
 use tollgate_providers::gemini::inbound;
 use tollgate_providers::gemini::wire::GenerateContentRequest;
 use tollgate_tenants::KeyScope;
@@ -38,7 +39,6 @@ pub async fn call(
     headers: HeaderMap,
     body: Result<BodyBytes, ApiError>,
 ) -> Response {
-    let started = Instant::now();
     let outcome = async {
         let GoogleKey(principal) = caller?;
         let BodyBytes(body) = body?;
@@ -53,15 +53,22 @@ pub async fn call(
                 require_scope(&principal, KeyScope::Chat)?;
                 let request: GenerateContentRequest = parse_json(&body)?;
                 let stream = method == "streamGenerateContent";
-                let chat = inbound::to_chat_request(model, request, stream)
+                let mut chat = inbound::to_chat_request(model, request, stream)
                     .map_err(ApiError::bad_request)?;
+                chat.validate().map_err(ApiError::bad_request)?;
+                let options =
+                    call_options(&mut chat.extra, option_headers(&headers), &principal)?;
                 let dialect = Dialect::Gemini {
                     model: model.to_owned(),
                 };
-                serve(
-                    state, request_id, principal, &headers, body.len(), chat, dialect, started,
-                )
-                .await
+                let call = CallRequest::new(
+                    principal,
+                    request_id,
+                    Operation::Chat(chat),
+                    options,
+                    body.len(),
+                );
+                serve(&state, call, dialect).await
             }
             "countTokens" => {
                 require_scope(&principal, KeyScope::Chat)?;
@@ -71,9 +78,14 @@ pub async fn call(
                     value = inner.take();
                 }
                 let request: GenerateContentRequest = parse_json(value.to_string().as_bytes())?;
-                let chat = inbound::to_chat_request(model, request, false)
+                let mut chat = inbound::to_chat_request(model, request, false)
                     .map_err(ApiError::bad_request)?;
-                let tokens = super::count::prompt_tokens(&state, &principal, &chat).await?;
+                let options =
+                    call_options(&mut chat.extra, option_headers(&headers), &principal)?;
+                let tokens = state
+                    .gateway
+                    .count_tokens(&principal, &chat, &options)
+                    .await?;
                 Ok(Json(json!({"totalTokens": tokens})).into_response())
             }
             "embedContent" | "batchEmbedContents" => {
@@ -86,9 +98,20 @@ pub async fn call(
                     inbound::embedding_request(model, &value)
                 }
                 .map_err(ApiError::bad_request)?;
-                let response =
-                    super::embeddings::serve(state, request_id, principal, body.len(), request, started)
-                        .await?;
+                request.validate().map_err(ApiError::bad_request)?;
+                // Gemini's fields are not the gateway's options.
+                let options = call_options(&mut Map::new(), option_headers(&headers), &principal)?;
+                let call = CallRequest::new(
+                    principal,
+                    request_id,
+                    Operation::Embed(request),
+                    options,
+                    body.len(),
+                );
+                let dialect = Dialect::OpenAi {
+                    include_usage: false,
+                };
+                let response = serve(&state, call, dialect).await?;
                 reencode(response, |answer| {
                     if batch {
                         inbound::batch_embed_response(answer)
@@ -180,15 +203,8 @@ pub async fn unknown() -> Response {
 
 /// An [`ApiError`] in Google's error shape, with the same status.
 fn google_error(e: ApiError) -> Response {
-    let body = inbound::error_body(e.status.as_u16(), &e.message);
-    let mut response = (e.status, Json(body)).into_response();
-    for (name, value) in e.headers {
-        response.headers_mut().insert(name, value);
-    }
-    if let Some(secs) = e.retry_after {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    }
+    let body = inbound::error_body(e.code.status(), &e.message);
+    let mut response = (e.status(), Json(body)).into_response();
+    add_headers(&mut response, e.headers, e.retry_after);
     response
 }

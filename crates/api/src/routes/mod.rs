@@ -5,18 +5,15 @@
 mod admin;
 mod billing_webhooks;
 mod chat;
-mod count;
-mod deployments;
 mod dialect;
 mod embeddings;
 mod gemini;
 mod messages;
 mod models;
 mod ops;
-mod org_policy;
-mod relay;
 mod responses;
 mod routing_health;
+mod surface;
 
 use crate::error::ApiError;
 use crate::middleware::request_id;
@@ -79,9 +76,10 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> ApiError {
-    let mut err = ApiError::bad_request("method not allowed on this endpoint");
-    err.status = axum::http::StatusCode::METHOD_NOT_ALLOWED;
-    err
+    ApiError::new(
+        tollgate_core::ErrorCode::MethodNotAllowed,
+        "method not allowed on this endpoint",
+    )
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {

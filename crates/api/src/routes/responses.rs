@@ -8,10 +8,10 @@
 //! organization (`TOLLGATE_RESPONSES_RETENTION_DAYS`), so `GET` and
 //! `previous_response_id` find them; another organization gets 404.
 
-use super::chat::serve;
-use super::dialect::Dialect;
+use super::dialect::{Dialect, STORE_WAIT};
+use super::surface::{option_headers, serve};
 use crate::error::ApiError;
-use crate::extract::{BodyBytes, OrgKey, RequestId, parse_json, require_scope};
+use crate::extract::{BodyBytes, OrgKey, RequestId, parse_json};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
@@ -19,8 +19,9 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::{Value, json};
 use std::sync::Mutex;
-use std::time::Instant;
 use tokio::sync::oneshot;
+use tollgate_gateway::admission::require_scope;
+use tollgate_gateway::{CallRequest, Operation, call_options};
 use tollgate_providers::ChatMessage;
 use tollgate_providers::responses::{
     ResponseContext, ResponsesRequest, assistant_message, to_chat_request,
@@ -34,9 +35,9 @@ pub async fn create(
     headers: HeaderMap,
     BodyBytes(body): BodyBytes,
 ) -> Result<Response, ApiError> {
-    let started = Instant::now();
     require_scope(&principal, KeyScope::Chat)?;
-    let request: ResponsesRequest = parse_json(&body)?;
+    let mut request: ResponsesRequest = parse_json(&body)?;
+    let options = call_options(&mut request.extra, option_headers(&headers), &principal)?;
     if request.model.trim().is_empty() {
         return Err(ApiError::bad_request("`model` must not be empty"));
     }
@@ -58,6 +59,7 @@ pub async fn create(
         None => Vec::new(),
     };
     let chat = to_chat_request(&request, history).map_err(ApiError::bad_request)?;
+    chat.validate().map_err(ApiError::bad_request)?;
     let context = ResponseContext::new(tollgate_core::ids::new_id("resp"), &request);
     let (done, object, ack, acked) = if request.store() {
         let (done, object) = oneshot::channel();
@@ -78,7 +80,7 @@ pub async fn create(
         let store = state.responses.clone();
         let organization_id = principal.organization_id.clone();
         let id = context.id.clone();
-        storing = Some(state.streams.spawn(async move {
+        storing = Some(state.gateway.streams.spawn(async move {
             let Ok(object) = stored.await else {
                 return;
             };
@@ -99,17 +101,14 @@ pub async fn create(
         done: Mutex::new(done),
         stored: Mutex::new(acked),
     };
-    let response = serve(
-        state,
-        request_id,
+    let call = CallRequest::new(
         principal,
-        &headers,
+        request_id,
+        Operation::Chat(chat),
+        options,
         body.len(),
-        chat,
-        dialect,
-        started,
-    )
-    .await?;
+    );
+    let response = serve(&state, call, dialect).await?;
     // A plain answer is stored before it is sent, so that a follow-up
     // naming it finds it (a stream's last event waits the same way).
     if let Some(storing) = storing.filter(|_| !stream) {
@@ -117,9 +116,6 @@ pub async fn create(
     }
     Ok(response)
 }
-
-/// How long an answer waits for its response to be stored.
-const STORE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub async fn get(
     State(state): State<AppState>,

@@ -9,8 +9,9 @@ use serde_json::{Value, json};
 use std::time::Instant;
 
 pub async fn routing_health(_: Admin, State(state): State<AppState>) -> Json<Value> {
-    let config = state.health.config();
+    let config = state.gateway.health.config();
     let data: Vec<Value> = state
+        .gateway
         .health
         .snapshot(Instant::now())
         .into_iter()

@@ -103,9 +103,8 @@ pub async fn refresh(
 }
 
 pub(super) fn sign_in_off() -> ApiError {
-    let mut err =
-        ApiError::unavailable("user sign-in is off: set TOLLGATE_JWT_SECRET on the gateway");
-    err.code = "sign_in_disabled";
-    err.kind = "server_error";
-    err
+    ApiError::new(
+        tollgate_core::ErrorCode::SignInDisabled,
+        "user sign-in is off: set TOLLGATE_JWT_SECRET on the gateway",
+    )
 }
