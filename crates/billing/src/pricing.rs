@@ -278,6 +278,7 @@ mod tests {
             prompt_tokens: 1_000,
             completion_tokens: 100,
             cached_prompt_tokens: 0,
+            cache_write_tokens: 0,
         };
         let platform = PricingRule {
             mode: BillingMode::Usd,

@@ -191,10 +191,10 @@ pub fn to_chat_request(
     if let Some(parallel) = req.parallel_tool_calls {
         extra.insert("parallel_tool_calls".into(), Value::Bool(parallel));
     }
-    if let Some(format) = req.text.as_ref().and_then(|t| t.get("format")) {
-        if let Some(response_format) = response_format(format)? {
-            extra.insert("response_format".into(), response_format);
-        }
+    if let Some(format) = req.text.as_ref().and_then(|t| t.get("format"))
+        && let Some(response_format) = response_format(format)?
+    {
+        extra.insert("response_format".into(), response_format);
     }
     if let Some(effort) = req.reasoning.as_ref().and_then(|r| r.get("effort")) {
         match effort {

@@ -135,10 +135,9 @@ pub fn to_chat_request(
         .tool_config
         .as_ref()
         .and_then(|c| c.get("functionCallingConfig"))
+        && let Some(choice) = tool_choice(config)?
     {
-        if let Some(choice) = tool_choice(config)? {
-            extra.insert("tool_choice".into(), choice);
-        }
+        extra.insert("tool_choice".into(), choice);
     }
     let config = &req.generation_config;
     let mut max_tokens = None;
