@@ -178,6 +178,19 @@ pub fn token_usage_of(usage: &Value) -> TokenUsage {
     }
 }
 
+/// The text of a Chat answer's `message` (its `content` as a string, or
+/// its text parts joined); empty when there is none.
+pub(crate) fn message_text(message: Option<&Value>) -> String {
+    match message.and_then(|m| m.get("content")) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect(),
+        _ => String::new(),
+    }
+}
+
 /// A `data:` URL's media type and base64 payload (`data:image/png;base64,…`).
 pub(crate) fn parse_data_url(url: &str) -> Option<(&str, &str)> {
     let rest = url.strip_prefix("data:")?;

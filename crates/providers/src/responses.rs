@@ -507,15 +507,8 @@ pub fn response_from_completion(
     let choice = completion.get("choices").and_then(|c| c.get(0));
     let msg = choice.and_then(|c| c.get("message"));
     let mut output = Vec::new();
-    let text = msg.and_then(|m| m.get("content")).map(|c| match c {
-        Value::String(s) => s.clone(),
-        Value::Array(parts) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect(),
-        _ => String::new(),
-    });
-    if let Some(text) = text.filter(|t| !t.is_empty()) {
+    let text = crate::common::message_text(msg);
+    if !text.is_empty() {
         output.push(message_item(
             &item_id("msg", &context.id, 0),
             "completed",

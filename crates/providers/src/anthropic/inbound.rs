@@ -404,15 +404,8 @@ pub fn message_from_completion(completion: &Value, model: &str, usage: &TokenUsa
     {
         content.push(json!({"type": "thinking", "thinking": reasoning, "signature": ""}));
     }
-    let text = msg.and_then(|m| m.get("content")).map(|c| match c {
-        Value::String(s) => s.clone(),
-        Value::Array(parts) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect(),
-        _ => String::new(),
-    });
-    if let Some(text) = text.filter(|t| !t.is_empty()) {
+    let text = crate::common::message_text(msg);
+    if !text.is_empty() {
         content.push(json!({"type": "text", "text": text}));
     }
     if let Some(calls) = msg

@@ -483,15 +483,8 @@ pub fn response_from_completion(completion: &Value, model: &str, usage: &TokenUs
     let choice = completion.get("choices").and_then(|c| c.get(0));
     let msg = choice.and_then(|c| c.get("message"));
     let mut parts = Vec::new();
-    let text = msg.and_then(|m| m.get("content")).map(|c| match c {
-        Value::String(s) => s.clone(),
-        Value::Array(ps) => ps
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect(),
-        _ => String::new(),
-    });
-    if let Some(text) = text.filter(|t| !t.is_empty()) {
+    let text = crate::common::message_text(msg);
+    if !text.is_empty() {
         parts.push(json!({"text": text}));
     }
     for call in msg

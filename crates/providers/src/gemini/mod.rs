@@ -134,8 +134,18 @@ pub(crate) async fn count_tokens(
         map.insert("model".into(), json!(model_name(target.upstream_model)));
     }
     let body = json!({"generateContentRequest": inner});
-    let url = endpoint(target.base_url, target.upstream_model, "countTokens");
-    let response = send(http, target, url, &body).await?;
+    total_tokens(http, target, target.upstream_model, &body).await
+}
+
+/// `countTokens` of `model` for this body.
+async fn total_tokens(
+    http: &reqwest::Client,
+    target: &Target<'_>,
+    model: &str,
+    body: &Value,
+) -> Result<i64, ProviderError> {
+    let url = endpoint(target.base_url, model, "countTokens");
+    let response = send(http, target, url, body).await?;
     let bytes = response
         .bytes()
         .await
@@ -509,20 +519,7 @@ pub(crate) async fn embed(
             .map(|t| json!({"parts": [{"text": t}]}))
             .collect();
         let body = json!({"contents": contents});
-        let response = send(
-            http,
-            target,
-            endpoint(target.base_url, model, "countTokens"),
-            &body,
-        )
-        .await?;
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(ProviderError::from_reqwest)?;
-        serde_json::from_slice::<CountTokensResponse>(&bytes)
-            .map(|c| c.total_tokens)
-            .map_err(|e| ProviderError::InvalidResponse(e.to_string()))
+        total_tokens(http, target, model, &body).await
     };
     let (embedded, counted) = futures::join!(embedded, counted);
     let embedded = embedded?;
