@@ -11,7 +11,8 @@ per message, completion = words of the reply (11), 7 for a tool call.
   responses.parse, previous_response_id across two calls, retrieve/delete;
 - Anthropic Python: messages.count_tokens;
 - google-genai: generate_content, generate_content_stream, function
-  calling, count_tokens, embed_content.
+  calling, count_tokens, embed_content;
+- LangChain: ChatOpenAI(use_responses_api=True), invoke and stream.
 
 The last line printed is "N passed, N failed"; exit status 1 on a failure.
 """
@@ -28,6 +29,7 @@ import anthropic
 import openai
 from google import genai
 from google.genai import types
+from langchain_openai import ChatOpenAI
 from pydantic import BaseModel
 
 URL = os.environ["TOLLGATE_URL"].rstrip("/")
@@ -210,6 +212,17 @@ def genai_embed_content():
     assert len(r.embeddings[0].values) == len(r.embeddings[1].values) > 0, r
 
 
+def langchain_responses_api():
+    for model in MODELS:
+        llm = ChatOpenAI(model=model, base_url=URL + "/v1", api_key=KEY,
+                         use_responses_api=True, max_retries=0)
+        answer = llm.invoke("Say hello")
+        assert answer.text == MOCK_REPLY, (model, answer)
+        assert answer.usage_metadata["output_tokens"] == 11, (model, answer.usage_metadata)
+        streamed = "".join(chunk.text for chunk in llm.stream("Say hello"))
+        assert streamed == MOCK_REPLY, (model, streamed)
+
+
 CHECKS = [
     responses_create_plain,
     responses_create_stream,
@@ -222,6 +235,7 @@ CHECKS = [
     genai_function_calling,
     genai_count_tokens,
     genai_embed_content,
+    langchain_responses_api,
 ]
 
 
