@@ -74,7 +74,11 @@ pub async fn create(
         // conversation is the request's turns plus the answer's.
         let mut messages = chat.messages.clone();
         // Instructions are not carried over to a follow-up (OpenAI's rule).
-        if request.instructions.is_some() && messages.first().is_some_and(|m| m.role == "system") {
+        let instructed = request
+            .instructions
+            .as_deref()
+            .is_some_and(|i| !i.is_empty());
+        if instructed && messages.first().is_some_and(|m| m.role == "system") {
             messages.remove(0);
         }
         let store = state.responses.clone();
