@@ -332,7 +332,12 @@ fn openai_tools(tools: Vec<Value>) -> Result<Vec<Value>, String> {
             if let (Some(d), Some(map)) = (tool.get("description"), function.as_object_mut()) {
                 map.insert("description".into(), d.clone());
             }
-            Ok(json!({"type": "function", "function": function}))
+            let mut out = json!({"type": "function", "function": function});
+            // Kept beside the function, where the Anthropic adapter reads it.
+            if let (Some(cc), Some(map)) = (tool.get("cache_control"), out.as_object_mut()) {
+                map.insert("cache_control".into(), cc.clone());
+            }
+            Ok(out)
         })
         .collect()
 }

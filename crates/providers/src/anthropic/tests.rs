@@ -549,3 +549,55 @@ fn sse_encoder_writes_the_anthropic_event_sequence() {
     assert_eq!(datas[8]["usage"]["input_tokens"], 9);
     assert_eq!(datas[8]["usage"]["output_tokens"], 5);
 }
+
+#[test]
+fn cache_control_on_tools_survives_the_messages_round_trip() {
+    let inbound: MessagesRequest = serde_json::from_value(json!({
+        "model": "claude", "max_tokens": 10,
+        "messages": [{"role": "user", "content": "hi"}],
+        "tools": [{"name": "f", "input_schema": {"type": "object"}, "cache_control": {"type": "ephemeral"}}]
+    }))
+    .unwrap();
+    let chat = to_chat_request(inbound, InboundOptions::default()).unwrap();
+    let out = MessagesRequest::try_from(Outbound {
+        request: &chat,
+        model: "claude-sonnet-4-5",
+        default_max_tokens: 100,
+        stream: false,
+    })
+    .unwrap();
+    assert_eq!(
+        out.tools.unwrap()[0]["cache_control"],
+        json!({"type": "ephemeral"})
+    );
+}
+
+#[test]
+fn response_format_becomes_output_config_and_odd_types_are_refused() {
+    let schema = json!({"type": "object", "properties": {"a": {"type": "string"}}});
+    let build = |format: Value| {
+        build(
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "response_format": format}),
+        )
+    };
+    let out = build(json!({"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}))
+        .unwrap();
+    assert_eq!(
+        out.extra["output_config"],
+        json!({"format": {"type": "json_schema", "schema": schema}})
+    );
+    let any = build(json!({"type": "json_object"})).unwrap();
+    assert_eq!(
+        any.extra["output_config"]["format"]["schema"]["type"],
+        "object"
+    );
+    assert!(
+        build(json!({"type": "text"}))
+            .unwrap()
+            .extra
+            .get("output_config")
+            .is_none()
+    );
+    assert!(build(json!({"type": "grammar"})).is_err());
+    assert!(build(json!({"type": "json_schema", "json_schema": {"name": "x"}})).is_err());
+}
