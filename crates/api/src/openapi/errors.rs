@@ -186,6 +186,10 @@ error_set!(
     GeminiErrors, super::surfaces::GoogleError, [400, 401, 402, 403, 404, 413, 429, 502, 503, 504]
 );
 error_set!(
+    /// `GET /v1beta/models`, in Google's error shape.
+    GeminiListErrors, super::surfaces::GoogleError, [401, 403]
+);
+error_set!(
     /// Changing a catalog model.
     CatalogChangeErrors, ErrorResponse, [400, 401, 403, 404, 409, 413]
 );

@@ -5,7 +5,7 @@
 
 #![allow(dead_code, clippy::unused_async)]
 
-use super::errors::{DataPlaneErrors, GeminiErrors, MessagesErrors, ModelListErrors, ReadErrors};
+use super::errors::{DataPlaneErrors, GeminiErrors, GeminiListErrors, MessagesErrors, ReadErrors};
 use super::schemas::{MessagesRequest, Model, SseEvent};
 use serde::Serialize;
 use serde_json::Value;
@@ -278,7 +278,7 @@ pub async fn gemini_call() {}
     params(("key" = Option<String>, Query, description = "The API key, instead of a header")),
     responses(
         (status = 200, description = "The model list", body = GeminiModelList),
-        ModelListErrors,
+        GeminiListErrors,
     )
 )]
 pub async fn gemini_models() {}
