@@ -123,12 +123,30 @@ pub struct EmbedContentRequest {
     pub output_dimensionality: Option<i64>,
 }
 
-/// `{"embedding": {"values"}}`, or `{"embeddings": [...]}` for a batch.
+/// `embedContent`: `{"embedding": {"values"}}`.
 #[derive(Serialize, ToSchema)]
 #[schema(example = json!({"embedding": {"values": [0.12, -0.03]}}))]
 pub struct EmbedContentResponse {
-    pub embedding: Option<Value>,
-    pub embeddings: Option<Vec<Value>>,
+    pub embedding: Value,
+}
+
+/// `batchEmbedContents`: `{"embeddings": [{"values"}, …]}`.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"embeddings": [{"values": [0.12, -0.03]}]}))]
+pub struct BatchEmbedContentsResponse {
+    pub embeddings: Vec<Value>,
+}
+
+/// What a Gemini call answers, by method: `generateContent` a
+/// `GenerateContentResponse`, `countTokens` a count, `embedContent` and
+/// `batchEmbedContents` embeddings.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum GeminiAnswer {
+    Generate(GenerateContentResponse),
+    Count(TotalTokens),
+    Embed(EmbedContentResponse),
+    BatchEmbed(BatchEmbedContentsResponse),
 }
 
 /// A model in Gemini's shape.
@@ -260,9 +278,7 @@ pub async fn get_model() {}
     request_body(content = GenerateContentRequest, description = "generateContent, streamGenerateContent and countTokens; embedContent takes an EmbedContentRequest"),
     responses(
         (status = 200, description = "The answer, an SSE stream of chunks, a count or embeddings", content(
-            (GenerateContentResponse = "application/json"),
-            (TotalTokens = "application/json"),
-            (EmbedContentResponse = "application/json"),
+            (GeminiAnswer = "application/json"),
             (SseEvent = "text/event-stream"),
         )),
         GeminiErrors,
