@@ -32,6 +32,7 @@ mod rate_limits_processes;
 mod request_log;
 mod roles;
 mod routing;
+mod surfaces;
 mod usage;
 mod usage_analytics;
 mod users;

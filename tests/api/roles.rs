@@ -124,6 +124,23 @@ const TABLE: &[(&str, &str, Access, Body)] = &[
             |_| json!({"model": "gpt-4o-mini", "max_tokens": 16, "messages": [{"role": "user", "content": "Hi"}]}),
         ),
     ),
+    (
+        "POST",
+        "/v1/messages/count_tokens",
+        Access::ApiKey,
+        Some(|_| json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]})),
+    ),
+    ("POST", "/v1/responses", Access::ApiKey, None),
+    ("GET", "/v1/responses/{id}", Access::ApiKey, None),
+    ("DELETE", "/v1/responses/{id}", Access::ApiKey, None),
+    ("GET", "/v1/models/{model}", Access::ApiKey, None),
+    (
+        "POST",
+        "/v1beta/models/{model_method}",
+        Access::ApiKey,
+        Some(|_| json!({"contents": [{"parts": [{"text": "Hi"}]}]})),
+    ),
+    ("GET", "/v1beta/models", Access::ApiKey, None),
     ("POST", "/api/v1/organizations", Access::Platform, None),
     ("GET", "/api/v1/organizations", Access::AnyManager, None),
     (

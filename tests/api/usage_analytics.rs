@@ -136,6 +136,8 @@ async fn summaries_by_model_key_provider_and_day_add_up_to_the_records() {
             "requests": 2,
             "prompt_tokens": sum_where(&records, "cheap-model", "prompt_tokens"),
             "completion_tokens": sum_where(&records, "cheap-model", "completion_tokens"),
+            "cached_tokens": 0,
+            "cache_write_tokens": 0,
             "cost": sum_where(&records, "cheap-model", "cost"),
         }])
     );

@@ -159,6 +159,40 @@ impl FromRequestParts<AppState> for OrgKey {
     }
 }
 
+/// A caller of the Gemini-compatible paths: the key as `x-goog-api-key`,
+/// `?key=` or `Authorization: Bearer`.
+pub struct GoogleKey(pub Arc<Principal>);
+
+impl FromRequestParts<AppState> for GoogleKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let from_query = parts.uri.query().and_then(|q| {
+            q.split('&')
+                .filter_map(|pair| pair.split_once('='))
+                .find(|(k, _)| *k == "key")
+                .map(|(_, v)| v)
+        });
+        let key = parts
+            .headers
+            .get("x-goog-api-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .or(from_query)
+            .or_else(|| presented_key(&parts.headers))
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "missing api key: send `x-goog-api-key: tg-…`, `?key=tg-…` or `Authorization: Bearer tg-…`",
+                )
+            })?;
+        let principal = state.tenants.authenticate(key).await?;
+        Ok(GoogleKey(principal))
+    }
+}
+
 /// A caller of the management API: the platform admin token, or a user's
 /// JWT (from `POST /api/v1/auth/login`) with its role. Handlers say what
 /// they need with [`Caller::require_platform`], [`Caller::require_org_admin`]

@@ -224,6 +224,17 @@ pub struct Settings {
     #[arg(long, global = true, env = "TOLLGATE_ORG_TPM_LIMIT", value_parser = clap::value_parser!(i64).range(1..))]
     pub org_tpm_limit: Option<i64>,
 
+    /// Days a stored OpenAI Responses answer (`store: true`, the default)
+    /// is kept for `GET /v1/responses/{id}` and `previous_response_id`.
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_RESPONSES_RETENTION_DAYS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u32).range(1..=3650)
+    )]
+    pub responses_retention_days: u32,
+
     /// Calls each organization may have in flight at once, over all its
     /// keys. Unset: no organization limit.
     #[arg(long, global = true, env = "TOLLGATE_ORG_MAX_CONCURRENCY", value_parser = clap::value_parser!(i64).range(1..))]
@@ -391,6 +402,7 @@ impl Settings {
         Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             database_url: database_url.to_owned(),
+            responses_retention_days: 30,
             config: None,
             demo: false,
             demo_base_url: None,

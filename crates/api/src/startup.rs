@@ -137,7 +137,12 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Gateway> {
         streams: TaskTracker::new(),
         observer: observer.clone(),
     });
+    let responses = tollgate_core::responses_store::ResponseStore::new(
+        db.clone(),
+        Duration::from_secs(u64::from(settings.responses_retention_days) * 86_400),
+    );
     let state = AppState(Arc::new(Inner {
+        responses,
         db,
         jwt,
         tenants: tenants.clone(),

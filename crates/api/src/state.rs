@@ -14,6 +14,8 @@ use tollgate_tenants::Tenants;
 
 pub struct Inner {
     pub db: Db,
+    /// Stored OpenAI Responses, per organization.
+    pub responses: tollgate_core::responses_store::ResponseStore,
     pub tenants: Tenants,
     pub billing: Billing,
     /// Organizations' own provider keys (BYOK), for the management plane.

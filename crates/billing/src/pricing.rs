@@ -71,6 +71,7 @@ pub fn max_marked_up_charge_for(
         prompt_tokens: max_prompt_tokens.max(0),
         completion_tokens: max_completion_tokens.max(0),
         cached_prompt_tokens: 0,
+        cache_write_tokens: 0,
     };
     marked_up_charge_for(mode, price, &worst, markup_percent)
 }
@@ -131,6 +132,7 @@ mod tests {
             input_per_mtok: UsdMicros(150_000),
             output_per_mtok: UsdMicros(600_000),
             cached_input_per_mtok: UsdMicros(75_000),
+            cache_write_per_mtok: UsdMicros(75_000),
             per_request: UsdMicros(10),
         }
     }
@@ -141,6 +143,7 @@ mod tests {
             prompt_tokens: 1_000,
             completion_tokens: 100,
             cached_prompt_tokens: 0,
+            cache_write_tokens: 0,
         };
         assert_eq!(
             charge_for(BillingMode::Usd, &price(), &usage),
@@ -178,11 +181,13 @@ mod tests {
                 prompt_tokens: 1_000,
                 completion_tokens: 100,
                 cached_prompt_tokens: 300,
+                cache_write_tokens: 0,
             },
             TokenUsage {
                 prompt_tokens: 7,
                 completion_tokens: 3,
                 cached_prompt_tokens: 0,
+                cache_write_tokens: 0,
             },
         ] {
             assert_eq!(
@@ -198,6 +203,7 @@ mod tests {
             prompt_tokens: 1_000,
             completion_tokens: 100,
             cached_prompt_tokens: 0,
+            cache_write_tokens: 0,
         };
         // List: 150 + 60 + 10 = 220 micro-dollars.
         assert_eq!(
@@ -220,6 +226,7 @@ mod tests {
             prompt_tokens: 7,
             completion_tokens: 0,
             cached_prompt_tokens: 0,
+            cache_write_tokens: 0,
         };
         assert_eq!(
             marked_up_charge_for(BillingMode::Usd, &price(), &small, 10),
@@ -237,6 +244,7 @@ mod tests {
             prompt_tokens: 1_000,
             completion_tokens: 100,
             cached_prompt_tokens: 0,
+            cache_write_tokens: 0,
         };
         assert_eq!(
             marked_up_charge_for(BillingMode::Tokens, &price(), &usage, 500),
@@ -254,6 +262,7 @@ mod tests {
             prompt_tokens: 700,
             completion_tokens: 300,
             cached_prompt_tokens: 200,
+            cache_write_tokens: 0,
         };
         for markup in [0, 1, 33, 100, 1000] {
             assert!(
@@ -269,6 +278,7 @@ mod tests {
             prompt_tokens: 1_000,
             completion_tokens: 100,
             cached_prompt_tokens: 0,
+            cache_write_tokens: 0,
         };
         let platform = PricingRule {
             mode: BillingMode::Usd,
@@ -292,6 +302,7 @@ mod tests {
             prompt_tokens: 700,
             completion_tokens: 300,
             cached_prompt_tokens: 200,
+            cache_write_tokens: 0,
         };
         for mode in [BillingMode::Usd, BillingMode::Tokens, BillingMode::Requests] {
             assert!(max_charge_for(mode, &price(), 700, 300) >= charge_for(mode, &price(), &usage));

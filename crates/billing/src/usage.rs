@@ -57,6 +57,8 @@ pub struct UsageRecord {
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
     pub cached_tokens: i64,
+    /// Prompt tokens written to the provider's prompt cache.
+    pub cache_write_tokens: i64,
     /// What was deducted, in the organization's unit.
     pub cost: i64,
     pub list_cost_usd_micros: i64,
@@ -79,6 +81,7 @@ fn record_from_row(row: &AnyRow) -> Result<UsageRecord, sqlx::Error> {
         prompt_tokens: row.try_get("prompt_tokens")?,
         completion_tokens: row.try_get("completion_tokens")?,
         cached_tokens: row.try_get("cached_tokens")?,
+        cache_write_tokens: row.try_get("cache_write_tokens")?,
         cost: row.try_get("cost")?,
         list_cost_usd_micros: row.try_get("list_cost_usd_micros")?,
         // Read as integers: sqlx's Any driver cannot decode SQLite booleans.
@@ -151,12 +154,15 @@ pub struct UsageSummaryRow {
     pub requests: i64,
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
+    /// Prompt tokens read from and written to the provider's prompt cache.
+    pub cached_tokens: i64,
+    pub cache_write_tokens: i64,
     /// In the organization's unit.
     pub cost: i64,
 }
 
 const USAGE_COLUMNS: &str = "SELECT id, request_id, model, provider, prompt_tokens, completion_tokens, \
-     cached_tokens, cost, list_cost_usd_micros, \
+     cached_tokens, cache_write_tokens, cost, list_cost_usd_micros, \
      CAST(CASE WHEN byok THEN 1 ELSE 0 END AS BIGINT) AS byok, \
      CAST(CASE WHEN stream THEN 1 ELSE 0 END AS BIGINT) AS stream, \
      status, latency_ms, api_key_id, created_at FROM usage_records";
@@ -268,6 +274,8 @@ impl Billing {
             " AS group_key, CAST(COUNT(*) AS BIGINT) AS requests, \
              CAST(COALESCE(SUM(prompt_tokens), 0) AS BIGINT) AS prompt_tokens, \
              CAST(COALESCE(SUM(completion_tokens), 0) AS BIGINT) AS completion_tokens, \
+             CAST(COALESCE(SUM(cached_tokens), 0) AS BIGINT) AS cached_tokens, \
+             CAST(COALESCE(SUM(cache_write_tokens), 0) AS BIGINT) AS cache_write_tokens, \
              CAST(COALESCE(SUM(cost), 0) AS BIGINT) AS cost FROM usage_records",
         );
         let mut query = filtered(&sql, organization_id, filter);
@@ -290,6 +298,8 @@ impl Billing {
                     requests: row.try_get("requests")?,
                     prompt_tokens: row.try_get("prompt_tokens")?,
                     completion_tokens: row.try_get("completion_tokens")?,
+                    cached_tokens: row.try_get("cached_tokens")?,
+                    cache_write_tokens: row.try_get("cache_write_tokens")?,
                     cost: row.try_get("cost")?,
                 })
             })

@@ -71,21 +71,25 @@ pub struct Price {
     pub input_per_mtok: UsdMicros,
     pub output_per_mtok: UsdMicros,
     pub cached_input_per_mtok: UsdMicros,
+    /// Prompt tokens written to the provider's cache (defaults to the input price).
+    pub cache_write_per_mtok: UsdMicros,
     pub per_request: UsdMicros,
 }
 
 impl Price {
     /// The exact token cost of one call in micro-dollars × 10⁻⁶ (no
     /// rounding, no per-request fee): cached prompt tokens at the cached
-    /// price, the rest of the prompt at the input price, the completion at
-    /// the output price. An `i128` holds any `i64` count times any price.
+    /// price, tokens written to the cache at the cache-write price, the rest
+    /// of the prompt at the input price, the completion at the output price.
+    /// An `i128` holds any `i64` count times any price.
     pub fn exact_token_cost(&self, usage: &TokenUsage) -> i128 {
-        let cached = usage
-            .cached_prompt_tokens
-            .clamp(0, usage.prompt_tokens.max(0));
-        let uncached = usage.prompt_tokens.max(0) - cached;
+        let prompt = usage.prompt_tokens.max(0);
+        let cached = usage.cached_prompt_tokens.clamp(0, prompt);
+        let written = usage.cache_write_tokens.clamp(0, prompt - cached);
+        let uncached = prompt - cached - written;
         i128::from(uncached) * i128::from(self.input_per_mtok.0)
             + i128::from(cached) * i128::from(self.cached_input_per_mtok.0)
+            + i128::from(written) * i128::from(self.cache_write_per_mtok.0)
             + i128::from(usage.completion_tokens.max(0)) * i128::from(self.output_per_mtok.0)
     }
 
@@ -466,6 +470,7 @@ impl Catalog {
                 input_per_mtok: max(|p| p.input_per_mtok)?,
                 output_per_mtok: max(|p| p.output_per_mtok)?,
                 cached_input_per_mtok: max(|p| p.cached_input_per_mtok)?,
+                cache_write_per_mtok: max(|p| p.cache_write_per_mtok)?,
                 per_request: max(|p| p.per_request)?,
             })
         });

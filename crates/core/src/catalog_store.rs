@@ -74,6 +74,9 @@ pub struct MicrosPrice {
     pub output_per_mtok_usd_micros: i64,
     /// `null`: the input price.
     pub cached_input_per_mtok_usd_micros: Option<i64>,
+    /// `null`: the input price.
+    #[serde(default)]
+    pub cache_write_per_mtok_usd_micros: Option<i64>,
     #[serde(default)]
     pub per_request_usd_micros: i64,
 }
@@ -101,6 +104,10 @@ impl MicrosPrice {
                 Some(v) => check("cached_input_per_mtok_usd_micros", v)?,
                 None => input,
             },
+            cache_write_per_mtok: match self.cache_write_per_mtok_usd_micros {
+                Some(v) => check("cache_write_per_mtok_usd_micros", v)?,
+                None => input,
+            },
             per_request: check("per_request_usd_micros", self.per_request_usd_micros)?,
         })
     }
@@ -110,6 +117,7 @@ impl MicrosPrice {
             input_per_mtok_usd_micros: price.input_per_mtok.0,
             output_per_mtok_usd_micros: price.output_per_mtok.0,
             cached_input_per_mtok_usd_micros: Some(price.cached_input_per_mtok.0),
+            cache_write_per_mtok_usd_micros: Some(price.cache_write_per_mtok.0),
             per_request_usd_micros: price.per_request.0,
         }
     }
@@ -261,6 +269,7 @@ pub struct PricePatch {
     pub input_per_mtok_usd_micros: Option<i64>,
     pub output_per_mtok_usd_micros: Option<i64>,
     pub cached_input_per_mtok_usd_micros: Option<i64>,
+    pub cache_write_per_mtok_usd_micros: Option<i64>,
     pub per_request_usd_micros: Option<i64>,
 }
 
@@ -285,6 +294,9 @@ impl ModelPatch {
             p.cached_input_per_mtok_usd_micros = price
                 .cached_input_per_mtok_usd_micros
                 .or(p.cached_input_per_mtok_usd_micros);
+            p.cache_write_per_mtok_usd_micros = price
+                .cache_write_per_mtok_usd_micros
+                .or(p.cache_write_per_mtok_usd_micros);
             p.per_request_usd_micros = price
                 .per_request_usd_micros
                 .unwrap_or(p.per_request_usd_micros);

@@ -187,6 +187,7 @@ pub(crate) struct RawPrice {
     #[serde(default)]
     output_per_mtok: f64,
     cached_input_per_mtok: Option<f64>,
+    cache_write_per_mtok: Option<f64>,
     #[serde(default)]
     per_request: f64,
 }
@@ -561,6 +562,10 @@ fn price_of(at: &str, raw: &RawPrice) -> Result<Price, ConfigError> {
         )?,
         cached_input_per_mtok: match raw.cached_input_per_mtok {
             Some(usd) => usd_per_mtok_to_micros(&format!("{at}.cached_input_per_mtok"), usd)?,
+            None => input,
+        },
+        cache_write_per_mtok: match raw.cache_write_per_mtok {
+            Some(usd) => usd_per_mtok_to_micros(&format!("{at}.cache_write_per_mtok"), usd)?,
             None => input,
         },
         per_request: usd_per_mtok_to_micros(&format!("{at}.per_request"), raw.per_request)?,
@@ -957,12 +962,14 @@ models:
             input_per_mtok: UsdMicros(150_000),
             output_per_mtok: UsdMicros(600_000),
             cached_input_per_mtok: UsdMicros(75_000),
+            cache_write_per_mtok: UsdMicros(75_000),
             per_request: UsdMicros(0),
         };
         let usage = crate::money::TokenUsage {
             prompt_tokens: 1_000,
             completion_tokens: 500,
             cached_prompt_tokens: 0,
+            cache_write_tokens: 0,
         };
         // 1000 × 0.15 + 500 × 0.60 = 450 micro-dollars exactly.
         assert_eq!(price.cost(&usage), UsdMicros(450));
@@ -970,6 +977,7 @@ models:
             prompt_tokens: 9,
             completion_tokens: 0,
             cached_prompt_tokens: 0,
+            cache_write_tokens: 0,
         };
         // 9 × 0.15 = 1.35 micro-dollars, rounded up.
         assert_eq!(price.cost(&tiny), UsdMicros(2));
@@ -977,6 +985,7 @@ models:
             prompt_tokens: 1_000,
             completion_tokens: 0,
             cached_prompt_tokens: 400,
+            cache_write_tokens: 0,
         };
         // 600 × 0.15 + 400 × 0.075 = 120.
         assert_eq!(price.cost(&cached), UsdMicros(120));

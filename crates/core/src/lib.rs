@@ -14,6 +14,7 @@ pub mod money;
 pub mod openapi;
 pub mod outage;
 pub mod presets;
+pub mod responses_store;
 pub mod sql;
 pub mod time;
 

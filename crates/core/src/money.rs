@@ -92,6 +92,11 @@ pub struct TokenUsage {
     pub completion_tokens: i64,
     /// The part of `prompt_tokens` served from the provider's prompt cache.
     pub cached_prompt_tokens: i64,
+    /// The part of `prompt_tokens` written to the provider's prompt cache
+    /// (Anthropic's `cache_creation_input_tokens`), priced at the
+    /// catalog's cache-write price rather than the input price.
+    #[serde(default)]
+    pub cache_write_tokens: i64,
 }
 
 impl TokenUsage {

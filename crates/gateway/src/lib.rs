@@ -44,6 +44,7 @@
 //! `routes/surface.rs::serve` with a new `Dialect` variant.
 
 pub mod admission;
+mod count;
 pub mod error;
 pub mod headers;
 mod lease;

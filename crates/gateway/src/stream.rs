@@ -123,6 +123,7 @@ impl Pump {
             prompt_tokens: self.prompt_estimate,
             completion_tokens: content_chunks,
             cached_prompt_tokens: 0,
+            cache_write_tokens: 0,
         });
         let status = if complete {
             UsageStatus::Ok

@@ -16,10 +16,12 @@
 //! | `POST /v1/embeddings` | a `list` of `embedding` objects |
 //! | `GET /v1/models` | a `list` of `model` objects (a fixed catalog) |
 //! | `POST /v1/messages` | Anthropic Messages: a `message`, or with `"stream": true` Anthropic's SSE events (`message_start`, `content_block_start`, `ping`, `content_block_delta`, `content_block_stop`, `message_delta`, `message_stop`) |
+//! | `POST /v1/messages/count_tokens` | Anthropic's `{"input_tokens"}`, by the usage rule below |
+//! | `POST /v1/responses` | OpenAI Responses: a `response` object, or with `"stream": true` the Responses SSE events (see the `responses` module) |
 //! | `POST /v1beta/models/{model}:generateContent` (also under `/v1/models/`) | a Gemini `GenerateContentResponse` |
 //! | `POST …:streamGenerateContent?alt=sse` | one `GenerateContentResponse` chunk per reply word, the last with `finishReason` and full `usageMetadata` |
 //! | `POST …:embedContent`, `…:batchEmbedContents` | `{"embedding": {"values"}}`, `{"embeddings": [...]}` (`outputDimensionality`, default 8) |
-//! | `POST …:countTokens` | `{"totalTokens"}`: the words of every `text` in `contents` |
+//! | `POST …:countTokens` | `{"totalTokens"}`: the words of every `text` in `contents`, or for a `generateContentRequest` its `promptTokenCount` |
 //! | anything else | 404 (or 405) in OpenAI's error shape |
 //!
 //! Anthropic wants `x-api-key` (else 401 `authentication_error`) and
@@ -38,7 +40,15 @@
 //! the text "Let me check." plus a `tool_use` block (`stop_reason`
 //! `tool_use`), Gemini a `functionCall` part; either counts **7** output
 //! tokens. A Gemini prompt containing `BLOCKME` is answered with
-//! `promptFeedback.blockReason` `SAFETY`. Faults apply as below (a
+//! `promptFeedback.blockReason` `SAFETY`. **Prompt cache (Anthropic):** the
+//! words of each block marked `cache_control` are reported as
+//! `cache_creation_input_tokens` the first time that block is seen and as
+//! `cache_read_input_tokens` afterwards (and left out of `input_tokens`).
+//! **Structured output:** a JSON schema asked for (`response_format`
+//! `json_schema`, Anthropic's `output_config.format`, Gemini's
+//! `responseSchema` / `responseJsonSchema`, Responses' `text.format`) makes
+//! the reply one word, a compact JSON value of that schema (`"mock"`, `1`,
+//! `1.5`, `true`, `[]`, objects with their required properties). Faults apply as below (a
 //! [`Fault::Status`] body is sent as given, so use the provider's error shape);
 //! [`Fault::CutStreamAfter`] cuts after that many text deltas.
 //!
@@ -99,6 +109,7 @@
 //! queued the request path takes no lock.
 
 mod native;
+mod responses;
 mod server;
 mod wire;
 
@@ -375,6 +386,9 @@ pub(crate) struct Shared {
     requests: Mutex<Vec<RecordedRequest>>,
     request_count: AtomicUsize,
     next_id: AtomicU64,
+    /// Texts of the blocks marked `cache_control` seen so far: Anthropic's
+    /// prompt cache (a first sight writes it, a later one reads it).
+    prompt_cache: Mutex<std::collections::HashSet<String>>,
     /// Set to `true` when the [`MockProvider`] is dropped.
     pub(crate) shutdown: watch::Sender<bool>,
 }
@@ -390,6 +404,7 @@ impl Shared {
             requests: Mutex::new(Vec::new()),
             request_count: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
+            prompt_cache: Mutex::new(std::collections::HashSet::new()),
             shutdown: watch::Sender::new(false),
         }
     }
@@ -408,6 +423,15 @@ impl Shared {
 
     pub(crate) fn reply(&self) -> Arc<Reply> {
         Arc::clone(&self.reply.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Whether `text` was already in the prompt cache; it is afterwards.
+    pub(crate) fn cached(&self, text: &str) -> bool {
+        let mut cache = self
+            .prompt_cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        !cache.insert(text.to_owned())
     }
 
     pub(crate) fn next_id(&self) -> u64 {
@@ -439,7 +463,7 @@ pub(crate) struct Reply {
 }
 
 impl Reply {
-    fn new(reply: &str) -> Self {
+    pub(crate) fn new(reply: &str) -> Self {
         let mut text = String::with_capacity(reply.len());
         let mut ends = Vec::new();
         for word in reply.split_whitespace() {

@@ -61,6 +61,50 @@ fn mock_arguments(schema: Option<&Value>) -> Value {
     Value::Object(args)
 }
 
+/// A value of the type `schema` asks for: `"mock"` strings, `1`, `true`,
+/// empty arrays, and objects with every required property.
+pub(crate) fn mock_value(schema: &Value) -> Value {
+    let kind = schema
+        .get("type")
+        .and_then(Value::as_str)
+        .map(str::to_ascii_lowercase);
+    match kind.as_deref() {
+        Some("string") => match schema.get("enum").and_then(|e| e.get(0)) {
+            Some(first) => first.clone(),
+            None => json!("mock"),
+        },
+        Some("integer") => json!(1),
+        Some("number") => json!(1.5),
+        Some("boolean") => json!(true),
+        Some("array") => json!([]),
+        Some("null") => Value::Null,
+        _ => {
+            let mut object = serde_json::Map::new();
+            let properties = schema.get("properties");
+            for name in schema
+                .get("required")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
+                let property = properties.and_then(|p| p.get(name)).unwrap_or(&Value::Null);
+                object.insert(name.to_owned(), mock_value(property));
+            }
+            Value::Object(object)
+        }
+    }
+}
+
+/// The reply to a request for JSON following `schema`: that JSON, compact
+/// (one word), else the configured reply.
+pub(crate) fn reply_for(s: &Shared, schema: Option<&Value>) -> Arc<Reply> {
+    match schema.filter(|s| s.is_object()) {
+        Some(schema) => Arc::new(Reply::new(&mock_value(schema).to_string())),
+        None => s.reply(),
+    }
+}
+
 /// Completion tokens of a tool-call answer: fixed, so tests can predict it.
 pub(crate) const TOOL_CALL_TOKENS: u64 = 7;
 const TOOL_CALL_TEXT: &str = "Let me check.";
@@ -108,6 +152,72 @@ fn anthropic_auth(parts: &Parts) -> Option<Response> {
     None
 }
 
+/// Input tokens of a Messages request: words + 3 per message, the system
+/// counting as one.
+fn anthropic_input_tokens(req: &Value, messages: &[Value]) -> u64 {
+    let system = req.get("system").map_or(0, |sys| text_words(sys) + 3);
+    system
+        + messages
+            .iter()
+            .map(|m| text_words(m.get("content").unwrap_or(&Value::Null)) + 3)
+            .sum::<u64>()
+}
+
+/// The prompt cache: the words of every block marked `cache_control` (in
+/// `system`, messages and tools) are written to the cache the first time
+/// that block's text is seen and read from it afterwards.
+/// `(cache_creation_input_tokens, cache_read_input_tokens)`.
+fn prompt_cache(s: &Shared, req: &Value, messages: &[Value]) -> (u64, u64) {
+    let mut blocks: Vec<&Value> = Vec::new();
+    for list in [req.get("system"), req.get("tools")] {
+        blocks.extend(list.and_then(Value::as_array).into_iter().flatten());
+    }
+    for m in messages {
+        blocks.extend(
+            m.get("content")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten(),
+        );
+    }
+    let (mut written, mut read) = (0, 0);
+    for block in blocks
+        .into_iter()
+        .filter(|b| b.get("cache_control").is_some())
+    {
+        let tokens = text_words(block);
+        if s.cached(&block.to_string()) {
+            read += tokens;
+        } else {
+            written += tokens;
+        }
+    }
+    (written, read)
+}
+
+/// `POST /v1/messages/count_tokens`: `{"input_tokens"}` by the usage rule.
+pub(crate) async fn anthropic_count_tokens(State(s): State<Arc<Shared>>, req: Request) -> Response {
+    let (_, body, _) = match prelude_with(&s, req, false, anthropic_auth).await {
+        Ok(go_on) => go_on,
+        Err(answer) => return answer,
+    };
+    let invalid = |m: &str| anthropic_error(StatusCode::BAD_REQUEST, "invalid_request_error", m);
+    let Ok(req) = serde_json::from_slice::<Value>(&body) else {
+        return invalid("There was an error parsing the body of your request.");
+    };
+    if req.get("model").and_then(Value::as_str).is_none() {
+        return invalid("model: Field required");
+    }
+    let messages = match req.get("messages").and_then(Value::as_array) {
+        Some(m) if !m.is_empty() => m,
+        _ => return invalid("messages: at least one message is required"),
+    };
+    json(
+        StatusCode::OK,
+        &json!({"input_tokens": anthropic_input_tokens(&req, messages)}),
+    )
+}
+
 /// `POST /v1/messages`.
 pub(crate) async fn anthropic_messages(State(s): State<Arc<Shared>>, req: Request) -> Response {
     let (_, body, cut) = match prelude_with(&s, req, true, anthropic_auth).await {
@@ -137,12 +247,9 @@ pub(crate) async fn anthropic_messages(State(s): State<Arc<Shared>>, req: Reques
     if cut.is_some() && !streaming {
         return aborted();
     }
-    let system = req.get("system").map_or(0, |sys| text_words(sys) + 3);
-    let input_tokens = system
-        + messages
-            .iter()
-            .map(|m| text_words(m.get("content").unwrap_or(&Value::Null)) + 3)
-            .sum::<u64>();
+    let input_tokens = anthropic_input_tokens(&req, messages);
+    let (cache_written, cache_read) = prompt_cache(&s, &req, messages);
+    let input_tokens = input_tokens.saturating_sub(cache_written + cache_read);
 
     // With tools, and no tool result in the last turn, the answer is a call
     // of the first tool.
@@ -161,7 +268,12 @@ pub(crate) async fn anthropic_messages(State(s): State<Arc<Shared>>, req: Reques
         .and_then(|t| t.first())
         .filter(|_| !last_has_result);
     let id = format!("msg_mock{:012x}", s.next_id());
-    let reply = s.reply();
+    let schema = req
+        .get("output_config")
+        .and_then(|c| c.get("format"))
+        .filter(|f| f.get("type").and_then(Value::as_str) == Some("json_schema"))
+        .and_then(|f| f.get("schema"));
+    let reply = reply_for(&s, schema);
     let (text, stop_reason, output_tokens, tool_use) = match tool {
         Some(tool) => {
             let call = json!({
@@ -183,8 +295,8 @@ pub(crate) async fn anthropic_messages(State(s): State<Arc<Shared>>, req: Reques
             (reply.prefix(sent).to_owned(), stop, sent as u64, None)
         }
     };
-    let usage = json!({"input_tokens": input_tokens, "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0, "output_tokens": output_tokens});
+    let usage = json!({"input_tokens": input_tokens, "cache_creation_input_tokens": cache_written,
+        "cache_read_input_tokens": cache_read, "output_tokens": output_tokens});
 
     if !streaming {
         let mut content = vec![json!({"type": "text", "text": text})];
@@ -200,8 +312,8 @@ pub(crate) async fn anthropic_messages(State(s): State<Arc<Shared>>, req: Reques
             "message_start",
             json!({"type": "message_start", "message": {"id": id, "type": "message",
             "role": "assistant", "content": [], "model": model, "stop_reason": null, "stop_sequence": null,
-            "usage": {"input_tokens": input_tokens, "cache_creation_input_tokens": 0,
-                "cache_read_input_tokens": 0, "output_tokens": 1}}}),
+            "usage": {"input_tokens": input_tokens, "cache_creation_input_tokens": cache_written,
+                "cache_read_input_tokens": cache_read, "output_tokens": 1}}}),
         ),
         ev(
             "content_block_start",
@@ -331,7 +443,11 @@ pub(crate) async fn gemini(State(s): State<Arc<Shared>>, req: Request) -> Respon
             _ => invalid("* BatchEmbedContentsRequest.requests: contents is not specified"),
         },
         "countTokens" => {
-            let total = req.get("contents").map_or(0, text_words);
+            // A whole request counts as generateContent's prompt would.
+            let total = match req.get("generateContentRequest") {
+                Some(inner) => gemini_prompt_tokens(inner),
+                None => req.get("contents").map_or(0, text_words),
+            };
             json(StatusCode::OK, &json!({"totalTokens": total}))
         }
         _ => google_error(
@@ -340,6 +456,20 @@ pub(crate) async fn gemini(State(s): State<Arc<Shared>>, req: Request) -> Respon
             &format!("Method not found: {method}"),
         ),
     }
+}
+
+/// `promptTokenCount`: words + 3 per content, the system instruction counting as one.
+fn gemini_prompt_tokens(req: &Value) -> u64 {
+    let system = req
+        .get("systemInstruction")
+        .map_or(0, |sys| text_words(sys) + 3);
+    let contents = req.get("contents").and_then(Value::as_array);
+    system
+        + contents
+            .into_iter()
+            .flatten()
+            .map(|c| text_words(c) + 3)
+            .sum::<u64>()
 }
 
 fn embed(requests: &[Value], batch: bool) -> Response {
@@ -395,10 +525,7 @@ fn generate(s: &Shared, model: &str, req: &Value, streaming: bool, cut: Option<u
     if cut.is_some() && !streaming {
         return aborted();
     }
-    let system = req
-        .get("systemInstruction")
-        .map_or(0, |sys| text_words(sys) + 3);
-    let prompt = system + contents.iter().map(|c| text_words(c) + 3).sum::<u64>();
+    let prompt = gemini_prompt_tokens(req);
     let id = format!("mock{:012x}", s.next_id());
     let usage_prompt = json!({"promptTokenCount": prompt, "totalTokenCount": prompt});
     // A prompt containing BLOCKME is blocked, as Gemini's safety filter would.
@@ -425,7 +552,12 @@ fn generate(s: &Shared, model: &str, req: &Value, streaming: bool, cut: Option<u
                 .find_map(|t| t.get("functionDeclarations")?.as_array()?.first())
         })
         .filter(|_| !last_has_response);
-    let reply = s.reply();
+    let config = req.get("generationConfig");
+    let schema = config.and_then(|g| {
+        g.get("responseJsonSchema")
+            .or_else(|| g.get("responseSchema"))
+    });
+    let reply = reply_for(s, schema);
     let limit = req
         .get("generationConfig")
         .and_then(|g| g.get("maxOutputTokens"))

@@ -43,6 +43,11 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/models", get(models))
         .route("/v1/messages", post(crate::native::anthropic_messages))
+        .route(
+            "/v1/messages/count_tokens",
+            post(crate::native::anthropic_count_tokens),
+        )
+        .route("/v1/responses", post(crate::responses::responses))
         .route("/v1beta/models/{target}", post(crate::native::gemini))
         .route("/v1/models/{target}", post(crate::native::gemini))
         // An OTLP/HTTP sink, so that a load run can measure tracing at 100%.
@@ -99,7 +104,13 @@ async fn chat(State(s): State<Arc<Shared>>, req: Request) -> Response {
         return aborted();
     }
 
-    let reply = s.reply();
+    let reply = crate::native::reply_for(
+        &s,
+        req.response_format
+            .as_ref()
+            .and_then(|f| f.get("json_schema"))
+            .and_then(|j| j.get("schema")),
+    );
     let limit = match (req.max_tokens, req.max_completion_tokens) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
@@ -272,7 +283,7 @@ async fn prelude(
 }
 
 /// The OpenAI check: `Authorization: Bearer <anything>`; the refusal, if any.
-fn openai_auth(parts: &Parts) -> Option<Response> {
+pub(crate) fn openai_auth(parts: &Parts) -> Option<Response> {
     if authorized(&parts.headers) {
         return None;
     }

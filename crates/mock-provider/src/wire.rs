@@ -20,6 +20,8 @@ pub(crate) struct ChatRequest<'a> {
     pub stream_options: Option<StreamOptions>,
     pub max_tokens: Option<u64>,
     pub max_completion_tokens: Option<u64>,
+    /// A `json_schema` format makes the reply a JSON value of that schema.
+    pub response_format: Option<serde_json::Value>,
     /// How many choices to answer with (OpenAI's `n`; default 1).
     pub n: Option<u32>,
 }

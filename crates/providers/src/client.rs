@@ -128,6 +128,26 @@ impl ProviderClient {
         }
     }
 
+    /// The prompt tokens of a chat request by the provider's own counter
+    /// (Anthropic's `count_tokens`, Gemini's `countTokens`); `None` for
+    /// providers without one (OpenAI-compatible APIs), where the caller
+    /// estimates.
+    pub async fn count_tokens(
+        &self,
+        target: &Target<'_>,
+        request: &ChatRequest,
+    ) -> Result<Option<i64>, ProviderError> {
+        match target.kind {
+            ProviderKind::OpenAi => Ok(None),
+            ProviderKind::Anthropic => anthropic::count_tokens(&self.http, target, request)
+                .await
+                .map(Some),
+            ProviderKind::Gemini => gemini::count_tokens(&self.http, target, request)
+                .await
+                .map(Some),
+        }
+    }
+
     pub async fn embed(
         &self,
         target: &Target<'_>,

@@ -170,14 +170,51 @@ pub(crate) fn usage_chunk(
 }
 
 /// OpenAI's `usage` object for a call's token counts.
+/// Tokens written to the prompt cache have no OpenAI field; they go in
+/// `cache_creation_input_tokens`, as LiteLLM reports them.
 pub(crate) fn usage_json(usage: &TokenUsage, reasoning_tokens: i64) -> Value {
-    json!({
+    let mut json = json!({
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
         "total_tokens": usage.total(),
         "prompt_tokens_details": {"cached_tokens": usage.cached_prompt_tokens},
         "completion_tokens_details": {"reasoning_tokens": reasoning_tokens},
-    })
+    });
+    if usage.cache_write_tokens > 0
+        && let Some(map) = json.as_object_mut()
+    {
+        map.insert(
+            "cache_creation_input_tokens".into(),
+            json!(usage.cache_write_tokens),
+        );
+    }
+    json
+}
+
+/// A call's token counts from an OpenAI `usage` object (as [`usage_json`] writes it).
+pub fn token_usage_of(usage: &Value) -> TokenUsage {
+    let n = |v: Option<&Value>| v.and_then(Value::as_i64).unwrap_or(0);
+    TokenUsage {
+        prompt_tokens: n(usage.get("prompt_tokens")),
+        completion_tokens: n(usage.get("completion_tokens")),
+        cached_prompt_tokens: n(usage
+            .get("prompt_tokens_details")
+            .and_then(|d| d.get("cached_tokens"))),
+        cache_write_tokens: n(usage.get("cache_creation_input_tokens")),
+    }
+}
+
+/// The text of a Chat answer's `message` (its `content` as a string, or
+/// its text parts joined); empty when there is none.
+pub(crate) fn message_text(message: Option<&Value>) -> String {
+    match message.and_then(|m| m.get("content")) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect(),
+        _ => String::new(),
+    }
 }
 
 /// A `data:` URL's media type and base64 payload (`data:image/png;base64,…`).

@@ -9,11 +9,13 @@ mod common;
 mod error;
 pub mod gemini;
 pub mod openai;
+pub mod responses;
 mod sse;
 mod types;
 
 pub use client::{
     ChatAnswer, ChatStream, ClientOptions, EmbeddingAnswer, ProviderClient, StreamEvent, Target,
 };
+pub use common::token_usage_of;
 pub use error::ProviderError;
 pub use types::{ChatMessage, ChatRequest, EmbeddingRequest, StreamOptions};

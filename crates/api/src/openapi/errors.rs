@@ -92,12 +92,16 @@ fn typical(status: u16) -> (&'static str, &'static str, &'static str) {
 
 fn responses<S: ToSchema>(statuses: &[u16]) -> BTreeMap<String, RefOr<Response>> {
     let anthropic = S::name() == AnthropicError::name();
+    let google = S::name() == "GoogleError";
     statuses
         .iter()
         .map(|&status| {
             let (kind, code, message) = typical(status);
             let example = if anthropic {
                 json!({"type": "error", "error": {"type": kind, "message": message}})
+            } else if google {
+                json!({"error": {"code": status, "message": message,
+                    "status": tollgate_providers::gemini::inbound::status_name(status)}})
             } else {
                 json!({"error": {"message": message, "type": kind, "code": code}})
             };
@@ -177,6 +181,14 @@ error_set!(
 error_set!(
     /// Calls of `/v1/messages`, in Anthropic's error shape.
     MessagesErrors, AnthropicError, [400, 401, 402, 403, 404, 413, 429, 502, 503, 504]
+);
+error_set!(
+    /// Calls of the Gemini paths, in Google's error shape.
+    GeminiErrors, super::surfaces::GoogleError, [400, 401, 402, 403, 404, 413, 429, 502, 503, 504]
+);
+error_set!(
+    /// `GET /v1beta/models`, in Google's error shape.
+    GeminiListErrors, super::surfaces::GoogleError, [401, 403]
 );
 error_set!(
     /// Changing a catalog model.

@@ -15,6 +15,7 @@ mod dataplane;
 pub(crate) mod errors;
 mod payloads;
 mod required;
+mod surfaces;
 
 use crate::error::ErrorResponse;
 use crate::routes::admin::{
@@ -32,11 +33,14 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 #[openapi(
     info(
         title = "Tollgate",
-        description = "A multi-tenant LLM gateway. The data plane (`/v1/…`) is OpenAI- and Anthropic-compatible and is called with an organization's `tg-…` API key; the management plane (`/api/v1/…`) is called with the platform admin token or a user's JWT.\n\nEvery error is `{\"error\": {\"message\", \"type\", \"code\"}}` (`/v1/messages`: Anthropic's shape). Lists are newest first and cursor-paginated: `limit` (1–1000, default 100) and `before` (the last item's cursor field); `has_more` says whether older items follow.",
+        description = "A multi-tenant LLM gateway. The data plane (`/v1/…`, `/v1beta/…`) is OpenAI-, Anthropic- and Gemini-compatible and is called with an organization's `tg-…` API key; the management plane (`/api/v1/…`) is called with the platform admin token or a user's JWT.\n\nEvery error is `{\"error\": {\"message\", \"type\", \"code\"}}` (`/v1/messages…`: Anthropic's shape; `/v1beta/…`: Google's `{\"error\": {\"code\", \"message\", \"status\"}}`). Lists are newest first and cursor-paginated: `limit` (1–1000, default 100) and `before` (the last item's cursor field); `has_more` says whether older items follow.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     paths(
         dataplane::chat_completions, dataplane::embeddings, dataplane::models, dataplane::messages,
+        surfaces::create_response, surfaces::get_response, surfaces::delete_response,
+        surfaces::count_message_tokens, surfaces::get_model, surfaces::gemini_call,
+        surfaces::gemini_models,
         organizations::create, organizations::list, organizations::get,
         organizations::update, organizations::suspend, organizations::resume,
         api_keys::create, api_keys::list, api_keys::revoke,
@@ -58,6 +62,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
     ),
     components(schemas(
         ErrorResponse, dataplane::AnthropicError, payloads::WebhookPayload,
+        surfaces::GoogleError, surfaces::EmbedContentRequest,
         // Named only by query parameters or a hand-written schema, which
         // do not register what they refer to.
         tollgate_billing::UsageGroup, tollgate_billing::UsageStatus,
@@ -100,6 +105,13 @@ impl Modify for SecuritySchemes {
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 "x-api-key",
                 "An organization API key (`tg-…`), Anthropic style",
+            ))),
+        );
+        components.add_security_scheme(
+            "goog_api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "x-goog-api-key",
+                "An organization API key (`tg-…`), Gemini style (also `?key=`)",
             ))),
         );
         components.add_security_scheme(

@@ -1,12 +1,22 @@
 //! The API family a client speaks. Providers answer in OpenAI's format
 //! (Tollgate's own); a client of `/v1/messages` gets Anthropic's message
-//! JSON and SSE events instead, written as the chunks arrive.
+//! JSON and SSE events instead, a client of `/v1/responses` a Responses
+//! object and its events, a client of `/v1beta/models/…` Gemini's
+//! `GenerateContentResponse`s, written as the chunks arrive.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use serde_json::Value;
+use std::sync::Mutex;
+use tokio::sync::oneshot;
 use tollgate_core::ErrorCode;
 use tollgate_core::money::TokenUsage;
 use tollgate_gateway::{StreamEnd, StreamItem};
 use tollgate_providers::anthropic::inbound::{SseEncoder, message_from_completion};
+use tollgate_providers::{gemini, responses};
+
+/// Where the final Responses object goes once the answer is complete (to be
+/// stored for `GET /v1/responses/{id}` and `previous_response_id`).
+pub type ResponseSink = Mutex<Option<oneshot::Sender<Value>>>;
 
 pub enum Dialect {
     /// `include_usage`: whether a stream's usage-only chunk is sent on
@@ -14,6 +24,29 @@ pub enum Dialect {
     OpenAi { include_usage: bool },
     /// `model` is the name the client asked for, echoed in the answer.
     Anthropic { model: String },
+    Responses {
+        context: responses::ResponseContext,
+        /// `None` inside: not stored (`store: false`), or already sent.
+        done: ResponseSink,
+        /// Told once the object is stored: a stream's last event waits for
+        /// it, so a follow-up naming it finds it.
+        stored: Mutex<Option<oneshot::Receiver<()>>>,
+    },
+    /// `model` is the name the client asked for, echoed in the answer.
+    Gemini { model: String },
+}
+
+fn send_done(done: Option<oneshot::Sender<Value>>, object: &Value) {
+    if let Some(done) = done {
+        // The receiver is gone only if storing was given up; nothing to do.
+        let _ = done.send(object.clone());
+    }
+}
+
+fn take<T>(slot: &Mutex<Option<T>>) -> Option<T> {
+    slot.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take()
 }
 
 impl Dialect {
@@ -27,6 +60,21 @@ impl Dialect {
                 }
                 Err(_) => body,
             },
+            Dialect::Responses { context, done, .. } => match serde_json::from_slice(&body) {
+                Ok(completion) => {
+                    let object = responses::response_from_completion(&completion, context, usage);
+                    send_done(take(done), &object);
+                    Bytes::from(object.to_string())
+                }
+                Err(_) => body,
+            },
+            Dialect::Gemini { model } => match serde_json::from_slice(&body) {
+                Ok(completion) => Bytes::from(
+                    gemini::inbound::response_from_completion(&completion, model, usage)
+                        .to_string(),
+                ),
+                Err(_) => body,
+            },
         }
     }
 
@@ -37,6 +85,16 @@ impl Dialect {
                 include_usage: *include_usage,
             },
             Dialect::Anthropic { model } => Encoder::Anthropic(SseEncoder::new(model)),
+            Dialect::Responses {
+                context,
+                done,
+                stored,
+            } => Encoder::Responses {
+                encoder: responses::SseEncoder::new(context.clone()),
+                done: take(done),
+                stored: take(stored),
+            },
+            Dialect::Gemini { model } => Encoder::Gemini(gemini::inbound::SseEncoder::new(model)),
         }
     }
 }
@@ -48,7 +106,17 @@ pub enum Encoder {
         include_usage: bool,
     },
     Anthropic(SseEncoder),
+    Responses {
+        encoder: responses::SseEncoder,
+        done: Option<oneshot::Sender<Value>>,
+        stored: Option<oneshot::Receiver<()>>,
+    },
+    Gemini(gemini::inbound::SseEncoder),
 }
+
+/// How long an answer (or a stream's last event) waits for its response
+/// to be stored.
+pub(super) const STORE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn sse_data(data: &[u8]) -> Bytes {
     let mut buf = BytesMut::with_capacity(data.len() + 8);
@@ -59,6 +127,16 @@ fn sse_data(data: &[u8]) -> Bytes {
 }
 
 impl Encoder {
+    /// Waits, before the events of a stream's end go out, for what they
+    /// announce to be true (a Responses object stored).
+    pub async fn settled(&mut self) {
+        if let Encoder::Responses { stored, .. } = self
+            && let Some(stored) = stored.take()
+        {
+            let _ = tokio::time::timeout(STORE_WAIT, stored).await;
+        }
+    }
+
     /// What to send the client for one item of the gateway's stream.
     pub fn item(&mut self, item: StreamItem) -> Vec<Bytes> {
         match item {
@@ -78,6 +156,8 @@ impl Encoder {
                 }
             }
             Encoder::Anthropic(encoder) => encoder.chunk(data),
+            Encoder::Responses { encoder, .. } => encoder.chunk(data),
+            Encoder::Gemini(encoder) => encoder.chunk(data),
         }
     }
 
@@ -99,6 +179,18 @@ impl Encoder {
                 out
             }
             Encoder::Anthropic(encoder) => match broken {
+                Some(message) => encoder.error(502, &message),
+                None => encoder.finish(Some(end.usage)),
+            },
+            Encoder::Responses { encoder, done, .. } => match broken {
+                Some(message) => encoder.error(&message),
+                None => {
+                    let (events, object) = encoder.finish(Some(end.usage));
+                    send_done(done.take(), &object);
+                    events
+                }
+            },
+            Encoder::Gemini(encoder) => match broken {
                 Some(message) => encoder.error(502, &message),
                 None => encoder.finish(Some(end.usage)),
             },

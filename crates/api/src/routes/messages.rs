@@ -69,6 +69,45 @@ pub async fn messages(
     outcome.unwrap_or_else(anthropic_error)
 }
 
+/// `POST /v1/messages/count_tokens`: `{"input_tokens"}` for a Messages
+/// request: the provider's own count where it has one, else an estimate
+/// (see `tollgate_gateway`'s `count`). Free.
+pub async fn count_tokens(
+    State(state): State<AppState>,
+    caller: Result<OrgKey, ApiError>,
+    headers: HeaderMap,
+    body: Result<BodyBytes, ApiError>,
+) -> Response {
+    let outcome = async {
+        let OrgKey(principal) = caller?;
+        require_scope(&principal, KeyScope::Chat)?;
+        let BodyBytes(body) = body?;
+        let mut value: serde_json::Value = parse_json(&body)?;
+        // A count has no output limit; the Messages shape wants one.
+        if let Some(map) = value.as_object_mut() {
+            map.entry("max_tokens")
+                .or_insert(serde_json::Value::from(1));
+        }
+        let mut request: MessagesRequest = parse_json(value.to_string().as_bytes())?;
+        let options = call_options(&mut request.extra, option_headers(&headers), &principal)?;
+        let chat =
+            to_chat_request(request, InboundOptions::default()).map_err(ApiError::bad_request)?;
+        chat.validate().map_err(ApiError::bad_request)?;
+        let tokens = state
+            .gateway
+            .count_tokens(&principal, &chat, &options)
+            .await?;
+        Ok::<_, ApiError>(Json(serde_json::json!({"input_tokens": tokens})).into_response())
+    }
+    .await;
+    outcome.unwrap_or_else(anthropic_error)
+}
+
+/// Any other path under `/v1/messages/`: 404 in Anthropic's shape.
+pub async fn unknown() -> Response {
+    anthropic_error(ApiError::not_found("no such endpoint"))
+}
+
 /// An [`ApiError`] in Anthropic's error shape, with the same status.
 fn anthropic_error(e: ApiError) -> Response {
     let body = error_body(e.code.status(), &e.message);

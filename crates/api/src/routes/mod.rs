@@ -7,9 +7,11 @@ pub(crate) mod billing_webhooks;
 mod chat;
 mod dialect;
 mod embeddings;
+mod gemini;
 mod messages;
 mod models;
 mod ops;
+mod responses;
 pub(crate) mod routing_health;
 mod surface;
 
@@ -19,7 +21,7 @@ use crate::state::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 
 /// Builds the router for a prepared gateway state.
@@ -28,7 +30,21 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/embeddings", post(embeddings::embeddings))
         .route("/v1/messages", post(messages::messages))
+        .route("/v1/messages/count_tokens", post(messages::count_tokens))
+        .route("/v1/messages/{*rest}", any(messages::unknown))
+        .route("/v1/responses", post(responses::create))
+        .route(
+            "/v1/responses/{id}",
+            get(responses::get).delete(responses::delete),
+        )
         .route("/v1/models", get(models::list_models))
+        .route("/v1/models/{id}", get(models::get_model))
+        .route("/v1beta/models", get(gemini::list))
+        .route(
+            "/v1beta/models/{*target}",
+            post(gemini::call).get(gemini::get),
+        )
+        .route("/v1beta/{*rest}", any(gemini::unknown))
         .merge(admin::routes())
         .route(
             "/api/v1/billing/webhooks/stripe",

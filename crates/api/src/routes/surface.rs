@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use std::convert::Infallible;
 use tokio_stream::wrappers::ReceiverStream;
-use tollgate_gateway::{CallRequest, OptionHeaders, Outcome, Route, headers};
+use tollgate_gateway::{CallRequest, OptionHeaders, Outcome, Route, StreamItem, headers};
 
 /// The gateway's option headers, as text (a value that is not text is
 /// given as `""`, which the gateway refuses like any bad value).
@@ -56,10 +56,23 @@ fn respond(outcome: Outcome, dialect: Dialect) -> Response {
             response
         }
         Outcome::Stream { route, events } => {
-            let mut encoder = dialect.encoder();
-            let body = ReceiverStream::new(events).flat_map(move |item| {
-                futures::stream::iter(encoder.item(item).into_iter().map(Ok::<_, Infallible>))
-            });
+            let encoder = dialect.encoder();
+            // Item by item; a stream's end waits for what it announces
+            // (`Encoder::settled`) before its events go out.
+            let body = futures::stream::unfold(
+                (ReceiverStream::new(events), encoder),
+                |(mut events, mut encoder)| async move {
+                    let item = events.next().await?;
+                    let end = matches!(item, StreamItem::End(_));
+                    let bytes = encoder.item(item);
+                    if end {
+                        encoder.settled().await;
+                    }
+                    Some((futures::stream::iter(bytes), (events, encoder)))
+                },
+            )
+            .flatten()
+            .map(Ok::<_, Infallible>);
             let mut response = Response::new(Body::from_stream(body));
             let headers = response.headers_mut();
             headers.insert(

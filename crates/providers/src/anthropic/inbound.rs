@@ -332,7 +332,12 @@ fn openai_tools(tools: Vec<Value>) -> Result<Vec<Value>, String> {
             if let (Some(d), Some(map)) = (tool.get("description"), function.as_object_mut()) {
                 map.insert("description".into(), d.clone());
             }
-            Ok(json!({"type": "function", "function": function}))
+            let mut out = json!({"type": "function", "function": function});
+            // Kept beside the function, where the Anthropic adapter reads it.
+            if let (Some(cc), Some(map)) = (tool.get("cache_control"), out.as_object_mut()) {
+                map.insert("cache_control".into(), cc.clone());
+            }
+            Ok(out)
         })
         .collect()
 }
@@ -371,12 +376,12 @@ pub fn stop_reason(finish_reason: Option<&str>) -> &'static str {
 
 /// Anthropic's `usage` for a call's token counts.
 pub fn anthropic_usage(usage: &TokenUsage) -> Value {
-    let cached = usage
-        .cached_prompt_tokens
-        .clamp(0, usage.prompt_tokens.max(0));
+    let prompt = usage.prompt_tokens.max(0);
+    let cached = usage.cached_prompt_tokens.clamp(0, prompt);
+    let written = usage.cache_write_tokens.clamp(0, prompt - cached);
     json!({
-        "input_tokens": usage.prompt_tokens.max(0) - cached,
-        "cache_creation_input_tokens": 0,
+        "input_tokens": prompt - cached - written,
+        "cache_creation_input_tokens": written,
         "cache_read_input_tokens": cached,
         "output_tokens": usage.completion_tokens,
     })
@@ -404,15 +409,8 @@ pub fn message_from_completion(completion: &Value, model: &str, usage: &TokenUsa
     {
         content.push(json!({"type": "thinking", "thinking": reasoning, "signature": ""}));
     }
-    let text = msg.and_then(|m| m.get("content")).map(|c| match c {
-        Value::String(s) => s.clone(),
-        Value::Array(parts) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect(),
-        _ => String::new(),
-    });
-    if let Some(text) = text.filter(|t| !t.is_empty()) {
+    let text = crate::common::message_text(msg);
+    if !text.is_empty() {
         content.push(json!({"type": "text", "text": text}));
     }
     if let Some(calls) = msg
@@ -570,16 +568,7 @@ impl SseEncoder {
         };
         self.start(chunk.get("id").and_then(Value::as_str), &mut out);
         if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
-            let n = |k: &str| usage.get(k).and_then(Value::as_i64).unwrap_or(0);
-            self.usage = Some(TokenUsage {
-                prompt_tokens: n("prompt_tokens"),
-                completion_tokens: n("completion_tokens"),
-                cached_prompt_tokens: usage
-                    .get("prompt_tokens_details")
-                    .and_then(|d| d.get("cached_tokens"))
-                    .and_then(Value::as_i64)
-                    .unwrap_or(0),
-            });
+            self.usage = Some(crate::common::token_usage_of(usage));
         }
         let Some(choice) = chunk.get("choices").and_then(|c| c.get(0)) else {
             return out;

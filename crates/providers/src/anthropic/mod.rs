@@ -72,6 +72,53 @@ async fn send(
     Err(error_from_response(target, response).await)
 }
 
+/// The prompt tokens of a chat request, by Anthropic's
+/// `/v1/messages/count_tokens`.
+pub(crate) async fn count_tokens(
+    http: &reqwest::Client,
+    target: &Target<'_>,
+    request: &ChatRequest,
+) -> Result<i64, ProviderError> {
+    let built = build(target, request, false)?;
+    // count_tokens takes a Messages request without its output settings.
+    let mut body =
+        serde_json::to_value(&built).map_err(|e| ProviderError::InvalidRequest(e.to_string()))?;
+    if let Some(map) = body.as_object_mut() {
+        for key in [
+            "max_tokens",
+            "stop_sequences",
+            "temperature",
+            "top_p",
+            "top_k",
+            "metadata",
+            "stream",
+            "service_tier",
+        ] {
+            map.remove(key);
+        }
+    }
+    let url = format!("{}/count_tokens", endpoint(target.base_url));
+    let mut call = http
+        .post(url)
+        .header("anthropic-version", API_VERSION)
+        .json(&body);
+    if let Some(key) = target.api_key {
+        call = call.header("x-api-key", key.expose_secret());
+    }
+    let response = call.send().await.map_err(ProviderError::from_reqwest)?;
+    if !response.status().is_success() {
+        return Err(error_from_response(target, response).await);
+    }
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(ProviderError::from_reqwest)?;
+    serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| v.get("input_tokens").and_then(serde_json::Value::as_i64))
+        .ok_or_else(|| ProviderError::InvalidResponse("no `input_tokens` in the count".into()))
+}
+
 pub(crate) async fn chat(
     http: &reqwest::Client,
     target: &Target<'_>,
@@ -113,6 +160,7 @@ pub fn token_usage(usage: &Usage) -> TokenUsage {
         prompt_tokens: input + read + written,
         completion_tokens: usage.output_tokens.unwrap_or(0),
         cached_prompt_tokens: read,
+        cache_write_tokens: written,
     }
 }
 

@@ -74,6 +74,9 @@ impl TryFrom<Outbound<'_>> for MessagesRequest {
             ));
         }
 
+        if let Some(format) = output_format(extra.get("response_format"))? {
+            native.insert("output_config".into(), json!({"format": format}));
+        }
         let top_k = native.remove("top_k").and_then(|v| v.as_i64());
         let metadata = extra
             .get("user")
@@ -103,6 +106,35 @@ impl TryFrom<Outbound<'_>> for MessagesRequest {
             stream: out.stream,
             extra: native,
         })
+    }
+}
+
+/// Chat's `response_format` as Anthropic's structured output
+/// (`output_config.format`); JSON mode asks for any object.
+fn output_format(format: Option<&Value>) -> Result<Option<Value>, ProviderError> {
+    let Some(format) = format.filter(|f| !f.is_null()) else {
+        return Ok(None);
+    };
+    match format.get("type").and_then(Value::as_str) {
+        Some("text") => Ok(None),
+        Some("json_object") => Ok(Some(json!({"type": "json_schema",
+            "schema": {"type": "object", "additionalProperties": true}}))),
+        Some("json_schema") => {
+            let schema = format
+                .get("json_schema")
+                .and_then(|s| s.get("schema"))
+                .filter(|s| s.is_object())
+                .ok_or_else(|| {
+                    ProviderError::InvalidRequest(
+                        "`response_format.json_schema.schema` must be a JSON schema object".into(),
+                    )
+                })?;
+            Ok(Some(json!({"type": "json_schema", "schema": schema})))
+        }
+        _ => Err(ProviderError::InvalidRequest(
+            "`response_format.type` must be text, json_object or json_schema for an Anthropic model"
+                .into(),
+        )),
     }
 }
 

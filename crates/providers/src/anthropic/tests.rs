@@ -241,6 +241,7 @@ fn plain_message_becomes_a_chat_completion() {
     assert_eq!(
         usage,
         TokenUsage {
+            cache_write_tokens: 0,
             prompt_tokens: 2095,
             completion_tokens: 503,
             cached_prompt_tokens: 0
@@ -279,6 +280,7 @@ fn cache_reads_and_writes_count_as_prompt_tokens() {
     assert_eq!(
         token_usage(&usage),
         TokenUsage {
+            cache_write_tokens: 300,
             prompt_tokens: 1525,
             completion_tokens: 15,
             cached_prompt_tokens: 1200
@@ -331,6 +333,7 @@ fn text_stream_translates_every_event_kind() {
     assert_eq!(
         usage,
         Some(TokenUsage {
+            cache_write_tokens: 0,
             prompt_tokens: 25,
             completion_tokens: 15,
             cached_prompt_tokens: 0
@@ -478,6 +481,7 @@ fn completion_becomes_an_anthropic_message() {
         prompt_tokens: 10,
         completion_tokens: 4,
         cached_prompt_tokens: 3,
+        cache_write_tokens: 0,
     };
     let message = message_from_completion(&completion, "my-model", &usage);
     assert_eq!(message["type"], "message");
@@ -557,4 +561,56 @@ fn sse_encoder_writes_the_anthropic_event_sequence() {
     assert_eq!(datas[8]["delta"]["stop_reason"], "tool_use");
     assert_eq!(datas[8]["usage"]["input_tokens"], 9);
     assert_eq!(datas[8]["usage"]["output_tokens"], 5);
+}
+
+#[test]
+fn cache_control_on_tools_survives_the_messages_round_trip() {
+    let inbound: MessagesRequest = serde_json::from_value(json!({
+        "model": "claude", "max_tokens": 10,
+        "messages": [{"role": "user", "content": "hi"}],
+        "tools": [{"name": "f", "input_schema": {"type": "object"}, "cache_control": {"type": "ephemeral"}}]
+    }))
+    .unwrap();
+    let chat = to_chat_request(inbound, InboundOptions::default()).unwrap();
+    let out = MessagesRequest::try_from(Outbound {
+        request: &chat,
+        model: "claude-sonnet-4-5",
+        default_max_tokens: 100,
+        stream: false,
+    })
+    .unwrap();
+    assert_eq!(
+        out.tools.unwrap()[0]["cache_control"],
+        json!({"type": "ephemeral"})
+    );
+}
+
+#[test]
+fn response_format_becomes_output_config_and_odd_types_are_refused() {
+    let schema = json!({"type": "object", "properties": {"a": {"type": "string"}}});
+    let build = |format: Value| {
+        build(
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "response_format": format}),
+        )
+    };
+    let out = build(json!({"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}))
+        .unwrap();
+    assert_eq!(
+        out.extra["output_config"],
+        json!({"format": {"type": "json_schema", "schema": schema}})
+    );
+    let any = build(json!({"type": "json_object"})).unwrap();
+    assert_eq!(
+        any.extra["output_config"]["format"]["schema"]["type"],
+        "object"
+    );
+    assert!(
+        build(json!({"type": "text"}))
+            .unwrap()
+            .extra
+            .get("output_config")
+            .is_none()
+    );
+    assert!(build(json!({"type": "grammar"})).is_err());
+    assert!(build(json!({"type": "json_schema", "json_schema": {"name": "x"}})).is_err());
 }

@@ -6,6 +6,7 @@
 //! or answer blocked by Gemini's safety filters is a
 //! [`ProviderError::Blocked`] (400), never an empty success.
 
+pub mod inbound;
 mod request;
 #[cfg(test)]
 mod tests;
@@ -126,6 +127,43 @@ pub(crate) async fn chat_stream(
     translate_sse(response, StreamTranslator::new(target.upstream_model, key)).await
 }
 
+/// The prompt tokens of a chat request, by Gemini's `countTokens`.
+pub(crate) async fn count_tokens(
+    http: &reqwest::Client,
+    target: &Target<'_>,
+    request: &ChatRequest,
+) -> Result<i64, ProviderError> {
+    let built = build(target, request)?;
+    // countTokens takes the whole request under `generateContentRequest`
+    // (with its model); `contents` alone would leave out the system text
+    // and tools.
+    let mut inner =
+        serde_json::to_value(&built).map_err(|e| ProviderError::InvalidRequest(e.to_string()))?;
+    if let Some(map) = inner.as_object_mut() {
+        map.insert("model".into(), json!(model_name(target.upstream_model)));
+    }
+    let body = json!({"generateContentRequest": inner});
+    total_tokens(http, target, target.upstream_model, &body).await
+}
+
+/// `countTokens` of `model` for this body.
+async fn total_tokens(
+    http: &reqwest::Client,
+    target: &Target<'_>,
+    model: &str,
+    body: &Value,
+) -> Result<i64, ProviderError> {
+    let url = endpoint(target.base_url, model, "countTokens")?;
+    let response = send(http, target, url, body).await?;
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(ProviderError::from_reqwest)?;
+    serde_json::from_slice::<CountTokensResponse>(&bytes)
+        .map(|c| c.total_tokens)
+        .map_err(|e| ProviderError::InvalidResponse(e.to_string()))
+}
+
 /// Gemini's token counts in OpenAI's convention: tool-use prompt tokens are
 /// prompt tokens, thinking tokens are completion tokens.
 pub fn token_usage(usage: &UsageMetadata) -> TokenUsage {
@@ -133,6 +171,7 @@ pub fn token_usage(usage: &UsageMetadata) -> TokenUsage {
         prompt_tokens: usage.prompt_token_count + usage.tool_use_prompt_token_count,
         completion_tokens: usage.candidates_token_count + usage.thoughts_token_count,
         cached_prompt_tokens: usage.cached_content_token_count,
+        cache_write_tokens: 0,
     }
 }
 
@@ -489,20 +528,7 @@ pub(crate) async fn embed(
             .map(|t| json!({"parts": [{"text": t}]}))
             .collect();
         let body = json!({"contents": contents});
-        let response = send(
-            http,
-            target,
-            endpoint(target.base_url, model, "countTokens")?,
-            &body,
-        )
-        .await?;
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(ProviderError::from_reqwest)?;
-        serde_json::from_slice::<CountTokensResponse>(&bytes)
-            .map(|c| c.total_tokens)
-            .map_err(|e| ProviderError::InvalidResponse(e.to_string()))
+        total_tokens(http, target, model, &body).await
     };
     let (embedded, counted) = futures::join!(embedded, counted);
     let embedded = embedded?;
@@ -560,6 +586,7 @@ pub(crate) async fn embed(
             prompt_tokens: tokens,
             completion_tokens: 0,
             cached_prompt_tokens: 0,
+            cache_write_tokens: 0,
         },
     })
 }

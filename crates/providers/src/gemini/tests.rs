@@ -276,6 +276,7 @@ fn plain_answer_becomes_a_chat_completion() {
     assert_eq!(
         usage,
         TokenUsage {
+            cache_write_tokens: 0,
             prompt_tokens: 7,
             completion_tokens: 22,
             cached_prompt_tokens: 0
@@ -300,6 +301,7 @@ fn function_call_answer_carries_the_thought_signature_in_the_id() {
     assert_eq!(
         usage,
         TokenUsage {
+            cache_write_tokens: 0,
             prompt_tokens: 38,
             completion_tokens: 174,
             cached_prompt_tokens: 0
@@ -342,6 +344,7 @@ fn usage_counts_cached_thinking_and_tool_prompt_tokens() {
     assert_eq!(
         token_usage(&metadata),
         TokenUsage {
+            cache_write_tokens: 0,
             prompt_tokens: 1010,
             completion_tokens: 250,
             cached_prompt_tokens: 600
@@ -374,6 +377,7 @@ fn text_stream_is_translated_chunk_by_chunk() {
     assert_eq!(
         usage,
         Some(TokenUsage {
+            cache_write_tokens: 0,
             prompt_tokens: 7,
             completion_tokens: 10,
             cached_prompt_tokens: 0

@@ -63,6 +63,7 @@ struct PromptTokensDetails {
 impl From<WireUsage> for TokenUsage {
     fn from(u: WireUsage) -> TokenUsage {
         TokenUsage {
+            cache_write_tokens: 0,
             prompt_tokens: u.prompt_tokens,
             completion_tokens: u.completion_tokens,
             cached_prompt_tokens: u
@@ -359,6 +360,7 @@ mod tests {
                 assert_eq!(
                     usage.unwrap(),
                     TokenUsage {
+                        cache_write_tokens: 0,
                         prompt_tokens: 9,
                         completion_tokens: 12,
                         cached_prompt_tokens: 4

@@ -23,7 +23,7 @@ use utoipa::ToSchema;
 
 /// A model of the catalog, as the management API shows it.
 #[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"id": "gpt-4o-mini", "provider": "openai", "kind": "openai", "upstream": "gpt-4o-mini", "mode": "chat", "tier": 1, "quality": 70, "context_window": 128_000, "max_output_tokens": 16_384, "price": {"input_per_mtok_usd_micros": 150_000, "output_per_mtok_usd_micros": 600_000, "cached_input_per_mtok_usd_micros": 75_000, "per_request_usd_micros": 0}, "platform_key": true, "supports_tools": true, "supports_vision": true, "supports_json": true, "deployments": [{"provider": "openai", "upstream": "gpt-4o-mini", "weight": 1, "rpm": null, "tpm": null}], "disabled": false}))]
+#[schema(example = json!({"id": "gpt-4o-mini", "provider": "openai", "kind": "openai", "upstream": "gpt-4o-mini", "mode": "chat", "tier": 1, "quality": 70, "context_window": 128_000, "max_output_tokens": 16_384, "price": {"input_per_mtok_usd_micros": 150_000, "output_per_mtok_usd_micros": 600_000, "cached_input_per_mtok_usd_micros": 75_000, "cache_write_per_mtok_usd_micros": 150_000, "per_request_usd_micros": 0}, "platform_key": true, "supports_tools": true, "supports_vision": true, "supports_json": true, "deployments": [{"provider": "openai", "upstream": "gpt-4o-mini", "weight": 1, "rpm": null, "tpm": null}], "disabled": false}))]
 pub struct CatalogModel {
     id: String,
     provider: String,
@@ -60,6 +60,8 @@ pub struct CatalogPrice {
     input_per_mtok_usd_micros: i64,
     output_per_mtok_usd_micros: i64,
     cached_input_per_mtok_usd_micros: i64,
+    /// Prompt tokens written to the provider's prompt cache.
+    cache_write_per_mtok_usd_micros: i64,
     per_request_usd_micros: i64,
 }
 
@@ -208,6 +210,7 @@ impl CatalogModel {
                 input_per_mtok_usd_micros: m.price.input_per_mtok.0,
                 output_per_mtok_usd_micros: m.price.output_per_mtok.0,
                 cached_input_per_mtok_usd_micros: m.price.cached_input_per_mtok.0,
+                cache_write_per_mtok_usd_micros: m.price.cache_write_per_mtok.0,
                 per_request_usd_micros: m.price.per_request.0,
             },
             platform_key: provider.is_some_and(|p| p.api_key.is_some()),

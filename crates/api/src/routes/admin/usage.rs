@@ -284,7 +284,7 @@ pub async fn summary(
 
 /// The columns of a CSV export, in order.
 const CSV_HEADER: &str = "request_id,created_at,model,provider,api_key_id,prompt_tokens,\
-completion_tokens,cached_tokens,cost,list_cost_usd_micros,byok,stream,status,latency_ms\r\n";
+completion_tokens,cached_tokens,cache_write_tokens,cost,list_cost_usd_micros,byok,stream,status,latency_ms\r\n";
 
 /// Every matching record as CSV (RFC 4180), oldest first, read and sent a
 /// page at a time so that memory stays flat however many there are.
@@ -342,6 +342,7 @@ fn csv_line(out: &mut String, r: &UsageRecord) {
         &r.prompt_tokens.to_string(),
         &r.completion_tokens.to_string(),
         &r.cached_tokens.to_string(),
+        &r.cache_write_tokens.to_string(),
         &r.cost.to_string(),
         &r.list_cost_usd_micros.to_string(),
         if r.byok { "true" } else { "false" },

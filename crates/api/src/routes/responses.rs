@@ -1,0 +1,161 @@
+//! OpenAI's Responses API in front of any model: `POST /v1/responses`
+//! (plain and streamed), `GET` and `DELETE /v1/responses/{id}`.
+//!
+//! The request is decoded to Tollgate's (Chat) request and served like
+//! `/v1/chat/completions`, whatever the model's provider; the answer is
+//! encoded as a Responses object or its SSE events. With `store` (the
+//! default) the final object and the conversation are kept for the
+//! organization (`TOLLGATE_RESPONSES_RETENTION_DAYS`), so `GET` and
+//! `previous_response_id` find them; another organization gets 404.
+
+use super::dialect::{Dialect, STORE_WAIT};
+use super::surface::{option_headers, serve};
+use crate::error::ApiError;
+use crate::extract::{BodyBytes, OrgKey, RequestId, parse_json};
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde_json::{Value, json};
+use std::sync::Mutex;
+use tokio::sync::oneshot;
+use tollgate_gateway::admission::require_scope;
+use tollgate_gateway::{CallRequest, Operation, call_options};
+use tollgate_providers::ChatMessage;
+use tollgate_providers::responses::{
+    ResponseContext, ResponsesRequest, assistant_message, to_chat_request,
+};
+use tollgate_tenants::KeyScope;
+
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    OrgKey(principal): OrgKey,
+    headers: HeaderMap,
+    BodyBytes(body): BodyBytes,
+) -> Result<Response, ApiError> {
+    require_scope(&principal, KeyScope::Chat)?;
+    let mut request: ResponsesRequest = parse_json(&body)?;
+    let options = call_options(&mut request.extra, option_headers(&headers), &principal)?;
+    if request.model.trim().is_empty() {
+        return Err(ApiError::bad_request("`model` must not be empty"));
+    }
+    let history = match request.previous_response_id.as_deref() {
+        Some(previous) => {
+            let stored = state
+                .responses
+                .get(&principal.organization_id, previous)
+                .await
+                .map_err(ApiError::from_db)?
+                .ok_or_else(|| {
+                    ApiError::not_found(format!(
+                        "previous response `{previous}` not found (`previous_response_id`)"
+                    ))
+                })?;
+            serde_json::from_str::<Vec<ChatMessage>>(&stored.messages)
+                .map_err(ApiError::internal)?
+        }
+        None => Vec::new(),
+    };
+    let chat = to_chat_request(&request, history).map_err(ApiError::bad_request)?;
+    chat.validate().map_err(ApiError::bad_request)?;
+    let context = ResponseContext::new(tollgate_core::ids::new_id("resp"), &request);
+    let (done, object, ack, acked) = if request.store() {
+        let (done, object) = oneshot::channel();
+        let (ack, acked) = oneshot::channel::<()>();
+        (Some(done), Some(object), Some(ack), Some(acked))
+    } else {
+        (None, None, None, None)
+    };
+    let mut storing = None;
+    if let (Some(stored), Some(ack)) = (object, ack) {
+        // Kept once the answer is complete (a stream's last event); the
+        // conversation is the request's turns plus the answer's.
+        let mut messages = chat.messages.clone();
+        // Instructions are not carried over to a follow-up (OpenAI's rule).
+        let instructed = request
+            .instructions
+            .as_deref()
+            .is_some_and(|i| !i.is_empty());
+        if instructed && messages.first().is_some_and(|m| m.role == "system") {
+            messages.remove(0);
+        }
+        let store = state.responses.clone();
+        let organization_id = principal.organization_id.clone();
+        let id = context.id.clone();
+        storing = Some(state.gateway.streams.spawn(async move {
+            let Ok(object) = stored.await else {
+                return;
+            };
+            messages.push(assistant_message(&object));
+            let messages = serde_json::to_string(&messages).unwrap_or_else(|_| "[]".into());
+            if let Err(e) = store
+                .insert(&id, &organization_id, &object.to_string(), &messages)
+                .await
+            {
+                tracing::error!(error = %e, "storing a response failed");
+            }
+            let _ = ack.send(());
+        }));
+    }
+    let stream = chat.stream;
+    let dialect = Dialect::Responses {
+        context,
+        done: Mutex::new(done),
+        stored: Mutex::new(acked),
+    };
+    let mut call = CallRequest::new(
+        principal,
+        request_id,
+        Operation::Chat(chat),
+        options,
+        body.len(),
+    );
+    crate::observe::prepare(&state, &mut call, &headers, &body);
+    let response = serve(&state, call, dialect).await?;
+    // A plain answer is stored before it is sent, so that a follow-up
+    // naming it finds it (a stream's last event waits the same way).
+    if let Some(storing) = storing.filter(|_| !stream) {
+        let _ = tokio::time::timeout(STORE_WAIT, storing).await;
+    }
+    Ok(response)
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    OrgKey(principal): OrgKey,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let stored = state
+        .responses
+        .get(&principal.organization_id, &id)
+        .await
+        .map_err(ApiError::from_db)?
+        .ok_or_else(|| not_found(&id))?;
+    let object: Value = serde_json::from_str(&stored.response).map_err(ApiError::internal)?;
+    Ok(Json(object).into_response())
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    OrgKey(principal): OrgKey,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    if state
+        .responses
+        .delete(&principal.organization_id, &id)
+        .await
+        .map_err(ApiError::from_db)?
+    {
+        Ok(Json(
+            json!({"id": id, "object": "response", "deleted": true}),
+        ))
+    } else {
+        Err(not_found(&id))
+    }
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::not_found(format!("response `{id}` not found"))
+}
