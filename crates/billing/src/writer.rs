@@ -666,9 +666,9 @@ mod tests {
 
     #[test]
     fn inserts_have_a_placeholder_per_bound_column() {
-        // insert_ledger_rows binds 6 values a row, insert_usage_rows 15.
+        // insert_ledger_rows binds 6 values a row, insert_usage_rows 16.
         assert_eq!(super::LEDGER_INSERT.columns, 6);
-        assert_eq!(super::USAGE_INSERT.columns, 15);
+        assert_eq!(super::USAGE_INSERT.columns, 16);
         assert_eq!(super::column_count("INSERT INTO t (a) VALUES "), 1);
     }
 }
