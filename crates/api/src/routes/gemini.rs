@@ -61,13 +61,8 @@ pub async fn call(
                 let dialect = Dialect::Gemini {
                     model: model.to_owned(),
                 };
-                let mut call = CallRequest::new(
-                    principal,
-                    request_id,
-                    Operation::Chat(chat),
-                    options,
-                    body.len(),
-                );
+                let operation = Operation::Chat(chat);
+                let mut call = CallRequest::new(principal, request_id, operation, options, body.len());
                 crate::observe::prepare(&state, &mut call, &headers, &body);
                 serve(&state, call, dialect).await
             }
@@ -102,13 +97,8 @@ pub async fn call(
                 request.validate().map_err(ApiError::bad_request)?;
                 // Gemini's fields are not the gateway's options.
                 let options = call_options(&mut Map::new(), option_headers(&headers), &principal)?;
-                let mut call = CallRequest::new(
-                    principal,
-                    request_id,
-                    Operation::Embed(request),
-                    options,
-                    body.len(),
-                );
+                let operation = Operation::Embed(request);
+                let mut call = CallRequest::new(principal, request_id, operation, options, body.len());
                 crate::observe::prepare(&state, &mut call, &headers, &body);
                 let dialect = Dialect::OpenAi {
                     include_usage: false,

@@ -55,13 +55,8 @@ pub async fn messages(
         )
         .map_err(ApiError::bad_request)?;
         chat.validate().map_err(ApiError::bad_request)?;
-        let mut call = CallRequest::new(
-            principal,
-            request_id,
-            Operation::Chat(chat),
-            options,
-            body.len(),
-        );
+        let operation = Operation::Chat(chat);
+        let mut call = CallRequest::new(principal, request_id, operation, options, body.len());
         crate::observe::prepare(&state, &mut call, &headers, &body);
         serve(&state, call, Dialect::Anthropic { model }).await
     }

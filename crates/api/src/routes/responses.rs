@@ -105,13 +105,8 @@ pub async fn create(
         done: Mutex::new(done),
         stored: Mutex::new(acked),
     };
-    let mut call = CallRequest::new(
-        principal,
-        request_id,
-        Operation::Chat(chat),
-        options,
-        body.len(),
-    );
+    let operation = Operation::Chat(chat);
+    let mut call = CallRequest::new(principal, request_id, operation, options, body.len());
     crate::observe::prepare(&state, &mut call, &headers, &body);
     let response = serve(&state, call, dialect).await?;
     // A plain answer is stored before it is sent, so that a follow-up
