@@ -117,11 +117,14 @@ pub async fn health() {}
 )]
 pub async fn ready() {}
 
-/// Prometheus metrics (OpenMetrics text).
+/// Prometheus metrics: the classic text format, or OpenMetrics when the
+/// `Accept` header asks for `application/openmetrics-text`.
 #[utoipa::path(
     get, path = "/metrics", tag = "operations", operation_id = "metrics", security(()),
-    responses((status = 200, description = "Metrics", body = String,
-        content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"))
+    responses((status = 200, description = "Metrics", content(
+        (String = "text/plain; version=0.0.4; charset=utf-8"),
+        (String = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    )))
 )]
 pub async fn metrics() {}
 
