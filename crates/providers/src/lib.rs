@@ -18,4 +18,5 @@ pub use client::{
 };
 pub use common::token_usage_of;
 pub use error::ProviderError;
+pub use sse::{encode_data, encode_event};
 pub use types::{ChatMessage, ChatRequest, EmbeddingRequest, StreamOptions};

@@ -9,7 +9,7 @@
 
 use crate::common::{token_usage_of, unix_now};
 use crate::types::{ChatMessage, ChatRequest, StreamOptions};
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tollgate_core::money::TokenUsage;
@@ -596,20 +596,13 @@ pub fn error_body(message: &str, kind: &str, code: &str) -> Value {
     json!({"error": {"message": message, "type": kind, "param": null, "code": code}})
 }
 
-/// One SSE event, `event: TYPE` and its JSON `data`.
+/// One SSE event named for its `type`, with its JSON `data`.
 fn sse_event(data: &Value) -> Bytes {
     let name = data
         .get("type")
         .and_then(Value::as_str)
         .unwrap_or("message");
-    let json = data.to_string();
-    let mut buf = BytesMut::with_capacity(json.len() + name.len() + 16);
-    buf.put_slice(b"event: ");
-    buf.put_slice(name.as_bytes());
-    buf.put_slice(b"\ndata: ");
-    buf.put_slice(json.as_bytes());
-    buf.put_slice(b"\n\n");
-    buf.freeze()
+    crate::sse::encode_event(name, data)
 }
 
 /// An output item being streamed.

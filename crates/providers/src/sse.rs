@@ -10,7 +10,7 @@
 //! single cost of relaying a stream. Here an event costs a scan for line
 //! ends (memchr), one UTF-8 check and one string for its data.
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use futures::Stream;
 use futures::stream::BoxStream;
 use std::borrow::Cow;
@@ -181,6 +181,27 @@ impl<E> Stream for SseStream<E> {
             }
         }
     }
+}
+
+/// Encodes one unnamed event: `data: DATA` and the blank line.
+pub fn encode_data(data: &[u8]) -> Bytes {
+    let mut buf = BytesMut::with_capacity(data.len() + 8);
+    buf.put_slice(b"data: ");
+    buf.put_slice(data);
+    buf.put_slice(b"\n\n");
+    buf.freeze()
+}
+
+/// Encodes one named event: `event: NAME`, its JSON `data` and the blank line.
+pub fn encode_event(name: &str, data: &serde_json::Value) -> Bytes {
+    let json = data.to_string();
+    let mut buf = BytesMut::with_capacity(json.len() + name.len() + 16);
+    buf.put_slice(b"event: ");
+    buf.put_slice(name.as_bytes());
+    buf.put_slice(b"\ndata: ");
+    buf.put_slice(json.as_bytes());
+    buf.put_slice(b"\n\n");
+    buf.freeze()
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! object and its events, a client of `/v1beta/models/…` Gemini's
 //! `GenerateContentResponse`s, written as the chunks arrive.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use serde_json::Value;
 use std::sync::Mutex;
 use tokio::sync::oneshot;
@@ -118,14 +118,6 @@ pub enum Encoder {
 /// to be stored.
 pub(super) const STORE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-fn sse_data(data: &[u8]) -> Bytes {
-    let mut buf = BytesMut::with_capacity(data.len() + 8);
-    buf.put_slice(b"data: ");
-    buf.put_slice(data);
-    buf.put_slice(b"\n\n");
-    buf.freeze()
-}
-
 impl Encoder {
     /// Waits, before the events of a stream's end go out, for what they
     /// announce to be true (a Responses object stored).
@@ -152,7 +144,7 @@ impl Encoder {
                 if usage_only && !*include_usage {
                     Vec::new()
                 } else {
-                    vec![sse_data(data)]
+                    vec![tollgate_providers::encode_data(data)]
                 }
             }
             Encoder::Anthropic(encoder) => encoder.chunk(data),
@@ -173,7 +165,9 @@ impl Encoder {
                     let error = serde_json::json!({
                         "error": {"message": message, "type": code.kind(), "code": code.as_str()}
                     });
-                    out.push(sse_data(error.to_string().as_bytes()));
+                    out.push(tollgate_providers::encode_data(
+                        error.to_string().as_bytes(),
+                    ));
                 }
                 out.push(Bytes::from_static(b"data: [DONE]\n\n"));
                 out

@@ -5,7 +5,7 @@
 
 use super::wire::{Content, MessagesRequest, System, error_type_of_status};
 use crate::types::{ChatMessage, ChatRequest};
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use tollgate_core::money::TokenUsage;
@@ -479,17 +479,7 @@ pub struct SseEncoder {
     usage: Option<TokenUsage>,
 }
 
-/// One SSE event, `event: NAME` and its JSON `data`.
-pub fn sse_event(name: &str, data: &Value) -> Bytes {
-    let json = data.to_string();
-    let mut buf = BytesMut::with_capacity(json.len() + name.len() + 16);
-    buf.put_slice(b"event: ");
-    buf.put_slice(name.as_bytes());
-    buf.put_slice(b"\ndata: ");
-    buf.put_slice(json.as_bytes());
-    buf.put_slice(b"\n\n");
-    buf.freeze()
-}
+pub use crate::sse::encode_event as sse_event;
 
 impl SseEncoder {
     /// `model`: the name the client asked for.

@@ -541,7 +541,7 @@ pub fn error_body(status: u16, message: &str) -> Value {
 }
 
 fn sse_data(data: &Value) -> Bytes {
-    Bytes::from(format!("data: {data}\n\n"))
+    crate::sse::encode_data(data.to_string().as_bytes())
 }
 
 /// Writes `streamGenerateContent?alt=sse` chunks for a Chat chunk stream:
