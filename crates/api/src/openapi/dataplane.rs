@@ -28,7 +28,7 @@ use utoipa::ToSchema;
     security(("api_key" = [])),
     params(
         ("x-tollgate-power-level" = Option<String>, Header, description = "`eco`, `balanced` or `precision`, for `\"model\": \"auto\"`"),
-        ("x-tollgate-timeout-ms" = Option<u64>, Header, description = "The client's own timeout, 1 to 3600000 ms: fallbacks, retries and each provider call end by then (504 `provider_timeout`, nothing charged)"),
+        ("x-tollgate-timeout-ms" = Option<u64>, Header, minimum = 1, maximum = 3600000, description = "The client's own timeout, 1 to 3600000 ms: fallbacks, retries and each provider call end by then (504 `provider_timeout`, nothing charged)"),
     ),
     request_body = ChatCompletionRequest,
     responses(
@@ -85,7 +85,7 @@ pub async fn models() {}
     security(("api_key" = []), ("x_api_key" = [])),
     params(
         ("anthropic-version" = Option<String>, Header, description = "Accepted and ignored"),
-        ("x-tollgate-timeout-ms" = Option<u64>, Header, description = "The client's own timeout, 1 to 3600000 ms: fallbacks, retries and each provider call end by then (504, nothing charged)"),
+        ("x-tollgate-timeout-ms" = Option<u64>, Header, minimum = 1, maximum = 3600000, description = "The client's own timeout, 1 to 3600000 ms: fallbacks, retries and each provider call end by then (504, nothing charged)"),
     ),
     request_body = MessagesRequest,
     responses(
