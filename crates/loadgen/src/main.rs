@@ -2,17 +2,21 @@
 //! connections and prints one `key=value` result line (milliseconds).
 //!
 //! - Open loop (default): request i is due at start + i / rate, whatever the
-//!   server does; latency counts from the moment a request was DUE, not sent,
-//!   so a stalled server is not hidden by the client waiting for it
-//!   (coordinated omission, as wrk2 corrects it). At most `--connections`
-//!   requests are in flight; a due request waits for a free one (and counts
-//!   as `late` when sent more than 10 ms after it was due).
+//!   server does. At most `--connections` requests are in flight; a due
+//!   request that finds none free waits for one, and its latency counts from
+//!   the moment it was DUE, so a stalled server is not hidden by the client
+//!   waiting for it (coordinated omission, as wrk2 corrects it). Otherwise
+//!   latency counts from the moment it is sent: the runtime's timer fires up
+//!   to a millisecond after the due time, and that lag is the generator's,
+//!   not the server's (reported apart as `lag_p50` / `lag_p99`). A request
+//!   sent more than 10 ms after it was due counts as `late`.
 //! - Closed loop (`--closed`): `--connections` clients each send the next
 //!   request as soon as the last answer is in, for throughput (as wrk does).
-//! - `--stream`: `stream: true`; `ttfb_*` is the time from due (open loop)
-//!   or sent (closed loop) to the first body byte.
+//! - `--stream`: `stream: true`; `ttfb_*` is the time from the same start
+//!   as the latency to the first body byte.
 //!
-//! Result keys: sent ok non2xx errors rate p50 p90 p99 p999 max late, and
+//! Result keys: sent ok non2xx errors rate p50 p90 p99 p999 max late lag_p50
+//! lag_p99, and
 //! with `--stream` ttfb_p50 ttfb_p90 ttfb_p99 ttfb_p999.
 
 use anyhow::Context;
@@ -55,10 +59,12 @@ struct Args {
 /// What one request gave: `None` for a transport error or timeout.
 struct Outcome {
     status: Option<u16>,
-    /// Nanoseconds from due (or sent) to the last body byte.
+    /// Nanoseconds from start (see [`Call::send`]) to the last body byte.
     latency: u64,
-    /// Nanoseconds to the first body byte.
+    /// Nanoseconds from start to the first body byte.
     ttfb: Option<u64>,
+    /// Nanoseconds from due to sent.
+    lag: u64,
     late: bool,
 }
 
@@ -71,8 +77,14 @@ struct Call {
 }
 
 impl Call {
-    async fn send(&self, due: Instant) -> Outcome {
-        let late = due.elapsed() > Duration::from_millis(10);
+    /// Sends one request due at `due`. Latency counts from `due` when
+    /// `queued` (it waited for a free connection: the server's doing), else
+    /// from now.
+    async fn send(&self, due: Instant, queued: bool) -> Outcome {
+        let sent = Instant::now();
+        let lag = sent.saturating_duration_since(due);
+        let late = lag > Duration::from_millis(10);
+        let from = if queued { due } else { sent };
         let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         let result = tokio::time::timeout(self.timeout, async {
             let mut response = self
@@ -87,7 +99,7 @@ impl Call {
             let mut ttfb = None;
             while let Some(chunk) = response.chunk().await? {
                 if ttfb.is_none() && !chunk.is_empty() {
-                    ttfb = Some(nanos(due.elapsed()));
+                    ttfb = Some(nanos(from.elapsed()));
                 }
             }
             Ok::<_, reqwest::Error>((status, ttfb))
@@ -96,14 +108,16 @@ impl Call {
         match result {
             Ok(Ok((status, ttfb))) => Outcome {
                 status: Some(status),
-                latency: nanos(due.elapsed()),
+                latency: nanos(from.elapsed()),
                 ttfb,
+                lag: nanos(lag),
                 late,
             },
             Ok(Err(_)) | Err(_) => Outcome {
                 status: None,
-                latency: nanos(due.elapsed()),
+                latency: nanos(from.elapsed()),
                 ttfb: None,
+                lag: nanos(lag),
                 late,
             },
         }
@@ -129,12 +143,16 @@ async fn open_loop(args: &Args, call: Arc<Call>) -> (Vec<Outcome>, Duration) {
     for i in 0..total {
         let due = start + interval.mul_f64(i as f64);
         tokio::time::sleep_until(due).await;
-        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
-            break;
+        let (permit, queued) = match Arc::clone(&permits).try_acquire_owned() {
+            Ok(permit) => (permit, false),
+            Err(_) => match Arc::clone(&permits).acquire_owned().await {
+                Ok(permit) => (permit, true),
+                Err(_) => break,
+            },
         };
         let call = Arc::clone(&call);
         tasks.push(tokio::spawn(async move {
-            let outcome = call.send(due).await;
+            let outcome = call.send(due, queued).await;
             drop(permit);
             outcome
         }));
@@ -157,7 +175,7 @@ async fn closed_loop(args: &Args, call: Arc<Call>) -> (Vec<Outcome>, Duration) {
             tokio::spawn(async move {
                 let mut outcomes = Vec::new();
                 while Instant::now() < end {
-                    outcomes.push(call.send(Instant::now()).await);
+                    outcomes.push(call.send(Instant::now(), false).await);
                 }
                 outcomes
             })
@@ -186,8 +204,10 @@ fn report(args: &Args, outcomes: &[Outcome], elapsed: Duration) -> String {
     latency.sort_unstable();
     let mut ttfb: Vec<u64> = outcomes.iter().filter_map(|o| o.ttfb).collect();
     ttfb.sort_unstable();
+    let mut lag: Vec<u64> = outcomes.iter().map(|o| o.lag).collect();
+    lag.sort_unstable();
     let mut line = format!(
-        "sent={} ok={ok} non2xx={} errors={errors} rate={:.1} p50={} p90={} p99={} p999={} max={} late={}",
+        "sent={} ok={ok} non2xx={} errors={errors} rate={:.1} p50={} p90={} p99={} p999={} max={} late={} lag_p50={} lag_p99={}",
         outcomes.len(),
         outcomes.len() - ok - errors,
         ok as f64 / elapsed.as_secs_f64().max(1e-9),
@@ -197,6 +217,8 @@ fn report(args: &Args, outcomes: &[Outcome], elapsed: Duration) -> String {
         percentile(&latency, 99.9),
         percentile(&latency, 100.0),
         outcomes.iter().filter(|o| o.late).count(),
+        percentile(&lag, 50.0),
+        percentile(&lag, 99.0),
     );
     if args.stream {
         line.push_str(&format!(
