@@ -2,13 +2,14 @@
 //! process without a database round trip, so that an answer never waits
 //! for the database.
 //!
-//! `settle` hands its [`Settlement`] to one writer thread, which appends
-//! every settlement waiting at that moment with a single `write(2)` (group
-//! append) and acknowledges them: once in the page cache, a record survives
-//! a `kill -9` of the process. A second thread `fdatasync`s the journal
-//! every [`FSYNC_INTERVAL`], which bounds what a power or disk loss can take.
-//! The writer thread then passes the settlements on to the committer
-//! (`writer`), which writes them to the database in batches.
+//! `settle` appends its [`Settlement`] itself, with one `write(2)` under a
+//! lock ([`Journal::append`]): once in the page cache, a record survives a
+//! `kill -9` of the process. This costs a few microseconds of the settling
+//! task and no hand-off to another thread and back (which cost more than the
+//! write, in wake-ups, under load). A thread `fdatasync`s the journal every
+//! [`FSYNC_INTERVAL`], which bounds what a power or disk loss can take. The
+//! settlement then goes on to the committer (`writer`), which writes
+//! settlements to the database in batches.
 //!
 //! The journal is a series of segments, `<instance>.<seq>.journal`, one JSON
 //! settlement per line. A segment is deleted once it is closed (the writer
@@ -20,14 +21,13 @@
 //! settlement the database does not have yet, read back by request id.
 
 use crate::usage::UsageEntry;
-use crate::writer::Job;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak, mpsc};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 /// How often written records are forced to the disk: what a power or disk
@@ -35,8 +35,6 @@ use std::time::Duration;
 pub const FSYNC_INTERVAL: Duration = Duration::from_millis(200);
 /// A segment past this size is closed and a new one begun.
 const SEGMENT_BYTES: u64 = 4 * 1024 * 1024;
-/// Settlements appended with one write, at most.
-const MAX_APPEND: usize = 4096;
 
 /// One settled call, as journaled and as committed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -89,11 +87,19 @@ pub(crate) struct Journal {
     dir: PathBuf,
     instance_id: String,
     segments: Mutex<Segments>,
+    /// The segment being appended to; held for one write.
+    appender: Mutex<Appender>,
     /// The segment being written, for the fsync thread.
     current: Mutex<Option<File>>,
     dirty: AtomicBool,
     /// Held for the life of the instance: tells others it is alive.
     _lock: File,
+}
+
+#[derive(Default)]
+struct Appender {
+    open: Option<Open>,
+    next_seq: u64,
 }
 
 impl Journal {
@@ -110,6 +116,7 @@ impl Journal {
             dir: dir.to_owned(),
             instance_id: instance_id.to_owned(),
             segments: Mutex::new(Segments::default()),
+            appender: Mutex::new(Appender::default()),
             current: Mutex::new(None),
             dirty: AtomicBool::new(false),
             _lock: lock,
@@ -124,6 +131,32 @@ impl Journal {
         self.segments
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Appends one settlement (one line, one write); returns the number of
+    /// the segment it is in, or `None` when it could not be written (the
+    /// caller then waits for its commit instead).
+    pub fn append(&self, settlement: &Settlement) -> Option<u64> {
+        let mut line = Vec::with_capacity(512);
+        if let Err(e) = serde_json::to_writer(&mut line, settlement) {
+            tracing::error!(error = %e, "encoding a settlement for the journal failed");
+            return None;
+        }
+        line.push(b'\n');
+        let mut appender = self
+            .appender
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let seq = append(self, &mut appender, &line)?;
+        self.appended(seq, 1);
+        self.dirty.store(true, Ordering::Release);
+        if let Some(o) = &appender.open
+            && o.bytes >= SEGMENT_BYTES
+        {
+            appender.open = None;
+            self.close(seq);
+        }
+        Some(seq)
     }
 
     /// Settlements appended and not yet committed, over every segment.
@@ -210,23 +243,15 @@ pub(crate) fn segment_path(dir: &Path, instance_id: &str, seq: u64) -> PathBuf {
     dir.join(format!("{instance_id}.{seq:08}.journal"))
 }
 
-/// Starts the writer and fsync threads. Jobs sent to the returned sender
-/// are journaled (settlements) and passed on to `committer` in order.
-pub(crate) fn start(
-    journal: Arc<Journal>,
-    committer: tokio::sync::mpsc::UnboundedSender<Job>,
-) -> Result<mpsc::Sender<Job>, JournalError> {
-    let (tx, rx) = mpsc::channel::<Job>();
-    let weak = Arc::downgrade(&journal);
-    std::thread::Builder::new()
-        .name("tollgate-journal".into())
-        .spawn(move || write_loop(&journal, &rx, &committer))
-        .map_err(io_error(Path::new("thread")))?;
+/// Starts the thread that forces the journal to the disk every
+/// [`FSYNC_INTERVAL`]; it stops with the journal.
+pub(crate) fn start_fsync(journal: &Arc<Journal>) -> Result<(), JournalError> {
+    let weak = Arc::downgrade(journal);
     std::thread::Builder::new()
         .name("tollgate-journal-fsync".into())
         .spawn(move || fsync_loop(&weak))
         .map_err(io_error(Path::new("thread")))?;
-    Ok(tx)
+    Ok(())
 }
 
 fn fsync_loop(journal: &Weak<Journal>) {
@@ -273,76 +298,14 @@ fn open_segment(journal: &Journal, seq: u64) -> std::io::Result<Open> {
     })
 }
 
-fn write_loop(
-    journal: &Journal,
-    jobs: &mpsc::Receiver<Job>,
-    committer: &tokio::sync::mpsc::UnboundedSender<Job>,
-) {
-    let mut open: Option<Open> = None;
-    let mut next_seq = 0;
-    let mut batch: Vec<Job> = Vec::with_capacity(64);
-    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
-    while let Ok(first) = jobs.recv() {
-        batch.push(first);
-        while batch.len() < MAX_APPEND
-            && let Ok(job) = jobs.try_recv()
-        {
-            batch.push(job);
-        }
-        buf.clear();
-        let mut records = 0;
-        for job in &batch {
-            if let Job::Settle { settlement, .. } = job
-                && serde_json::to_writer(&mut buf, settlement).is_ok()
-            {
-                buf.push(b'\n');
-                records += 1;
-            }
-        }
-        let written = if records == 0 {
-            None
-        } else {
-            append(journal, &mut open, &mut next_seq, &buf)
-        };
-        if let Some(seq) = written {
-            journal.appended(seq, records);
-            journal.dirty.store(true, Ordering::Release);
-        }
-        for mut job in batch.drain(..) {
-            if let (Job::Settle { segment, ack, .. }, Some(seq)) = (&mut job, written) {
-                *segment = Some(seq);
-                if let Some(ack) = ack.take() {
-                    let _ = ack.send(());
-                }
-            }
-            // Unjournaled settlements keep their ack: the committer sends it
-            // after their commit (the answer waits for the database instead).
-            if committer.send(job).is_err() {
-                return;
-            }
-        }
-        if let Some(o) = &open
-            && o.bytes >= SEGMENT_BYTES
-        {
-            let seq = o.seq;
-            open = None;
-            journal.close(seq);
-        }
-    }
-}
-
 /// Appends `buf` to the open segment (opening one if needed); returns the
 /// segment's number, or `None` when the write failed.
-fn append(
-    journal: &Journal,
-    open: &mut Option<Open>,
-    next_seq: &mut u64,
-    buf: &[u8],
-) -> Option<u64> {
+fn append(journal: &Journal, appender: &mut Appender, buf: &[u8]) -> Option<u64> {
+    let open = &mut appender.open;
     if open.is_none() {
-        match open_segment(journal, *next_seq) {
+        match open_segment(journal, appender.next_seq) {
             Ok(o) => {
-                *next_seq += 1;
+                appender.next_seq += 1;
                 *open = Some(o);
             }
             Err(e) => {

@@ -180,10 +180,8 @@ struct Inner {
     leases: Arc<LeaseBook>,
     /// Leases of API-key budgets, by [`budgets::account`].
     budget_leases: Arc<LeaseBook>,
-    /// The committer's queue (lease nudges; settlements when unjournaled).
+    /// The committer's queue: settlements, lease nudges and flushes, in order.
     committer: mpsc::UnboundedSender<Job>,
-    /// The journal writer's queue: settlements and flushes, in order.
-    journal_tx: Option<std::sync::mpsc::Sender<Job>>,
     journal: Option<Arc<Journal>>,
 }
 
@@ -227,10 +225,9 @@ impl Billing {
             },
             jobs,
         ));
-        let journal_tx = match &journal {
-            Some(j) => Some(journal::start(j.clone(), committer.clone())?),
-            None => None,
-        };
+        if let Some(journal) = &journal {
+            journal::start_fsync(journal)?;
+        }
         Ok(Billing {
             inner: Arc::new(Inner {
                 db,
@@ -239,7 +236,6 @@ impl Billing {
                 leases,
                 budget_leases,
                 committer,
-                journal_tx,
                 journal,
             }),
         })
@@ -271,33 +267,44 @@ impl Billing {
                 "a provider's usage exceeded the call's hold; the excess is charged too"
             );
         }
-        let (ack, durable) = oneshot::channel();
-        self.send_ordered(Job::Settle {
-            settlement: Box::new(Settlement {
-                instance_id: self.inner.instance_id.clone(),
-                organization_id,
-                charged,
-                from_lease,
-                budget,
-                entry,
-            }),
-            segment: None,
-            ack: Some(ack),
+        let settlement = Box::new(Settlement {
+            instance_id: self.inner.instance_id.clone(),
+            organization_id,
+            charged,
+            from_lease,
+            budget,
+            entry,
+        });
+        let segment = self
+            .inner
+            .journal
+            .as_ref()
+            .and_then(|journal| journal.append(&settlement));
+        // Unjournaled (no journal, or its write failed), the settlement is
+        // durable only once committed: the answer waits for that.
+        let (ack, durable) = match segment {
+            Some(_) => (None, None),
+            None => {
+                let (ack, durable) = oneshot::channel();
+                (Some(ack), Some(durable))
+            }
+        };
+        self.send(Job::Settle {
+            settlement,
+            segment,
+            ack,
         })?;
-        durable.await.map_err(|_| BillingError::ShutDown)?;
+        if let Some(durable) = durable {
+            durable.await.map_err(|_| BillingError::ShutDown)?;
+        }
         Ok(charged)
     }
 
-    /// Queues a settlement or flush behind the ones before it.
-    fn send_ordered(&self, job: Job) -> Result<(), BillingError> {
-        match &self.inner.journal_tx {
-            Some(tx) => tx.send(job).map_err(|_| BillingError::ShutDown),
-            None => self
-                .inner
-                .committer
-                .send(job)
-                .map_err(|_| BillingError::ShutDown),
-        }
+    fn send(&self, job: Job) -> Result<(), BillingError> {
+        self.inner
+            .committer
+            .send(job)
+            .map_err(|_| BillingError::ShutDown)
     }
 
     /// Gives back a hold unused (the call failed and cost nothing). With
@@ -320,7 +327,7 @@ impl Billing {
     /// Waits until every settlement queued so far is committed.
     pub async fn flush(&self) -> Result<(), BillingError> {
         let (done, flushed) = oneshot::channel();
-        self.send_ordered(Job::Flush(done))?;
+        self.send(Job::Flush(done))?;
         flushed.await.map_err(|_| BillingError::ShutDown)
     }
 

@@ -10,9 +10,10 @@ use crate::leases::LeaseBook;
 use crate::usage::UsageEntry;
 use sqlx::Row;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
+use tollgate_core::sql::{InsertSql, ROWS_PER_INSERT, placeholders};
 use tollgate_core::{Db, time};
 
 /// Settlements committed in one transaction, at most.
@@ -518,84 +519,6 @@ struct UsageRow<'a> {
     entry: &'a UsageEntry,
 }
 
-/// Rows per multi-row `INSERT`. Small on purpose: SQLite finds a bound
-/// parameter's name by a linear scan (`sqlite3_bind_parameter_name`, which
-/// sqlx calls for every parameter), so binding one statement costs the
-/// square of its parameters: at 256 rows of 16 columns that scan was a
-/// quarter of the gateway's CPU under load (perf); at 16 rows it is noise.
-const ROWS_PER_INSERT: usize = 16;
-
-/// `($1, $2, …), ($n+1, …)` for `rows` rows of `columns` placeholders: only
-/// numbered placeholders go into the SQL text, every value is bound.
-fn placeholders(rows: usize, columns: usize) -> String {
-    let mut sql = String::with_capacity(rows * columns * 5);
-    for r in 0..rows {
-        sql.push_str(if r == 0 { "(" } else { ", (" });
-        for c in 0..columns {
-            if c > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('$');
-            sql.push_str(&(r * columns + c + 1).to_string());
-        }
-        sql.push(')');
-    }
-    sql
-}
-
-/// A multi-row `INSERT`'s SQL, built once per row count: every batch of a
-/// size sends the same text (and so reuses its prepared statement).
-struct InsertSql {
-    head: &'static str,
-    columns: usize,
-    by_rows: Mutex<Vec<Option<Arc<str>>>>,
-}
-
-impl InsertSql {
-    /// `head` is `INSERT INTO t (a, b, …) VALUES `: the placeholders per row
-    /// are counted from its column list, so the two cannot disagree.
-    const fn new(head: &'static str) -> InsertSql {
-        InsertSql {
-            head,
-            columns: column_count(head),
-            by_rows: Mutex::new(Vec::new()),
-        }
-    }
-
-    fn for_rows(&self, rows: usize) -> Arc<str> {
-        let build =
-            || -> Arc<str> { format!("{}{}", self.head, placeholders(rows, self.columns)).into() };
-        let Ok(mut by_rows) = self.by_rows.lock() else {
-            return build();
-        };
-        if by_rows.len() <= rows {
-            by_rows.resize(rows + 1, None);
-        }
-        by_rows[rows].get_or_insert_with(build).clone()
-    }
-}
-
-/// The columns named between the first `(` and the next `)` of `sql`.
-const fn column_count(sql: &str) -> usize {
-    let bytes = sql.as_bytes();
-    let mut i = 0;
-    let mut inside = false;
-    let mut columns = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'(' if !inside => {
-                inside = true;
-                columns = 1;
-            }
-            b',' if inside => columns += 1,
-            b')' if inside => return columns,
-            _ => {}
-        }
-        i += 1;
-    }
-    columns
-}
-
 static LEDGER_INSERT: InsertSql = InsertSql::new(
     "INSERT INTO ledger_entries (organization_id, kind, amount, balance_after, request_id, created_at) VALUES ",
 );
@@ -664,15 +587,9 @@ async fn insert_usage_rows(
 #[cfg(test)]
 mod tests {
     #[test]
-    fn placeholders_number_every_value() {
-        assert_eq!(super::placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
-    }
-
-    #[test]
     fn inserts_have_a_placeholder_per_bound_column() {
         // insert_ledger_rows binds 6 values a row, insert_usage_rows 16.
-        assert_eq!(super::LEDGER_INSERT.columns, 6);
-        assert_eq!(super::USAGE_INSERT.columns, 16);
-        assert_eq!(super::column_count("INSERT INTO t (a) VALUES "), 1);
+        assert_eq!(super::LEDGER_INSERT.columns(), 6);
+        assert_eq!(super::USAGE_INSERT.columns(), 16);
     }
 }

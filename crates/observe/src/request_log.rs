@@ -10,7 +10,7 @@ use sqlx::any::AnyRow;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tollgate_core::Db;
-use tollgate_core::sql::SqlBuilder;
+use tollgate_core::sql::{InsertSql, SqlBuilder};
 use tollgate_core::time::now_millis;
 
 /// Bodies longer than this are cut (at a character boundary) before they are stored.
@@ -19,7 +19,10 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// Calls waiting for the writer at most; more are dropped (and counted).
 const QUEUE: usize = 16_384;
 /// Calls written per transaction at most.
-const BATCH: usize = 256;
+const BATCH: usize = 1024;
+/// The writer waits this long after the first call of a batch, so that a
+/// busy gateway writes many calls per transaction: what a list may lag.
+const WRITE_INTERVAL: Duration = Duration::from_millis(20);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RequestLogError {
@@ -444,7 +447,12 @@ fn attempt_from_row(row: &AnyRow) -> Result<Attempt, sqlx::Error> {
 /// Writes queued calls a batch (one transaction) at a time.
 async fn write_loop(db: Db, mut receiver: mpsc::Receiver<Message>) {
     let mut batch = Vec::with_capacity(BATCH);
+    let mut full = false;
     while let Some(first) = receiver.recv().await {
+        if !full {
+            // Let calls gather (one write, one wake-up, per interval).
+            tokio::time::sleep(WRITE_INTERVAL).await;
+        }
         let mut flushes = Vec::new();
         let mut next = Some(first);
         while let Some(message) = next.take() {
@@ -456,6 +464,7 @@ async fn write_loop(db: Db, mut receiver: mpsc::Receiver<Message>) {
                 next = receiver.try_recv().ok();
             }
         }
+        full = batch.len() >= BATCH;
         if !batch.is_empty() {
             if let Err(e) = write_batch(&db, &batch).await {
                 tracing::warn!(error = %e, calls = batch.len(), "writing the request log failed; these entries are lost");
@@ -468,70 +477,90 @@ async fn write_loop(db: Db, mut receiver: mpsc::Receiver<Message>) {
     }
 }
 
+static REQUEST_INSERT: InsertSql = InsertSql::with_tail(
+    "INSERT INTO requests (request_id, organization_id, api_key_id, operation, \
+     requested_model, model, provider, status, error_code, error_message, stream, byok, \
+     prompt_tokens, completion_tokens, cost, duration_ms, ttft_ms, overhead_ms, \
+     attempt_count, trace_id, request_body, response_body, has_body, created_at) VALUES ",
+    " ON CONFLICT (request_id) DO NOTHING",
+);
+
+static ATTEMPT_INSERT: InsertSql = InsertSql::with_tail(
+    "INSERT INTO request_attempts (request_id, attempt, provider, model, outcome, \
+     http_status, error, byok, duration_ms, started_at) VALUES ",
+    " ON CONFLICT (request_id, attempt) DO NOTHING",
+);
+
+/// Writes a batch in one transaction, several rows per statement.
 async fn write_batch(db: &Db, calls: &[Box<LoggedCall>]) -> Result<(), sqlx::Error> {
     let mut tx = db.begin_write().await?;
-    for call in calls {
-        let has_body = call.request_body.is_some() || call.response_body.is_some();
-        sqlx::query(
-            "INSERT INTO requests (request_id, organization_id, api_key_id, operation, \
-             requested_model, model, provider, status, error_code, error_message, stream, byok, \
-             prompt_tokens, completion_tokens, cost, duration_ms, ttft_ms, overhead_ms, \
-             attempt_count, trace_id, request_body, response_body, has_body, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-             $18, $19, $20, $21, $22, $23, $24) ON CONFLICT (request_id) DO NOTHING",
-        )
-        .bind(&call.request_id)
-        .bind(&call.organization_id)
-        .bind(&call.api_key_id)
-        .bind(&call.operation)
-        .bind(&call.requested_model)
-        .bind(&call.model)
-        .bind(&call.provider)
-        .bind(i64::from(call.status))
-        .bind(&call.error_code)
-        .bind(&call.error_message)
-        .bind(call.stream)
-        .bind(call.byok)
-        .bind(call.prompt_tokens)
-        .bind(call.completion_tokens)
-        .bind(call.cost)
-        .bind(call.duration_ms)
-        .bind(call.time_to_first_token_ms)
-        .bind(call.overhead_ms)
-        .bind(i64::try_from(call.attempts.len()).unwrap_or(i64::MAX))
-        .bind(&call.trace_id)
-        .bind(&call.request_body)
-        .bind(&call.response_body)
-        .bind(has_body)
-        .bind(call.created_at_ms)
-        .execute(&mut *tx)
-        .await?;
-        for a in &call.attempts {
-            sqlx::query(
-                "INSERT INTO request_attempts (request_id, attempt, provider, model, outcome, \
-                 http_status, error, byok, duration_ms, started_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                 ON CONFLICT (request_id, attempt) DO NOTHING",
-            )
-            .bind(&call.request_id)
-            .bind(a.attempt)
-            .bind(&a.provider)
-            .bind(&a.model)
-            .bind(&a.status)
-            .bind(a.http_status)
-            .bind(&a.error)
-            .bind(a.byok)
-            .bind(a.duration_ms)
-            .bind(a.started_at_ms)
-            .execute(&mut *tx)
-            .await?;
+    for chunk in calls.chunks(REQUEST_INSERT.rows_per_insert()) {
+        let sql = REQUEST_INSERT.for_rows(chunk.len());
+        let mut query = sqlx::query(&sql);
+        for call in chunk {
+            let has_body = call.request_body.is_some() || call.response_body.is_some();
+            query = query
+                .bind(&call.request_id)
+                .bind(&call.organization_id)
+                .bind(&call.api_key_id)
+                .bind(&call.operation)
+                .bind(&call.requested_model)
+                .bind(&call.model)
+                .bind(&call.provider)
+                .bind(i64::from(call.status))
+                .bind(&call.error_code)
+                .bind(&call.error_message)
+                .bind(call.stream)
+                .bind(call.byok)
+                .bind(call.prompt_tokens)
+                .bind(call.completion_tokens)
+                .bind(call.cost)
+                .bind(call.duration_ms)
+                .bind(call.time_to_first_token_ms)
+                .bind(call.overhead_ms)
+                .bind(i64::try_from(call.attempts.len()).unwrap_or(i64::MAX))
+                .bind(&call.trace_id)
+                .bind(&call.request_body)
+                .bind(&call.response_body)
+                .bind(has_body)
+                .bind(call.created_at_ms);
         }
+        query.execute(&mut *tx).await?;
+    }
+    let attempts: Vec<(&str, &Attempt)> = calls
+        .iter()
+        .flat_map(|call| call.attempts.iter().map(|a| (call.request_id.as_str(), a)))
+        .collect();
+    for chunk in attempts.chunks(ATTEMPT_INSERT.rows_per_insert()) {
+        let sql = ATTEMPT_INSERT.for_rows(chunk.len());
+        let mut query = sqlx::query(&sql);
+        for (request_id, a) in chunk {
+            query = query
+                .bind(*request_id)
+                .bind(a.attempt)
+                .bind(&a.provider)
+                .bind(&a.model)
+                .bind(&a.status)
+                .bind(a.http_status)
+                .bind(&a.error)
+                .bind(a.byok)
+                .bind(a.duration_ms)
+                .bind(a.started_at_ms);
+        }
+        query.execute(&mut *tx).await?;
     }
     tx.commit().await
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn inserts_have_a_placeholder_per_bound_column() {
+        // write_batch binds 24 values a call and 10 an attempt.
+        assert_eq!(REQUEST_INSERT.columns(), 24);
+        assert_eq!(ATTEMPT_INSERT.columns(), 10);
+    }
+
     use super::*;
 
     #[test]
