@@ -40,7 +40,7 @@ async fn app() -> (TestApp, String, String) {
     (app, org, key)
 }
 
-async fn post(app: &TestApp, key: &str, path: &str, body: &Value) -> reqwest::Response {
+pub(crate) async fn post(app: &TestApp, key: &str, path: &str, body: &Value) -> reqwest::Response {
     app.client
         .post(app.url(path))
         .bearer_auth(key)
@@ -50,14 +50,14 @@ async fn post(app: &TestApp, key: &str, path: &str, body: &Value) -> reqwest::Re
         .unwrap()
 }
 
-async fn json_of(response: reqwest::Response, status: u16) -> Value {
+pub(crate) async fn json_of(response: reqwest::Response, status: u16) -> Value {
     let got = response.status().as_u16();
     let text = response.text().await.unwrap();
     assert_eq!(got, status, "{text}");
     serde_json::from_str(&text).unwrap()
 }
 
-fn output_text(response: &Value) -> String {
+pub(crate) fn output_text(response: &Value) -> String {
     response["output"]
         .as_array()
         .unwrap()
@@ -69,7 +69,7 @@ fn output_text(response: &Value) -> String {
 }
 
 /// The (type, data) of every event of a Responses stream.
-fn events(text: &str) -> Vec<(String, Value)> {
+pub(crate) fn events(text: &str) -> Vec<(String, Value)> {
     sse_data(text)
         .iter()
         .map(|d| {
@@ -79,7 +79,7 @@ fn events(text: &str) -> Vec<(String, Value)> {
         .collect()
 }
 
-async fn last_usage(app: &TestApp, org: &str) -> Value {
+pub(crate) async fn last_usage(app: &TestApp, org: &str) -> Value {
     app.usage(org).await[0].clone()
 }
 

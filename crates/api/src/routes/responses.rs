@@ -1,9 +1,10 @@
 //! OpenAI's Responses API in front of any model: `POST /v1/responses`
 //! (plain and streamed), `GET` and `DELETE /v1/responses/{id}`.
 //!
-//! The request is decoded to Tollgate's (Chat) request and served like
-//! `/v1/chat/completions`, whatever the model's provider; the answer is
-//! encoded as a Responses object or its SSE events. With `store` (the
+//! The request is decoded in two forms, the provider's Responses body and
+//! its Chat translation; the gateway sends the first to a provider that
+//! speaks Responses (OpenAI) and the second to any other, and the answer is
+//! relayed or encoded as a Responses object or its SSE events. With `store` (the
 //! default) the final object and the conversation are kept for the
 //! organization (`TOLLGATE_RESPONSES_RETENTION_DAYS`), so `GET` and
 //! `previous_response_id` find them; another organization gets 404.
@@ -23,9 +24,8 @@ use tokio::sync::oneshot;
 use tollgate_gateway::admission::require_scope;
 use tollgate_gateway::{CallRequest, Operation, call_options};
 use tollgate_providers::ChatMessage;
-use tollgate_providers::responses::{
-    ResponseContext, ResponsesRequest, assistant_message, to_chat_request,
-};
+use tollgate_providers::responses::native::decode;
+use tollgate_providers::responses::{ResponseContext, ResponsesRequest, assistant_message};
 use tollgate_tenants::KeyScope;
 
 pub async fn create(
@@ -58,8 +58,8 @@ pub async fn create(
         }
         None => Vec::new(),
     };
-    let chat = to_chat_request(&request, history).map_err(ApiError::bad_request)?;
-    chat.validate().map_err(ApiError::bad_request)?;
+    let call = decode(&request, history).map_err(ApiError::bad_request)?;
+    call.chat.validate().map_err(ApiError::bad_request)?;
     let context = ResponseContext::new(tollgate_core::ids::new_id("resp"), &request);
     let (done, object, ack, acked) = if request.store() {
         let (done, object) = oneshot::channel();
@@ -72,7 +72,7 @@ pub async fn create(
     if let (Some(stored), Some(ack)) = (object, ack) {
         // Kept once the answer is complete (a stream's last event); the
         // conversation is the request's turns plus the answer's.
-        let mut messages = chat.messages.clone();
+        let mut messages = call.chat.messages.clone();
         // Instructions are not carried over to a follow-up (OpenAI's rule).
         let instructed = request
             .instructions
@@ -99,13 +99,13 @@ pub async fn create(
             let _ = ack.send(());
         }));
     }
-    let stream = chat.stream;
+    let stream = call.chat.stream;
     let dialect = Dialect::Responses {
         context,
         done: Mutex::new(done),
         stored: Mutex::new(acked),
     };
-    let operation = Operation::Chat(chat);
+    let operation = Operation::Responses(call);
     let mut call = CallRequest::new(principal, request_id, operation, options, body.len());
     crate::observe::prepare(&state, &mut call, &headers, &body);
     let response = serve(&state, call, dialect).await?;

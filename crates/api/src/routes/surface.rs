@@ -50,13 +50,13 @@ fn respond(outcome: Outcome, dialect: Dialect) -> Response {
             route,
             cost,
         } => {
-            let body = dialect.answer_body(body, &usage);
+            let body = dialect.answer_body(body, &usage, route.wire);
             let mut response = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
             route_headers(response.headers_mut(), &route, cost);
             response
         }
         Outcome::Stream { route, events } => {
-            let encoder = dialect.encoder();
+            let encoder = dialect.encoder(route.wire);
             // Item by item; a stream's end waits for what it announces
             // (`Encoder::settled`) before its events go out.
             let body = futures::stream::unfold(
