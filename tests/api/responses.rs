@@ -253,3 +253,94 @@ async fn previous_response_id_works_across_native_and_translated_calls() {
     assert_eq!(input[3], json!({"role": "assistant", "content": REPLY}));
     assert_eq!(input[4], json!({"role": "user", "content": "Thanks"}));
 }
+
+#[tokio::test]
+async fn input_items_are_listed_in_openais_shape_for_their_organization_only() {
+    let (app, _org, key) = app().await;
+    let (_other, other_key) = app.funded_org("usd", 1_000_000).await;
+    let input = json!([
+        {"role": "user", "content": "one"},
+        {"role": "assistant", "content": "two"},
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "three"}]},
+    ]);
+    let object = json_of(
+        post(
+            &app,
+            &key,
+            "/v1/responses",
+            &json!({"model": "gpt-4o-mini", "input": input}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let path = format!(
+        "/v1/responses/{}/input_items",
+        object["id"].as_str().unwrap()
+    );
+    let all = json_of(app.get_with_key(&key, &path).await, 200).await;
+    assert_eq!(all["object"], "list");
+    assert_eq!(all["has_more"], false);
+    let data = all["data"].as_array().unwrap();
+    // Newest first by default, as OpenAI lists them.
+    let texts: Vec<&str> = data
+        .iter()
+        .map(|i| i["content"][0]["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["three", "two", "one"]);
+    assert_eq!(data[0]["type"], "message");
+    assert_eq!(data[1]["content"][0]["type"], "output_text");
+    assert_eq!(all["first_id"], data[0]["id"]);
+    assert_eq!(all["last_id"], data[2]["id"]);
+
+    let page = json_of(
+        app.get_with_key(&key, &format!("{path}?order=asc&limit=2"))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(page["has_more"], true);
+    assert_eq!(page["data"][0]["content"][0]["text"], "one");
+    let after = page["last_id"].as_str().unwrap();
+    let rest = json_of(
+        app.get_with_key(&key, &format!("{path}?order=asc&limit=2&after={after}"))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(rest["data"].as_array().unwrap().len(), 1);
+    assert_eq!(rest["data"][0]["content"][0]["text"], "three");
+    assert_eq!(rest["has_more"], false);
+
+    let bad = json_of(
+        app.get_with_key(&key, &format!("{path}?limit=0")).await,
+        400,
+    )
+    .await;
+    assert!(bad["error"]["message"].as_str().unwrap().contains("limit"));
+    json_of(app.get_with_key(&other_key, &path).await, 404).await;
+}
+
+#[tokio::test]
+async fn background_responses_are_refused_naming_the_parameter() {
+    let (app, _org, key) = app().await;
+    let error = json_of(
+        post(
+            &app,
+            &key,
+            "/v1/responses",
+            &json!({"model": "gpt-4o-mini", "input": "x", "background": true}),
+        )
+        .await,
+        400,
+    )
+    .await;
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("background"),
+        "{error}"
+    );
+    assert!(app.mock.requests().is_empty());
+}

@@ -875,6 +875,7 @@ impl SseEncoder {
     }
 }
 
+pub mod items;
 pub mod native;
 
 #[cfg(test)]
