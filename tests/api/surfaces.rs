@@ -395,6 +395,29 @@ async fn gemini_generate_content_answers_for_every_provider_kind() {
 }
 
 #[tokio::test]
+async fn a_gemini_stream_without_alt_sse_is_one_json_array() {
+    let (app, _org, key) = app().await;
+    for model in MODELS {
+        let path = format!("/v1beta/models/{model}:streamGenerateContent");
+        let response = google(&app, &key, &path, &gemini_body()).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "application/json");
+        let chunks: Vec<Value> = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+        let text: String = chunks
+            .iter()
+            .filter_map(|c| c["candidates"][0]["content"]["parts"][0]["text"].as_str())
+            .collect();
+        assert_eq!(text, REPLY, "{model}");
+        let last = chunks.last().unwrap();
+        assert_eq!(last["candidates"][0]["finishReason"], "STOP");
+        assert_eq!(
+            last["usageMetadata"]["totalTokenCount"],
+            PROMPT + CHAT_COMPLETION_TOKENS
+        );
+    }
+}
+
+#[tokio::test]
 async fn gemini_function_calling_count_tokens_and_embeddings() {
     let (app, org, key) = app().await;
     let mut body = gemini_body();

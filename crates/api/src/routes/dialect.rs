@@ -35,8 +35,9 @@ pub enum Dialect {
         /// it, so a follow-up naming it finds it.
         stored: Mutex<Option<oneshot::Receiver<()>>>,
     },
-    /// `model` is the name the client asked for, echoed in the answer.
-    Gemini { model: String },
+    /// `model` is the name the client asked for, echoed in the answer;
+    /// `sse`: a stream asked with `alt=sse` (else one JSON array).
+    Gemini { model: String, sse: bool },
 }
 
 fn send_done(done: Option<oneshot::Sender<Value>>, object: &Value) {
@@ -81,7 +82,7 @@ impl Dialect {
                 }
                 Err(_) => body,
             },
-            Dialect::Gemini { model } => match serde_json::from_slice(&body) {
+            Dialect::Gemini { model, .. } => match serde_json::from_slice(&body) {
                 Ok(completion) => Bytes::from(
                     gemini::inbound::response_from_completion(&completion, model, usage)
                         .to_string(),
@@ -116,7 +117,22 @@ impl Dialect {
                 done: take(done),
                 stored: take(stored),
             },
-            Dialect::Gemini { model } => Encoder::Gemini(gemini::inbound::SseEncoder::new(model)),
+            Dialect::Gemini { model, sse: true } => {
+                Encoder::Gemini(gemini::inbound::SseEncoder::new(model))
+            }
+            Dialect::Gemini { model, sse: false } => {
+                Encoder::Gemini(gemini::inbound::SseEncoder::json_array(model))
+            }
+        }
+    }
+}
+
+impl Dialect {
+    /// The content type of a streamed answer.
+    pub fn stream_content_type(&self) -> &'static str {
+        match self {
+            Dialect::Gemini { sse: false, .. } => "application/json",
+            _ => "text/event-stream",
         }
     }
 }
