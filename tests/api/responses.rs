@@ -344,3 +344,39 @@ async fn background_responses_are_refused_naming_the_parameter() {
     );
     assert!(app.mock.requests().is_empty());
 }
+
+#[tokio::test]
+async fn tool_calls_of_an_openai_compatible_model_become_function_call_items() {
+    let (app, _org, key) = app().await;
+    let tools = json!([{"type": "function", "name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]);
+    let body = json!({"model": "deepseek-chat", "input": "Weather in Paris?", "tools": tools});
+    let object = json_of(post(&app, &key, "/v1/responses", &body).await, 200).await;
+    let call = &object["output"][0];
+    assert_eq!(call["type"], "function_call", "{object}");
+    assert_eq!(call["name"], "get_weather");
+    assert_eq!(call["arguments"], r#"{"city":"mock"}"#);
+    assert_eq!(object["usage"]["output_tokens"], 7);
+    let sent = app.mock.requests().pop().unwrap();
+    assert_eq!(sent.path, "/v1/chat/completions");
+    assert_eq!(sent.body["tools"][0]["function"]["name"], "get_weather");
+
+    let mut body = body;
+    body["stream"] = json!(true);
+    let response = post(&app, &key, "/v1/responses", &body).await;
+    let events = events(&response.text().await.unwrap());
+    let arguments: String = events
+        .iter()
+        .filter(|(n, _)| n == "response.function_call_arguments.delta")
+        .map(|(_, d)| d["delta"].as_str().unwrap())
+        .collect();
+    assert_eq!(arguments, r#"{"city":"mock"}"#);
+    let done = &events.last().unwrap().1["response"];
+    assert_eq!(done["output"][0]["type"], "function_call", "{done}");
+    assert!(
+        done["output"][0]["call_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("call_")
+    );
+}

@@ -157,7 +157,7 @@ async fn a_streamed_response_is_the_responses_event_sequence() {
 #[tokio::test]
 async fn a_tool_call_and_its_output_continue_with_previous_response_id() {
     let (app, _org, key) = app().await;
-    for model in ["claude-sonnet", "gemini-flash"] {
+    for model in MODELS {
         let tools = json!([{"type": "function", "name": "get_weather", "description": "Weather",
             "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]);
         let first = json_of(
