@@ -30,6 +30,7 @@ mod provider_credentials;
 mod rate_limits;
 mod rate_limits_processes;
 mod request_log;
+mod responses;
 mod roles;
 mod routing;
 mod surfaces;

@@ -40,7 +40,7 @@ async fn app() -> (TestApp, String, String) {
     (app, org, key)
 }
 
-async fn post(app: &TestApp, key: &str, path: &str, body: &Value) -> reqwest::Response {
+pub(crate) async fn post(app: &TestApp, key: &str, path: &str, body: &Value) -> reqwest::Response {
     app.client
         .post(app.url(path))
         .bearer_auth(key)
@@ -50,14 +50,14 @@ async fn post(app: &TestApp, key: &str, path: &str, body: &Value) -> reqwest::Re
         .unwrap()
 }
 
-async fn json_of(response: reqwest::Response, status: u16) -> Value {
+pub(crate) async fn json_of(response: reqwest::Response, status: u16) -> Value {
     let got = response.status().as_u16();
     let text = response.text().await.unwrap();
     assert_eq!(got, status, "{text}");
     serde_json::from_str(&text).unwrap()
 }
 
-fn output_text(response: &Value) -> String {
+pub(crate) fn output_text(response: &Value) -> String {
     response["output"]
         .as_array()
         .unwrap()
@@ -69,7 +69,7 @@ fn output_text(response: &Value) -> String {
 }
 
 /// The (type, data) of every event of a Responses stream.
-fn events(text: &str) -> Vec<(String, Value)> {
+pub(crate) fn events(text: &str) -> Vec<(String, Value)> {
     sse_data(text)
         .iter()
         .map(|d| {
@@ -79,7 +79,7 @@ fn events(text: &str) -> Vec<(String, Value)> {
         .collect()
 }
 
-async fn last_usage(app: &TestApp, org: &str) -> Value {
+pub(crate) async fn last_usage(app: &TestApp, org: &str) -> Value {
     app.usage(org).await[0].clone()
 }
 
@@ -157,7 +157,7 @@ async fn a_streamed_response_is_the_responses_event_sequence() {
 #[tokio::test]
 async fn a_tool_call_and_its_output_continue_with_previous_response_id() {
     let (app, _org, key) = app().await;
-    for model in ["claude-sonnet", "gemini-flash"] {
+    for model in MODELS {
         let tools = json!([{"type": "function", "name": "get_weather", "description": "Weather",
             "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]);
         let first = json_of(
@@ -380,6 +380,29 @@ async fn gemini_generate_content_answers_for_every_provider_kind() {
             .iter()
             .map(|d| serde_json::from_str(d).unwrap())
             .collect();
+        let text: String = chunks
+            .iter()
+            .filter_map(|c| c["candidates"][0]["content"]["parts"][0]["text"].as_str())
+            .collect();
+        assert_eq!(text, REPLY, "{model}");
+        let last = chunks.last().unwrap();
+        assert_eq!(last["candidates"][0]["finishReason"], "STOP");
+        assert_eq!(
+            last["usageMetadata"]["totalTokenCount"],
+            PROMPT + CHAT_COMPLETION_TOKENS
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_gemini_stream_without_alt_sse_is_one_json_array() {
+    let (app, _org, key) = app().await;
+    for model in MODELS {
+        let path = format!("/v1beta/models/{model}:streamGenerateContent");
+        let response = google(&app, &key, &path, &gemini_body()).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "application/json");
+        let chunks: Vec<Value> = serde_json::from_str(&response.text().await.unwrap()).unwrap();
         let text: String = chunks
             .iter()
             .filter_map(|c| c["candidates"][0]["content"]["parts"][0]["text"].as_str())

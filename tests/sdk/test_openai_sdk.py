@@ -358,6 +358,10 @@ def test_gemini_model_through_the_openai_sdk():
     _native_model_plain_and_streamed_tool_call("gemini-test")
 
 
+def test_openai_model_tool_call_through_the_openai_sdk():
+    _native_model_plain_and_streamed_tool_call(MODEL)
+
+
 def _messages(body):
     req = urllib.request.Request(
         URL + "/v1/messages", data=json.dumps(body).encode(), method="POST"
@@ -404,6 +408,7 @@ CHECKS = [
     test_balance_dropped_by_exactly_the_costs,
     test_anthropic_model_through_the_openai_sdk,
     test_gemini_model_through_the_openai_sdk,
+    test_openai_model_tool_call_through_the_openai_sdk,
     test_anthropic_messages_api_to_an_openai_model,
 ]
 

@@ -1,9 +1,11 @@
 """Real SDKs on Tollgate's other surfaces, against a running Tollgate.
 
 Run by tests/sdk/run after test_openai_sdk.py, with the same gateway and
-environment (TOLLGATE_URL, TOLLGATE_ADMIN_TOKEN). Models of the three
-provider kinds, all served by the mock provider: gpt-4o-mini
-(OpenAI-compatible), claude-test (Anthropic), gemini-test (Gemini), and
+environment (TOLLGATE_URL, TOLLGATE_ADMIN_TOKEN). Every check runs on
+models of the three provider kinds, all served by the mock provider:
+gpt-native (provider `openai`, which speaks Responses: /v1/responses goes
+through natively), gpt-4o-mini (an OpenAI-compatible provider: Responses
+translated to Chat), claude-test (Anthropic), gemini-test (Gemini); and
 gemini-embed (Gemini embeddings). The mock's usage rule: prompt = words + 3
 per message, completion = words of the reply (11), 7 for a tool call.
 
@@ -34,8 +36,7 @@ from pydantic import BaseModel
 
 URL = os.environ["TOLLGATE_URL"].rstrip("/")
 ADMIN_TOKEN = os.environ["TOLLGATE_ADMIN_TOKEN"]
-MODELS = ["gpt-4o-mini", "claude-test", "gemini-test"]
-TOOL_MODELS = ["claude-test", "gemini-test"]  # the mock calls tools there
+MODELS = ["gpt-native", "gpt-4o-mini", "claude-test", "gemini-test"]
 MOCK_REPLY = "Hello! I am a mock model and this is my answer."
 PROMPT = 10  # "Be brief" and "Say hello": (2 + 3) each
 
@@ -102,7 +103,7 @@ def responses_create_stream():
 
 
 def responses_tools_and_outputs():
-    for model in TOOL_MODELS:
+    for model in MODELS:
         first = oai.responses.create(model=model, input="Weather in Paris?", tools=[WEATHER])
         calls = [item for item in first.output if item.type == "function_call"]
         assert calls and calls[0].name == "get_weather", (model, first.output)
@@ -111,11 +112,11 @@ def responses_tools_and_outputs():
             model=model, tools=[WEATHER], previous_response_id=first.id,
             input=[{"type": "function_call_output", "call_id": calls[0].call_id, "output": "sunny"}])
         assert second.output_text == MOCK_REPLY, (model, second.output)
-    # The streamed call's arguments arrive as deltas.
-    stream = oai.responses.create(model="claude-test", input="Weather in Paris?", tools=[WEATHER], stream=True)
-    kinds = [event.type for event in stream]
-    assert "response.function_call_arguments.delta" in kinds, kinds
-    assert "response.function_call_arguments.done" in kinds, kinds
+        # The streamed call's arguments arrive as deltas.
+        stream = oai.responses.create(model=model, input="Weather in Paris?", tools=[WEATHER], stream=True)
+        kinds = [event.type for event in stream]
+        assert "response.function_call_arguments.delta" in kinds, (model, kinds)
+        assert "response.function_call_arguments.done" in kinds, (model, kinds)
 
 
 def responses_parse():
@@ -151,7 +152,7 @@ def previous_response_id_across_two_calls():
 def anthropic_count_tokens():
     client = anthropic.Anthropic(base_url=URL, api_key=KEY, max_retries=0)
     messages = [{"role": "user", "content": "Say hello"}]
-    for model in ["claude-test", "gemini-test"]:
+    for model in ["claude-test", "gemini-test"]:  # their providers count
         counted = client.messages.count_tokens(model=model, system="Be brief", messages=messages)
         assert counted.input_tokens == PROMPT, (model, counted)
     estimated = client.messages.count_tokens(model="gpt-4o-mini", messages=messages)
@@ -189,7 +190,7 @@ def genai_function_calling():
                                 required=["city"]))])
     config = types.GenerateContentConfig(
         tools=[tool], automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True))
-    for model in TOOL_MODELS:
+    for model in MODELS:
         r = client.models.generate_content(model=model, contents="Weather in Paris?", config=config)
         calls = r.function_calls or []
         assert calls and calls[0].name == "get_weather" and calls[0].args == {"city": "mock"}, (model, r)

@@ -9,7 +9,8 @@ import { generateText, streamText } from 'ai';
 
 const URL = process.env.TOLLGATE_URL.replace(/\/$/, '');
 const ADMIN = process.env.TOLLGATE_ADMIN_TOKEN;
-const MODELS = ['gpt-4o-mini', 'claude-test', 'gemini-test'];
+// gpt-native: served natively by a provider that speaks Responses.
+const MODELS = ['gpt-native', 'gpt-4o-mini', 'claude-test', 'gemini-test'];
 const REPLY = 'Hello! I am a mock model and this is my answer.';
 
 async function api(method, path, body) {

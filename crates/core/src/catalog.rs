@@ -53,6 +53,10 @@ pub struct ProviderEntry {
     pub api_key: Option<SecretString>,
     /// Needs no key at all (a local vLLM or Ollama): calls go without one.
     pub keyless: bool,
+    /// Speaks OpenAI's Responses API (`POST {base_url}/responses`): a
+    /// `/v1/responses` call it serves is passed through natively instead of
+    /// translated to Chat Completions. Only for the `openai` kind.
+    pub responses_api: bool,
 }
 
 /// What a model is called for.

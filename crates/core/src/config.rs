@@ -64,6 +64,9 @@ struct RawProvider {
     preset: Option<String>,
     /// Calls need no key (local servers); default from the preset.
     keyless: Option<bool>,
+    /// Speaks OpenAI's Responses API; default: only the provider named
+    /// `openai` (or naming the `openai` preset).
+    responses_api: Option<bool>,
 }
 
 /// `auto_detect`: how names missing from `models` are resolved.
@@ -324,12 +327,28 @@ fn build_catalog(raw: RawConfig) -> Result<Catalog, ConfigError> {
         let keyless = p
             .keyless
             .unwrap_or_else(|| preset.is_some_and(|p| p.key_env.is_none()));
+        let responses_api = match p.responses_api {
+            Some(true) if kind != ProviderKind::OpenAi => {
+                return Err(field(
+                    format!("providers.{name}.responses_api"),
+                    "only a provider of kind openai can speak the Responses API",
+                ));
+            }
+            Some(speaks) => speaks,
+            // OpenAI itself; OpenAI-compatible APIs (DeepSeek, Groq, …) mostly
+            // have no `/responses`, so they get the translation unless told.
+            None => {
+                kind == ProviderKind::OpenAi
+                    && (name == "openai" || preset.is_some_and(|p| p.name == "openai"))
+            }
+        };
         providers.push(ProviderEntry {
             name,
             kind,
             base_url,
             api_key,
             keyless,
+            responses_api,
         });
     }
     let provider_names: HashSet<&str> = providers.iter().map(|p| p.name.as_str()).collect();
@@ -804,6 +823,28 @@ providers:
             .unwrap_err()
             .to_string();
         assert!(err.contains("providers.x.base_url"), "{err}");
+    }
+
+    #[test]
+    fn only_openai_speaks_responses_unless_the_file_says_so() {
+        let config = r#"
+providers:
+  openai: { base_url: "https://api.openai.com/v1" }
+  deepseek: { api_key: "k" }
+  proxy: { kind: openai, base_url: "https://proxy.example/v1", responses_api: true }
+  no-native: { preset: openai, responses_api: false }
+"#;
+        let catalog = parse_catalog(config, no_env).unwrap();
+        let speaks = |name: &str| catalog.provider(name).unwrap().responses_api;
+        assert!(speaks("openai") && speaks("proxy"));
+        assert!(!speaks("deepseek") && !speaks("no-native"));
+        let err = parse_catalog(
+            "providers:\n  anthropic: { api_key: k, responses_api: true }\n",
+            no_env,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("providers.anthropic.responses_api"), "{err}");
     }
 
     #[test]

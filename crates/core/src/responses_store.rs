@@ -31,13 +31,15 @@ impl ResponseStore {
         }
     }
 
-    /// Keeps a response for the retention period.
+    /// Keeps a response for the retention period; `input_items`: the JSON
+    /// array of its input items, each with its id.
     pub async fn insert(
         &self,
         id: &str,
         organization_id: &str,
         response: &str,
         messages: &str,
+        input_items: &str,
     ) -> Result<(), sqlx::Error> {
         let now = now_millis();
         sqlx::query("DELETE FROM stored_responses WHERE expires_at <= $1")
@@ -45,13 +47,14 @@ impl ResponseStore {
             .execute(self.db.pool())
             .await?;
         sqlx::query(
-            "INSERT INTO stored_responses (id, organization_id, response, messages, created_at, \
-             expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO stored_responses (id, organization_id, response, messages, input_items, \
+             created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(id)
         .bind(organization_id)
         .bind(response)
         .bind(messages)
+        .bind(input_items)
         .bind(now)
         .bind(now.saturating_add(self.retention_ms))
         .execute(self.db.pool())
@@ -81,6 +84,24 @@ impl ResponseStore {
             })
         })
         .transpose()
+    }
+
+    /// The input items (JSON array) of the organization's unexpired
+    /// response with this id.
+    pub async fn input_items(
+        &self,
+        organization_id: &str,
+        id: &str,
+    ) -> Result<Option<String>, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT input_items FROM stored_responses \
+             WHERE id = $1 AND organization_id = $2 AND expires_at > $3",
+        )
+        .bind(id)
+        .bind(organization_id)
+        .bind(now_millis())
+        .fetch_optional(self.db.pool())
+        .await
     }
 
     /// Deletes the organization's response; whether there was one.

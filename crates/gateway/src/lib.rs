@@ -23,7 +23,9 @@
 //! A surface is a decoder and an encoder, nothing else:
 //! 1. decode the body into a provider request in Tollgate's (OpenAI)
 //!    format: [`Operation::Chat`] with a `ChatRequest`, or
-//!    [`Operation::Embed`] with an `EmbeddingRequest` (see
+//!    [`Operation::Embed`] with an `EmbeddingRequest`, or
+//!    [`Operation::Responses`] (a Responses request in its native and its
+//!    Chat form; `Route::wire` tells which one answered) (see
 //!    `tollgate_providers::anthropic::inbound` for a decoder), and validate
 //!    it;
 //! 2. take the gateway's options out of it with [`call_options`] (the
@@ -57,7 +59,7 @@ pub mod stream;
 pub use error::GatewayError;
 pub use observe::{CallObserver, NoObserver};
 pub use options::{CallOptions, OptionHeaders, call_options};
-pub use pipeline::{CallRequest, Operation, Outcome, Route};
+pub use pipeline::{CallRequest, Operation, Outcome, Route, Wire};
 pub use stream::{StreamEnd, StreamItem};
 
 use std::ops::Deref;

@@ -19,6 +19,7 @@ use tollgate_billing::{BillingError, UsageStatus};
 use tollgate_core::money::TokenUsage;
 use tollgate_core::{ErrorCode, ModelEntry, ModelMode, ProviderKind};
 use tollgate_observe::TraceContext;
+use tollgate_providers::responses::native::ResponsesCall;
 use tollgate_providers::{ChatRequest, ChatStream, EmbeddingRequest, ProviderError, Target};
 use tollgate_routing::fit::Needs;
 use tollgate_routing::health::{Availability, backoff};
@@ -67,12 +68,16 @@ impl CallRequest {
 pub enum Operation {
     Chat(ChatRequest),
     Embed(EmbeddingRequest),
+    /// An OpenAI Responses request: sent natively to a provider that speaks
+    /// the Responses API (`ProviderEntry::responses_api`), as its Chat
+    /// translation to any other; [`Route::wire`] says which answered.
+    Responses(ResponsesCall),
 }
 
 impl Operation {
     pub fn kind(&self) -> OperationKind {
         match self {
-            Operation::Chat(_) => OperationKind::Chat,
+            Operation::Chat(_) | Operation::Responses(_) => OperationKind::Chat,
             Operation::Embed(_) => OperationKind::Embed,
         }
     }
@@ -80,9 +85,30 @@ impl Operation {
     fn model(&self) -> &str {
         match self {
             Operation::Chat(r) => &r.model,
+            Operation::Responses(r) => &r.chat.model,
             Operation::Embed(r) => &r.model,
         }
     }
+
+    /// The chat request (a Responses call's translation), if it completes.
+    fn chat(&self) -> Option<&ChatRequest> {
+        match self {
+            Operation::Chat(r) => Some(r),
+            Operation::Responses(r) => Some(&r.chat),
+            Operation::Embed(_) => None,
+        }
+    }
+}
+
+/// The format of an answer's body and stream chunks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// OpenAI's Chat Completions (or Embeddings) JSON and chunks:
+    /// Tollgate's own format, whatever the provider.
+    OpenAi,
+    /// A Responses object and the Responses events' JSON, as the provider
+    /// sent them (a native Responses call).
+    Responses,
 }
 
 /// Which model answered, and how.
@@ -96,13 +122,16 @@ pub struct Route {
     pub attempts: u32,
     /// The caller's rate-limit quotas (`x-ratelimit-*`).
     pub quotas: Quotas,
+    /// The format the answer is in.
+    pub wire: Wire,
 }
 
 /// The answer of a call.
 pub enum Outcome {
     /// A complete answer, already settled.
     Answer {
-        /// The provider's answer in OpenAI's JSON format.
+        /// The provider's answer: OpenAI's JSON format, or a Responses
+        /// object (`route.wire`).
         body: Bytes,
         usage: TokenUsage,
         route: Route,
@@ -140,7 +169,7 @@ struct Plan {
 impl Plan {
     fn new(operation: &Operation) -> Result<Plan, GatewayError> {
         Ok(match operation {
-            Operation::Chat(r) => {
+            Operation::Chat(r) | Operation::Responses(ResponsesCall { chat: r, .. }) => {
                 let prompt_bound = r.prompt_token_upper_bound();
                 Plan {
                     prompt_bound,
@@ -350,7 +379,7 @@ impl Gateway {
             principal: request.principal.clone(),
             operation: request.operation.kind(),
             requested_model: request.operation.model().to_owned(),
-            stream: matches!(&request.operation, Operation::Chat(r) if r.stream),
+            stream: request.operation.chat().is_some_and(|r| r.stream),
             started: request.started,
             power_level: request.options.power_level,
             trace: request.trace,
@@ -388,14 +417,16 @@ impl Gateway {
         request: CallRequest,
     ) -> Result<Outcome, GatewayError> {
         let (scope, mode) = match &request.operation {
-            Operation::Chat(_) => (KeyScope::Chat, ModelMode::Chat),
+            Operation::Chat(_) | Operation::Responses(_) => (KeyScope::Chat, ModelMode::Chat),
             Operation::Embed(_) => (KeyScope::Embeddings, ModelMode::Embedding),
         };
         require_scope(&request.principal, scope)?;
         let model = request.operation.model();
         let candidates = self.candidates(&request.principal, model, &request.options, mode)?;
         let needs = match &request.operation {
-            Operation::Chat(r) => chat_needs(r, &request.options),
+            Operation::Chat(r) | Operation::Responses(ResponsesCall { chat: r, .. }) => {
+                chat_needs(r, &request.options)
+            }
             Operation::Embed(_) => Needs {
                 max_price: request.options.max_price,
                 ..Needs::default()
@@ -514,12 +545,19 @@ impl Gateway {
                             continue;
                         }
                     };
-                    if let Operation::Chat(chat) = &mut request.operation {
-                        // Clamped, so that an SDK's large default is served
-                        // (and held) as the model's own limit.
-                        chat.max_tokens = plan.max_tokens.map(|v| clamp(v, model));
-                        chat.max_completion_tokens =
-                            plan.max_completion_tokens.map(|v| clamp(v, model));
+                    // Clamped, so that an SDK's large default is served (and
+                    // held) as the model's own limit.
+                    match &mut request.operation {
+                        Operation::Chat(chat) => {
+                            chat.max_tokens = plan.max_tokens.map(|v| clamp(v, model));
+                            chat.max_completion_tokens =
+                                plan.max_completion_tokens.map(|v| clamp(v, model));
+                        }
+                        Operation::Responses(call) => {
+                            call.chat.max_tokens = plan.max_tokens.map(|v| clamp(v, model));
+                            call.native.set_max_output_tokens(call.chat.max_tokens);
+                        }
+                        Operation::Embed(_) => {}
                     }
                     // The provider call continues the trace as a span of its own.
                     let (span_id, traceparent) = call
@@ -539,15 +577,39 @@ impl Gateway {
                     let attempt_started = Instant::now();
                     let left = timeout.map(|t| t.saturating_sub(started.elapsed()));
                     let providers = &self.providers;
+                    // A Responses call goes natively where the provider speaks
+                    // Responses, else as its translation (so a fallback may
+                    // cross kinds).
+                    let wire = match &request.operation {
+                        Operation::Responses(_) if provider.responses_api => Wire::Responses,
+                        _ => Wire::OpenAi,
+                    };
                     let reply = match &request.operation {
-                        Operation::Chat(chat) if chat.stream => {
+                        Operation::Responses(call) if wire == Wire::Responses => {
+                            if call.chat.stream {
+                                within(left, providers.respond_stream(&target, &call.native))
+                                    .await
+                                    .map(Reply::Stream)
+                            } else {
+                                within(left, providers.respond(&target, &call.native))
+                                    .await
+                                    .map(|a| Reply::Answer(a.body, a.usage))
+                            }
+                        }
+                        Operation::Chat(chat)
+                        | Operation::Responses(ResponsesCall { chat, .. })
+                            if chat.stream =>
+                        {
                             within(left, providers.chat_stream(&target, chat))
                                 .await
                                 .map(Reply::Stream)
                         }
-                        Operation::Chat(chat) => within(left, providers.chat(&target, chat))
-                            .await
-                            .map(|a| Reply::Answer(a.body, a.usage)),
+                        Operation::Chat(chat)
+                        | Operation::Responses(ResponsesCall { chat, .. }) => {
+                            within(left, providers.chat(&target, chat))
+                                .await
+                                .map(|a| Reply::Answer(a.body, a.usage))
+                        }
                         Operation::Embed(embed) => within(left, providers.embed(&target, embed))
                             .await
                             .map(|a| Reply::Answer(a.body, a.usage)),
@@ -577,6 +639,7 @@ impl Gateway {
                                 byok,
                                 attempts,
                                 quotas: admission.quotas(),
+                                wire,
                             };
                             return Ok(match reply {
                                 Reply::Answer(body, usage) => {

@@ -25,7 +25,8 @@ pub(crate) const STREAM_BUFFER: usize = 64;
 /// One item of a streamed answer, in the order the surface must write them.
 #[derive(Debug)]
 pub enum StreamItem {
-    /// A provider chunk in OpenAI's `chat.completion.chunk` JSON.
+    /// A provider chunk in OpenAI's `chat.completion.chunk` JSON (a
+    /// Responses event's JSON when the route's wire is `Responses`).
     Chunk {
         data: Bytes,
         /// A chunk with no choices that only reports usage: OpenAI sends it

@@ -35,10 +35,13 @@
 //! `generationConfig.maxOutputTokens`; `stop_reason` `max_tokens` /
 //! `finishReason` `MAX_TOKENS` when it cuts). **Tool calls:** when the
 //! request declares tools and its last turn carries no tool result
-//! (`tool_result` / `functionResponse`), the answer calls the first tool,
+//! (`tool_result` / `functionResponse`; for Chat Completions a `tool`
+//! message, and not with `tool_choice: "none"`; see the `tools` module
+//! for OpenAI's plain and streamed shape), the answer calls the first tool,
 //! with `"mock"` for each required property of its schema: Anthropic answers
 //! the text "Let me check." plus a `tool_use` block (`stop_reason`
-//! `tool_use`), Gemini a `functionCall` part; either counts **7** output
+//! `tool_use`), Gemini a `functionCall` part, OpenAI Chat a `tool_calls`
+//! entry (Responses a `function_call` item); each counts **7** output
 //! tokens. A Gemini prompt containing `BLOCKME` is answered with
 //! `promptFeedback.blockReason` `SAFETY`. **Prompt cache (Anthropic):** the
 //! words of each block marked `cache_control` are reported as
@@ -111,6 +114,7 @@
 mod native;
 mod responses;
 mod server;
+mod tools;
 mod wire;
 
 use std::collections::VecDeque;

@@ -13,7 +13,12 @@
 //! `response.output_text.delta` per word, `response.output_text.done`,
 //! `response.content_part.done`, `response.output_item.done` and
 //! `response.completed` (function calls: `output_item.added`, two
-//! `function_call_arguments.delta`, `.done`, `output_item.done`).
+//! `function_call_arguments.delta`, `.done`, `output_item.done`). The
+//! usage's `input_tokens_details.cached_tokens` is 0, except with a
+//! `prompt_cache_key`: then the instructions (words + 3) are cached from
+//! the second request with the same key and instructions on. The
+//! mock stores nothing: a `previous_response_id` is answered 400
+//! `previous_response_not_found`, and `store` is echoed as sent.
 
 use std::sync::Arc;
 
@@ -83,6 +88,20 @@ pub(crate) async fn responses(State(s): State<Arc<Shared>>, req: Request) -> Res
             );
         }
     };
+    // The mock keeps no responses, as a real provider keeps none sent
+    // with `store: false`: a follow-up must bring its history itself.
+    if let Some(previous) = req.get("previous_response_id").and_then(Value::as_str) {
+        return cut_or(
+            cut,
+            json(
+                StatusCode::BAD_REQUEST,
+                &json!({"error": {"message": format!("Previous response with id '{previous}' not found."),
+                    "type": "invalid_request_error", "param": "previous_response_id",
+                    "code": "previous_response_not_found"}}),
+            ),
+        );
+    }
+    let store = req.get("store").and_then(Value::as_bool).unwrap_or(true);
     let streaming = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
     if cut.is_some() && !streaming {
         return aborted();
@@ -122,7 +141,16 @@ pub(crate) async fn responses(State(s): State<Arc<Shared>>, req: Request) -> Res
         None if sent < total => ("incomplete", sent as u64),
         None => ("completed", sent as u64),
     };
-    let usage = json!({"input_tokens": input_tokens, "input_tokens_details": {"cached_tokens": 0},
+    // OpenAI's automatic prompt cache, opted into with `prompt_cache_key`:
+    // the instructions are written the first time and read afterwards.
+    let cached_tokens = match (
+        req.get("prompt_cache_key").and_then(Value::as_str),
+        instructions,
+    ) {
+        (Some(key), Some(i)) if s.cached(&format!("responses:{key}:{i}")) => words(i) + 3,
+        _ => 0,
+    };
+    let usage = json!({"input_tokens": input_tokens, "input_tokens_details": {"cached_tokens": cached_tokens},
         "output_tokens": output_tokens, "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": input_tokens + output_tokens});
     let call = tool.map(|t| {
@@ -139,6 +167,7 @@ pub(crate) async fn responses(State(s): State<Arc<Shared>>, req: Request) -> Res
         Some(call) => vec![call.clone()],
         None => vec![message.clone()],
     };
+    let echo = |key: &str| req.get(key).cloned().unwrap_or(Value::Null);
     let object = |status: &str, output: Vec<Value>, usage: &Value| {
         json!({"id": id, "object": "response", "created_at": unix_now(), "status": status,
             "error": null,
@@ -146,10 +175,14 @@ pub(crate) async fn responses(State(s): State<Arc<Shared>>, req: Request) -> Res
             "instructions": instructions, "max_output_tokens": limit, "model": model,
             "output": output, "parallel_tool_calls": true,
             "previous_response_id": req.get("previous_response_id"),
-            "reasoning": {"effort": null, "summary": null}, "store": true, "temperature": 1.0,
-            "text": {"format": {"type": "text"}}, "tool_choice": "auto",
-            "tools": req.get("tools").cloned().unwrap_or_else(|| json!([])), "top_p": 1.0,
-            "truncation": "disabled", "usage": usage, "user": null, "metadata": {}})
+            "reasoning": {"effort": echo("reasoning").get("effort").cloned().unwrap_or(Value::Null), "summary": null},
+            "store": store, "temperature": req.get("temperature").cloned().unwrap_or(json!(1.0)),
+            "text": req.get("text").cloned().unwrap_or_else(|| json!({"format": {"type": "text"}})),
+            "tool_choice": req.get("tool_choice").cloned().unwrap_or(json!("auto")),
+            "tools": req.get("tools").cloned().unwrap_or_else(|| json!([])),
+            "top_p": req.get("top_p").cloned().unwrap_or(json!(1.0)),
+            "truncation": "disabled", "usage": usage, "user": echo("user"),
+            "metadata": req.get("metadata").cloned().unwrap_or_else(|| json!({}))})
     };
     if !streaming {
         return with_request_id(json(StatusCode::OK, &object(status, output, &usage)), &id);

@@ -104,6 +104,32 @@ async fn chat(State(s): State<Arc<Shared>>, req: Request) -> Response {
         return aborted();
     }
 
+    if let Some((name, arguments)) = crate::tools::called(
+        req.tools.as_ref(),
+        req.tool_choice.as_ref(),
+        prompt.last_is_tool,
+    ) {
+        let n = s.next_id();
+        let id = format!("chatcmpl-mock{n:012x}");
+        let call = crate::tools::ToolCall {
+            id: &id,
+            call_id: format!("call_mock{n:012x}"),
+            model,
+            created: unix_now(),
+            name,
+            arguments,
+            prompt_tokens: prompt.tokens(),
+        };
+        if !streaming {
+            return with_request_id(json(StatusCode::OK, &call.completion()), &id);
+        }
+        let include_usage = req
+            .stream_options
+            .as_ref()
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false);
+        return with_request_id(sse(call.sse(include_usage), false), &id);
+    }
     let reply = crate::native::reply_for(
         &s,
         req.response_format

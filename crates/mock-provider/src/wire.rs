@@ -24,6 +24,9 @@ pub(crate) struct ChatRequest<'a> {
     pub response_format: Option<serde_json::Value>,
     /// How many choices to answer with (OpenAI's `n`; default 1).
     pub n: Option<u32>,
+    /// Function tools: the answer may call one (see `tools.rs`).
+    pub tools: Option<serde_json::Value>,
+    pub tool_choice: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -36,6 +39,8 @@ pub(crate) struct StreamOptions {
 pub(crate) struct PromptWords {
     pub messages: u64,
     pub words: u64,
+    /// Whether the last message is a tool result (`role: tool`).
+    pub last_is_tool: bool,
 }
 
 impl PromptWords {
@@ -58,6 +63,7 @@ impl<'de> Deserialize<'de> for PromptWords {
                 while let Some(message) = seq.next_element::<Message>()? {
                     prompt.messages += 1;
                     prompt.words += message.content.0;
+                    prompt.last_is_tool = matches!(message.role, Some(Role::Tool));
                 }
                 Ok(prompt)
             }
@@ -70,6 +76,17 @@ impl<'de> Deserialize<'de> for PromptWords {
 struct Message {
     #[serde(default)]
     content: Words,
+    #[serde(default)]
+    role: Option<Role>,
+}
+
+/// A message's role, as far as the mock cares (read without allocating).
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Role {
+    Tool,
+    #[serde(other)]
+    Other,
 }
 
 /// The number of whitespace-separated words in a message's text: a string,

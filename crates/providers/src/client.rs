@@ -2,6 +2,7 @@
 //! call to the adapter of the provider's kind.
 
 use crate::error::ProviderError;
+use crate::responses::native::NativeRequest;
 use crate::types::{ChatRequest, EmbeddingRequest};
 use crate::{anthropic, gemini, openai};
 use bytes::Bytes;
@@ -28,10 +29,11 @@ pub struct Target<'a> {
     pub traceparent: Option<&'a str>,
 }
 
-/// A complete (non-streamed) chat answer in OpenAI's format.
+/// A complete (non-streamed) chat answer in OpenAI's format (a Responses
+/// object for [`ProviderClient::respond`]).
 #[derive(Debug)]
 pub struct ChatAnswer {
-    /// The OpenAI-format JSON body to send to the client.
+    /// The JSON body to send to the client.
     pub body: Bytes,
     pub usage: TokenUsage,
 }
@@ -125,6 +127,35 @@ impl ProviderClient {
             ProviderKind::OpenAi => openai::chat_stream(&self.http, target, request).await,
             ProviderKind::Anthropic => anthropic::chat_stream(&self.http, target, request).await,
             ProviderKind::Gemini => gemini::chat_stream(&self.http, target, request).await,
+        }
+    }
+
+    /// A Responses request sent natively (`/responses`), to a provider that
+    /// speaks the Responses API; the body is the provider's object.
+    pub async fn respond(
+        &self,
+        target: &Target<'_>,
+        request: &NativeRequest,
+    ) -> Result<ChatAnswer, ProviderError> {
+        match target.kind {
+            ProviderKind::OpenAi => openai::responses::respond(&self.http, target, request).await,
+            _ => Err(ProviderError::Unsupported("the Responses API on this kind")),
+        }
+    }
+
+    /// A streamed Responses request sent natively; the chunks are the
+    /// provider's Responses events (their JSON). Returns once the first
+    /// event has arrived, like [`ProviderClient::chat_stream`].
+    pub async fn respond_stream(
+        &self,
+        target: &Target<'_>,
+        request: &NativeRequest,
+    ) -> Result<ChatStream, ProviderError> {
+        match target.kind {
+            ProviderKind::OpenAi => {
+                openai::responses::respond_stream(&self.http, target, request).await
+            }
+            _ => Err(ProviderError::Unsupported("the Responses API on this kind")),
         }
     }
 

@@ -39,6 +39,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
     paths(
         dataplane::chat_completions, dataplane::embeddings, dataplane::models, dataplane::messages,
         surfaces::create_response, surfaces::get_response, surfaces::delete_response,
+        surfaces::list_input_items,
         surfaces::count_message_tokens, surfaces::get_model, surfaces::gemini_call,
         surfaces::gemini_models,
         organizations::create, organizations::list, organizations::get,

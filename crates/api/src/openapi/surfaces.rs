@@ -38,6 +38,10 @@ pub struct ResponsesRequest {
     /// Answer as Responses server-sent events.
     #[schema(nullable = false)]
     pub stream: Option<bool>,
+    /// Not supported: `true` answers 400 naming `background` (answers are
+    /// served while the client waits; stream long ones).
+    #[schema(nullable = false)]
+    pub background: Option<bool>,
 }
 
 /// A Responses object (`object: "response"`).
@@ -56,6 +60,20 @@ pub struct ResponseObject {
     pub usage: Option<Value>,
     pub previous_response_id: Option<String>,
     pub metadata: Value,
+}
+
+/// The input items of a stored response, one page (OpenAI's list).
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"object": "list", "data": [{"type": "message", "id": "in_0192f0c1a2b3_0", "role": "user", "status": "completed", "content": [{"type": "input_text", "text": "Say hello"}]}], "first_id": "in_0192f0c1a2b3_0", "last_id": "in_0192f0c1a2b3_0", "has_more": false}))]
+pub struct InputItemList {
+    /// `list`.
+    pub object: String,
+    /// Input items as sent (`message`, `function_call`,
+    /// `function_call_output`), each with an `id` and a `status`.
+    pub data: Vec<Value>,
+    pub first_id: Option<String>,
+    pub last_id: Option<String>,
+    pub has_more: bool,
 }
 
 /// What `DELETE /v1/responses/{id}` answers.
@@ -189,6 +207,11 @@ pub struct GoogleErrorBody {
 ///
 /// Any catalog model, whatever its provider. `stream: true` answers the
 /// Responses SSE events (`response.created` … `response.completed`).
+/// Served natively by a provider that speaks the Responses API (its
+/// `responses_api` setting: OpenAI), whose object and events are relayed
+/// with Tollgate's id; translated to and from the provider's own API for
+/// every other (OpenAI-compatible APIs, Anthropic, Gemini). Built-in tools,
+/// `item_reference` and `background: true` answer 400.
 #[utoipa::path(
     post, path = "/v1/responses", tag = "data plane",
     operation_id = "createResponse",
@@ -230,6 +253,28 @@ pub async fn get_response() {}
 )]
 pub async fn delete_response() {}
 
+/// List the input items of a stored response of this organization.
+///
+/// The items the response was asked with, in OpenAI's list shape; 404
+/// for another organization's response.
+#[utoipa::path(
+    get, path = "/v1/responses/{id}/input_items", tag = "data plane",
+    operation_id = "listResponseInputItems",
+    security(("api_key" = [])),
+    params(
+        ("id" = String, Path, description = "Response id (`resp_…`)"),
+        ("limit" = Option<i64>, Query, description = "1 to 100, default 20"),
+        ("order" = Option<String>, Query, description = "`desc` (default: the last item sent first) or `asc`"),
+        ("after" = Option<String>, Query, description = "An item id: list the items after it"),
+        ("before" = Option<String>, Query, description = "An item id: list the items before it"),
+    ),
+    responses(
+        (status = 200, description = "One page of input items", body = InputItemList),
+        ReadErrors,
+    )
+)]
+pub async fn list_input_items() {}
+
 /// Count a Messages request's input tokens (Anthropic).
 ///
 /// The provider's own count for Anthropic and Gemini models; for
@@ -262,7 +307,8 @@ pub async fn get_model() {}
 /// Call a model the Gemini way.
 ///
 /// `{model}:{method}` with method `generateContent`,
-/// `streamGenerateContent` (answered as SSE, as with `alt=sse`),
+/// `streamGenerateContent` (SSE with `alt=sse`; without it one JSON array
+/// of chunks, streamed as `application/json`, as Google answers),
 /// `countTokens`, `embedContent` or `batchEmbedContents`; any catalog
 /// model, whatever its provider. The key is also accepted as
 /// `x-goog-api-key` or `?key=`.
@@ -273,11 +319,11 @@ pub async fn get_model() {}
     params(
         ("model_method" = String, Path, description = "`{model}:{method}`, e.g. `gemini-flash:generateContent`"),
         ("key" = Option<String>, Query, description = "The API key, instead of a header"),
-        ("alt" = Option<String>, Query, description = "`sse` for streamGenerateContent"),
+        ("alt" = Option<String>, Query, description = "`sse`: streamGenerateContent as server-sent events (else one JSON array)"),
     ),
     request_body(content = GenerateContentRequest, description = "generateContent, streamGenerateContent and countTokens; embedContent takes an EmbedContentRequest"),
     responses(
-        (status = 200, description = "The answer, an SSE stream of chunks, a count or embeddings", content(
+        (status = 200, description = "The answer (a JSON array of chunks for a stream without `alt=sse`), an SSE stream of chunks, a count or embeddings", content(
             (GeminiAnswer = "application/json"),
             (SseEvent = "text/event-stream"),
         )),

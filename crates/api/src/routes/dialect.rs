@@ -2,7 +2,9 @@
 //! (Tollgate's own); a client of `/v1/messages` gets Anthropic's message
 //! JSON and SSE events instead, a client of `/v1/responses` a Responses
 //! object and its events, a client of `/v1beta/models/…` Gemini's
-//! `GenerateContentResponse`s, written as the chunks arrive.
+//! `GenerateContentResponse`s, written as the chunks arrive. A Responses
+//! call served natively (`Wire::Responses`) comes back as the provider's
+//! Responses object and events, relayed with Tollgate's id.
 
 use bytes::Bytes;
 use serde_json::Value;
@@ -10,8 +12,9 @@ use std::sync::Mutex;
 use tokio::sync::oneshot;
 use tollgate_core::ErrorCode;
 use tollgate_core::money::TokenUsage;
-use tollgate_gateway::{StreamEnd, StreamItem};
+use tollgate_gateway::{StreamEnd, StreamItem, Wire};
 use tollgate_providers::anthropic::inbound::{SseEncoder, message_from_completion};
+use tollgate_providers::responses::native;
 use tollgate_providers::{gemini, responses};
 
 /// Where the final Responses object goes once the answer is complete (to be
@@ -32,8 +35,9 @@ pub enum Dialect {
         /// it, so a follow-up naming it finds it.
         stored: Mutex<Option<oneshot::Receiver<()>>>,
     },
-    /// `model` is the name the client asked for, echoed in the answer.
-    Gemini { model: String },
+    /// `model` is the name the client asked for, echoed in the answer;
+    /// `sse`: a stream asked with `alt=sse` (else one JSON array).
+    Gemini { model: String, sse: bool },
 }
 
 fn send_done(done: Option<oneshot::Sender<Value>>, object: &Value) {
@@ -50,9 +54,19 @@ fn take<T>(slot: &Mutex<Option<T>>) -> Option<T> {
 }
 
 impl Dialect {
-    /// A complete answer's body for the client.
-    pub fn answer_body(&self, body: Bytes, usage: &TokenUsage) -> Bytes {
+    /// A complete answer's body for the client; `wire`: the body's format.
+    pub fn answer_body(&self, body: Bytes, usage: &TokenUsage, wire: Wire) -> Bytes {
         match self {
+            Dialect::Responses { context, done, .. } if wire == Wire::Responses => {
+                match serde_json::from_slice(&body) {
+                    Ok(mut object) => {
+                        native::rewrite(&mut object, context);
+                        send_done(take(done), &object);
+                        Bytes::from(object.to_string())
+                    }
+                    Err(_) => body,
+                }
+            }
             Dialect::OpenAi { .. } => body,
             Dialect::Anthropic { model } => match serde_json::from_slice(&body) {
                 Ok(completion) => {
@@ -68,7 +82,7 @@ impl Dialect {
                 }
                 Err(_) => body,
             },
-            Dialect::Gemini { model } => match serde_json::from_slice(&body) {
+            Dialect::Gemini { model, .. } => match serde_json::from_slice(&body) {
                 Ok(completion) => Bytes::from(
                     gemini::inbound::response_from_completion(&completion, model, usage)
                         .to_string(),
@@ -78,9 +92,18 @@ impl Dialect {
         }
     }
 
-    /// Writes a streamed answer for the client.
-    pub fn encoder(&self) -> Encoder {
+    /// Writes a streamed answer for the client; `wire`: the chunks' format.
+    pub fn encoder(&self, wire: Wire) -> Encoder {
         match self {
+            Dialect::Responses {
+                context,
+                done,
+                stored,
+            } if wire == Wire::Responses => Encoder::NativeResponses {
+                encoder: native::NativeSseEncoder::new(context.clone()),
+                done: take(done),
+                stored: take(stored),
+            },
             Dialect::OpenAi { include_usage } => Encoder::OpenAi {
                 include_usage: *include_usage,
             },
@@ -94,7 +117,22 @@ impl Dialect {
                 done: take(done),
                 stored: take(stored),
             },
-            Dialect::Gemini { model } => Encoder::Gemini(gemini::inbound::SseEncoder::new(model)),
+            Dialect::Gemini { model, sse: true } => {
+                Encoder::Gemini(gemini::inbound::SseEncoder::new(model))
+            }
+            Dialect::Gemini { model, sse: false } => {
+                Encoder::Gemini(gemini::inbound::SseEncoder::json_array(model))
+            }
+        }
+    }
+}
+
+impl Dialect {
+    /// The content type of a streamed answer.
+    pub fn stream_content_type(&self) -> &'static str {
+        match self {
+            Dialect::Gemini { sse: false, .. } => "application/json",
+            _ => "text/event-stream",
         }
     }
 }
@@ -112,6 +150,12 @@ pub enum Encoder {
         stored: Option<oneshot::Receiver<()>>,
     },
     Gemini(gemini::inbound::SseEncoder),
+    /// The provider's own Responses events, relayed.
+    NativeResponses {
+        encoder: native::NativeSseEncoder,
+        done: Option<oneshot::Sender<Value>>,
+        stored: Option<oneshot::Receiver<()>>,
+    },
 }
 
 /// How long an answer (or a stream's last event) waits for its response
@@ -122,7 +166,7 @@ impl Encoder {
     /// Waits, before the events of a stream's end go out, for what they
     /// announce to be true (a Responses object stored).
     pub async fn settled(&mut self) {
-        if let Encoder::Responses { stored, .. } = self
+        if let Encoder::Responses { stored, .. } | Encoder::NativeResponses { stored, .. } = self
             && let Some(stored) = stored.take()
         {
             let _ = tokio::time::timeout(STORE_WAIT, stored).await;
@@ -150,6 +194,7 @@ impl Encoder {
             Encoder::Anthropic(encoder) => encoder.chunk(data),
             Encoder::Responses { encoder, .. } => encoder.chunk(data),
             Encoder::Gemini(encoder) => encoder.chunk(data),
+            Encoder::NativeResponses { encoder, .. } => encoder.event(data),
         }
     }
 
@@ -187,6 +232,16 @@ impl Encoder {
             Encoder::Gemini(encoder) => match broken {
                 Some(message) => encoder.error(502, &message),
                 None => encoder.finish(Some(end.usage)),
+            },
+            Encoder::NativeResponses { encoder, done, .. } => match broken {
+                Some(message) => encoder.error(&message),
+                None => {
+                    let (events, object) = encoder.finish();
+                    if let Some(object) = object {
+                        send_done(done.take(), &object);
+                    }
+                    events
+                }
             },
         }
     }

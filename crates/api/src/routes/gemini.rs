@@ -15,7 +15,7 @@ use super::surface::{option_headers, serve};
 use crate::error::{ApiError, add_headers};
 use crate::extract::{BodyBytes, GoogleKey, RequestId, parse_json};
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -36,6 +36,7 @@ pub async fn call(
     Extension(RequestId(request_id)): Extension<RequestId>,
     caller: Result<GoogleKey, ApiError>,
     Path(target): Path<String>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Result<BodyBytes, ApiError>,
 ) -> Response {
@@ -58,8 +59,12 @@ pub async fn call(
                 chat.validate().map_err(ApiError::bad_request)?;
                 let options =
                     call_options(&mut chat.extra, option_headers(&headers), &principal)?;
+                let sse = query
+                    .as_deref()
+                    .is_some_and(|q| q.split('&').any(|p| p == "alt=sse"));
                 let dialect = Dialect::Gemini {
                     model: model.to_owned(),
+                    sse,
                 };
                 let operation = Operation::Chat(chat);
                 let mut call = CallRequest::new(principal, request_id, operation, options, body.len());

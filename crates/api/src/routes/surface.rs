@@ -50,13 +50,14 @@ fn respond(outcome: Outcome, dialect: Dialect) -> Response {
             route,
             cost,
         } => {
-            let body = dialect.answer_body(body, &usage);
+            let body = dialect.answer_body(body, &usage, route.wire);
             let mut response = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
             route_headers(response.headers_mut(), &route, cost);
             response
         }
         Outcome::Stream { route, events } => {
-            let encoder = dialect.encoder();
+            let content_type = HeaderValue::from_static(dialect.stream_content_type());
+            let encoder = dialect.encoder(route.wire);
             // Item by item; a stream's end waits for what it announces
             // (`Encoder::settled`) before its events go out.
             let body = futures::stream::unfold(
@@ -75,10 +76,7 @@ fn respond(outcome: Outcome, dialect: Dialect) -> Response {
             .map(Ok::<_, Infallible>);
             let mut response = Response::new(Body::from_stream(body));
             let headers = response.headers_mut();
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/event-stream"),
-            );
+            headers.insert(header::CONTENT_TYPE, content_type);
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             // A stream's cost is in its usage record.
             route_headers(headers, &route, None);

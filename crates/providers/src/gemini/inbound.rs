@@ -544,13 +544,18 @@ fn sse_data(data: &Value) -> Bytes {
     crate::sse::encode_data(data.to_string().as_bytes())
 }
 
-/// Writes `streamGenerateContent?alt=sse` chunks for a Chat chunk stream:
-/// one chunk per text delta; function calls, whose arguments arrive in
-/// pieces, as whole `functionCall` parts once complete (as Gemini sends
-/// them); the last chunk with `finishReason` and `usageMetadata`.
+/// Writes `streamGenerateContent` chunks for a Chat chunk stream: one chunk
+/// per text delta; function calls, whose arguments arrive in pieces, as
+/// whole `functionCall` parts once complete (as Gemini sends them); the
+/// last chunk with `finishReason` and `usageMetadata`. With `alt=sse` each
+/// chunk is an SSE `data:` event; without it, as Google answers, the chunks
+/// are the elements of one JSON array written as they come
+/// (`[{…}`, `,\r\n{…}`, …, `]`).
 #[derive(Debug)]
 pub struct SseEncoder {
     model: String,
+    /// `None`: SSE; `Some(opened)`: a JSON array, whether `[` is written.
+    array: Option<bool>,
     id: Option<String>,
     /// Chat tool call index → (name, arguments so far).
     calls: BTreeMap<u64, (String, String)>,
@@ -563,6 +568,7 @@ impl SseEncoder {
     pub fn new(model: &str) -> SseEncoder {
         SseEncoder {
             model: model.to_owned(),
+            array: None,
             id: None,
             calls: BTreeMap::new(),
             finish_reason: None,
@@ -570,8 +576,37 @@ impl SseEncoder {
         }
     }
 
+    /// The encoder of a stream without `alt=sse`: one JSON array.
+    pub fn json_array(model: &str) -> SseEncoder {
+        SseEncoder {
+            array: Some(false),
+            ..SseEncoder::new(model)
+        }
+    }
+
     fn id(&self) -> String {
         response_id(self.id.as_deref())
+    }
+
+    /// One chunk, framed as an SSE event or the array's next element.
+    fn frame(&mut self, data: &Value) -> Bytes {
+        match &mut self.array {
+            None => sse_data(data),
+            Some(opened) => {
+                let separator = if *opened { ",\r\n" } else { "[" };
+                *opened = true;
+                Bytes::from(format!("{separator}{data}"))
+            }
+        }
+    }
+
+    /// The last chunk, and the array's end.
+    fn last(&mut self, data: &Value) -> Vec<Bytes> {
+        let mut out = vec![self.frame(data)];
+        if self.array.is_some() {
+            out.push(Bytes::from_static(b"]"));
+        }
+        out
     }
 
     /// The chunks for one Chat chunk (its JSON text).
@@ -595,13 +630,14 @@ impl SseEncoder {
             .and_then(Value::as_str)
             .filter(|t| !t.is_empty())
         {
-            out.push(sse_data(&response_json(
+            let data = response_json(
                 vec![json!({"text": text})],
                 None,
                 None,
                 &self.model,
                 &self.id(),
-            )));
+            );
+            out.push(self.frame(&data));
         }
         for call in delta
             .get("tool_calls")
@@ -641,18 +677,13 @@ impl SseEncoder {
             .map(|(name, args)| function_call_part(&name, &args))
             .collect();
         let finish = self.finish_reason.clone().unwrap_or_else(|| "stop".into());
-        vec![sse_data(&response_json(
-            parts,
-            Some(&finish),
-            Some(&usage),
-            &self.model,
-            &self.id(),
-        ))]
+        let data = response_json(parts, Some(&finish), Some(&usage), &self.model, &self.id());
+        self.last(&data)
     }
 
     /// An error chunk, for a stream that broke off.
     pub fn error(&mut self, status: u16, message: &str) -> Vec<Bytes> {
-        vec![sse_data(&error_body(status, message))]
+        self.last(&error_body(status, message))
     }
 }
 

@@ -3,6 +3,8 @@
 //! Requests and answers are already in Tollgate's format, so the adapter
 //! renames the model, asks for streamed usage, and reads the usage back.
 
+pub(crate) mod responses;
+
 use crate::client::{ChatAnswer, ChatStream, EmbeddingAnswer, StreamEvent, Target};
 use crate::error::ProviderError;
 use crate::sse::SseStream;

@@ -190,6 +190,31 @@ fn a_stream_is_text_chunks_then_calls_finish_and_usage() {
 }
 
 #[test]
+fn without_alt_sse_the_stream_is_one_json_array() {
+    let mut enc = SseEncoder::json_array("gemini-x");
+    let mut body = Vec::new();
+    for delta in ["Hello", " there"] {
+        for bytes in enc.chunk(&chunk(json!({"content": delta}), None)) {
+            body.extend_from_slice(&bytes);
+        }
+    }
+    for bytes in enc.finish(Some(TokenUsage::default())) {
+        body.extend_from_slice(&bytes);
+    }
+    let chunks: Vec<Value> = serde_json::from_slice(&body).unwrap();
+    assert_eq!(chunks.len(), 3);
+    assert_eq!(
+        chunks[1]["candidates"][0]["content"]["parts"][0]["text"],
+        " there"
+    );
+    assert_eq!(chunks[2]["candidates"][0]["finishReason"], "STOP");
+    // A stream that breaks before any chunk is still one array.
+    let broken: Vec<u8> = SseEncoder::json_array("g").error(502, "cut").concat();
+    let broken: Value = serde_json::from_slice(&broken).unwrap();
+    assert_eq!(broken[0]["error"]["code"], 502);
+}
+
+#[test]
 fn embed_content_maps_both_ways() {
     let req = embedding_request(
         "e",
