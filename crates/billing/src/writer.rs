@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
+use tollgate_core::db::Backend;
 use tollgate_core::sql::{InsertSql, ROWS_PER_INSERT, placeholders};
 use tollgate_core::{Db, time};
 
@@ -303,7 +304,7 @@ async fn committed_request_ids(
     for chunk in settlements.chunks(ROWS_PER_INSERT) {
         let sql = format!(
             "SELECT request_id FROM usage_records WHERE request_id IN {}",
-            placeholders(1, chunk.len())
+            placeholders(db.backend(), 1, chunk.len())
         );
         let mut query = sqlx::query(&sql);
         for s in chunk {
@@ -458,8 +459,8 @@ async fn write(
         }
     }
     crate::budgets::apply(&mut tx, &budgets, now).await?;
-    insert_ledger_rows(&mut tx, &ledger, now).await?;
-    insert_usage_rows(&mut tx, &usage, now).await?;
+    insert_ledger_rows(db.backend(), &mut tx, &ledger, now).await?;
+    insert_usage_rows(db.backend(), &mut tx, &usage, now).await?;
     *at_commit = true;
     tx.commit().await?;
     Ok(())
@@ -530,12 +531,13 @@ static USAGE_INSERT: InsertSql = InsertSql::new(
 );
 
 async fn insert_ledger_rows(
+    backend: Backend,
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     rows: &[LedgerRow<'_>],
     now: i64,
 ) -> Result<(), BillingError> {
-    for chunk in rows.chunks(ROWS_PER_INSERT) {
-        let sql = LEDGER_INSERT.for_rows(chunk.len());
+    for chunk in LEDGER_INSERT.chunks(rows) {
+        let sql = LEDGER_INSERT.for_rows(backend, chunk.len());
         let mut query = sqlx::query(&sql);
         for row in chunk {
             query = query
@@ -552,12 +554,13 @@ async fn insert_ledger_rows(
 }
 
 async fn insert_usage_rows(
+    backend: Backend,
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     rows: &[UsageRow<'_>],
     now: i64,
 ) -> Result<(), BillingError> {
-    for chunk in rows.chunks(ROWS_PER_INSERT) {
-        let sql = USAGE_INSERT.for_rows(chunk.len());
+    for chunk in USAGE_INSERT.chunks(rows) {
+        let sql = USAGE_INSERT.for_rows(backend, chunk.len());
         let mut query = sqlx::query(&sql);
         for row in chunk {
             let e = row.entry;

@@ -3,6 +3,7 @@
 //! driver, which PostgreSQL refuses): a query with a dynamic `WHERE`
 //! ([`SqlBuilder`]) and multi-row `INSERT`s ([`InsertSql`]).
 
+use crate::db::Backend;
 use sqlx::Any;
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
@@ -87,17 +88,17 @@ impl SqlBuilder {
     }
 }
 
-/// Rows per multi-row `INSERT`. Small on purpose: SQLite finds a bound
-/// parameter's name by a linear scan (`sqlite3_bind_parameter_name`, which
-/// sqlx calls for every parameter), so binding one statement costs the
-/// square of its parameters: at 256 rows of 16 columns that scan was a
-/// quarter of the gateway's CPU under load (perf); at 16 rows it is noise.
-/// Wider rows: [`InsertSql::rows_per_insert`].
-pub const ROWS_PER_INSERT: usize = 16;
+/// Rows per multi-row `INSERT` (of 16 columns; see
+/// [`InsertSql::rows_per_insert`]).
+pub const ROWS_PER_INSERT: usize = 64;
 
-/// `($1, $2, …), ($n+1, …)` for `rows` rows of `columns` placeholders: only
-/// numbered placeholders go into the SQL text, every value is bound.
-pub fn placeholders(rows: usize, columns: usize) -> String {
+/// `(…), (…)` for `rows` rows of `columns` placeholders; every value is
+/// bound. PostgreSQL takes numbered ones (`$1`); SQLite gets anonymous ones
+/// (`?`), bound in order: it looks a numbered parameter's name up by a
+/// linear scan (`sqlite3_bind_parameter_name`, which sqlx calls for every
+/// parameter), so binding a statement of `$n` costs the square of its
+/// parameters (a quarter of the gateway's CPU under load at 4 096 of them).
+pub fn placeholders(backend: Backend, rows: usize, columns: usize) -> String {
     let mut sql = String::with_capacity(rows * columns * 5);
     for r in 0..rows {
         sql.push_str(if r == 0 { "(" } else { ", (" });
@@ -105,21 +106,27 @@ pub fn placeholders(rows: usize, columns: usize) -> String {
             if c > 0 {
                 sql.push_str(", ");
             }
-            sql.push('$');
-            sql.push_str(&(r * columns + c + 1).to_string());
+            match backend {
+                Backend::Postgres => {
+                    sql.push('$');
+                    sql.push_str(&(r * columns + c + 1).to_string());
+                }
+                Backend::Sqlite => sql.push('?'),
+            }
         }
         sql.push(')');
     }
     sql
 }
 
-/// A multi-row `INSERT`'s SQL, built once per row count: every batch of a
-/// size sends the same text (and so reuses its prepared statement).
+/// A multi-row `INSERT`'s SQL, built once per backend and row count: every
+/// batch of a size sends the same text (and so reuses its prepared
+/// statement).
 pub struct InsertSql {
     head: &'static str,
     tail: &'static str,
     columns: usize,
-    by_rows: Mutex<Vec<Option<Arc<str>>>>,
+    by_rows: Mutex<Vec<[Option<Arc<str>>; 2]>>,
 }
 
 impl InsertSql {
@@ -144,20 +151,44 @@ impl InsertSql {
         self.columns
     }
 
-    /// Rows per statement: [`ROWS_PER_INSERT`] rows of 16 columns' worth
-    /// of parameters, at least one row.
+    /// Rows per statement at most: [`ROWS_PER_INSERT`] rows of 16 columns'
+    /// worth of parameters (1 024: far below both backends' limits), as a
+    /// power of two, at least one row.
     pub const fn rows_per_insert(&self) -> usize {
         let rows = ROWS_PER_INSERT * 16 / self.columns;
-        if rows == 0 { 1 } else { rows }
+        if rows == 0 { 1 } else { 1 << rows.ilog2() }
     }
 
-    /// The statement for `rows` rows (built once per count).
-    pub fn for_rows(&self, rows: usize) -> Arc<str> {
+    /// `rows` cut into statements' worth: full ones, then the rest by
+    /// powers of two (13 → 8, 4, 1), so that few distinct statements exist
+    /// and each stays prepared in the connection's statement cache (which a
+    /// statement per row count, up to 64, overflowed: every batch was then
+    /// parsed anew).
+    pub fn chunks<'a, T>(&self, rows: &'a [T]) -> impl Iterator<Item = &'a [T]> {
+        let max = self.rows_per_insert();
+        let mut rest = rows;
+        std::iter::from_fn(move || {
+            if rest.is_empty() {
+                return None;
+            }
+            let n = if rest.len() >= max {
+                max
+            } else {
+                1 << rest.len().ilog2()
+            };
+            let (chunk, tail) = rest.split_at(n);
+            rest = tail;
+            Some(chunk)
+        })
+    }
+
+    /// The statement for `rows` rows on `backend` (built once per count).
+    pub fn for_rows(&self, backend: Backend, rows: usize) -> Arc<str> {
         let build = || -> Arc<str> {
             format!(
                 "{}{}{}",
                 self.head,
-                placeholders(rows, self.columns),
+                placeholders(backend, rows, self.columns),
                 self.tail
             )
             .into()
@@ -166,9 +197,13 @@ impl InsertSql {
             return build();
         };
         if by_rows.len() <= rows {
-            by_rows.resize(rows + 1, None);
+            by_rows.resize(rows + 1, [None, None]);
         }
-        by_rows[rows].get_or_insert_with(build).clone()
+        let slot = match backend {
+            Backend::Sqlite => 0,
+            Backend::Postgres => 1,
+        };
+        by_rows[rows][slot].get_or_insert_with(build).clone()
     }
 }
 
@@ -197,7 +232,12 @@ const fn column_count(sql: &str) -> usize {
 mod tests {
     #[test]
     fn placeholders_number_every_value() {
-        assert_eq!(super::placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        use super::Backend::{Postgres, Sqlite};
+        assert_eq!(
+            super::placeholders(Postgres, 2, 3),
+            "($1, $2, $3), ($4, $5, $6)"
+        );
+        assert_eq!(super::placeholders(Sqlite, 2, 2), "(?, ?), (?, ?)");
     }
 
     #[test]
@@ -206,10 +246,20 @@ mod tests {
             super::InsertSql::with_tail("INSERT INTO t (a, b) VALUES ", " ON CONFLICT DO NOTHING");
         assert_eq!(INSERT.columns(), 2);
         assert_eq!(
-            &*INSERT.for_rows(2),
+            &*INSERT.for_rows(super::Backend::Postgres, 2),
             "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) ON CONFLICT DO NOTHING"
         );
         assert_eq!(super::column_count("INSERT INTO t (a) VALUES "), 1);
+    }
+
+    #[test]
+    fn rows_are_cut_into_power_of_two_statements() {
+        static WIDE: super::InsertSql = super::InsertSql::new("INSERT INTO t (a, b, c) VALUES ");
+        assert_eq!(WIDE.rows_per_insert(), 256);
+        let rows: Vec<u32> = (0..600).collect();
+        let sizes: Vec<usize> = WIDE.chunks(&rows).map(<[u32]>::len).collect();
+        assert_eq!(sizes, [256, 256, 64, 16, 8]);
+        assert_eq!(WIDE.chunks(&rows[..0]).count(), 0);
     }
 
     #[test]

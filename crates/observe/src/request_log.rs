@@ -494,8 +494,8 @@ static ATTEMPT_INSERT: InsertSql = InsertSql::with_tail(
 /// Writes a batch in one transaction, several rows per statement.
 async fn write_batch(db: &Db, calls: &[Box<LoggedCall>]) -> Result<(), sqlx::Error> {
     let mut tx = db.begin_write().await?;
-    for chunk in calls.chunks(REQUEST_INSERT.rows_per_insert()) {
-        let sql = REQUEST_INSERT.for_rows(chunk.len());
+    for chunk in REQUEST_INSERT.chunks(calls) {
+        let sql = REQUEST_INSERT.for_rows(db.backend(), chunk.len());
         let mut query = sqlx::query(&sql);
         for call in chunk {
             let has_body = call.request_body.is_some() || call.response_body.is_some();
@@ -531,8 +531,8 @@ async fn write_batch(db: &Db, calls: &[Box<LoggedCall>]) -> Result<(), sqlx::Err
         .iter()
         .flat_map(|call| call.attempts.iter().map(|a| (call.request_id.as_str(), a)))
         .collect();
-    for chunk in attempts.chunks(ATTEMPT_INSERT.rows_per_insert()) {
-        let sql = ATTEMPT_INSERT.for_rows(chunk.len());
+    for chunk in ATTEMPT_INSERT.chunks(&attempts) {
+        let sql = ATTEMPT_INSERT.for_rows(db.backend(), chunk.len());
         let mut query = sqlx::query(&sql);
         for (request_id, a) in chunk {
             query = query
