@@ -133,6 +133,12 @@ const TABLE: &[(&str, &str, Access, Body)] = &[
     ("POST", "/v1/responses", Access::ApiKey, None),
     ("GET", "/v1/responses/{id}", Access::ApiKey, None),
     ("DELETE", "/v1/responses/{id}", Access::ApiKey, None),
+    (
+        "GET",
+        "/v1/responses/{id}/input_items",
+        Access::ApiKey,
+        None,
+    ),
     ("GET", "/v1/models/{model}", Access::ApiKey, None),
     (
         "POST",

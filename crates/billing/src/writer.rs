@@ -64,11 +64,20 @@ pub(crate) struct Committer {
 
 pub(crate) async fn run(committer: Committer, mut jobs: mpsc::UnboundedReceiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut full = false;
     while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        committer.write_batch(&mut batch).await;
-        if !committer.interval.is_zero() {
+        if !full && !committer.interval.is_zero() {
+            // The first settlement waits for the interval's others, so
+            // that its commit runs after the answer has gone out rather
+            // than beside it, and a busy gateway commits many at once.
             tokio::time::sleep(committer.interval).await;
+            let room = MAX_BATCH - batch.len();
+            if room > 0 && !jobs.is_empty() {
+                jobs.recv_many(&mut batch, room).await;
+            }
         }
+        full = batch.len() >= MAX_BATCH;
+        committer.write_batch(&mut batch).await;
     }
 }
 
