@@ -380,18 +380,24 @@ async fn gemini_generate_content_answers_for_every_provider_kind() {
             .iter()
             .map(|d| serde_json::from_str(d).unwrap())
             .collect();
-        let text: String = chunks
-            .iter()
-            .filter_map(|c| c["candidates"][0]["content"]["parts"][0]["text"].as_str())
-            .collect();
-        assert_eq!(text, REPLY, "{model}");
-        let last = chunks.last().unwrap();
-        assert_eq!(last["candidates"][0]["finishReason"], "STOP");
-        assert_eq!(
-            last["usageMetadata"]["totalTokenCount"],
-            PROMPT + CHAT_COMPLETION_TOKENS
-        );
+        assert_gemini_stream(&chunks, model);
     }
+}
+
+/// A Gemini stream's chunks carry the whole answer and end with the
+/// finish reason and the usage.
+fn assert_gemini_stream(chunks: &[Value], model: &str) {
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["candidates"][0]["content"]["parts"][0]["text"].as_str())
+        .collect();
+    assert_eq!(text, REPLY, "{model}");
+    let last = chunks.last().unwrap();
+    assert_eq!(last["candidates"][0]["finishReason"], "STOP");
+    assert_eq!(
+        last["usageMetadata"]["totalTokenCount"],
+        PROMPT + CHAT_COMPLETION_TOKENS
+    );
 }
 
 #[tokio::test]
@@ -403,17 +409,7 @@ async fn a_gemini_stream_without_alt_sse_is_one_json_array() {
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["content-type"], "application/json");
         let chunks: Vec<Value> = serde_json::from_str(&response.text().await.unwrap()).unwrap();
-        let text: String = chunks
-            .iter()
-            .filter_map(|c| c["candidates"][0]["content"]["parts"][0]["text"].as_str())
-            .collect();
-        assert_eq!(text, REPLY, "{model}");
-        let last = chunks.last().unwrap();
-        assert_eq!(last["candidates"][0]["finishReason"], "STOP");
-        assert_eq!(
-            last["usageMetadata"]["totalTokenCount"],
-            PROMPT + CHAT_COMPLETION_TOKENS
-        );
+        assert_gemini_stream(&chunks, model);
     }
 }
 

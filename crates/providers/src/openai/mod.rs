@@ -78,12 +78,6 @@ impl From<WireUsage> for TokenUsage {
 
 /// Only the parts of an answer Tollgate reads; the rest is passed on as sent.
 #[derive(Deserialize)]
-struct AnswerProbe {
-    #[serde(default)]
-    usage: Option<WireUsage>,
-}
-
-#[derive(Deserialize)]
 struct ChunkProbe {
     #[serde(default)]
     choices: Vec<IgnoredAny>,
@@ -204,7 +198,7 @@ pub(crate) async fn chat(
         extra: &request.extra,
     };
     let response = send(http, target, "chat/completions", &body).await?;
-    let (body, usage) = body_and_usage(response).await?;
+    let (body, usage) = body_and_usage::<WireUsage>(response).await?;
     Ok(ChatAnswer { body, usage })
 }
 
@@ -289,17 +283,29 @@ pub(crate) async fn embed(
         extra: &request.extra,
     };
     let response = send(http, target, "embeddings", &body).await?;
-    let (body, usage) = body_and_usage(response).await?;
+    let (body, usage) = body_and_usage::<WireUsage>(response).await?;
     Ok(EmbeddingAnswer { body, usage })
 }
 
-/// A complete answer's body, passed on as sent, and the usage it reports.
-async fn body_and_usage(response: reqwest::Response) -> Result<(Bytes, TokenUsage), ProviderError> {
+/// A complete answer's body, passed on as sent, and the usage it reports
+/// (`usage`, of the wire type `U`: Chat's or Responses').
+pub(super) async fn body_and_usage<U>(
+    response: reqwest::Response,
+) -> Result<(Bytes, TokenUsage), ProviderError>
+where
+    U: serde::de::DeserializeOwned + Into<TokenUsage>,
+{
+    #[derive(Deserialize)]
+    #[serde(bound = "U: serde::de::DeserializeOwned")]
+    struct Probe<U> {
+        #[serde(default = "Option::default")]
+        usage: Option<U>,
+    }
     let body = response
         .bytes()
         .await
         .map_err(ProviderError::from_reqwest)?;
-    let probe: AnswerProbe =
+    let probe: Probe<U> =
         serde_json::from_slice(&body).map_err(|e| ProviderError::InvalidResponse(e.to_string()))?;
     let usage = probe
         .usage

@@ -24,12 +24,6 @@ struct Outgoing<'a> {
 }
 
 #[derive(Deserialize)]
-struct AnswerProbe {
-    #[serde(default)]
-    usage: Option<WireUsage>,
-}
-
-#[derive(Deserialize)]
 struct EventProbe {
     #[serde(default, rename = "type")]
     kind: String,
@@ -59,19 +53,8 @@ pub(crate) async fn respond(
         body: &request.body,
     };
     let response = send(http, target, "responses", &body).await?;
-    let body = response
-        .bytes()
-        .await
-        .map_err(ProviderError::from_reqwest)?;
-    let probe: AnswerProbe =
-        serde_json::from_slice(&body).map_err(|e| ProviderError::InvalidResponse(e.to_string()))?;
-    let usage = probe
-        .usage
-        .ok_or_else(|| ProviderError::InvalidResponse("response has no usage".into()))?;
-    Ok(ChatAnswer {
-        body,
-        usage: usage.into(),
-    })
+    let (body, usage) = super::body_and_usage::<WireUsage>(response).await?;
+    Ok(ChatAnswer { body, usage })
 }
 
 /// Starts a streamed response; returns once the first event has arrived.
