@@ -447,25 +447,16 @@ impl Gateway {
         // Boxed: the task then holds a pointer, not the whole route future
         // (tens of kilobytes), which spawning and finishing would copy
         // several times (a fifth of a call's instructions, callgrind).
-        let route = Box::pin(
-            self.clone()
-                .route_owned(call, request, candidates, plan, admission),
-        );
+        let gateway = self.clone();
+        let route = Box::pin(async move {
+            gateway
+                .route(call, request, candidates, plan, admission)
+                .await
+        });
         self.streams
             .spawn(route)
             .await
             .map_err(GatewayError::internal)?
-    }
-
-    async fn route_owned(
-        self,
-        call: Arc<CallInfo>,
-        request: CallRequest,
-        candidates: Vec<Arc<ModelEntry>>,
-        plan: Plan,
-        admission: Admission,
-    ) -> Result<Outcome, GatewayError> {
-        self.route(call, request, candidates, plan, admission).await
     }
 
     /// Tries the candidates in order, in retry rounds, until one answers.
