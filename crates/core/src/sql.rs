@@ -1,7 +1,8 @@
-//! SQL text built at run time with numbered placeholders (`$1`, `$2`, …),
-//! which both backends take (sqlx's `QueryBuilder` writes `?` for the `Any`
-//! driver, which PostgreSQL refuses): a query with a dynamic `WHERE`
-//! ([`SqlBuilder`]) and multi-row `INSERT`s ([`InsertSql`]).
+//! SQL text built at run time: a query with a dynamic `WHERE`
+//! ([`SqlBuilder`], numbered placeholders `$1`, `$2`, … that both backends
+//! take, where sqlx's `QueryBuilder` writes `?` for the `Any` driver, which
+//! PostgreSQL refuses), and multi-row `INSERT`s ([`InsertSql`], placeholders
+//! per backend: see [`placeholders`]).
 
 use crate::db::Backend;
 use sqlx::Any;
@@ -171,11 +172,8 @@ impl InsertSql {
             if rest.is_empty() {
                 return None;
             }
-            let n = if rest.len() >= max {
-                max
-            } else {
-                1 << rest.len().ilog2()
-            };
+            // `max` is a power of two.
+            let n = 1 << rest.len().min(max).ilog2();
             let (chunk, tail) = rest.split_at(n);
             rest = tail;
             Some(chunk)
