@@ -236,3 +236,29 @@ async fn a_settlement_is_journaled_before_it_returns_and_the_journal_empties_onc
     let left: Vec<_> = std::fs::read_dir(f.dir.join("journal")).unwrap().collect();
     assert!(left.is_empty(), "a clean stop leaves no journal: {left:?}");
 }
+
+#[tokio::test]
+async fn a_settlement_the_journal_cannot_take_waits_for_its_commit() {
+    let f = fixture().await;
+    let options = BillingOptions {
+        commit_interval: Duration::from_millis(300),
+        ..options(&f.dir)
+    };
+    let billing = Billing::start(f.db.clone(), options).await.unwrap();
+    billing.grant(&f.org, 100, None, None).await.unwrap();
+    // Segments are opened on the first append: with the directory gone,
+    // no settlement can be journaled.
+    std::fs::remove_dir_all(f.dir.join("journal")).unwrap();
+
+    let hold = billing.reserve(&f.org, 10).await.unwrap();
+    let charged = billing
+        .settle(hold, entry("req_unjournaled", 7))
+        .await
+        .unwrap();
+
+    assert_eq!(charged, 7);
+    // Committed before `settle` returned, although commits wait 300 ms.
+    let (balance, _, records, ledger) = books(&f).await;
+    assert_eq!((balance, records, ledger), (93, 1, 93));
+    billing.shutdown().await.unwrap();
+}
