@@ -201,6 +201,154 @@ async fn migrate_creates_the_tables_on_a_fresh_sqlite_path_and_exits_0() {
     }
 }
 
+/// The PostgreSQL server the suite uses: its admin URL, and the URL of
+/// database `name` on it as `user` (with `password`) or as the admin.
+struct PostgresServer {
+    admin: String,
+}
+
+impl PostgresServer {
+    /// `None` (the test is skipped) when the suite runs on SQLite.
+    fn for_test(test: &str) -> Option<PostgresServer> {
+        if tollgate_tests::test_backend() == tollgate_tests::Backend::Sqlite {
+            eprintln!("{test}: skipped on SQLite (run with TOLLGATE_TEST_DATABASE=postgres)");
+            return None;
+        }
+        sqlx::any::install_default_drivers();
+        Some(PostgresServer {
+            admin: std::env::var("TOLLGATE_TEST_POSTGRES_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned()),
+        })
+    }
+
+    fn url(&self, user: Option<(&str, &str)>, name: &str) -> String {
+        let (scheme, rest) = self.admin.split_once("://").unwrap();
+        let (authority, _) = rest.split_once('/').unwrap_or((rest, ""));
+        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        match user {
+            Some((user, password)) => format!("{scheme}://{user}:{password}@{host}/{name}"),
+            None => format!("{scheme}://{authority}/{name}"),
+        }
+    }
+
+    async fn execute(&self, statement: &str) {
+        use sqlx::Executor;
+        let pool = sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&self.admin)
+            .await
+            .unwrap();
+        pool.execute(statement).await.unwrap();
+        pool.close().await;
+    }
+
+    async fn database_exists(&self, name: &str) -> bool {
+        let pool = sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&self.admin)
+            .await
+            .unwrap();
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pg_database WHERE datname = $1")
+            .bind(name)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        count == 1
+    }
+}
+
+#[tokio::test]
+async fn migrate_creates_a_missing_postgresql_database_and_its_tables() {
+    let Some(server) = PostgresServer::for_test("migrate_creates_a_missing_postgresql_database")
+    else {
+        return;
+    };
+    let name = format!("tollgate_missing_{}", uuid::Uuid::new_v4().simple());
+    let url = server.url(None, &name);
+    let dir = TempDir::new();
+
+    let (status, log) = exit_within(
+        command(&dir.0, &[("DATABASE_URL", &url)]).arg("migrate"),
+        REFUSAL_TIMEOUT,
+    );
+
+    let created = server.database_exists(&name).await;
+    let tables = if created {
+        let pool = sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .unwrap();
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+        server
+            .execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await;
+        tables
+    } else {
+        Vec::new()
+    };
+    assert!(status.success(), "{log}");
+    assert!(created, "the database was not created: {log}");
+    for table in [
+        "organizations",
+        "api_keys",
+        "credit_accounts",
+        "usage_records",
+    ] {
+        assert!(tables.iter().any(|t| t == table), "no {table}: {tables:?}");
+    }
+}
+
+#[tokio::test]
+async fn migrate_on_a_missing_database_it_may_not_create_says_once_what_to_run() {
+    let Some(server) = PostgresServer::for_test("migrate_on_a_missing_database_it_may_not_create")
+    else {
+        return;
+    };
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let (role, password) = (format!("tollgate_nocreate_{id}"), "nocreate-pw");
+    let name = format!("tollgate_missing_{id}");
+    // A user that may log in but not create databases.
+    server
+        .execute(&format!(
+            "CREATE ROLE {role} LOGIN NOCREATEDB PASSWORD '{password}'"
+        ))
+        .await;
+    let url = server.url(Some((&role, password)), &name);
+    let dir = TempDir::new();
+
+    let (status, log) = exit_within(
+        command(&dir.0, &[("DATABASE_URL", &url)]).arg("migrate"),
+        REFUSAL_TIMEOUT,
+    );
+
+    let created = server.database_exists(&name).await;
+    server
+        .execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await;
+    server.execute(&format!("DROP ROLE IF EXISTS {role}")).await;
+    assert!(!status.success(), "{log}");
+    assert!(!created);
+    // What to run, said once: not repeated by the error's causes or a log line.
+    assert_eq!(log.matches(&format!("createdb {name}")).count(), 1, "{log}");
+    assert_eq!(log.matches("does not exist").count(), 1, "{log}");
+    assert!(
+        log.contains("permission denied to create database"),
+        "{log}"
+    );
+    assert!(
+        !log.contains(password),
+        "the password is never printed: {log}"
+    );
+}
+
 #[test]
 fn migrate_twice_is_harmless() {
     let dir = TempDir::new();

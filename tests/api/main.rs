@@ -29,6 +29,7 @@ mod organizations;
 mod provider_credentials;
 mod rate_limits;
 mod rate_limits_processes;
+mod readme;
 mod request_log;
 mod responses;
 mod roles;

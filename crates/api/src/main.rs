@@ -27,7 +27,17 @@ Other environment variables:
   TOLLGATE_NEW_MASTER_KEY
       The new master key of `tollgate keys rotate` (see its --help).
   RUST_LOG
-      Tracing filter (default: info). Logs never hold a key or a prompt.";
+      Tracing filter (default: info). Logs never hold a key or a prompt.
+  NO_COLOR
+      Set (non-empty): no ANSI colours in the logs, even on a terminal.
+  HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY (or lowercase)
+      Proxy of the calls to providers and to the OTLP collector (outbound
+      webhooks never use a proxy).
+  SSL_CERT_FILE, SSL_CERT_DIR
+      CA certificates trusted for those calls instead of the system's.
+  PGHOST, PGPORT, PGUSER, PGPASSWORD, PGPASSFILE, PGDATABASE, PGSSLMODE,
+  PGSSLROOTCERT, PGSSLCERT, PGSSLKEY, PGAPPNAME, PGOPTIONS
+      PostgreSQL: what a postgres:// DATABASE_URL leaves out, as libpq.";
 
 #[derive(Parser)]
 #[command(
@@ -46,8 +56,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Migrate the database, then serve HTTP until SIGINT or SIGTERM.
+    #[command(after_help = OTHER_ENVIRONMENT)]
     Serve,
-    /// Apply the database migrations and exit.
+    /// Apply the database migrations and exit (a missing PostgreSQL
+    /// database is created when the user may create databases).
+    #[command(after_help = OTHER_ENVIRONMENT)]
     Migrate,
     /// Print the OpenAPI 3.1 document (what `GET /openapi.json` serves) and exit.
     Openapi,
@@ -85,6 +98,7 @@ enum KeysCommand {
     /// transaction, and make it the database's master key. Needs the current
     /// key (TOLLGATE_MASTER_KEY). Running gateways keep working; restart each
     /// with the new TOLLGATE_MASTER_KEY (a start with the old one is refused).
+    #[command(after_help = OTHER_ENVIRONMENT)]
     Rotate {
         /// The new master key: 32 bytes as base64, or a passphrase. Prefer
         /// the environment variable: a flag shows in the process list.
@@ -104,7 +118,10 @@ async fn main() -> std::process::ExitCode {
             .with_env_filter(filter)
             .init(),
         LogFormat::Text => tracing_subscriber::fmt()
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .with_ansi(
+                std::io::IsTerminal::is_terminal(&std::io::stdout())
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            )
             .with_env_filter(filter)
             .init(),
     }
@@ -241,6 +258,52 @@ mod tests {
                 OTHER_ENVIRONMENT.contains(var),
                 "{var} is missing from --help"
             );
+        }
+    }
+
+    /// The long help of `tollgate ARGS… --help`.
+    fn long_help(path: &[&str]) -> String {
+        use clap::CommandFactory;
+        let mut command = Cli::command();
+        command.build();
+        let mut command = &mut command;
+        for name in path {
+            command = command
+                .find_subcommand_mut(name)
+                .unwrap_or_else(|| panic!("no subcommand {name}"));
+        }
+        command.render_long_help().to_string()
+    }
+
+    #[test]
+    fn the_help_of_every_command_that_reads_the_environment_lists_the_other_variables() {
+        // Read by the binary, not by its settings: the catalog's keys, the
+        // log filter, and what reqwest (proxies, CA certificates) and sqlx
+        // (libpq's PG* defaults) take from the environment.
+        let others = [
+            "OPENAI_API_KEY",
+            "TOLLGATE_NEW_MASTER_KEY",
+            "RUST_LOG",
+            "NO_COLOR",
+            "HTTPS_PROXY",
+            "NO_PROXY",
+            "SSL_CERT_FILE",
+            "PGPASSWORD",
+            "PGSSLMODE",
+        ];
+        for path in [&[][..], &["serve"], &["migrate"], &["keys", "rotate"]] {
+            let help = long_help(path);
+            for name in others {
+                assert!(
+                    help.contains(name),
+                    "`tollgate {} --help` does not name {name}",
+                    path.join(" ")
+                );
+            }
+            // The settings name their own variables.
+            for name in ["TOLLGATE_MASTER_KEY", "DATABASE_URL", "REDIS_URL"] {
+                assert!(help.contains(name), "{path:?}: {name}");
+            }
         }
     }
 

@@ -226,6 +226,8 @@ fn split_postgres_url(url: &str) -> Option<(String, String)> {
         Some((name, query)) => (name, Some(query)),
         None => (path, None),
     };
+    // The database's name, percent-decoded as the driver decodes it.
+    let name = percent_decode(name)?;
     if name.is_empty() {
         return None;
     }
@@ -233,7 +235,25 @@ fn split_postgres_url(url: &str) -> Option<(String, String)> {
         Some(query) => format!("{scheme}://{authority}/postgres?{query}"),
         None => format!("{scheme}://{authority}/postgres"),
     };
-    Some((name.to_owned(), admin))
+    Some((name, admin))
+}
+
+/// `%XX` escapes decoded; `None` when one is malformed or the result is not UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 async fn create_postgres_database(url: &str) -> Result<(), DbError> {
@@ -306,6 +326,12 @@ mod tests {
             ))
         );
         assert_eq!(split_postgres_url("postgres://h:5432"), None);
+        // As the driver reads it: percent-decoded.
+        assert_eq!(
+            split_postgres_url("postgres://h/my%20db%2Dx").map(|(name, _)| name),
+            Some("my db-x".to_owned())
+        );
+        assert_eq!(split_postgres_url("postgres://h/bad%4"), None);
     }
 
     /// Rows of `t` in the database file itself, ignoring the WAL; `None`
