@@ -5,9 +5,11 @@
 //! fallbacks are honoured. Providers are pointed at the mock provider.
 
 use serde_json::json;
-use tollgate_tests::binary::{command, exit_within};
+use tollgate_tests::binary::{GatewayProcess, command, exit_within};
 use tollgate_tests::tempdir::TempDir;
-use tollgate_tests::{Fault, TestApp, chat_body};
+use tollgate_tests::{
+    ADMIN_TOKEN, Fault, MockProvider, TestApp, TestDatabase, chat_body, client, org_key_at,
+};
 
 fn fixture(name: &str) -> String {
     let path = format!(
@@ -191,4 +193,120 @@ async fn the_import_command_writes_the_file_and_lists_what_it_left_out() {
             "{secret} leaked"
         );
     }
+}
+
+/// The whole path a user takes, with the real binary: `tollgate import
+/// litellm` writes the file, and `tollgate serve --config` serves it with
+/// the `os.environ/` keys read from its environment. Only the endpoints
+/// move to the mock; each key reaches the mock with the upstream model of
+/// its own LiteLLM deployment, and the two deployments of `gpt-4o` share
+/// ten calls within their `rpm: 6` caps.
+#[tokio::test]
+async fn tollgate_serve_serves_an_imported_config_with_its_keys_from_the_environment() {
+    let dir = TempDir::new();
+    let source = dir.0.join("litellm.yaml");
+    std::fs::write(&source, fixture("configs-quick-start.yaml")).unwrap();
+    let imported = dir.0.join("imported.yaml");
+    let (status, stderr) = exit_within(
+        command(&dir.0, &[]).args([
+            "import",
+            "litellm",
+            source.to_str().unwrap(),
+            "--output",
+            imported.to_str().unwrap(),
+        ]),
+        std::time::Duration::from_secs(20),
+    );
+    assert!(status.success(), "{stderr}");
+    let imported = std::fs::read_to_string(&imported).unwrap();
+    for reference in ["${AZURE_API_KEY_EU}", "${AZURE_API_KEY_CA}"] {
+        assert!(imported.contains(reference), "{imported}");
+    }
+    // The unmapped parts are named: Bedrock's two entries, the callbacks, the master key.
+    for unmapped in ["bedrock", "success_callback", "master_key"] {
+        assert!(
+            stderr.contains(unmapped),
+            "{unmapped} not reported: {stderr}"
+        );
+    }
+    assert!(!imported.contains("sk-1234") && !stderr.contains("sk-1234"));
+
+    let mock = MockProvider::start().await;
+    let served: String = imported
+        .lines()
+        .map(|line| match line.split_once("base_url: ") {
+            Some((indent, _)) => format!("{indent}base_url: {}\n", mock.base_url()),
+            None => format!("{line}\n"),
+        })
+        .collect();
+    let config = dir.0.join("tollgate.yaml");
+    std::fs::write(&config, served).unwrap();
+    let db = TestDatabase::create(&dir.0).await;
+    let master_key = tollgate_tests::test_master_key();
+    let gateway = GatewayProcess::serve(
+        &dir.0,
+        &[
+            ("DATABASE_URL", db.url.as_str()),
+            ("TOLLGATE_CONFIG", config.to_str().unwrap()),
+            ("TOLLGATE_ADMIN_TOKEN", ADMIN_TOKEN),
+            (
+                "TOLLGATE_MASTER_KEY",
+                secrecy::ExposeSecret::expose_secret(&master_key),
+            ),
+            ("AZURE_API_KEY_EU", "sk-eu-from-env"),
+            ("AZURE_API_KEY_CA", "sk-ca-from-env"),
+            ("OPENAI_4000_API_KEY", "sk-vllm-from-env"),
+        ],
+    )
+    .await;
+    let http = client();
+    let key = org_key_at(
+        &http,
+        &gateway.base_url,
+        "usd",
+        100_000_000,
+        json!({"name": "imported"}),
+    )
+    .await;
+    let chat = |model: &'static str| {
+        http.post(format!("{}/v1/chat/completions", gateway.base_url))
+            .bearer_auth(&key)
+            .json(&chat_body(model))
+            .send()
+    };
+
+    for _ in 0..10 {
+        let answer = chat("gpt-4o").await.unwrap();
+        assert_eq!(answer.status(), 200);
+        let cost: i64 = answer.headers()["x-tollgate-cost"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(cost > 0, "billed at gpt-4o's price");
+    }
+    let answer = chat("vllm-models").await.unwrap();
+    assert_eq!(answer.status(), 200);
+
+    let sent: Vec<(String, String)> = mock
+        .requests()
+        .iter()
+        .map(|r| {
+            (
+                r.body["model"].as_str().unwrap_or_default().to_owned(),
+                r.authorization.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let pair = |model: &str, key: &str| (model.to_owned(), format!("Bearer {key}"));
+    let eu = pair("gpt-4o-eu", "sk-eu-from-env");
+    let ca = pair("gpt-4o-ca", "sk-ca-from-env");
+    let vllm = pair("facebook/opt-125m", "sk-vllm-from-env");
+    assert_eq!(sent.len(), 11, "{sent:?}");
+    assert!(sent[..10].iter().all(|s| *s == eu || *s == ca), "{sent:?}");
+    // Each deployment within its `rpm: 6`, as LiteLLM caps it.
+    let count = |p: &(String, String)| sent.iter().filter(|s| *s == p).count();
+    assert!((4..=6).contains(&count(&eu)), "{sent:?}");
+    assert!((4..=6).contains(&count(&ca)), "{sent:?}");
+    assert_eq!(sent[10], vllm);
 }
