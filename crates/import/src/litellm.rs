@@ -285,6 +285,28 @@ impl Importer {
                 return None;
             }
         };
+        // `user:password@` in the URL is a credential: never written.
+        let base_url = match without_userinfo(&base_url) {
+            Some(bare) => {
+                self.note(format!(
+                    "{at}: api_base holds credentials (`user:password@`): not written; \
+                     the provider's base_url is {bare} (give the endpoint's key as api_key)"
+                ));
+                bare
+            }
+            None => base_url,
+        };
+        // `${AZURE_API_BASE}/openai/v1`: the variable's value is used as
+        // it is, and LiteLLM's examples end it with a `/`.
+        if let Some((name, path)) = base_url
+            .strip_prefix("${")
+            .and_then(|rest| rest.split_once('}'))
+            && !path.is_empty()
+        {
+            self.note(format!(
+                "{at}: base_url is {base_url}: set {name} without a trailing `/`"
+            ));
+        }
         if prefix == "huggingface" {
             self.note(format!(
                 "{at}: served as an OpenAI-compatible (TGI) endpoint at {base_url}"
@@ -436,7 +458,12 @@ impl Importer {
             };
             let mut kept = Vec::new();
             for target in targets {
-                if target != model && self.mode_of(&target) == Some(mode) {
+                if target == model {
+                    // A model never falls back to itself (`default_fallbacks`
+                    // names it too): LiteLLM skips it as well.
+                    continue;
+                }
+                if self.mode_of(&target) == Some(mode) {
                     kept.push(target);
                 } else {
                     self.note(format!(
@@ -694,7 +721,12 @@ impl Route {
             }),
             "together_ai" => from_preset("together"),
             "fireworks_ai" => from_preset("fireworks"),
-            "ollama_chat" => from_preset("ollama"),
+            // LiteLLM's api_base is Ollama's root (its native API); its
+            // OpenAI-compatible API, which Tollgate calls, is under `/v1`.
+            "ollama" | "ollama_chat" => from_preset("ollama").map(|r| Route {
+                suffix: "/v1",
+                ..r
+            }),
             "hosted_vllm" => from_preset("vllm"),
             "text-completion-openai" | "custom_openai" => from_preset("openai"),
             other => from_preset(other),
@@ -800,6 +832,14 @@ fn reference(value: &str) -> String {
         Some(name) => format!("${{{name}}}"),
         None => value.to_owned(),
     }
+}
+
+/// `url` without the `user:password@` of its authority, or `None` when it has none.
+fn without_userinfo(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (_, host) = rest[..end].rsplit_once('@')?;
+    Some(format!("{scheme}://{host}{}", &rest[end..]))
 }
 
 /// A scalar as text (`20_000` and `6` alike).
@@ -1144,6 +1184,74 @@ model_list:
         let known = catalog.model("known").unwrap();
         let builtin = tollgate_core::config::builtin_catalog(|_| None).unwrap();
         assert_eq!(known.price, builtin.model("gpt-4o-mini").unwrap().price);
+    }
+
+    #[test]
+    fn credentials_in_an_api_base_are_never_written() {
+        let text = r#"
+model_list:
+  - model_name: proxied
+    litellm_params:
+      model: openai/gpt-4o-mini
+      api_base: https://user:s3cret-pw@proxy.example.com/v1
+      api_key: os.environ/PROXY_KEY
+  - model_name: team
+    litellm_params:
+      model: azure/gpt-4
+      api_base: https://u:an0ther-pw@team.openai.azure.com/
+      api_version: "2024-02-01"
+"#;
+        let conversion = convert(text).unwrap();
+        let notes = conversion.notes.join("\n");
+        for secret in ["s3cret-pw", "an0ther-pw"] {
+            assert!(!conversion.yaml.contains(secret), "{}", conversion.yaml);
+            assert!(!notes.contains(secret), "{notes}");
+        }
+        let catalog = catalog(&conversion);
+        let proxied = catalog.model("proxied").unwrap();
+        assert_eq!(
+            catalog.provider(&proxied.provider).unwrap().base_url,
+            "https://proxy.example.com/v1"
+        );
+        assert!(notes.contains("holds credentials"), "{notes}");
+    }
+
+    #[test]
+    fn ollama_is_called_on_its_openai_compatible_api() {
+        let text = r#"
+model_list:
+  - model_name: llama
+    litellm_params: { model: ollama/llama3, api_base: "http://gpu-box:11434" }
+  - model_name: llama-chat
+    litellm_params: { model: ollama_chat/llama3 }
+"#;
+        let conversion = convert(text).unwrap();
+        let catalog = catalog(&conversion);
+        let base = |id: &str| {
+            let model = catalog.model(id).unwrap();
+            catalog.provider(&model.provider).unwrap().base_url.clone()
+        };
+        assert_eq!(base("llama"), "http://gpu-box:11434/v1");
+        assert_eq!(base("llama-chat"), "http://localhost:11434/v1");
+    }
+
+    #[test]
+    fn default_fallbacks_never_point_a_model_at_itself() {
+        let text = r#"
+model_list:
+  - model_name: a
+    litellm_params: { model: openai/gpt-4o, api_key: os.environ/OPENAI_API_KEY }
+  - model_name: b
+    litellm_params: { model: openai/gpt-4o-mini, api_key: os.environ/OPENAI_API_KEY }
+litellm_settings:
+  default_fallbacks: ["a"]
+"#;
+        let conversion = convert(text).unwrap();
+        let catalog = catalog(&conversion);
+        assert_eq!(catalog.fallbacks("b"), ["a".to_owned()]);
+        assert!(catalog.fallbacks("a").is_empty());
+        let notes = conversion.notes.join("\n");
+        assert!(!notes.contains("fallback `a` of `a`"), "{notes}");
     }
 
     #[test]
