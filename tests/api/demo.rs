@@ -89,3 +89,29 @@ fn the_demo_refuses_a_configuration_file_of_its_own() {
         "{log}"
     );
 }
+
+#[test]
+fn the_demo_is_refused_in_production() {
+    let dir = TempDir::new();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let database = format!("sqlite://{}", dir.0.join("prod.db").display());
+
+    let (status, log) = exit_within(
+        command(
+            &dir.0,
+            &[
+                ("TOLLGATE_ENV", "production"),
+                ("TOLLGATE_MASTER_KEY", "a-production-master-passphrase"),
+                ("DATABASE_URL", &database),
+            ],
+        )
+        .args(["serve", "--demo", "--listen", &listen]),
+        Duration::from_secs(30),
+    );
+
+    assert!(!status.success(), "{log}");
+    assert!(
+        log.contains("--demo") && log.contains("production"),
+        "{log}"
+    );
+}
