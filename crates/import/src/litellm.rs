@@ -723,10 +723,7 @@ impl Route {
             "fireworks_ai" => from_preset("fireworks"),
             // LiteLLM's api_base is Ollama's root (its native API); its
             // OpenAI-compatible API, which Tollgate calls, is under `/v1`.
-            "ollama" | "ollama_chat" => from_preset("ollama").map(|r| Route {
-                suffix: "/v1",
-                ..r
-            }),
+            "ollama" | "ollama_chat" => from_preset("ollama").map(|r| Route { suffix: "/v1", ..r }),
             "hosted_vllm" => from_preset("vllm"),
             "text-completion-openai" | "custom_openai" => from_preset("openai"),
             other => from_preset(other),
