@@ -231,11 +231,18 @@ async fn tollgate_serve_serves_an_imported_config_with_its_keys_from_the_environ
     }
     assert!(!imported.contains("sk-1234") && !stderr.contains("sk-1234"));
 
+    // vLLM's `api_key: none` became a provider without a key.
+    assert!(imported.contains("keyless: true"), "{imported}");
+
     let mock = MockProvider::start().await;
     let served: String = imported
         .lines()
         .map(|line| match line.split_once("base_url: ") {
             Some((indent, _)) => format!("{indent}base_url: {}\n", mock.base_url()),
+            // The mock, unlike a self-hosted vLLM, wants a key.
+            None if line.trim() == "keyless: true" => {
+                line.replace("keyless: true", "api_key: ${VLLM_TEST_KEY}\n")
+            }
             None => format!("{line}\n"),
         })
         .collect();
@@ -255,7 +262,7 @@ async fn tollgate_serve_serves_an_imported_config_with_its_keys_from_the_environ
             ),
             ("AZURE_API_KEY_EU", "sk-eu-from-env"),
             ("AZURE_API_KEY_CA", "sk-ca-from-env"),
-            ("OPENAI_4000_API_KEY", "sk-vllm-from-env"),
+            ("VLLM_TEST_KEY", "sk-vllm-from-env"),
         ],
     )
     .await;

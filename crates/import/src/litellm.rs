@@ -321,6 +321,11 @@ impl Importer {
         let mut literal_key = false;
         let (api_key, keyless) = match params.get("api_key").and_then(scalar) {
             Some(key) if key.starts_with("os.environ/") => (Some(reference(&key)), false),
+            // LiteLLM's placeholder for an endpoint that takes no key
+            // (`api_key: none` before a self-hosted vLLM): none is sent.
+            Some(key) if key.trim().is_empty() || key.trim().eq_ignore_ascii_case("none") => {
+                (None, true)
+            }
             // Never written: `provider_for` names the variable to set instead.
             Some(_) => {
                 literal_key = true;
@@ -1211,6 +1216,18 @@ model_list:
             "https://proxy.example.com/v1"
         );
         assert!(notes.contains("holds credentials"), "{notes}");
+    }
+
+    #[test]
+    fn api_key_none_is_an_endpoint_without_a_key() {
+        let conversion = convert(&fixture("configs-quick-start.yaml")).unwrap();
+        let catalog = catalog(&conversion);
+        let vllm = catalog.model("vllm-models").unwrap();
+        let provider = catalog.provider(&vllm.provider).unwrap();
+        assert_eq!(provider.base_url, "http://0.0.0.0:4000/v1");
+        assert!(provider.keyless, "{}", conversion.yaml);
+        let notes = conversion.notes.join("\n");
+        assert!(!notes.contains("vllm-models`): api_key"), "{notes}");
     }
 
     #[test]
