@@ -11,6 +11,7 @@ use super::errors::{DataPlaneErrors, MessagesErrors, ModelListErrors};
 use crate::error::ErrorBody;
 use serde::Serialize;
 use serde_json::Value;
+use tollgate_core::PowerLevel;
 use utoipa::ToSchema;
 
 // ---------------------------------------------------------------- data plane
@@ -27,7 +28,7 @@ use utoipa::ToSchema;
     operation_id = "createChatCompletion",
     security(("api_key" = [])),
     params(
-        ("x-tollgate-power-level" = Option<String>, Header, description = "`eco`, `balanced` or `precision`, for `\"model\": \"auto\"`"),
+        ("x-tollgate-power-level" = Option<PowerLevel>, Header, description = "`eco`, `balanced` or `precision`, for `\"model\": \"auto\"`"),
         ("x-tollgate-timeout-ms" = Option<u64>, Header, minimum = 1, maximum = 3600000, description = "The client's own timeout, 1 to 3600000 ms: fallbacks, retries and each provider call end by then (504 `provider_timeout`, nothing charged)"),
     ),
     request_body = ChatCompletionRequest,
@@ -211,7 +212,7 @@ pub struct ChatCompletionRequest {
     #[schema(nullable = false)]
     pub top_p: Option<f64>,
     /// For `"model": "auto"`: `eco`, `balanced` (default) or `precision`.
-    #[schema(nullable = false)]
+    #[schema(value_type = Option<PowerLevel>, nullable = false)]
     pub power_level: Option<String>,
 }
 

@@ -13,7 +13,6 @@
 
 mod dataplane;
 pub(crate) mod errors;
-mod payloads;
 mod required;
 mod surfaces;
 
@@ -51,7 +50,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         provider_credentials::create, provider_credentials::list, provider_credentials::active,
         provider_credentials::audit, provider_credentials::get, provider_credentials::update,
         provider_credentials::delete, provider_credentials::activate, provider_credentials::deactivate,
-        users::create, users::login, users::refresh,
+        users::list, users::create, users::login, users::refresh,
         catalog::list, routing_health::routing_health,
         catalog::create, catalog::update, catalog::disable,
         dataplane::health, dataplane::ready, dataplane::metrics, dataplane::openapi, dataplane::docs,
@@ -62,7 +61,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         webhooks::delete, webhooks::deliveries,
     ),
     components(schemas(
-        ErrorResponse, dataplane::AnthropicError, payloads::WebhookPayload,
+        ErrorResponse, dataplane::AnthropicError, tollgate_webhooks::WebhookPayload,
         surfaces::GoogleError, surfaces::EmbedContentRequest,
         // Named only by query parameters or a hand-written schema, which
         // do not register what they refer to.
