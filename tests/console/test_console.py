@@ -82,6 +82,18 @@ def main():
         page.get_by_role("button", name="Create").click()
         expect(page.get_by_role("heading", name="Console Org")).to_be_visible()
         org_id = page.url.split("#/org/")[1].split("/")[0]
+
+        # Its settings; suspended, then resumed.
+        page.get_by_label("Markup %").fill("10")
+        page.get_by_role("button", name="Save").click()
+        expect(page.locator("#banner")).to_have_text("Settings saved.")
+        expect(page.get_by_role("cell", name="10%", exact=True)).to_be_visible()
+        page.get_by_role("button", name="Suspend").click()
+        expect(page.locator("#banner")).to_have_text("Suspended: its keys are refused within a second.")
+        expect(page.get_by_role("heading", name="Console Org").get_by_text("suspended")).to_be_visible()
+        page.get_by_role("button", name="Resume").click()
+        expect(page.locator("#banner")).to_have_text("Resumed.")
+        expect(page.get_by_role("heading", name="Console Org").get_by_text("suspended")).to_have_count(0)
         shot(page, "02-organization")
 
         # A key, shown once.
@@ -142,10 +154,17 @@ def main():
         expect(page.get_by_text("No provider keys")).to_be_visible()
         page.get_by_label("Name").fill("own-mock")
         page.get_by_label("API key").fill("sk-console-secret-1234")
+        page.get_by_label("Test it first").check()
         page.get_by_role("button", name="Add").click()
+        expect(page.locator("#banner")).to_have_text("The key works and is stored.")
         expect(page.get_by_text("…1234")).to_be_visible()
         assert "sk-console-secret" not in page.content()
-        page.locator("[data-toggle='own-mock']").click()
+        toggle = page.locator("[data-toggle='own-mock']")
+        toggle.click()
+        expect(page.get_by_text("inactive", exact=True)).to_be_visible()
+        toggle.click()
+        expect(page.get_by_text("active", exact=True)).to_be_visible()
+        toggle.click()
         expect(page.get_by_text("inactive", exact=True)).to_be_visible()
         shot(page, "06-provider-keys")
 
@@ -158,6 +177,19 @@ def main():
         # The catalog: a price changed, a model disabled.
         page.get_by_role("link", name="Model catalog").click()
         expect(page.get_by_role("cell", name="gpt-4o-mini")).to_be_visible()
+        page.get_by_label("Id", exact=True).fill("console-model")
+        page.get_by_label("Provider", exact=True).fill("mock")
+        page.get_by_label("Input µ$ / Mtok").fill("100000")
+        page.get_by_role("button", name="Add").click()
+        expect(page.locator("#banner")).to_have_text("console-model added.")
+        expect(page.get_by_role("cell", name="console-model", exact=True)).to_be_visible()
+        # An error, in words.
+        page.get_by_label("Id", exact=True).fill("console-model")
+        page.get_by_label("Provider", exact=True).fill("mock")
+        page.get_by_role("button", name="Add").click()
+        expect(page.locator("#banner")).to_have_text(
+            "Model `console-model` already exists; change it with PATCH /api/v1/models/console-model (also to enable it again)."
+        )
         row = page.get_by_role("row").filter(has_text="text-embedding-3-small")
         row.get_by_label("Input µ$").fill("30000")
         row.get_by_role("button", name="Set price").click()
@@ -181,6 +213,17 @@ def main():
         assert page.locator("[data-secret] code").inner_text().startswith("whsec_")
         expect(page.get_by_role("cell", name="https://example.com/tollgate-hook")).to_be_visible()
         shot(page, "08-webhooks")
+
+        # An organization deleted (after a confirmation).
+        page.get_by_role("link", name="Organizations").click()
+        page.get_by_label("Name").fill("Doomed Org")
+        page.get_by_role("button", name="Create").click()
+        expect(page.get_by_role("heading", name="Doomed Org")).to_be_visible()
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.get_by_role("button", name="Delete").click()
+        expect(page.locator("#banner")).to_contain_text("Doomed Org deleted")
+        expect(page.get_by_role("link", name="Console Org")).to_be_visible()
+        expect(page.get_by_role("link", name="Doomed Org")).to_have_count(0)
 
         # A member signs in and cannot reach an admin page.
         page.get_by_role("link", name="Users").click()

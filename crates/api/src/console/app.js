@@ -217,8 +217,19 @@ function nav() {
   document.getElementById("who").textContent = session.token ? `${session.email || "admin token"} · ${session.role}` : "";
 }
 
+/** A success message for the page the next `route()` draws (drawing a
+ * page clears the banner). */
+let flash = null;
+
+function reroute(message, hash) {
+  flash = message;
+  if (hash && location.hash !== hash) location.hash = hash; // hashchange routes
+  else route();
+}
+
 async function route() {
-  banner("");
+  banner(flash || "", Boolean(flash));
+  flash = null;
   const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean);
   if (!session.token) {
     nav();
@@ -330,19 +341,20 @@ async function overview(org, body, admin) {
       const change = { name: v.name, default_power_level: v.default_power_level || null };
       if (isPlatform()) Object.assign(change, { markup_percent: int(v.markup_percent), overdraft_limit: int(v.overdraft_limit),
         rpm_limit: int(v.rpm_limit) ?? null, tpm_limit: int(v.tpm_limit) ?? null });
-      if (await attempt(() => call("updateOrganization", { path: { org_id: org.id }, body: change }), "Settings saved.")) route();
+      if (await attempt(() => call("updateOrganization", { path: { org_id: org.id }, body: change }))) reroute("Settings saved.");
     }, "Save")));
   }
   if (isPlatform()) {
     body.append(h("section", { class: "card" }, h("h2", {}, "Danger zone"), h("div", { class: "pager" },
       h("button", { class: "plain", type: "button", onclick: async () => {
-        if (await attempt(() => call(org.suspended ? "resumeOrganization" : "suspendOrganization", { path: { org_id: org.id } }),
-          org.suspended ? "Resumed." : "Suspended: its keys are refused within a second.")) route();
+        if (await attempt(() => call(org.suspended ? "resumeOrganization" : "suspendOrganization", { path: { org_id: org.id } }))) {
+          reroute(org.suspended ? "Resumed." : "Suspended: its keys are refused within a second.");
+        }
       } }, org.suspended ? "Resume" : "Suspend"),
       h("button", { class: "danger", type: "button", onclick: async () => {
         if (!confirm(`Delete ${org.name}? Its keys stop working at once.`)) return;
         const gone = await attempt(() => call("deleteOrganization", { path: { org_id: org.id } }));
-        if (gone) { location.hash = "#/orgs"; banner(`Deleted; its balance was ${amount(gone.balance, gone.unit)}.`, true); }
+        if (gone) reroute(`${org.name} deleted; its balance was ${amount(gone.balance, gone.unit)}.`, "#/orgs");
       } }, "Delete"))));
   }
 }
@@ -361,7 +373,7 @@ async function credits(org, body) {
       form([field("Amount", "amount", { type: "number", min: 1, required: true }), field("Reason", "reason", { maxlength: 4096 })],
         async (v) => {
           const body_ = { amount: int(v.amount), reason: v.reason || undefined, idempotency_key: `console-${crypto.randomUUID()}` };
-          if (await attempt(() => call("grantCredits", { path: { org_id: org.id }, body: body_ }), "Credits granted.")) route();
+          if (await attempt(() => call("grantCredits", { path: { org_id: org.id }, body: body_ }))) reroute("Credits granted.");
         }, "Grant")));
   }
   body.append(h("section", { class: "card" }, h("h2", {}, "Ledger"),
@@ -627,7 +639,7 @@ function usersPage() {
       async (v, f) => {
         const user = await attempt(() => call("createUser", { body: { email: v.email, password: v.password, role: v.role,
           organization_id: v.organization_id || undefined } }));
-        if (user) { await route(); banner(`User ${user.email} created (${user.role}).`, true); }
+        if (user) reroute(`User ${user.email} created (${user.role}).`);
       }, "Create")),
     h("section", { class: "card" }, h("h2", {}, "Users"), list));
 }
