@@ -386,17 +386,16 @@ async function credits(org, body) {
 async function keys(org, body, admin) {
   const reveal = h("div");
   const list = h("div");
-  async function load() {
-    const page = await attempt(() => call("listApiKeys", { path: { org_id: org.id } }));
-    if (!page) return;
-    list.replaceChildren(table([["Name"], ["Prefix", "opt"], ["Limits", "opt"], ["Budget"], ["State"], [""]], page.data.map((k) => [
+  function load() {
+    list.replaceChildren(pager((before) => call("listApiKeys", { path: { org_id: org.id }, query: { before, limit: 25 } }), (page) =>
+      table([["Name"], ["Prefix", "opt"], ["Limits", "opt"], ["Budget"], ["State"], [""]], page.data.map((k) => [
       k.name, h("code", {}, k.key_prefix),
       `rpm ${k.rpm_limit ?? "—"} · tpm ${k.tpm_limit ?? "—"} · conc ${k.max_concurrency ?? "—"}`,
       k.budget ? `${amount(k.budget.spent, unitOf(org))} of ${amount(k.budget.amount, unitOf(org))} ${k.budget.period}` : "none",
       k.revoked_at ? h("span", { class: "badge off" }, "revoked") : h("span", { class: "badge" }, "active"),
       admin && !k.revoked_at ? h("button", { class: "danger", type: "button", "data-revoke": k.name, onclick: async () => {
         if (await attempt(() => call("revokeApiKey", { path: { org_id: org.id, key_id: k.id } }), `Key ${k.name} revoked.`)) load();
-      } }, "Revoke") : ""]), "No API keys yet."));
+      } }, "Revoke") : ""]), "No API keys yet.")));
   }
   if (admin) {
     body.append(h("section", { class: "card" }, h("h2", {}, "New key"),
