@@ -495,3 +495,61 @@ async fn spent_key_budget_refuses_further_calls() {
     assert_eq!(app.mock.request_count(), 2);
     assert_eq!(app.balance(&org).await, 98);
 }
+
+#[tokio::test]
+async fn keys_are_listed_a_page_at_a_time_newest_first() {
+    let app = TestApp::spawn().await;
+    let org = app.create_org("usd").await;
+    let other = app.create_org("usd").await;
+    for _ in 0..5 {
+        app.create_key(&org).await;
+    }
+    let (foreign, _) = app.create_key(&other).await;
+    let list = |query: String| {
+        let app = &app;
+        let org = &org;
+        async move {
+            let response = app
+                .admin_get(&format!("/api/v1/organizations/{org}/api-keys{query}"))
+                .await;
+            assert_eq!(response.status(), 200);
+            response.json::<Value>().await.unwrap()
+        }
+    };
+
+    let whole = list(String::new()).await;
+    let mut paged = Vec::new();
+    let mut query = "?limit=2".to_owned();
+    let mut pages = 0;
+    loop {
+        let page = list(query).await;
+        pages += 1;
+        paged.extend(page["data"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(cursor) => {
+                assert_eq!(page["has_more"], true);
+                query = format!("?limit=2&before={cursor}");
+            }
+            None => {
+                assert_eq!(page["has_more"], false);
+                break;
+            }
+        }
+    }
+
+    let ids = |keys: &[Value]| -> Vec<String> {
+        keys.iter()
+            .map(|k| k["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let whole = whole["data"].as_array().unwrap();
+    assert_eq!(whole.len(), 5);
+    assert_eq!(pages, 3);
+    assert_eq!(ids(&paged), ids(whole), "the pages, in order, are the list");
+    assert!(!ids(whole).contains(&foreign));
+    let created: Vec<i64> = whole
+        .iter()
+        .map(|k| k["created_at"].as_i64().unwrap())
+        .collect();
+    assert!(created.windows(2).all(|w| w[0] >= w[1]), "{created:?}");
+}

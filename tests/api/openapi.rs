@@ -538,3 +538,120 @@ async fn real_answers_match_the_documented_schemas() {
     c.check("get", "/health", "/health", "", None).await;
     c.check("get", "/ready", "/ready", "", None).await;
 }
+
+/// The values a property of a component schema may take (`enum`, through a
+/// `$ref` or a nullable `oneOf`).
+fn enum_values(doc: &Value, schema: &str, property: &str) -> Vec<String> {
+    let mut prop = &doc["components"]["schemas"][schema]["properties"][property];
+    if let Some(parts) = prop["oneOf"].as_array() {
+        prop = parts.iter().find(|p| p["type"] != "null").unwrap();
+    }
+    let prop = resolve(doc, prop);
+    prop["enum"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{schema}.{property} is not an enum: {prop}"))
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn closed_sets_of_values_are_enums_in_the_document() {
+    let app = TestApp::spawn().await;
+    let (_, doc) = served(&app).await;
+
+    for (schema, property, values) in [
+        ("LedgerEntry", "kind", &["grant", "usage", "adjustment"][..]),
+        ("Attempt", "status", &["ok", "error"]),
+        ("UsageRecord", "status", &["ok", "partial"]),
+        (
+            "CreateOrganization",
+            "billing_mode",
+            &["usd", "tokens", "requests"],
+        ),
+        (
+            "UpdateOrganization",
+            "default_power_level",
+            &["eco", "balanced", "precision"],
+        ),
+        (
+            "ChatCompletionRequest",
+            "power_level",
+            &["eco", "balanced", "precision"],
+        ),
+        (
+            "CreateUser",
+            "role",
+            &["platform_admin", "org_admin", "org_member"],
+        ),
+        ("Budget", "period", &["daily", "weekly", "monthly", "total"]),
+        (
+            "WebhookPayload",
+            "type",
+            &[
+                "credits.granted",
+                "credits.low",
+                "credits.depleted",
+                "budget.exceeded",
+                "usage.batch",
+            ],
+        ),
+    ] {
+        let mut found = enum_values(&doc, schema, property);
+        let mut expected: Vec<String> = values.iter().map(|v| (*v).to_owned()).collect();
+        found.sort();
+        expected.sort();
+        assert_eq!(found, expected, "{schema}.{property}");
+    }
+    let summary = &doc["paths"]["/api/v1/organizations/{org_id}/usage/summary"]["get"];
+    let group_by = summary["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "group_by")
+        .unwrap();
+    let group_by = resolve(&doc, &group_by["schema"]);
+    assert_eq!(
+        group_by["enum"],
+        json!(["day", "model", "api_key", "provider"]),
+        "{group_by}"
+    );
+}
+
+#[tokio::test]
+async fn the_documented_csv_export_has_the_columns_of_the_real_one() {
+    let app = TestApp::spawn().await;
+    let (_, doc) = served(&app).await;
+    let org = app.create_org("usd").await;
+
+    let export = app
+        .admin_get(&format!("/api/v1/organizations/{org}/usage/export"))
+        .await;
+
+    assert_eq!(export.status(), 200);
+    let text = export.text().await.unwrap();
+    let content = &doc["paths"]["/api/v1/organizations/{org_id}/usage/export"]["get"]["responses"]
+        ["200"]["content"];
+    let example = content["text/csv; charset=utf-8"]["example"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no CSV example: {content}"));
+    assert_eq!(
+        example.split("\r\n").next(),
+        text.split("\r\n").next(),
+        "the example's header is not the export's"
+    );
+}
+
+#[tokio::test]
+async fn descriptions_carry_no_rustdoc_links() {
+    let app = TestApp::spawn().await;
+    let (text, _) = served(&app).await;
+
+    // A doc comment's intra-doc link (`[`Type`]`) means nothing to a reader
+    // of the document.
+    assert!(
+        !text.contains("[`"),
+        "a description names a Rust item: {}",
+        &text[text.find("[`").unwrap_or(0).saturating_sub(80)..][..160.min(text.len())]
+    );
+}

@@ -368,6 +368,7 @@ const TABLE: &[(&str, &str, Access, Body)] = &[
         Access::OrgAdmin,
         None,
     ),
+    ("GET", "/api/v1/users", Access::Platform, None),
     ("POST", "/api/v1/users", Access::OrgAdmin, None),
     (
         "POST",

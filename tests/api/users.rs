@@ -401,3 +401,64 @@ async fn an_org_admin_cannot_touch_another_organizations_credentials() {
         .unwrap();
     expect_error(response, 403).await;
 }
+
+#[tokio::test]
+async fn the_platform_admin_pages_through_every_user_newest_first() {
+    let app = TestApp::spawn_with_sign_in().await;
+    let org = app.create_org("usd").await;
+    let gone = app.create_org("usd").await;
+    let mut ids = Vec::new();
+    for (email, role, org) in [
+        ("ops@example.com", "platform_admin", None),
+        ("ada@example.com", "org_admin", Some(org.as_str())),
+        ("bob@example.com", "org_member", Some(org.as_str())),
+    ] {
+        let user = app.create_user(email, role, org).await;
+        ids.push(user["id"].as_str().unwrap().to_owned());
+    }
+    app.create_user("old@example.com", "org_admin", Some(&gone))
+        .await;
+    let deleted = app
+        .admin_delete(&format!("/api/v1/organizations/{gone}"))
+        .await;
+    assert_eq!(deleted.status(), 200);
+
+    let first: Value = app
+        .admin_get("/api/v1/users?limit=2")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let second: Value = app
+        .admin_get(&format!("/api/v1/users?limit=2&before={cursor}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+
+    let listed: Vec<&str> = first["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second["data"].as_array().unwrap())
+        .map(|u| u["id"].as_str().unwrap())
+        .collect();
+    ids.reverse();
+    assert_eq!(
+        listed, ids,
+        "newest first, the deleted organization's user gone"
+    );
+    assert_eq!(first["has_more"], true);
+    assert_eq!(second["has_more"], false);
+    assert!(!second.to_string().contains("password"));
+    let token = app.token_of("ada@example.com").await;
+    let response = app
+        .client
+        .get(app.url("/api/v1/users"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, 403).await;
+}

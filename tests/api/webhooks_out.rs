@@ -644,3 +644,52 @@ async fn a_key_refused_by_its_budget_sends_one_signed_budget_exceeded_event() {
     assert_eq!(started % 86_400, 0, "a UTC midnight, in seconds");
     assert!(started <= now && now - started <= 86_400, "{started}");
 }
+
+#[tokio::test]
+async fn a_delivered_body_is_the_documented_webhook_payload() {
+    let receiver = Receiver::start(0).await;
+    let app = TestApp::spawn_with(DEFAULT_CONFIG, fast_worker).await;
+    let org = app.create_org("usd").await;
+    subscribe_to_grants(&app, &org, &receiver).await;
+    let doc: Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+
+    app.grant(&org, 1_000_000).await;
+    let accepted = receiver.wait_for("the delivery", |a| !a.is_empty()).await;
+
+    let event = event_of(&accepted[0]);
+    let schema = &doc["components"]["schemas"]["WebhookPayload"];
+    let mut documented: Vec<&str> = schema["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut sent: Vec<&str> = event
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    documented.sort_unstable();
+    sent.sort_unstable();
+    assert_eq!(sent, documented, "{event}");
+    let events = &doc["components"]["schemas"]["WebhookEvent"]["enum"];
+    assert!(
+        events.as_array().unwrap().contains(&event["type"]),
+        "{event}"
+    );
+    assert!(event["data"].is_object(), "{event}");
+    let timestamp = event["timestamp"].as_str().unwrap();
+    assert!(
+        timestamp.len() == 24 && timestamp.ends_with('Z'),
+        "{timestamp}"
+    );
+}

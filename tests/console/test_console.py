@@ -20,14 +20,6 @@ SHOTS = os.environ["SCREENSHOTS"]
 PASSWORD = "correct horse battery staple"
 
 
-def api(method, path, body=None, token=ADMIN_TOKEN):
-    req = urllib.request.Request(URL + path, method=method, data=json.dumps(body).encode() if body else None)
-    req.add_header("Authorization", f"Bearer {token}")
-    req.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        return json.load(resp)
-
-
 def chat(key):
     """A chat call with `key`: its HTTP status."""
     body = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello from the console test"}]})
@@ -72,6 +64,9 @@ def main():
         page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(URL) and not r.url.startswith(("data:", "blob:")) else None)
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
+        # The console checks every answer against the document's schema.
+        drift = []
+        page.on("console", lambda m: drift.append(m.text) if m.type == "error" and "OpenAPI document" in m.text else None)
 
         # Sign in with the admin token.
         page.goto(URL + "/console")
@@ -87,6 +82,18 @@ def main():
         page.get_by_role("button", name="Create").click()
         expect(page.get_by_role("heading", name="Console Org")).to_be_visible()
         org_id = page.url.split("#/org/")[1].split("/")[0]
+
+        # Its settings; suspended, then resumed.
+        page.get_by_label("Markup %").fill("10")
+        page.get_by_role("button", name="Save").click()
+        expect(page.locator("#banner")).to_have_text("Settings saved.")
+        expect(page.get_by_role("cell", name="10%", exact=True)).to_be_visible()
+        page.get_by_role("button", name="Suspend").click()
+        expect(page.locator("#banner")).to_have_text("Suspended: its keys are refused within a second.")
+        expect(page.get_by_role("heading", name="Console Org").get_by_text("suspended")).to_be_visible()
+        page.get_by_role("button", name="Resume").click()
+        expect(page.locator("#banner")).to_have_text("Resumed.")
+        expect(page.get_by_role("heading", name="Console Org").get_by_text("suspended")).to_have_count(0)
         shot(page, "02-organization")
 
         # A key, shown once.
@@ -132,15 +139,32 @@ def main():
         assert csv.startswith("request_id,") and "gpt-4o-mini" in csv, csv
         shot(page, "05-usage")
 
+        # The request log: the call, and its provider attempt.
+        page.get_by_role("link", name="Requests").click()
+        row = page.get_by_role("row").filter(has_text="gpt-4o-mini").first
+        expect(row.get_by_text("200", exact=True)).to_be_visible()
+        row.get_by_role("button", name="Details").click()
+        attempt = page.locator("#request-detail").get_by_role("row").filter(has_text="mock")
+        expect(attempt.get_by_role("cell", name="ok", exact=True)).to_be_visible()
+        expect(page.locator("#request-detail")).not_to_contain_text("null")
+        shot(page, "05b-request-log")
+
         # A provider key: added, shown by its hint only, deactivated.
         page.get_by_role("link", name="Provider keys").click()
         expect(page.get_by_text("No provider keys")).to_be_visible()
         page.get_by_label("Name").fill("own-mock")
         page.get_by_label("API key").fill("sk-console-secret-1234")
+        page.get_by_label("Test it first").check()
         page.get_by_role("button", name="Add").click()
+        expect(page.locator("#banner")).to_have_text("The key works and is stored.")
         expect(page.get_by_text("…1234")).to_be_visible()
         assert "sk-console-secret" not in page.content()
-        page.locator("[data-toggle='own-mock']").click()
+        toggle = page.locator("[data-toggle='own-mock']")
+        toggle.click()
+        expect(page.get_by_text("inactive", exact=True)).to_be_visible()
+        toggle.click()
+        expect(page.get_by_text("active", exact=True)).to_be_visible()
+        toggle.click()
         expect(page.get_by_text("inactive", exact=True)).to_be_visible()
         shot(page, "06-provider-keys")
 
@@ -153,6 +177,19 @@ def main():
         # The catalog: a price changed, a model disabled.
         page.get_by_role("link", name="Model catalog").click()
         expect(page.get_by_role("cell", name="gpt-4o-mini")).to_be_visible()
+        page.get_by_label("Id", exact=True).fill("console-model")
+        page.get_by_label("Provider", exact=True).fill("mock")
+        page.get_by_label("Input µ$ / Mtok").fill("100000")
+        page.get_by_role("button", name="Add").click()
+        expect(page.locator("#banner")).to_have_text("console-model added.")
+        expect(page.get_by_role("cell", name="console-model", exact=True)).to_be_visible()
+        # An error, in words.
+        page.get_by_label("Id", exact=True).fill("console-model")
+        page.get_by_label("Provider", exact=True).fill("mock")
+        page.get_by_role("button", name="Add").click()
+        expect(page.locator("#banner")).to_have_text(
+            "Model `console-model` already exists; change it with PATCH /api/v1/models/console-model (also to enable it again)."
+        )
         row = page.get_by_role("row").filter(has_text="text-embedding-3-small")
         row.get_by_label("Input µ$").fill("30000")
         row.get_by_role("button", name="Set price").click()
@@ -177,14 +214,35 @@ def main():
         expect(page.get_by_role("cell", name="https://example.com/tollgate-hook")).to_be_visible()
         shot(page, "08-webhooks")
 
+        # An organization deleted (after a confirmation).
+        page.get_by_role("link", name="Organizations").click()
+        page.get_by_label("Name").fill("Doomed Org")
+        page.get_by_role("button", name="Create").click()
+        expect(page.get_by_role("heading", name="Doomed Org")).to_be_visible()
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.get_by_role("button", name="Delete").click()
+        expect(page.locator("#banner")).to_contain_text("Doomed Org deleted")
+        expect(page.get_by_role("link", name="Console Org")).to_be_visible()
+        expect(page.get_by_role("link", name="Doomed Org")).to_have_count(0)
+
         # A member signs in and cannot reach an admin page.
-        api("POST", "/api/v1/users", {"email": "member@example.com", "password": PASSWORD, "role": "org_member", "organization_id": org_id})
+        page.get_by_role("link", name="Users").click()
+        expect(page.get_by_text("No users yet")).to_be_visible()
+        page.get_by_label("Email").fill("member@example.com")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_label("Role").select_option("org_member")
+        page.get_by_label("Organization id").fill(org_id)
+        page.get_by_role("button", name="Create").click()
+        expect(page.locator("#banner")).to_have_text("User member@example.com created (org_member).")
+        expect(page.get_by_role("cell", name="member@example.com")).to_be_visible()
+        shot(page, "08b-users")
         page.get_by_role("link", name="Sign out").click()
         page.get_by_label("Email").fill("member@example.com")
         page.get_by_label("Password").fill(PASSWORD)
         page.locator("form").first.get_by_role("button", name="Sign in").click()
         expect(page.get_by_role("heading", name="Console Org")).to_be_visible()
         assert page.get_by_role("link", name="Credits").count() == 0
+        assert page.get_by_role("link", name="Requests").count() == 1, "a member reads the request log"
         assert page.get_by_role("link", name="Organizations").count() == 0
         assert page.get_by_role("button", name="Create").count() == 0
         page.goto(f"{URL}/console#/orgs")
@@ -206,6 +264,7 @@ def main():
 
         assert not outside, f"requests left the gateway: {outside}"
         assert not errors, f"script errors: {errors}"
+        assert not drift, f"answers unlike the document: {drift}"
         browser.close()
     print("console: every step passed")
 

@@ -324,7 +324,7 @@ impl From<tollgate_webhooks::WebhookError> for ApiError {
             WebhookError::NotFound => ApiError::not_found("webhook subscription not found"),
             WebhookError::Billing(e) => e.into(),
             WebhookError::Credentials(e) => e.into(),
-            WebhookError::Client(_) => ApiError::internal(e),
+            WebhookError::Client(_) | WebhookError::Encode(_) => ApiError::internal(e),
             WebhookError::Db(e) => ApiError::from_db(e),
         }
     }

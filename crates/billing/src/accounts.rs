@@ -28,11 +28,18 @@ pub struct GrantOutcome {
     pub replayed: bool,
 }
 
+/// A ledger entry's `kind` in the OpenAPI document (the table's CHECK).
+#[cfg(feature = "openapi")]
+fn ledger_kind_schema() -> utoipa::openapi::schema::Object {
+    tollgate_core::openapi::one_of(&["grant", "usage", "adjustment"])
+}
+
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct LedgerEntry {
     pub id: i64,
     /// `grant`, `usage` or `adjustment`.
+    #[cfg_attr(feature = "openapi", schema(schema_with = ledger_kind_schema))]
     pub kind: String,
     /// Signed: positive adds credits, negative spends them.
     pub amount: i64,

@@ -64,7 +64,7 @@ pub struct UsageRecord {
     pub list_cost_usd_micros: i64,
     pub byok: bool,
     pub stream: bool,
-    /// A [`UsageStatus`], as text.
+    /// `ok`, or `partial` for a stream that ended early.
     #[cfg_attr(feature = "openapi", schema(value_type = UsageStatus))]
     pub status: String,
     pub latency_ms: i64,

@@ -122,6 +122,12 @@ const DEFAULT_PATTERNS: [(&str, &str, ModelMode); 10] = [
 /// tokens in the file ([`RawPrice`]), micro-dollars in the management API
 /// (`crate::catalog_store::MicrosPrice`).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(
+        description = "A model for the catalog: its provider (or deployments), upstream name, mode, tier, quality, limits and price in micro-dollars."
+    )
+)]
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawModel<P = RawPrice> {

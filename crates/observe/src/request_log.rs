@@ -39,6 +39,7 @@ pub struct Attempt {
     /// The catalog model.
     pub model: String,
     /// `ok` or `error`.
+    #[schema(schema_with = attempt_status_schema)]
     pub status: String,
     /// The provider's HTTP status, when it answered one.
     pub http_status: Option<i64>,
@@ -49,6 +50,14 @@ pub struct Attempt {
     pub duration_ms: i64,
     /// Unix milliseconds.
     pub started_at_ms: i64,
+}
+
+/// An attempt's `status` in the OpenAPI document: the closed set it is.
+fn attempt_status_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(["ok", "error"]))
+        .build()
 }
 
 /// One call, as written by the gateway.

@@ -417,17 +417,28 @@ impl Tenants {
         })
     }
 
-    /// The organization's keys, newest first, without secrets.
+    /// The organization's keys, newest first, without secrets: up to
+    /// `limit`, only those after the key `before` when given.
     pub async fn list_api_keys(
         &self,
         organization_id: &str,
+        limit: i64,
+        before: Option<&str>,
     ) -> Result<Vec<ApiKeyInfo>, TenantError> {
+        // Key ids are random (they must not tell when a key was made), so
+        // the order is by creation time, and `before` (a key id) stands for
+        // that key's place in it.
         let sql = format!(
             "SELECT {KEY_COLUMNS} FROM api_keys k WHERE k.organization_id = $1 \
-             ORDER BY k.created_at DESC, k.id DESC"
+             AND ($2 IS NULL OR EXISTS (SELECT 1 FROM api_keys b WHERE b.id = $2 \
+               AND b.organization_id = k.organization_id \
+               AND (k.created_at < b.created_at OR (k.created_at = b.created_at AND k.id < b.id)))) \
+             ORDER BY k.created_at DESC, k.id DESC LIMIT $3"
         );
         let rows = sqlx::query(&sql)
             .bind(organization_id)
+            .bind(before)
+            .bind(limit)
             .fetch_all(self.db.pool())
             .await?;
         rows.iter()

@@ -234,6 +234,29 @@ impl Tenants {
         Ok(user)
     }
 
+    /// Every user, newest first: up to `limit`, only those older than the
+    /// user `before` when given. Users of deleted organizations are gone.
+    pub async fn list_users(
+        &self,
+        limit: i64,
+        before: Option<&str>,
+    ) -> Result<Vec<User>, TenantError> {
+        let rows = sqlx::query(
+            "SELECT u.id, u.email, u.role, u.organization_id, u.created_at FROM users u \
+             LEFT JOIN organizations o ON o.id = u.organization_id \
+             WHERE o.deleted_at IS NULL AND ($1 IS NULL OR u.id < $1) \
+             ORDER BY u.id DESC LIMIT $2",
+        )
+        .bind(before)
+        .bind(limit)
+        .fetch_all(self.db.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(user_from_row)
+            .collect::<Result<Vec<_>, _>>()?)
+    }
+
     /// The user, or [`TenantError::UserNotFound`] (also for a user of a
     /// deleted organization).
     pub async fn user(&self, id: &str) -> Result<User, TenantError> {

@@ -2,6 +2,7 @@
 //! row per subscription that wants it, inside the caller's transaction.
 
 use crate::{WebhookError, Webhooks};
+use serde::Serialize;
 use serde_json::{Value, json};
 use sqlx::{Any, Row, Transaction};
 use tollgate_billing::GrantOutcome;
@@ -34,6 +35,23 @@ impl utoipa::PartialSchema for WebhookEvent {
 
 #[cfg(feature = "openapi")]
 impl utoipa::ToSchema for WebhookEvent {}
+
+/// The body of every delivery (Standard Webhooks shape): what the outbox
+/// stores and the worker sends as is.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"type": "credits.granted", "timestamp": "2026-12-01T18:05:00.123Z", "data": {"organization_id": "org_0192f0c1a2b3", "amount": 10_000_000, "balance": 12_500_000, "source": "stripe", "reference": "evt_1Q2w3E"}})))]
+#[derive(Debug, Clone, Serialize)]
+pub struct WebhookPayload<'a> {
+    /// The event's name.
+    #[serde(rename = "type")]
+    #[cfg_attr(feature = "openapi", schema(value_type = WebhookEvent))]
+    pub kind: &'a str,
+    /// RFC 3339, UTC, with milliseconds.
+    pub timestamp: String,
+    /// Depends on the event; see `docs/webhooks.md`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub data: &'a Value,
+}
 
 /// A key's budget refused a call (see [`Webhooks::budget_exceeded`]).
 #[derive(Debug, Clone)]
@@ -103,11 +121,11 @@ pub(crate) async fn enqueue_for(
     dedup_key: Option<&str>,
     now: i64,
 ) -> Result<u64, WebhookError> {
-    let payload = json!({
-        "type": event,
-        "timestamp": rfc3339_millis(now),
-        "data": data,
-    });
+    let payload = WebhookPayload {
+        kind: event,
+        timestamp: rfc3339_millis(now),
+        data,
+    };
     let done = sqlx::query(
         "INSERT INTO webhook_deliveries \
          (id, subscription_id, organization_id, event_type, payload, status, attempts, next_attempt_at, lease_until, dedup_key, created_at) \
@@ -118,7 +136,7 @@ pub(crate) async fn enqueue_for(
     .bind(subscription_id)
     .bind(organization_id)
     .bind(event)
-    .bind(payload.to_string())
+    .bind(serde_json::to_string(&payload)?)
     .bind(now)
     .bind(dedup_key)
     .execute(&mut **tx)

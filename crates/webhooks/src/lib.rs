@@ -22,7 +22,7 @@ mod worker;
 
 #[cfg(feature = "openapi")]
 pub use events::WebhookEvent;
-pub use events::{BudgetExceeded, EVENT_TYPES};
+pub use events::{BudgetExceeded, EVENT_TYPES, WebhookPayload};
 pub use inbound::{InboundOutcome, LAGO_DEFAULT_GRANT_EVENTS, STRIPE_DEFAULT_GRANT_EVENTS};
 pub use signature::SignatureError;
 pub use subscriptions::{Attempt, Delivery, NewSubscription, Subscription};
@@ -54,6 +54,8 @@ pub enum WebhookError {
     Credentials(#[from] CredentialError),
     #[error("the delivery client could not be built: {0}")]
     Client(String),
+    #[error("a delivery's payload could not be encoded: {0}")]
+    Encode(#[from] serde_json::Error),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }

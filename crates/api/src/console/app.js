@@ -48,7 +48,7 @@ class ApiError extends Error {
 async function call(operationId, { path = {}, query = {}, body, raw = false } = {}) {
   const op = operations[operationId];
   if (!op) throw new ApiError(0, `the console asked for an unknown operation: ${operationId}`);
-  const [method, template] = op;
+  const [method, template, fields] = op;
   let url = template.replace(/\{(\w+)\}/g, (_, name) => encodeURIComponent(path[name]));
   const params = new URLSearchParams();
   for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== null && v !== "") params.set(k, v);
@@ -76,7 +76,21 @@ async function call(operationId, { path = {}, query = {}, body, raw = false } = 
   }
   if (raw) return response;
   if (response.status === 204) return null;
-  return response.json();
+  const answer = await response.json();
+  checkAnswer(operationId, fields, answer);
+  return answer;
+}
+
+/** The console reads answers by the fields the document lists: an answer
+ * with a field more or less than its schema is a wrong document, said on the
+ * browser's console (the browser test fails on it). */
+function checkAnswer(operationId, fields, answer) {
+  if (!fields.length || answer === null || typeof answer !== "object" || Array.isArray(answer)) return;
+  const missing = fields.filter((f) => !(f in answer));
+  const extra = Object.keys(answer).filter((k) => !fields.includes(k));
+  if (missing.length || extra.length) {
+    console.error(`${operationId}: the answer does not match the OpenAPI document (missing: ${missing.join(", ") || "none"}; not documented: ${extra.join(", ") || "none"})`);
+  }
 }
 
 const sentence = (s) => (s ? s[0].toUpperCase() + s.slice(1) + (/[.!?]$/.test(s) ? "" : ".") : s);
@@ -203,8 +217,19 @@ function nav() {
   document.getElementById("who").textContent = session.token ? `${session.email || "admin token"} · ${session.role}` : "";
 }
 
+/** A success message for the page the next `route()` draws (drawing a
+ * page clears the banner). */
+let flash = null;
+
+function reroute(message, hash) {
+  flash = message;
+  if (hash && location.hash !== hash) location.hash = hash; // hashchange routes
+  else route();
+}
+
 async function route() {
-  banner("");
+  banner(flash || "", Boolean(flash));
+  flash = null;
   const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean);
   if (!session.token) {
     nav();
@@ -280,7 +305,7 @@ async function organizationPage(orgId, tab) {
   const org = await attempt(() => call("getOrganization", { path: { org_id: orgId } }));
   if (!org) return show(h("h1", {}, "Organization"), h("p", { class: "empty" }, "This organization could not be read."));
   const admin = isOrgAdmin(orgId);
-  const tabs = [["overview", "Overview"], ["keys", "API keys"], ["usage", "Usage"]];
+  const tabs = [["overview", "Overview"], ["keys", "API keys"], ["usage", "Usage"], ["requests", "Requests"]];
   if (admin) tabs.splice(1, 0, ["credits", "Credits"]);
   if (admin) tabs.push(["byok", "Provider keys"], ["members", "Members"], ["webhooks", "Webhooks"]);
   if (!tabs.some(([t]) => t === tab)) {
@@ -291,7 +316,7 @@ async function organizationPage(orgId, tab) {
   show(h("h1", {}, org.name, " ", org.suspended ? h("span", { class: "badge off" }, "suspended") : null),
     h("nav", { class: "tabs" }, tabs.map(([t, text]) => h("a", { href: `#/org/${orgId}/${t}`, class: t === tab ? "on" : "" }, text))),
     body);
-  const views = { overview, credits, keys, usage, byok, members, webhooks };
+  const views = { overview, credits, keys, usage, requests, byok, members, webhooks };
   await views[tab](org, body, admin);
 }
 
@@ -316,19 +341,20 @@ async function overview(org, body, admin) {
       const change = { name: v.name, default_power_level: v.default_power_level || null };
       if (isPlatform()) Object.assign(change, { markup_percent: int(v.markup_percent), overdraft_limit: int(v.overdraft_limit),
         rpm_limit: int(v.rpm_limit) ?? null, tpm_limit: int(v.tpm_limit) ?? null });
-      if (await attempt(() => call("updateOrganization", { path: { org_id: org.id }, body: change }), "Settings saved.")) route();
+      if (await attempt(() => call("updateOrganization", { path: { org_id: org.id }, body: change }))) reroute("Settings saved.");
     }, "Save")));
   }
   if (isPlatform()) {
     body.append(h("section", { class: "card" }, h("h2", {}, "Danger zone"), h("div", { class: "pager" },
       h("button", { class: "plain", type: "button", onclick: async () => {
-        if (await attempt(() => call(org.suspended ? "resumeOrganization" : "suspendOrganization", { path: { org_id: org.id } }),
-          org.suspended ? "Resumed." : "Suspended: its keys are refused within a second.")) route();
+        if (await attempt(() => call(org.suspended ? "resumeOrganization" : "suspendOrganization", { path: { org_id: org.id } }))) {
+          reroute(org.suspended ? "Resumed." : "Suspended: its keys are refused within a second.");
+        }
       } }, org.suspended ? "Resume" : "Suspend"),
       h("button", { class: "danger", type: "button", onclick: async () => {
         if (!confirm(`Delete ${org.name}? Its keys stop working at once.`)) return;
         const gone = await attempt(() => call("deleteOrganization", { path: { org_id: org.id } }));
-        if (gone) { location.hash = "#/orgs"; banner(`Deleted; its balance was ${amount(gone.balance, gone.unit)}.`, true); }
+        if (gone) reroute(`${org.name} deleted; its balance was ${amount(gone.balance, gone.unit)}.`, "#/orgs");
       } }, "Delete"))));
   }
 }
@@ -347,7 +373,7 @@ async function credits(org, body) {
       form([field("Amount", "amount", { type: "number", min: 1, required: true }), field("Reason", "reason", { maxlength: 4096 })],
         async (v) => {
           const body_ = { amount: int(v.amount), reason: v.reason || undefined, idempotency_key: `console-${crypto.randomUUID()}` };
-          if (await attempt(() => call("grantCredits", { path: { org_id: org.id }, body: body_ }), "Credits granted.")) route();
+          if (await attempt(() => call("grantCredits", { path: { org_id: org.id }, body: body_ }))) reroute("Credits granted.");
         }, "Grant")));
   }
   body.append(h("section", { class: "card" }, h("h2", {}, "Ledger"),
@@ -360,17 +386,16 @@ async function credits(org, body) {
 async function keys(org, body, admin) {
   const reveal = h("div");
   const list = h("div");
-  async function load() {
-    const page = await attempt(() => call("listApiKeys", { path: { org_id: org.id } }));
-    if (!page) return;
-    list.replaceChildren(table([["Name"], ["Prefix", "opt"], ["Limits", "opt"], ["Budget"], ["State"], [""]], page.data.map((k) => [
+  function load() {
+    list.replaceChildren(pager((before) => call("listApiKeys", { path: { org_id: org.id }, query: { before, limit: 25 } }), (page) =>
+      table([["Name"], ["Prefix", "opt"], ["Limits", "opt"], ["Budget"], ["State"], [""]], page.data.map((k) => [
       k.name, h("code", {}, k.key_prefix),
       `rpm ${k.rpm_limit ?? "—"} · tpm ${k.tpm_limit ?? "—"} · conc ${k.max_concurrency ?? "—"}`,
       k.budget ? `${amount(k.budget.spent, unitOf(org))} of ${amount(k.budget.amount, unitOf(org))} ${k.budget.period}` : "none",
       k.revoked_at ? h("span", { class: "badge off" }, "revoked") : h("span", { class: "badge" }, "active"),
       admin && !k.revoked_at ? h("button", { class: "danger", type: "button", "data-revoke": k.name, onclick: async () => {
         if (await attempt(() => call("revokeApiKey", { path: { org_id: org.id, key_id: k.id } }), `Key ${k.name} revoked.`)) load();
-      } }, "Revoke") : ""]), "No API keys yet."));
+      } }, "Revoke") : ""]), "No API keys yet.")));
   }
   if (admin) {
     body.append(h("section", { class: "card" }, h("h2", {}, "New key"),
@@ -443,6 +468,34 @@ async function usage(org, body) {
     h("div", { class: "pager" }, h("button", { class: "plain", type: "button", onclick: exportCsv }, "Export CSV"))),
   h("section", { class: "card" }, charts), h("section", { class: "card" }, h("h2", {}, "Calls"), records));
   await draw(Object.fromEntries(new FormData(controls).entries()));
+}
+
+// ----------------------------------------------------------- request log
+
+async function requests(org, body) {
+  const detail = h("div", { id: "request-detail" });
+  async function open(id) {
+    const call_ = await attempt(() => call("getRequest", { path: { org_id: org.id, request_id: id } }));
+    if (!call_) return;
+    detail.replaceChildren(...[h("h2", {}, `Call ${call_.request_id}`),
+      call_.error_message ? h("p", { class: "error" }, sentence(call_.error_message)) : null,
+      table([["Attempt"], ["Provider"], ["Model", "opt"], ["Outcome"], ["HTTP", "opt"], ["Duration"], ["Error", "opt"]],
+        call_.attempts.map((a) => [String(a.attempt), a.provider, a.model, a.status, a.http_status ?? "—", `${a.duration_ms} ms`, a.error || ""]),
+        "No provider was called."),
+      call_.request_body ? h("details", {}, h("summary", {}, "Request body"), h("pre", {}, call_.request_body)) : null,
+      call_.response_body ? h("details", {}, h("summary", {}, "Response body"), h("pre", {}, call_.response_body)) : null].filter(Boolean));
+    detail.scrollIntoView();
+  }
+  body.append(h("section", { class: "card" }, h("h2", {}, "Request log"),
+    h("p", { class: "muted" }, "Every call that reached routing, newest first, with its outcome and provider attempts."),
+    pager((before) => call("listRequests", { path: { org_id: org.id }, query: { before, limit: 25 } }), (page) =>
+      table([["When"], ["Model"], ["Provider", "opt"], ["Status"], ["Tokens", "opt"], ["Cost"], ["Duration", "opt"], [""]], page.data.map((r) => [
+        when(r.created_at), r.model || r.requested_model || "—", r.provider || "—",
+        h("span", { class: r.status < 400 ? "badge" : "badge off" }, String(r.status)),
+        `${r.prompt_tokens} + ${r.completion_tokens}`, amount(r.cost, page.unit), `${r.duration_ms} ms`,
+        h("button", { class: "plain", type: "button", "data-request": r.request_id, onclick: () => open(r.request_id) }, "Details")]),
+      "No calls logged yet.")),
+    detail));
 }
 
 // ------------------------------------------------------- provider keys
@@ -572,6 +625,10 @@ async function catalogPage() {
 }
 
 function usersPage() {
+  const list = pager((before) => call("listUsers", { query: { before, limit: 25 } }), (page) =>
+    table([["Email"], ["Role"], ["Organization"], ["Since", "opt"]], page.data.map((u) => [u.email, u.role,
+      u.organization_id ? h("a", { href: `#/org/${u.organization_id}` }, u.organization_id) : "—", when(u.created_at)]),
+    "No users yet: the admin token is the only way in."));
   show(h("h1", {}, "Users"),
     h("section", { class: "card" }, h("h2", {}, "New user"),
       h("p", { class: "muted" }, "Organization users need the organization's id; a platform admin has none."),
@@ -581,8 +638,9 @@ function usersPage() {
       async (v, f) => {
         const user = await attempt(() => call("createUser", { body: { email: v.email, password: v.password, role: v.role,
           organization_id: v.organization_id || undefined } }));
-        if (user) { f.reset(); banner(`User ${user.email} created (${user.role}).`, true); }
-      }, "Create")));
+        if (user) reroute(`User ${user.email} created (${user.role}).`);
+      }, "Create")),
+    h("section", { class: "card" }, h("h2", {}, "Users"), list));
 }
 
 window.addEventListener("hashchange", route);

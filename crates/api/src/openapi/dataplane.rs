@@ -1,16 +1,18 @@
-//! The data plane (`/v1/…`) and the operations endpoints in the OpenAPI
-//! document: `#[utoipa::path]` on bodiless stand-ins and the wire shapes
-//! they name. The data-plane handlers relay providers' bodies as
-//! `serde_json::Value`, so these shapes describe them rather than type
-//! them; the management plane's document comes from its handlers.
+//! The data plane's provider-shaped calls (`/v1/chat/completions`,
+//! `/v1/embeddings`, `/v1/messages`) in the OpenAPI document:
+//! `#[utoipa::path]` on bodiless stand-ins and the wire shapes they name.
+//! Their handlers relay providers' bodies as `serde_json::Value` (any field
+//! a provider adds goes through), so these shapes describe them rather than
+//! type them. Answers Tollgate writes itself (the model lists, health,
+//! readiness, the management plane) are typed by their handlers.
 //! `tests/api/openapi.rs` checks real answers against both.
 
 #![allow(dead_code, clippy::unused_async)]
 
-use super::errors::{DataPlaneErrors, MessagesErrors, ModelListErrors};
-use crate::error::ErrorBody;
+use super::errors::{DataPlaneErrors, MessagesErrors};
 use serde::Serialize;
 use serde_json::Value;
+use tollgate_core::PowerLevel;
 use utoipa::ToSchema;
 
 // ---------------------------------------------------------------- data plane
@@ -27,7 +29,7 @@ use utoipa::ToSchema;
     operation_id = "createChatCompletion",
     security(("api_key" = [])),
     params(
-        ("x-tollgate-power-level" = Option<String>, Header, description = "`eco`, `balanced` or `precision`, for `\"model\": \"auto\"`"),
+        ("x-tollgate-power-level" = Option<PowerLevel>, Header, description = "`eco`, `balanced` or `precision`, for `\"model\": \"auto\"`"),
         ("x-tollgate-timeout-ms" = Option<u64>, Header, minimum = 1, maximum = 3600000, description = "The client's own timeout, 1 to 3600000 ms: fallbacks, retries and each provider call end by then (504 `provider_timeout`, nothing charged)"),
     ),
     request_body = ChatCompletionRequest,
@@ -63,18 +65,6 @@ pub async fn chat_completions() {}
 )]
 pub async fn embeddings() {}
 
-/// List the models this organization can use, plus `auto` (OpenAI).
-#[utoipa::path(
-    get, path = "/v1/models", tag = "data plane",
-    operation_id = "listModels",
-    security(("api_key" = [])),
-    responses(
-        (status = 200, description = "The model list", body = ModelList),
-        ModelListErrors,
-    )
-)]
-pub async fn models() {}
-
 /// Create a message (Anthropic Messages).
 ///
 /// Errors use Anthropic's shape; `stream: true` answers Anthropic SSE
@@ -98,50 +88,6 @@ pub async fn models() {}
 )]
 pub async fn messages() {}
 
-// --------------------------------------------------------------- operations
-
-/// The process is up.
-#[utoipa::path(
-    get, path = "/health", tag = "operations", operation_id = "health", security(()),
-    responses((status = 200, description = "Up", body = Status))
-)]
-pub async fn health() {}
-
-/// The database is reachable.
-#[utoipa::path(
-    get, path = "/ready", tag = "operations", operation_id = "ready", security(()),
-    responses(
-        (status = 200, description = "Ready", body = Status),
-        (status = 503, description = "The database is unreachable", body = NotReady),
-    )
-)]
-pub async fn ready() {}
-
-/// Prometheus metrics: the classic text format, or OpenMetrics when the
-/// `Accept` header asks for `application/openmetrics-text`.
-#[utoipa::path(
-    get, path = "/metrics", tag = "operations", operation_id = "metrics", security(()),
-    responses((status = 200, description = "Metrics", content(
-        (String = "text/plain; version=0.0.4; charset=utf-8"),
-        (String = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
-    )))
-)]
-pub async fn metrics() {}
-
-/// This document.
-#[utoipa::path(
-    get, path = "/openapi.json", tag = "operations", operation_id = "openapi", security(()),
-    responses((status = 200, description = "The OpenAPI 3.1 document", body = Object))
-)]
-pub async fn openapi() {}
-
-/// This document, rendered as HTML (no request leaves the page).
-#[utoipa::path(
-    get, path = "/docs", tag = "operations", operation_id = "docs", security(()),
-    responses((status = 200, description = "An HTML page", body = String, content_type = "text/html; charset=utf-8"))
-)]
-pub async fn docs() {}
-
 // ------------------------------------------------------------------ schemas
 
 /// Errors of `/v1/messages`, in Anthropic's shape.
@@ -159,24 +105,6 @@ pub struct AnthropicErrorBody {
     #[serde(rename = "type")]
     pub kind: String,
     pub message: String,
-}
-
-// ------------------------------------------------------------ operations
-
-#[derive(Serialize, ToSchema)]
-#[schema(example = json!({"status": "ok"}))]
-pub struct Status {
-    /// `ok`.
-    pub status: String,
-}
-
-/// `GET /ready` when the database cannot be reached.
-#[derive(Serialize, ToSchema)]
-#[schema(example = json!({"status": "unavailable", "error": {"message": "database unreachable", "type": "unavailable", "code": "database_unreachable"}}))]
-pub struct NotReady {
-    /// `unavailable`.
-    pub status: String,
-    pub error: ErrorBody,
 }
 
 // ------------------------------------------------------------- data plane
@@ -211,7 +139,7 @@ pub struct ChatCompletionRequest {
     #[schema(nullable = false)]
     pub top_p: Option<f64>,
     /// For `"model": "auto"`: `eco`, `balanced` (default) or `precision`.
-    #[schema(nullable = false)]
+    #[schema(value_type = Option<PowerLevel>, nullable = false)]
     pub power_level: Option<String>,
 }
 
@@ -277,23 +205,6 @@ pub struct EmbeddingList {
     pub data: Vec<Embedding>,
     pub model: String,
     pub usage: Usage,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct Model {
-    pub id: String,
-    /// `model`.
-    pub object: String,
-    pub created: i64,
-    pub owned_by: String,
-}
-
-#[derive(Serialize, ToSchema)]
-#[schema(example = json!({"object": "list", "data": [{"id": "auto", "object": "model", "created": 0, "owned_by": "tollgate"}, {"id": "gpt-4o-mini", "object": "model", "created": 0, "owned_by": "openai"}]}))]
-pub struct ModelList {
-    /// `list`.
-    pub object: String,
-    pub data: Vec<Model>,
 }
 
 /// Anthropic Messages. Other fields (`system`, `tools`, `stop_sequences`,

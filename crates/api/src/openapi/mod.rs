@@ -5,7 +5,9 @@
 //! The management plane's operations are the handlers' own
 //! `#[utoipa::path]`s, their schemas the types the handlers take and answer
 //! (domain types derive `ToSchema` under their crates' `openapi` feature);
-//! the data plane and operations endpoints are described in [`dataplane`].
+//! so are the model lists' and the operations endpoints'; the provider-shaped
+//! data-plane calls, which relay providers' bodies, are described in
+//! [`dataplane`] and [`surfaces`].
 //!
 //! Regenerate the committed copy with
 //! `cargo run -p tollgate-api --bin tollgate -- openapi > openapi/openapi.json`
@@ -13,7 +15,6 @@
 
 mod dataplane;
 pub(crate) mod errors;
-mod payloads;
 mod required;
 mod surfaces;
 
@@ -22,7 +23,7 @@ use crate::routes::admin::{
     api_keys, catalog, credits, members, organizations, provider_credentials, usage, users,
     webhooks,
 };
-use crate::routes::{billing_webhooks, routing_health};
+use crate::routes::{billing_webhooks, models, ops, routing_health};
 use axum::http::header;
 use axum::response::IntoResponse;
 use utoipa::Modify;
@@ -37,10 +38,10 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     paths(
-        dataplane::chat_completions, dataplane::embeddings, dataplane::models, dataplane::messages,
+        dataplane::chat_completions, dataplane::embeddings, models::list_models, dataplane::messages,
         surfaces::create_response, surfaces::get_response, surfaces::delete_response,
         surfaces::list_input_items,
-        surfaces::count_message_tokens, surfaces::get_model, surfaces::gemini_call,
+        surfaces::count_message_tokens, models::get_model, surfaces::gemini_call,
         surfaces::gemini_models,
         organizations::create, organizations::list, organizations::get,
         organizations::update, organizations::suspend, organizations::resume,
@@ -51,10 +52,10 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         provider_credentials::create, provider_credentials::list, provider_credentials::active,
         provider_credentials::audit, provider_credentials::get, provider_credentials::update,
         provider_credentials::delete, provider_credentials::activate, provider_credentials::deactivate,
-        users::create, users::login, users::refresh,
+        users::list, users::create, users::login, users::refresh,
         catalog::list, routing_health::routing_health,
         catalog::create, catalog::update, catalog::disable,
-        dataplane::health, dataplane::ready, dataplane::metrics, dataplane::openapi, dataplane::docs,
+        ops::health, ops::ready, ops::metrics, serve_document, serve_docs,
         organizations::delete, members::list, members::remove,
         members::invite, members::accept,
         billing_webhooks::stripe, billing_webhooks::lago,
@@ -62,7 +63,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         webhooks::delete, webhooks::deliveries,
     ),
     components(schemas(
-        ErrorResponse, dataplane::AnthropicError, payloads::WebhookPayload,
+        ErrorResponse, dataplane::AnthropicError, tollgate_webhooks::WebhookPayload,
         surfaces::GoogleError, surfaces::EmbedContentRequest,
         // Named only by query parameters or a hand-written schema, which
         // do not register what they refer to.
@@ -173,7 +174,11 @@ pub fn document() -> String {
     json
 }
 
-/// `GET /openapi.json`.
+/// This document.
+#[utoipa::path(
+    get, path = "/openapi.json", tag = "operations", operation_id = "openapi", security(()),
+    responses((status = 200, description = "The OpenAPI 3.1 document", body = Object))
+)]
 pub async fn serve_document() -> impl IntoResponse {
     static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     (
@@ -182,7 +187,11 @@ pub async fn serve_document() -> impl IntoResponse {
     )
 }
 
-/// `GET /docs`.
+/// This document, rendered as HTML (no request leaves the page).
+#[utoipa::path(
+    get, path = "/docs", tag = "operations", operation_id = "docs", security(()),
+    responses((status = 200, description = "An HTML page", body = String, content_type = "text/html; charset=utf-8"))
+)]
 pub async fn serve_docs() -> impl IntoResponse {
     (
         [

@@ -5,7 +5,7 @@
 
 #![allow(dead_code, clippy::unused_async)]
 
-use super::dataplane::{MessagesRequest, Model, SseEvent};
+use super::dataplane::{MessagesRequest, SseEvent};
 use super::errors::{DataPlaneErrors, GeminiErrors, GeminiListErrors, MessagesErrors, ReadErrors};
 use serde::Serialize;
 use serde_json::Value;
@@ -290,19 +290,6 @@ pub async fn list_input_items() {}
     )
 )]
 pub async fn count_message_tokens() {}
-
-/// One model this organization can use (OpenAI).
-#[utoipa::path(
-    get, path = "/v1/models/{model}", tag = "data plane",
-    operation_id = "getModel",
-    security(("api_key" = [])),
-    params(("model" = String, Path, description = "Model id")),
-    responses(
-        (status = 200, description = "The model", body = Model),
-        ReadErrors,
-    )
-)]
-pub async fn get_model() {}
 
 /// Call a model the Gemini way.
 ///

@@ -5,12 +5,14 @@
 
 use crate::error::ApiError;
 use crate::extract::OrgKey;
+use crate::openapi::errors::{ModelListErrors, ReadErrors};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
-use serde_json::{Value, json};
+use serde::Serialize;
 use std::sync::Arc;
 use tollgate_tenants::Principal;
+use utoipa::ToSchema;
 
 /// The models this organization can use, in catalog order.
 pub(super) async fn usable_models(
@@ -46,31 +48,78 @@ pub(super) async fn usable_models(
         .collect()
 }
 
-fn model_json(id: &str, owned_by: &str) -> Value {
-    json!({"id": id, "object": "model", "created": 0, "owned_by": owned_by})
+#[derive(Serialize, ToSchema)]
+pub struct Model {
+    id: String,
+    /// `model`.
+    object: &'static str,
+    created: i64,
+    owned_by: String,
 }
 
-pub async fn list_models(State(state): State<AppState>, OrgKey(caller): OrgKey) -> Json<Value> {
-    let mut data = vec![model_json(tollgate_routing::AUTO, "tollgate")];
-    for model in usable_models(&state, &caller).await {
-        data.push(model_json(&model.id, &model.provider));
+impl Model {
+    fn new(id: &str, owned_by: &str) -> Model {
+        Model {
+            id: id.to_owned(),
+            object: "model",
+            created: 0,
+            owned_by: owned_by.to_owned(),
+        }
     }
-    Json(json!({"object": "list", "data": data}))
 }
 
-/// `GET /v1/models/{model}`: one model this organization can use.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"object": "list", "data": [{"id": "auto", "object": "model", "created": 0, "owned_by": "tollgate"}, {"id": "gpt-4o-mini", "object": "model", "created": 0, "owned_by": "openai"}]}))]
+pub struct ModelList {
+    /// `list`.
+    object: &'static str,
+    data: Vec<Model>,
+}
+
+/// List the models this organization can use, plus `auto` (OpenAI).
+#[utoipa::path(
+    get, path = "/v1/models", tag = "data plane",
+    operation_id = "listModels",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The model list", body = ModelList),
+        ModelListErrors,
+    )
+)]
+pub async fn list_models(State(state): State<AppState>, OrgKey(caller): OrgKey) -> Json<ModelList> {
+    let mut data = vec![Model::new(tollgate_routing::AUTO, "tollgate")];
+    for model in usable_models(&state, &caller).await {
+        data.push(Model::new(&model.id, &model.provider));
+    }
+    Json(ModelList {
+        object: "list",
+        data,
+    })
+}
+
+/// One model this organization can use (OpenAI).
+#[utoipa::path(
+    get, path = "/v1/models/{model}", tag = "data plane",
+    operation_id = "getModel",
+    security(("api_key" = [])),
+    params(("model" = String, Path, description = "Model id")),
+    responses(
+        (status = 200, description = "The model", body = Model),
+        ReadErrors,
+    )
+)]
 pub async fn get_model(
     State(state): State<AppState>,
     OrgKey(caller): OrgKey,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Model>, ApiError> {
     if id == tollgate_routing::AUTO {
-        return Ok(Json(model_json(&id, "tollgate")));
+        return Ok(Json(Model::new(&id, "tollgate")));
     }
     usable_models(&state, &caller)
         .await
         .into_iter()
         .find(|m| m.id == id)
-        .map(|m| Json(model_json(&m.id, &m.provider)))
+        .map(|m| Json(Model::new(&m.id, &m.provider)))
         .ok_or_else(|| ApiError::model_not_found(format!("model `{id}` does not exist")))
 }

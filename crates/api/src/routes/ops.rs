@@ -1,32 +1,80 @@
 //! Operations endpoints.
 
+use crate::error::ErrorBody;
 use crate::metrics::Format;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
-pub async fn health() -> impl IntoResponse {
-    Json(json!({"status": "ok"}))
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"status": "ok"}))]
+pub struct Status {
+    /// `ok`.
+    status: &'static str,
 }
 
-pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+/// `GET /ready` when the database cannot be reached.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"status": "unavailable", "error": {"message": "database unreachable", "type": "unavailable", "code": "database_unreachable"}}))]
+pub struct NotReady {
+    /// `unavailable`.
+    status: &'static str,
+    error: ErrorBody,
+}
+
+/// The process is up.
+#[utoipa::path(
+    get, path = "/health", tag = "operations", operation_id = "health", security(()),
+    responses((status = 200, description = "Up", body = Status))
+)]
+pub async fn health() -> Json<Status> {
+    Json(Status { status: "ok" })
+}
+
+/// The database is reachable.
+#[utoipa::path(
+    get, path = "/ready", tag = "operations", operation_id = "ready", security(()),
+    responses(
+        (status = 200, description = "Ready", body = Status),
+        (status = 503, description = "The database is unreachable", body = NotReady),
+    )
+)]
+pub async fn ready(
+    State(state): State<AppState>,
+) -> Result<Json<Status>, (StatusCode, Json<NotReady>)> {
     if state.db.ping().await {
-        (StatusCode::OK, Json(json!({"status": "ok"})))
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(
-                json!({"status": "unavailable", "error": {"message": "database unreachable", "type": "unavailable", "code": "database_unreachable"}}),
-            ),
-        )
+        return Ok(Json(Status { status: "ok" }));
+    }
+    Err((StatusCode::SERVICE_UNAVAILABLE, Json(NotReady::database())))
+}
+
+impl NotReady {
+    fn database() -> NotReady {
+        NotReady {
+            status: "unavailable",
+            error: ErrorBody {
+                message: "database unreachable".into(),
+                kind: "unavailable",
+                code: "database_unreachable",
+                param: None,
+            },
+        }
     }
 }
 
-/// `GET /metrics`: the classic Prometheus text format, or OpenMetrics when
-/// the `Accept` header prefers it.
+/// Prometheus metrics: the classic text format, or OpenMetrics when the
+/// `Accept` header asks for `application/openmetrics-text`.
+#[utoipa::path(
+    get, path = "/metrics", tag = "operations", operation_id = "metrics", security(()),
+    responses((status = 200, description = "Metrics", content(
+        (String = "text/plain; version=0.0.4; charset=utf-8"),
+        (String = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    )))
+)]
 pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> impl IntoResponse {
     let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     refresh_gauges(&state);
@@ -55,4 +103,17 @@ fn refresh_gauges(state: &AppState) {
     metrics
         .request_log_dropped
         .set(i64::try_from(state.observer.request_log.dropped()).unwrap_or(i64::MAX));
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn not_ready_answers_the_documented_body() {
+        assert_eq!(
+            serde_json::to_value(super::NotReady::database()).unwrap(),
+            json!({"status": "unavailable", "error": {"message": "database unreachable", "type": "unavailable", "code": "database_unreachable"}})
+        );
+    }
 }

@@ -1,9 +1,9 @@
 //! Organization API keys: create (the key is shown only then), list, revoke.
 
-use super::Page;
+use super::{Page, PageQuery};
 use crate::error::ApiError;
-use crate::extract::{Caller, JsonBody, PathParams};
-use crate::openapi::errors::{AdminErrors, ReadErrors};
+use crate::extract::{Caller, JsonBody, PathParams, QueryParams};
+use crate::openapi::errors::{AdminErrors, ListErrors, ReadErrors};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
@@ -139,21 +139,31 @@ pub async fn create(
     get, path = "/api/v1/organizations/{org_id}/api-keys", tag = "api keys",
     operation_id = "listApiKeys",
     security(("admin_token" = []), ("user_jwt" = [])),
-    params(("org_id" = String, Path, description = "Organization id")),
+    params(("org_id" = String, Path, description = "Organization id"), PageQuery),
     responses(
-        (status = 200, description = "Every key of the organization", body = Page<ApiKey>),
-        ReadErrors,
+        (status = 200, description = "A page of the organization's keys", body = Page<ApiKey>),
+        ListErrors,
     )
 )]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     PathParams(org_id): PathParams<String>,
+    QueryParams(page): QueryParams<PageQuery>,
 ) -> Result<Json<Page<ApiKey>>, ApiError> {
     caller.require_org_reader(&org_id)?;
     super::organization(&state, &org_id).await?;
-    let keys = state.tenants.list_api_keys(&org_id).await?;
-    Ok(Json(Page::all(with_spending(&state, &org_id, keys).await?)))
+    let limit = super::page_limit(page.limit)?;
+    let keys = state
+        .tenants
+        .list_api_keys(&org_id, limit + 1, page.before.as_deref())
+        .await?;
+    let page = Page::cut(keys, limit, |k| k.id.clone());
+    Ok(Json(Page {
+        data: with_spending(&state, &org_id, page.data).await?,
+        has_more: page.has_more,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// Revoke an API key; it fails with 401 within a second on every replica.

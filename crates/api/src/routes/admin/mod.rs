@@ -131,7 +131,7 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/models/{id}",
             axum::routing::patch(catalog::update).delete(catalog::disable),
         )
-        .route("/api/v1/users", post(users::create))
+        .route("/api/v1/users", post(users::create).get(users::list))
         .route("/api/v1/auth/login", post(users::login))
         .route("/api/v1/auth/refresh", post(users::refresh))
 }

@@ -214,7 +214,7 @@ pub async fn list(
     params(("org_id" = String, Path, description = "Organization id"), ExportParams),
     responses(
         (status = 200, description = "The CSV export", content_type = "text/csv; charset=utf-8", body = String,
-            example = json!("request_id,created_at,model,provider,api_key_id,prompt_tokens,completion_tokens,cached_tokens,cost,list_cost_usd_micros,byok,stream,status,latency_ms\r\nreq_0192f0c1a2b3,1763900000,gpt-4o-mini,openai,key_0192f0c1a2b3,12,9,0,8,8,false,false,ok,412\r\n")),
+            example = json!(csv_example())),
         ListErrors,
     )
 )]
@@ -330,6 +330,31 @@ fn csv_export(state: AppState, organization_id: String, filter: UsageFilter) -> 
         HeaderValue::from_static("attachment; filename=\"usage.csv\""),
     );
     response
+}
+
+/// The export of one record, as the document shows it: from
+/// [`CSV_HEADER`] and [`csv_line`], so that it cannot drift from the real one.
+fn csv_example() -> String {
+    let record = UsageRecord {
+        request_id: "req_0192f0c1a2b3".into(),
+        model: "gpt-4o-mini".into(),
+        provider: "openai".into(),
+        prompt_tokens: 12,
+        completion_tokens: 9,
+        cached_tokens: 0,
+        cache_write_tokens: 0,
+        cost: 8,
+        list_cost_usd_micros: 8,
+        byok: false,
+        stream: false,
+        status: UsageStatus::Ok.as_str().into(),
+        latency_ms: 412,
+        api_key_id: Some("key_0192f0c1a2b3".into()),
+        created_at: 1_763_900_000,
+    };
+    let mut text = String::from(CSV_HEADER);
+    csv_line(&mut text, &record);
+    text
 }
 
 fn csv_line(out: &mut String, r: &UsageRecord) {

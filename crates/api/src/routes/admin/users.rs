@@ -1,13 +1,14 @@
-//! Management users and sign-in: create a user, sign in for a JWT, and
-//! trade a still-valid JWT for a fresh one.
+//! Management users and sign-in: list and create users, sign in for a JWT,
+//! and trade a still-valid JWT for a fresh one.
 //!
 //! A platform admin creates any user; an organization admin creates
 //! org_admin and org_member users of its own organization only.
 
+use super::{Page, PageQuery};
 use crate::auth::Jwt;
 use crate::error::ApiError;
-use crate::extract::{Caller, JsonBody};
-use crate::openapi::errors::{AdminErrors, LoginErrors, ReadErrors};
+use crate::extract::{Caller, JsonBody, QueryParams};
+use crate::openapi::errors::{AdminErrors, ListErrors, LoginErrors, ReadErrors};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
@@ -64,6 +65,34 @@ impl Token {
             expires_in,
         })
     }
+}
+
+/// List every management user, newest first.
+///
+/// Roles: platform admin (an organization's own users are its members:
+/// `GET …/organizations/{org_id}/members`).
+#[utoipa::path(
+    get, path = "/api/v1/users", tag = "users",
+    operation_id = "listUsers",
+    security(("admin_token" = []), ("user_jwt" = [])),
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of users", body = Page<User>),
+        ListErrors,
+    )
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(page): QueryParams<PageQuery>,
+) -> Result<Json<Page<User>>, ApiError> {
+    caller.require_platform()?;
+    let limit = super::page_limit(page.limit)?;
+    let users = state
+        .tenants
+        .list_users(limit + 1, page.before.as_deref())
+        .await?;
+    Ok(Json(Page::cut(users, limit, |u| u.id.clone())))
 }
 
 /// Create a management user.
