@@ -556,6 +556,62 @@ async fn a_slow_database_still_bills_every_call() {
     assert_eq!(b.usage.len(), answered.len());
 }
 
+/// A settlement batch that PostgreSQL committed but whose reply never came
+/// back (the connection died on the way): the committer cannot know the
+/// outcome, reads the batch's request ids back, and neither writes it again
+/// nor takes it for lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_settlement_commit_whose_reply_was_lost_is_read_back_not_repeated() {
+    let Some((mut setup, proxy)) = Setup::through_postgres_proxy("0").await else {
+        return;
+    };
+    // In plain text, so that the proxy can see the COMMIT go by.
+    for (name, url) in &mut setup.envs {
+        if name == "DATABASE_URL" {
+            url.push_str(if url.contains('?') { "&" } else { "?" });
+            url.push_str("sslmode=disable");
+        }
+    }
+    let (gw, log) = setup.gateway_capturing().await;
+    const GRANTED: i64 = 1000;
+    let (org, key) = setup.funded_org(&gw.base_url, GRANTED).await;
+    proxy.lose_settlement_commit_reply();
+
+    let mut answered = HashSet::new();
+    for _ in 0..3 {
+        let r = setup.chat(&gw.base_url, &key).await.unwrap();
+        assert_eq!(r.status(), 200);
+        answered.insert(
+            r.headers()["x-tollgate-request-id"]
+                .to_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+
+    // The committer learns of the lost reply when the connection closes.
+    let resolved = "read back, not written again";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !log.text().contains(resolved) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    assert!(
+        !proxy.commit_reply_armed(),
+        "no settlement commit went through the proxy"
+    );
+    let text = log.text();
+    assert!(
+        text.contains(resolved),
+        "the unknown outcome was not read back:\n{text}"
+    );
+    let b = check_invariants(&setup.db.url, &org, GRANTED, &answered).await;
+    assert_eq!(b.usage.len(), answered.len(), "billed once each");
+    for wrong in ["duplicate key", "cannot be written", "could not be written"] {
+        assert!(!text.contains(wrong), "{wrong}:\n{text}");
+    }
+}
+
 /// A gateway whose Redis (the shared rate-limit counters, on an organization
 /// with a limit) goes through a proxy: a fault of `mode` between two healthy
 /// phases. Calls go on, counted in this process, without waiting long on
