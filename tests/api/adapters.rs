@@ -657,6 +657,41 @@ async fn a_model_name_cannot_steer_the_provider_url() {
         let mut fallback = chat_body("gemini-flash");
         fallback["models"] = json!([name]);
         assert_eq!(app.chat(&key, &fallback).await.status(), 400, "{name}");
+        // Gemini's embedding paths take the model the same way.
+        let embed = app
+            .embeddings(&key, &json!({"model": name, "input": "hello"}))
+            .await;
+        assert_eq!(embed.status(), 400, "embeddings: {name}");
+        // So does Gemini's own surface, the model in its path (encoded).
+        let encoded: String = name
+            .bytes()
+            .map(|b| match b {
+                b'/' | b'?' | b'#' | b'%' | b'&' | b'=' => format!("%{b:02X}"),
+                _ => char::from(b).to_string(),
+            })
+            .collect();
+        let native = app
+            .client
+            .post(app.url(&format!("/v1beta/models/{encoded}:generateContent")))
+            .header("x-goog-api-key", &key)
+            .json(&json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(native.status(), 400, "Gemini surface: {name}");
+    }
+    // The other adapters put the model in the body, and refuse such names too.
+    for name in [
+        "openai/../../../../escape",
+        "openai/x?key=abc&",
+        "anthropic/../../escape",
+        "anthropic/x#frag",
+    ] {
+        assert_eq!(
+            app.chat(&key, &chat_body(name)).await.status(),
+            400,
+            "{name}"
+        );
     }
 
     // A well-formed detected name still reaches the model's own path.

@@ -462,6 +462,30 @@ async fn every_choice_of_n_is_held_and_charged() {
 }
 
 #[tokio::test]
+async fn every_answer_asked_for_is_in_the_hold_before_the_provider_is_called() {
+    let app = TestApp::spawn_with_config(SHORT_OUTPUT_CONFIG).await;
+    // Enough for two answers of 3 tokens (5 + 2 × 300), not for eight.
+    let (org, key) = app.funded_org("usd", 605).await;
+    for asked in [
+        json!({"n": 8}),
+        json!({"best_of": 8}),
+        json!({"n": 1, "best_of": 8}),
+    ] {
+        let mut body = json!({"model": "short", "max_tokens": 3,
+            "messages": [{"role": "user", "content": "Say hello"}]});
+        if let (Some(body), Some(asked)) = (body.as_object_mut(), asked.as_object()) {
+            body.extend(asked.clone());
+        }
+
+        let response = app.chat(&key, &body).await;
+
+        tollgate_tests::expect_error(response, 402).await;
+    }
+    assert_eq!(app.mock.request_count(), 0, "the provider is never called");
+    assert_eq!(app.balance(&org).await, 605);
+}
+
+#[tokio::test]
 async fn max_tokens_above_the_models_limit_is_clamped_not_refused() {
     let app = TestApp::spawn_with_config(SHORT_OUTPUT_CONFIG).await;
     // Too little for 50 000 completion tokens, enough for the model's 4.

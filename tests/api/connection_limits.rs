@@ -95,6 +95,41 @@ async fn idle_and_slowloris_sockets_are_closed_and_memory_returns() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_keep_alive_connection_is_closed_after_the_timeout() {
+    let dir = TempDir::new();
+    let gateway =
+        GatewayProcess::serve(&dir.0, &[("TOLLGATE_HTTP_HEADER_READ_TIMEOUT_MS", "1000")]).await;
+    let mut socket = TcpStream::connect(addr(&gateway)).await.unwrap();
+    socket
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = socket.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed before answering");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    let answered = Instant::now();
+
+    // Kept alive, then idle: closed after about the timeout, not left open.
+    let closed = closed_by(socket, answered + Duration::from_secs(5)).await;
+
+    assert!(closed, "an idle keep-alive connection stayed open 5 s");
+    assert!(
+        answered.elapsed() >= Duration::from_millis(900),
+        "closed at once: {:?}",
+        answered.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_over_the_limit_wait_until_one_closes() {
     let dir = TempDir::new();
     let gateway = GatewayProcess::serve(&dir.0, &[("TOLLGATE_HTTP_MAX_CONNECTIONS", "8")]).await;

@@ -11,13 +11,28 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use tollgate_tests::binary::GatewayProcess;
+use tollgate_tests::binary::{GatewayProcess, ProcessLog};
 use tollgate_tests::chaos::{ChaosProxy, Mode};
 use tollgate_tests::tempdir::TempDir;
 use tollgate_tests::{
     ADMIN_TOKEN, Backend, DEFAULT_CONFIG, MockProvider, TestDatabase, chat_body, client,
     test_backend, test_master_key,
 };
+
+/// The default test catalog, and a model of a second provider: an
+/// organization's own key for it (BYOK) is looked up on its first call.
+fn chaos_config(mock: &str) -> String {
+    DEFAULT_CONFIG.replace("{MOCK}", mock).replacen(
+        "models:\n",
+        &format!(
+            "  other: {{ kind: openai, base_url: \"{mock}\", api_key: \"sk-other-key\" }}\n\
+             models:\n\
+             \x20 - {{ id: other-model, provider: other, tier: 1, quality: 70, max_output_tokens: 1000,\n\
+             \x20     price: {{ input_per_mtok: 0.15, output_per_mtok: 0.60 }} }}\n"
+        ),
+        1,
+    )
+}
 
 /// A database, a mock provider and the settings of the gateway processes.
 struct Setup {
@@ -34,7 +49,7 @@ impl Setup {
         let dir = TempDir::new();
         let db = TestDatabase::create(&dir.0).await;
         let config = dir.0.join("tollgate.yaml");
-        std::fs::write(&config, DEFAULT_CONFIG.replace("{MOCK}", &mock.base_url())).unwrap();
+        std::fs::write(&config, chaos_config(&mock.base_url())).unwrap();
         let mut envs = vec![
             ("DATABASE_URL".to_owned(), db.url.clone()),
             ("TOLLGATE_CONFIG".to_owned(), config.display().to_string()),
@@ -86,6 +101,16 @@ impl Setup {
         GatewayProcess::serve(&self.dir.0, &envs).await
     }
 
+    /// Like [`Setup::gateway`], its log captured.
+    async fn gateway_capturing(&self) -> (GatewayProcess, ProcessLog) {
+        let envs: Vec<(&str, &str)> = self
+            .envs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        GatewayProcess::serve_capturing(&self.dir.0, &envs).await
+    }
+
     async fn admin_post(&self, gw: &str, path: &str, body: Value) -> Value {
         let response = self
             .http
@@ -106,6 +131,11 @@ impl Setup {
     /// An organization in `requests` mode (each call costs exactly 1) with
     /// `credits`, and a key: `(org, key)`.
     async fn funded_org(&self, gw: &str, credits: i64) -> (String, String) {
+        self.funded_org_with(gw, credits, json!({})).await
+    }
+
+    /// [`Setup::funded_org`] with more settings of its key (limits).
+    async fn funded_org_with(&self, gw: &str, credits: i64, key: Value) -> (String, String) {
         let org = self
             .admin_post(
                 gw,
@@ -122,17 +152,34 @@ impl Setup {
             json!({"amount": credits}),
         )
         .await;
+        let mut body = json!({"name": "chaos"});
+        if let (Some(body), Some(key)) = (body.as_object_mut(), key.as_object()) {
+            body.extend(key.clone());
+        }
         let key = self
-            .admin_post(
-                gw,
-                &format!("/api/v1/organizations/{org}/api-keys"),
-                json!({"name": "chaos"}),
-            )
+            .admin_post(gw, &format!("/api/v1/organizations/{org}/api-keys"), body)
             .await["key"]
             .as_str()
             .unwrap()
             .to_owned();
         (org, key)
+    }
+
+    /// `tollgate_dependency_errors_total{dependency="redis"}` of a gateway.
+    async fn redis_errors(&self, gw: &str) -> u64 {
+        let metrics = self
+            .http
+            .get(format!("{gw}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("tollgate_dependency_errors_total{dependency=\"redis\"} "))
+            .map_or(0, |v| v.trim().parse().unwrap())
     }
 
     async fn ready(&self, gw: &str) -> u16 {
@@ -141,14 +188,42 @@ impl Setup {
     }
 
     async fn chat(&self, gw: &str, key: &str) -> Result<reqwest::Response, reqwest::Error> {
+        self.chat_model(gw, key, "gpt-4o-mini").await
+    }
+
+    async fn chat_model(
+        &self,
+        gw: &str,
+        key: &str,
+        model: &str,
+    ) -> Result<reqwest::Response, reqwest::Error> {
         self.http
             .post(format!("{gw}/v1/chat/completions"))
             .bearer_auth(key)
-            .json(&chat_body("gpt-4o-mini"))
+            .json(&chat_body(model))
             .timeout(Duration::from_secs(20))
             .send()
             .await
     }
+}
+
+/// Tollgate's warnings and errors in a log, each with how many times it
+/// was logged (told apart by where and what, not by their fields).
+fn warnings(log: &str) -> Vec<(String, usize)> {
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    for line in log.lines() {
+        if !(line.contains(" WARN ") || line.contains(" ERROR ")) {
+            continue;
+        }
+        let Some(at) = line.find("tollgate") else {
+            continue;
+        };
+        let what = &line[at..];
+        let what = what.split(" error=").next().unwrap_or(what);
+        let what = what.split(" status=").next().unwrap_or(what);
+        *counts.entry(what.to_owned()).or_default() += 1;
+    }
+    counts.into_iter().collect()
 }
 
 /// The organization's books, read from the database itself.
@@ -338,10 +413,16 @@ async fn a_database_outage(mode: Mode) {
     let Some((setup, proxy)) = Setup::through_postgres_proxy("2000").await else {
         return;
     };
-    let gw = setup.gateway().await;
+    let (gw, log) = setup.gateway_capturing().await;
     const GRANTED: i64 = 1000;
     let (leased_org, leased_key) = setup.funded_org(&gw.base_url, GRANTED).await;
     let (cold_org, cold_key) = setup.funded_org(&gw.base_url, GRANTED).await;
+    // An organization and key made on another replica: this gateway has
+    // nothing of them in memory (key, provider credentials, lease).
+    let (_stranger_org, stranger_key) = {
+        let other = setup.gateway().await;
+        setup.funded_org(&other.base_url, GRANTED).await
+    };
     let mut answered = HashSet::new();
     let first = setup.chat(&gw.base_url, &leased_key).await.unwrap();
     assert_eq!(first.status(), 200);
@@ -354,6 +435,7 @@ async fn a_database_outage(mode: Mode) {
 
     proxy.set(mode);
     let outage = Instant::now();
+    let log_at_outage = log.text().len();
     let started = Instant::now();
     assert_eq!(setup.ready(&gw.base_url).await, 503);
     assert!(
@@ -361,16 +443,6 @@ async fn a_database_outage(mode: Mode) {
         "/ready took {:?}",
         started.elapsed()
     );
-
-    // A call that needs the database (a first lease) fails fast.
-    let started = Instant::now();
-    let refused = setup.chat(&gw.base_url, &cold_key).await.unwrap();
-    let took = started.elapsed();
-    assert_eq!(refused.status(), 503);
-    assert!(refused.headers().contains_key("retry-after"));
-    let body: Value = refused.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "service_unavailable");
-    assert!(took < Duration::from_secs(2), "the refusal took {took:?}");
 
     // Calls served from the lease this gateway holds keep being served.
     for _ in 0..8 {
@@ -385,9 +457,42 @@ async fn a_database_outage(mode: Mode) {
                 .to_owned(),
         );
     }
+    // Calls that need the database fail fast, 503 with Retry-After, never
+    // a 500: a first lease (`cold`), a key this gateway never saw
+    // (`stranger`), the organization's key for a provider it has not
+    // called yet (`other-model`: is there a key of its own?).
+    for _ in 0..2 {
+        for (key, model) in [
+            (&cold_key, "gpt-4o-mini"),
+            (&stranger_key, "gpt-4o-mini"),
+            (&leased_key, "other-model"),
+        ] {
+            let started = Instant::now();
+            let refused = setup.chat_model(&gw.base_url, key, model).await.unwrap();
+            let took = started.elapsed();
+            assert_eq!(refused.status(), 503, "{model}");
+            assert!(refused.headers().contains_key("retry-after"));
+            let body: Value = refused.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "service_unavailable");
+            assert!(took < Duration::from_secs(2), "the refusal took {took:?}");
+        }
+    }
+
     // Longer than the settlement retries lasted before (about 0.6 s).
     tokio::time::sleep(Duration::from_secs(6).saturating_sub(outage.elapsed())).await;
+    let during = log
+        .text()
+        .get(log_at_outage..)
+        .unwrap_or_default()
+        .to_owned();
     proxy.set(Mode::Pass);
+    // The outage is said once (then summarised), not once per call.
+    for (warning, count) in warnings(&during) {
+        assert!(
+            count <= 2,
+            "{count} times during the outage: {warning}\n{during}"
+        );
+    }
 
     // Recovery needs no restart.
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -432,7 +537,12 @@ async fn a_slow_database_still_bills_every_call() {
     proxy.set(Mode::Slow(Duration::from_millis(50)));
     let mut answered = HashSet::new();
     for _ in 0..20 {
+        let started = Instant::now();
         let r = setup.chat(&gw.base_url, &key).await.unwrap();
+        let took = started.elapsed();
+        // Never a hang: a first call's few database steps (key, provider
+        // credentials, lease) take about 1.7 s at this pace, each bounded.
+        assert!(took < Duration::from_secs(5), "a call took {took:?}");
         if r.status() == 200 {
             answered.insert(
                 r.headers()["x-tollgate-request-id"]
@@ -451,8 +561,67 @@ async fn a_slow_database_still_bills_every_call() {
     assert_eq!(b.usage.len(), answered.len());
 }
 
+/// A settlement batch that PostgreSQL committed but whose reply never came
+/// back (the connection died on the way): the committer cannot know the
+/// outcome, reads the batch's request ids back, and neither writes it again
+/// nor takes it for lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_cut_redis_neither_stops_calls_nor_loses_their_billing() {
+async fn a_settlement_commit_whose_reply_was_lost_is_read_back_not_repeated() {
+    let Some((mut setup, proxy)) = Setup::through_postgres_proxy("0").await else {
+        return;
+    };
+    // In plain text, so that the proxy can see the COMMIT go by.
+    for (name, url) in &mut setup.envs {
+        if name == "DATABASE_URL" {
+            url.push_str(if url.contains('?') { "&" } else { "?" });
+            url.push_str("sslmode=disable");
+        }
+    }
+    let (gw, log) = setup.gateway_capturing().await;
+    const GRANTED: i64 = 1000;
+    let (org, key) = setup.funded_org(&gw.base_url, GRANTED).await;
+    proxy.lose_settlement_commit_reply();
+
+    let mut answered = HashSet::new();
+    for _ in 0..3 {
+        let r = setup.chat(&gw.base_url, &key).await.unwrap();
+        assert_eq!(r.status(), 200);
+        answered.insert(
+            r.headers()["x-tollgate-request-id"]
+                .to_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+
+    // The committer learns of the lost reply when the connection closes.
+    let resolved = "read back, not written again";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !log.text().contains(resolved) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    assert!(
+        !proxy.commit_reply_armed(),
+        "no settlement commit went through the proxy"
+    );
+    let text = log.text();
+    assert!(
+        text.contains(resolved),
+        "the unknown outcome was not read back:\n{text}"
+    );
+    let b = check_invariants(&setup.db.url, &org, GRANTED, &answered).await;
+    assert_eq!(b.usage.len(), answered.len(), "billed once each");
+    for wrong in ["duplicate key", "cannot be written", "could not be written"] {
+        assert!(!text.contains(wrong), "{wrong}:\n{text}");
+    }
+}
+
+/// A gateway whose Redis (the shared rate-limit counters, on an organization
+/// with a limit) goes through a proxy: a fault of `mode` between two healthy
+/// phases. Calls go on, counted in this process, without waiting long on
+/// Redis, and every one is billed once.
+async fn a_redis_fault(mode: Mode) {
     let proxy = ChaosProxy::start("127.0.0.1:6379".parse().unwrap()).await;
     let redis = format!("redis://{}", proxy.addr);
     let prefix = format!("chaos-{}", uuid::Uuid::new_v4().simple());
@@ -464,13 +633,22 @@ async fn a_cut_redis_neither_stops_calls_nor_loses_their_billing() {
     .await;
     let gw = setup.gateway().await;
     const GRANTED: i64 = 1000;
-    let (org, key) = setup.funded_org(&gw.base_url, GRANTED).await;
+    let (org, key) = setup
+        .funded_org_with(&gw.base_url, GRANTED, json!({"rpm_limit": 10_000}))
+        .await;
     let mut answered = HashSet::new();
-    for phase in [Mode::Pass, Mode::Cut, Mode::Pass] {
+    let mut errors = Vec::new();
+    for phase in [Mode::Pass, mode, Mode::Pass] {
         proxy.set(phase);
         for _ in 0..5 {
+            let started = Instant::now();
             let r = setup.chat(&gw.base_url, &key).await.unwrap();
             assert_eq!(r.status(), 200, "rate limits fail open while Redis is away");
+            let took = started.elapsed();
+            assert!(
+                took < Duration::from_secs(2),
+                "{phase:?}: a call took {took:?}"
+            );
             answered.insert(
                 r.headers()["x-tollgate-request-id"]
                     .to_str()
@@ -478,8 +656,28 @@ async fn a_cut_redis_neither_stops_calls_nor_loses_their_billing() {
                     .to_owned(),
             );
         }
+        errors.push(setup.redis_errors(&gw.base_url).await);
+    }
+    if matches!(mode, Mode::Cut | Mode::Blackhole) {
+        // The limiter did go to Redis, and found it away.
+        assert!(errors[1] > errors[0], "{errors:?}");
     }
 
     let b = check_invariants(&setup.db.url, &org, GRANTED, &answered).await;
     assert_eq!(b.usage.len(), answered.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cut_redis_neither_stops_calls_nor_loses_their_billing() {
+    a_redis_fault(Mode::Cut).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_blackholed_redis_neither_stops_calls_nor_loses_their_billing() {
+    a_redis_fault(Mode::Blackhole).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slow_redis_neither_stops_calls_nor_loses_their_billing() {
+    a_redis_fault(Mode::Slow(Duration::from_millis(50))).await;
 }

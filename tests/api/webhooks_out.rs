@@ -560,6 +560,41 @@ async fn webhooks_to_internal_addresses_are_refused_by_default() {
 }
 
 #[tokio::test]
+async fn webhooks_to_ipv6_forms_of_internal_ipv4_addresses_are_refused() {
+    let app = TestApp::spawn().await;
+    let org = app.create_org("usd").await;
+    let path = format!("/api/v1/organizations/{org}/webhooks");
+
+    for host in [
+        "[64:ff9b::7f00:1]",    // NAT64 of 127.0.0.1
+        "[64:ff9b::a9fe:a9fe]", // NAT64 of 169.254.169.254
+        "[2002:7f00:1::1]",     // 6to4 of 127.0.0.1
+        "[2002:c0a8:101::1]",   // 6to4 of 192.168.1.1
+        "[::127.0.0.1]",        // IPv4-compatible
+        "[::ffff:10.0.0.1]",    // IPv4-mapped
+        "[::ffff:0:127.0.0.1]", // IPv4-translated
+        "[2001:0:7f00:1::1]",   // Teredo, loopback server
+    ] {
+        let url = format!("http://{host}:8080/hook");
+        let created = app
+            .admin_post(&path, &json!({"url": url, "events": ["credits.granted"]}))
+            .await;
+
+        assert!(
+            message_of(&expect_error(created, 400).await).contains("public address"),
+            "{host}"
+        );
+    }
+    let public = app
+        .admin_post(
+            &path,
+            &json!({"url": "https://[64:ff9b::808:808]/hook", "events": ["credits.granted"]}),
+        )
+        .await;
+    assert_eq!(public.status(), 201, "NAT64 of a public address");
+}
+
+#[tokio::test]
 async fn a_delivery_is_marked_failed_after_the_last_attempt() {
     let receiver = Receiver::start(usize::MAX).await;
     let app = TestApp::spawn_with(DEFAULT_CONFIG, |s| {

@@ -3,6 +3,7 @@
 //! failing network or data centre, for the chaos tests.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -26,6 +27,8 @@ pub enum Mode {
 struct Shared {
     mode: Mutex<Mode>,
     connections: Mutex<Vec<AbortHandle>>,
+    /// Armed by [`ChaosProxy::lose_settlement_commit_reply`].
+    lose_commit_reply: AtomicBool,
 }
 
 /// A proxy listening on a local port, forwarding to `upstream`; stopped on drop.
@@ -42,6 +45,7 @@ impl ChaosProxy {
         let shared = Arc::new(Shared {
             mode: Mutex::new(Mode::Pass),
             connections: Mutex::new(Vec::new()),
+            lose_commit_reply: AtomicBool::new(false),
         });
         let accept = {
             let shared = shared.clone();
@@ -78,6 +82,23 @@ impl ChaosProxy {
     }
 }
 
+impl ChaosProxy {
+    /// Arms a lost reply (PostgreSQL only): the next `COMMIT` of a
+    /// transaction that inserted usage records (a settlement batch) reaches
+    /// the database, which commits it, but its connection is closed before
+    /// the reply gets back, so the gateway cannot know the outcome.
+    /// The transaction must be the first of its connection to prepare that
+    /// insert (its SQL text is only sent then): arm it before any call.
+    pub fn lose_settlement_commit_reply(&self) {
+        self.shared.lose_commit_reply.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether an armed lost reply is still to happen.
+    pub fn commit_reply_armed(&self) -> bool {
+        self.shared.lose_commit_reply.load(Ordering::SeqCst)
+    }
+}
+
 impl Drop for ChaosProxy {
     fn drop(&mut self) {
         self.accept.abort();
@@ -93,15 +114,36 @@ async fn relay(client: TcpStream, upstream: SocketAddr, shared: Arc<Shared>) {
     };
     let (cr, cw) = client.into_split();
     let (sr, sw) = server.into_split();
-    tokio::join!(pump(cr, sw, shared.clone()), pump(sr, cw, shared.clone()));
+    let lost = Arc::new(AtomicBool::new(false));
+    let upward = pump(cr, sw, shared.clone(), Direction::ToServer(lost.clone()));
+    let downward = pump(sr, cw, shared.clone(), Direction::ToClient(lost));
+    // One direction ending ends the connection (both sockets are dropped).
+    tokio::select! {
+        () = upward => {}
+        () = downward => {}
+    }
+}
+
+enum Direction {
+    /// Client to server; sets the flag once it let a settlement's COMMIT through.
+    ToServer(Arc<AtomicBool>),
+    /// Server to client; drops everything once the flag is set.
+    ToClient(Arc<AtomicBool>),
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     shared: Arc<Shared>,
+    direction: Direction,
 ) {
     let mut buf = vec![0u8; 16 * 1024];
+    // Whether this connection's transaction inserted usage records.
+    let mut settling = false;
     loop {
         let n = match from.read(&mut buf).await {
             Ok(0) | Err(_) => return,
@@ -114,7 +156,28 @@ async fn pump(
             Mode::Blackhole => continue,
             Mode::Cut => return,
         }
-        if to.write_all(&buf[..n]).await.is_err() {
+        let chunk = &buf[..n];
+        match &direction {
+            Direction::ToClient(lost) if lost.load(Ordering::SeqCst) => continue,
+            Direction::ToServer(lost) => {
+                settling |= contains(chunk, b"INSERT INTO usage_records");
+                if settling
+                    && contains(chunk, b"COMMIT\0")
+                    && shared.lose_commit_reply.swap(false, Ordering::SeqCst)
+                {
+                    lost.store(true, Ordering::SeqCst);
+                    let _ = to.write_all(chunk).await;
+                    // Time for the database to commit, then the connection goes.
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    return;
+                }
+                if contains(chunk, b"COMMIT\0") {
+                    settling = false;
+                }
+            }
+            Direction::ToClient(_) => {}
+        }
+        if to.write_all(chunk).await.is_err() {
             return;
         }
     }

@@ -254,6 +254,7 @@ impl Metrics {
             request_log_dropped.clone(),
         );
         r.register_collector(Box::new(DependencyErrors));
+        r.register_collector(Box::new(BeyondHold));
         Metrics {
             registry: r,
             http_requests,
@@ -489,5 +490,25 @@ impl Collector for DependencyErrors {
             ConstCounter::new(dependency.errors()).encode(family.encode_family(&labels)?)?;
         }
         Ok(())
+    }
+}
+
+/// `tollgate_settlements_beyond_hold_total`: settlements whose provider
+/// usage exceeded the call's hold, read from billing's process-wide counter
+/// at each scrape. The excess may take a balance below its overdraft limit
+/// (README, "Usage beyond the hold"): alert when it rises.
+#[derive(Debug)]
+struct BeyondHold;
+
+impl Collector for BeyondHold {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let counter = ConstCounter::new(tollgate_billing::settlements_beyond_hold());
+        let metric = encoder.encode_descriptor(
+            "settlements_beyond_hold",
+            "Settlements whose provider usage exceeded the call's hold (the excess may take a balance below its overdraft limit)",
+            None,
+            counter.metric_type(),
+        )?;
+        counter.encode(metric)
     }
 }

@@ -21,8 +21,13 @@ pub async fn request_id(mut request: Request, next: Next) -> Response {
             .insert(tollgate_gateway::headers::REQUEST_ID, value);
     }
     let status = response.status().as_u16();
+    // A 503 `service_unavailable` is the database being away: the
+    // background tasks that keep polling it say so at a bounded rate
+    // (`tollgate_core::outage`), so each refused call is not a warning too.
+    let database_away = response.extensions().get::<tollgate_core::ErrorCode>()
+        == Some(&tollgate_core::ErrorCode::ServiceUnavailable);
     span.in_scope(|| {
-        if status >= 500 {
+        if status >= 500 && !database_away {
             tracing::warn!(status, "request failed");
         } else {
             tracing::debug!(status, "request served");

@@ -4,7 +4,20 @@
 use crate::{Billing, BillingError};
 use sqlx::Row;
 use std::time::Duration;
+use tollgate_core::outage::{Dependency, OutageLog};
 use tollgate_core::{Db, ids, time};
+
+/// The heartbeat and the return of dead instances' leases run every few
+/// seconds on every replica: a database outage is logged once, then as a
+/// periodic summary.
+static HEARTBEAT_FAILED: OutageLog = OutageLog::new(
+    Dependency::Database,
+    "billing heartbeat failed: other replicas may take this one for dead if it lasts",
+);
+static RETURN_FAILED: OutageLog = OutageLog::new(
+    Dependency::Database,
+    "returning dead instances' leases failed: they are returned when the database is back",
+);
 
 pub(crate) async fn register(db: &Db) -> Result<String, BillingError> {
     let now = time::now_millis();
@@ -107,18 +120,23 @@ impl Billing {
             }
             last_heartbeat = std::time::Instant::now();
             let limit = self.inner.options.db_timeout;
-            if let Err(e) = crate::within(limit, self.heartbeat()).await {
-                tracing::warn!(error = %e, "billing heartbeat failed");
+            match crate::within(limit, self.heartbeat()).await {
+                Ok(()) => HEARTBEAT_FAILED.recovered(),
+                Err(e) => HEARTBEAT_FAILED.failed(&e),
             }
             let timeout = self.inner.options.instance_timeout;
             let timeout_ms = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
             match crate::within(limit * 4, self.return_dead_instances_leases(timeout_ms)).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(
-                    leases = n,
-                    "returned the credit leases of dead gateway instances"
-                ),
-                Err(e) => tracing::warn!(error = %e, "returning dead instances' leases failed"),
+                Ok(n) => {
+                    RETURN_FAILED.recovered();
+                    if n > 0 {
+                        tracing::info!(
+                            leases = n,
+                            "returned the credit leases of dead gateway instances"
+                        );
+                    }
+                }
+                Err(e) => RETURN_FAILED.failed(&e),
             }
         }
     }

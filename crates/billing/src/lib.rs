@@ -126,6 +126,17 @@ pub(crate) async fn within<T>(
         .map_err(|_| BillingError::Unavailable("the database did not answer in time".into()))?
 }
 
+/// Settlements of this process whose charge exceeded their hold.
+static BEYOND_HOLD: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Settlements of this process whose provider usage exceeded the call's
+/// hold (each also logged as a warning): the excess may take a balance
+/// below its overdraft limit, so this is what to alert on (exported as
+/// `tollgate_settlements_beyond_hold_total`).
+pub fn settlements_beyond_hold() -> u64 {
+    BEYOND_HOLD.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// How billing behaves on this instance.
 #[derive(Debug, Clone)]
 pub struct BillingOptions {
@@ -258,6 +269,7 @@ impl Billing {
             account: b.account,
         });
         if charged > held {
+            BEYOND_HOLD.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::warn!(
                 organization_id = %organization_id,
                 request_id = %entry.request_id,

@@ -208,11 +208,16 @@ async fn usage_beyond_the_hold_is_charged_in_full() {
     let billing = Billing::start(f.db.clone(), options(&f.dir)).await.unwrap();
     billing.grant(&f.org, 100, None, None).await.unwrap();
     let hold = billing.reserve(&f.org, 10).await.unwrap();
+    let alerts = crate::settlements_beyond_hold();
 
     let charged = billing.settle(hold, entry("req_big", 25)).await.unwrap();
     billing.flush().await.unwrap();
 
     assert_eq!(charged, 25);
+    assert!(
+        crate::settlements_beyond_hold() > alerts,
+        "counted for the alert"
+    );
     let (balance, _, records, ledger) = books(&f).await;
     assert_eq!((balance, records, ledger), (75, 1, 75));
     assert_eq!(billing.credits(&f.org).await.unwrap().reserved, 0);

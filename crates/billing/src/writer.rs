@@ -182,12 +182,16 @@ pub(crate) async fn commit<'s>(
 ) -> Vec<&'s Settlement> {
     let mut delay = Duration::from_millis(20);
     let mut attempts = 0u32;
-    let mut warned = Instant::now();
+    let mut warned = None;
     loop {
         if read_back {
             match committed_request_ids(db, &pending).await {
                 Ok(committed) => {
                     if !committed.is_empty() {
+                        tracing::info!(
+                            settlements = committed.len(),
+                            "settlements whose commit had an unknown outcome are in the database: read back, not written again"
+                        );
                         pending.retain(|s| !committed.contains(&s.entry.request_id));
                         // They were in the same transaction as the returns.
                         returns = Returns::default();
@@ -248,9 +252,9 @@ pub(crate) async fn commit<'s>(
 }
 
 /// A warning on the first failure, then one every ten seconds.
-fn warn_failing(warned: &mut Instant, attempts: u32, error: &str) {
-    if attempts == 0 || warned.elapsed() >= Duration::from_secs(10) {
-        *warned = Instant::now();
+fn warn_failing(warned: &mut Option<Instant>, attempts: u32, error: &str) {
+    if warned.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
+        *warned = Some(Instant::now());
         tracing::warn!(error = %error, attempts, "writing settlements failed; they are journaled and retried until the database takes them");
     }
 }

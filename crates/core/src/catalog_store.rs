@@ -8,6 +8,7 @@ use crate::catalog::{Catalog, ModelEntry, Price, ProviderEntry};
 use crate::config::{ConfigError, RawDeployment, RawModel, build_model};
 use crate::db::{Db, is_unique_violation};
 use crate::money::UsdMicros;
+use crate::outage::{Dependency, OutageLog};
 use crate::time;
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
@@ -19,6 +20,13 @@ use std::time::Duration;
 /// The highest price accepted, per million tokens or per request: one
 /// million USD, as in the configuration file.
 const MAX_PRICE_MICROS: i64 = 1_000_000_000_000;
+
+/// Every replica polls each second: a database outage is logged once, then
+/// as a periodic summary.
+static POLL_FAILED: OutageLog = OutageLog::new(
+    Dependency::Database,
+    "polling catalog changes failed: changes reach this replica when the database is back",
+);
 
 /// Longest model id or upstream name accepted.
 const MAX_NAME_CHARS: usize = 256;
@@ -384,16 +392,11 @@ impl LiveCatalog {
     pub async fn watch_changes(self: Arc<Self>, interval: Duration) {
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut healthy = true;
         loop {
             ticker.tick().await;
             match self.refresh_if_changed().await {
-                Ok(()) => healthy = true,
-                Err(e) if healthy => {
-                    healthy = false;
-                    tracing::warn!(error = %e, "polling catalog changes failed");
-                }
-                Err(_) => {}
+                Ok(()) => POLL_FAILED.recovered(),
+                Err(e) => POLL_FAILED.failed(&e),
             }
         }
     }

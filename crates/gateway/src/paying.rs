@@ -49,6 +49,11 @@ impl Gateway {
         {
             Ok(Some(key)) => Ok(Some(PayingKey::Own(key))),
             Ok(None) => Ok(provider.api_key.as_ref().map(PayingKey::Platform)),
+            // The database is away and this organization's key for the
+            // provider is not cached: 503, as any call that needs it.
+            Err(CredentialError::Db(e)) if tollgate_core::db::is_unavailable(&e) => {
+                Err(GatewayError::service_unavailable(e))
+            }
             Err(CredentialError::Db(e)) => Err(GatewayError::internal(e)),
             // Never fall back to the platform's key: the organization chose its own.
             Err(e) => {

@@ -10,6 +10,7 @@ use sqlx::any::AnyRow;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tollgate_core::Db;
+use tollgate_core::outage::{Dependency, OutageLog};
 use tollgate_core::sql::{InsertSql, SqlBuilder};
 use tollgate_core::time::now_millis;
 
@@ -23,6 +24,17 @@ const BATCH: usize = 1024;
 /// The writer waits this long after the first call of a batch, so that a
 /// busy gateway writes many calls per transaction: what a list may lag.
 const WRITE_INTERVAL: Duration = Duration::from_millis(20);
+
+/// The writer runs every 20 ms while calls come in: a database outage is
+/// logged once, then as a periodic summary, not once per batch.
+static WRITE_FAILED: OutageLog = OutageLog::new(
+    Dependency::Database,
+    "writing the request log failed; these entries are lost",
+);
+static RETENTION_FAILED: OutageLog = OutageLog::new(
+    Dependency::Database,
+    "deleting expired request-log entries failed",
+);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RequestLogError {
@@ -374,8 +386,9 @@ impl RequestLog {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
-            if let Err(e) = self.delete_expired(retention).await {
-                tracing::warn!(error = %e, "deleting expired request-log entries failed");
+            match self.delete_expired(retention).await {
+                Ok(()) => RETENTION_FAILED.recovered(),
+                Err(e) => RETENTION_FAILED.failed(&e),
             }
         }
     }
@@ -475,8 +488,9 @@ async fn write_loop(db: Db, mut receiver: mpsc::Receiver<Message>) {
         }
         full = batch.len() >= BATCH;
         if !batch.is_empty() {
-            if let Err(e) = write_batch(&db, &batch).await {
-                tracing::warn!(error = %e, calls = batch.len(), "writing the request log failed; these entries are lost");
+            match write_batch(&db, &batch).await {
+                Ok(_) => WRITE_FAILED.recovered(),
+                Err(e) => WRITE_FAILED.failed(&e),
             }
             batch.clear();
         }

@@ -18,7 +18,17 @@ use serde_json::json;
 use sqlx::Row;
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
+use tollgate_core::outage::{Dependency, OutageLog};
 use tollgate_core::time;
+
+/// The worker polls the database every interval on every replica: an
+/// outage is logged once per task, then as a periodic summary.
+static CROSSINGS_FAILED: OutageLog =
+    OutageLog::new(Dependency::Database, "webhooks: checking balances failed");
+static USAGE_FAILED: OutageLog =
+    OutageLog::new(Dependency::Database, "webhooks: summarising usage failed");
+static DELIVERY_FAILED: OutageLog =
+    OutageLog::new(Dependency::Database, "webhooks: delivering failed");
 
 /// Deliveries claimed per round.
 const BATCH: usize = 16;
@@ -51,21 +61,26 @@ impl Webhooks {
         let mut last_batch = Instant::now();
         loop {
             tick.tick().await;
-            if let Err(e) = self.queue_balance_crossings().await {
-                tracing::warn!(error = %e, "webhooks: checking balances failed");
+            match self.queue_balance_crossings().await {
+                Ok(_) => CROSSINGS_FAILED.recovered(),
+                Err(e) => CROSSINGS_FAILED.failed(&e),
             }
             if last_batch.elapsed() >= self.options().usage_batch_interval {
                 last_batch = Instant::now();
-                if let Err(e) = self.queue_usage_batches().await {
-                    tracing::warn!(error = %e, "webhooks: summarising usage failed");
+                match self.queue_usage_batches().await {
+                    Ok(_) => USAGE_FAILED.recovered(),
+                    Err(e) => USAGE_FAILED.failed(&e),
                 }
             }
             loop {
                 match self.deliver_due().await {
                     Ok(n) if n == BATCH => continue,
-                    Ok(_) => break,
+                    Ok(_) => {
+                        DELIVERY_FAILED.recovered();
+                        break;
+                    }
                     Err(e) => {
-                        tracing::warn!(error = %e, "webhooks: delivering failed");
+                        DELIVERY_FAILED.failed(&e);
                         break;
                     }
                 }

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
+use tollgate_core::outage::{Dependency, OutageLog};
 use tollgate_core::{Db, ids, time};
 
 use crate::data_key::DataKey;
@@ -36,6 +37,13 @@ const MAX_PROVIDER_CHARS: usize = 100;
 /// How far back each poll looks beyond the previous one, so that clock skew
 /// between replicas cannot hide a change.
 const POLL_LOOKBACK_MS: i64 = 2_000;
+
+/// Every replica polls each second: a database outage is logged once, then
+/// as a periodic summary.
+static POLL_FAILED: OutageLog = OutageLog::new(
+    Dependency::Database,
+    "polling provider credential changes failed: changes reach this replica when the database is back",
+);
 
 /// A provider credential as the management API shows it: never the key,
 /// only its last four characters.
@@ -481,12 +489,13 @@ impl CredentialStore {
                 .await
             {
                 Ok(organizations) => {
+                    POLL_FAILED.recovered();
                     for organization_id in organizations {
                         self.invalidate(&organization_id);
                     }
                     since = started;
                 }
-                Err(e) => tracing::warn!(error = %e, "polling provider credential changes failed"),
+                Err(e) => POLL_FAILED.failed(&e),
             }
         }
     }
