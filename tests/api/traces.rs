@@ -188,3 +188,63 @@ async fn prompts_and_completions_reach_spans_only_with_trace_content() {
         assert_eq!(contains(&sent, b"gen_ai.input.messages"), capture);
     }
 }
+
+#[tokio::test]
+async fn a_collector_that_never_answers_neither_slows_calls_nor_holds_spans_without_bound() {
+    // Accepts connections and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = vec![];
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let app = TestApp::spawn_with(DEFAULT_CONFIG, |s| {
+        let o = &mut s.observability;
+        o.otlp_endpoint = Some(url);
+        o.otlp_timeout_ms = 60_000;
+        o.bsp_schedule_delay_ms = 10;
+        o.bsp_max_queue_size = 4;
+        o.bsp_max_export_batch_size = 2;
+    })
+    .await;
+    let (_, key) = app.funded_org("usd", 10_000_000).await;
+
+    let started = Instant::now();
+    for _ in 0..20 {
+        assert_eq!(
+            app.chat(&key, &tollgate_tests::chat_body("gpt-4o-mini"))
+                .await
+                .status(),
+            200
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "20 calls took {:?}",
+        started.elapsed()
+    );
+    // 40 spans: the first batch (2 spans, or 1 if the 10 ms delay ended
+    // first) is stuck in its export, 4 wait in the queue, the rest were
+    // dropped and counted.
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let dropped: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tollgate_trace_spans_dropped "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (34.0..=35.0).contains(&dropped),
+        "{dropped} dropped\n{metrics}"
+    );
+}
