@@ -19,7 +19,7 @@ async fn debug_logs_hold_no_provider_key_api_key_or_prompt() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_have_one_line_per_call_and_hold_no_secret() {
-    let (log, request_id) = logs_of_a_session("json").await;
+    let (log, request_id, key_id) = logs_of_a_session("json").await;
 
     let calls: Vec<Value> = log
         .lines()
@@ -35,23 +35,45 @@ async fn json_logs_have_one_line_per_call_and_hold_no_secret() {
         .unwrap()["fields"];
     assert_eq!(plain["operation"], "chat");
     assert_eq!(plain["model"], "gpt-4o-mini");
+    assert_eq!(plain["requested_model"], "gpt-4o-mini");
     assert_eq!(plain["provider"], "mock");
     assert_eq!(plain["status"], 200);
+    assert_eq!(plain["outcome"], "ok");
+    assert_eq!(plain["api_key_id"], key_id.as_str());
     assert!(plain["prompt_tokens"].as_i64().unwrap() > 0);
+    assert_eq!(
+        plain["completion_tokens"],
+        tollgate_tests::CHAT_COMPLETION_TOKENS
+    );
     assert!(plain["cost"].as_i64().unwrap() > 0);
+    assert_eq!(plain["attempts"], 1);
+    assert_eq!(plain["stream"], false);
     assert!(plain["duration_ms"].is_i64());
+    assert!(plain["overhead_ms"].is_i64(), "{plain}");
     assert!(
         plain["organization_id"]
             .as_str()
             .unwrap()
             .starts_with("org_")
     );
+    let streamed = &calls
+        .iter()
+        .find(|c| c["fields"]["stream"] == true)
+        .unwrap()["fields"];
+    assert!(streamed["time_to_first_token_ms"].is_i64(), "{streamed}");
+    assert!(streamed["completion_tokens"].as_i64().unwrap() > 0);
+    let embedding = &calls
+        .iter()
+        .find(|c| c["fields"]["operation"] == "embeddings")
+        .unwrap()["fields"];
+    assert_eq!(embedding["model"], "text-embedding-3-small");
+    assert_eq!(embedding["api_key_id"], key_id.as_str());
 }
 
 /// A gateway process logging in `log_format` at `debug`, a plain call, a
 /// stream, an embedding and a refused key: its whole log, checked for
-/// secrets, and the plain call's request id.
-async fn logs_of_a_session(log_format: &str) -> (String, String) {
+/// secrets, the plain call's request id and the key's id.
+async fn logs_of_a_session(log_format: &str) -> (String, String, String) {
     let dir = TempDir::new();
     let db = TestDatabase::create(&dir.0).await;
     let mock = MockProvider::start().await;
@@ -106,6 +128,7 @@ async fn logs_of_a_session(log_format: &str) -> (String, String) {
         .await
         .unwrap();
     let api_key = created["key"].as_str().unwrap().to_owned();
+    let key_id = created["id"].as_str().unwrap().to_owned();
     let secret = api_key.rsplit_once('_').unwrap().1.to_owned();
     let messages = json!([{"role": "user", "content": format!("{PROMPT_MARKER} tell me a story")}]);
 
@@ -175,5 +198,5 @@ async fn logs_of_a_session(log_format: &str) -> (String, String) {
     ] {
         assert!(!log.contains(needle), "the log contains {what}:\n{log}");
     }
-    (log, request_id)
+    (log, request_id, key_id)
 }

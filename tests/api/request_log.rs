@@ -241,6 +241,23 @@ async fn bodies_are_kept_only_with_the_opt_in_and_deleted_after_the_retention_pe
             .contains("the secret of the answer"),
         "{with}"
     );
+    // A member of the organization sees the call, not its bodies.
+    app.create_user("member@example.com", "org_member", Some(&org))
+        .await;
+    let member = app.token_of("member@example.com").await;
+    let seen: Value = app
+        .client
+        .get(app.url(&format!("/api/v1/organizations/{org}/requests/{after}")))
+        .bearer_auth(member)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen["request_id"], after.as_str());
+    assert_eq!(seen["request_body"], Value::Null);
+    assert_eq!(seen["response_body"], Value::Null);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let entry = logged(&app, &org, &after).await;
@@ -278,4 +295,98 @@ async fn a_streamed_call_is_logged_at_its_end_with_its_time_to_first_token() {
     assert!(entry["time_to_first_token_ms"].is_i64(), "{entry}");
     assert!(entry["completion_tokens"].as_i64().unwrap() > 0);
     assert_eq!(entry["attempts"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn the_log_filters_by_time_model_and_key() {
+    let app = TestApp::spawn().await;
+    let org = app.create_org("usd").await;
+    app.grant(&org, 10_000_000).await;
+    let (first_key_id, first_key) = app.create_key(&org).await;
+    let (second_key_id, second_key) = app.create_key(&org).await;
+    let now_ms = || {
+        i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap()
+    };
+
+    let early = request_id(&app.chat(&first_key, &chat_body("gpt-4o-mini")).await);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mark = now_ms();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let big = request_id(&app.chat(&second_key, &chat_body("big-model")).await);
+    let late = request_id(&app.chat(&second_key, &chat_body("gpt-4o-mini")).await);
+    for id in [&early, &big, &late] {
+        logged(&app, &org, id).await;
+    }
+
+    let ids = |page: Value| -> Vec<String> {
+        page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["request_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        ids(list(&app, &org, &format!("?api_key_id={first_key_id}")).await),
+        [early.as_str()]
+    );
+    assert_eq!(
+        ids(list(&app, &org, &format!("?api_key_id={second_key_id}")).await),
+        [late.as_str(), big.as_str()]
+    );
+    assert_eq!(
+        ids(list(&app, &org, "?model=big-model").await),
+        [big.as_str()]
+    );
+    assert_eq!(
+        ids(list(&app, &org, "?model=gpt-4o-mini").await),
+        [late.as_str(), early.as_str()]
+    );
+    assert_eq!(
+        ids(list(&app, &org, &format!("?from={mark}")).await),
+        [late.as_str(), big.as_str()]
+    );
+    assert_eq!(
+        ids(list(&app, &org, &format!("?to={mark}")).await),
+        [early.as_str()]
+    );
+    assert_eq!(
+        ids(list(
+            &app,
+            &org,
+            &format!("?from={mark}&model=gpt-4o-mini&api_key_id={second_key_id}&status=ok")
+        )
+        .await),
+        [late.as_str()]
+    );
+    assert_eq!(
+        ids(list(&app, &org, &format!("?from={mark}&to={mark}")).await),
+        Vec::<&str>::new()
+    );
+}
+
+#[tokio::test]
+async fn calls_are_deleted_after_their_retention_period() {
+    let app = TestApp::spawn_with(tollgate_tests::DEFAULT_CONFIG, |s| {
+        s.observability.request_log_retention_secs = 2;
+    })
+    .await;
+    let (org, key) = app.funded_org("usd", 10_000_000).await;
+    let id = request_id(&app.chat(&key, &chat_body("gpt-4o-mini")).await);
+    logged(&app, &org, &id).await;
+
+    let path = format!("/api/v1/organizations/{org}/requests/{id}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.admin_get(&path).await.status() == 200 {
+        assert!(Instant::now() < deadline, "the call outlived its retention");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(app.admin_get(&path).await.status(), 404);
+    assert_eq!(list(&app, &org, "").await["data"], json!([]));
 }

@@ -163,6 +163,35 @@ async fn deliveries(app: &TestApp, org: &str, subscription: &Value) -> Value {
     .unwrap()
 }
 
+/// `tollgate_webhook_delivery_attempts_total{outcome}` on `/metrics`.
+async fn attempts_metric(app: &TestApp) -> [(String, f64); 3] {
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    ["delivered", "retrying", "failed"].map(|outcome| {
+        let prefix = format!("tollgate_webhook_delivery_attempts_total{{outcome=\"{outcome}\"}} ");
+        let value = text
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in\n{text}"));
+        (outcome.to_owned(), value.parse().unwrap())
+    })
+}
+
+fn outcomes(delivered: f64, retrying: f64, failed: f64) -> [(String, f64); 3] {
+    [
+        ("delivered".to_owned(), delivered),
+        ("retrying".to_owned(), retrying),
+        ("failed".to_owned(), failed),
+    ]
+}
+
 fn event_of(received: &Received) -> Value {
     serde_json::from_str(&received.body).unwrap()
 }
@@ -293,6 +322,7 @@ async fn failing_receiver_gets_the_grant_later_exactly_once_with_a_valid_signatu
         .map(|a| a["status_code"].as_i64().unwrap())
         .collect();
     assert_eq!(codes, [500, 500, 200]);
+    assert_eq!(attempts_metric(&app).await, outcomes(1.0, 2.0, 0.0));
 }
 
 #[tokio::test]
@@ -622,6 +652,7 @@ async fn a_delivery_is_marked_failed_after_the_last_attempt() {
     assert!(delivery["finished_at"].is_i64());
     assert_eq!(receiver.attempts().len(), 2, "no attempt after giving up");
     assert!(receiver.accepted().is_empty());
+    assert_eq!(attempts_metric(&app).await, outcomes(0.0, 1.0, 1.0));
 }
 
 #[tokio::test]

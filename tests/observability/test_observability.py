@@ -6,6 +6,10 @@ provider is also FAKE_PORT, and passes:
   TOLLGATE_URL          e.g. http://127.0.0.1:8080
   TOLLGATE_ADMIN_TOKEN  the platform-admin bearer token
   FAKE_PORT             where this script listens
+  OBSERVABILITY_DOC     docs/observability.md, whose table of metrics is
+                        checked against /metrics
+and sets OTEL_SERVICE_NAME=tollgate-under-test, OTEL_EXPORTER_OTLP_HEADERS
+(authorization: Bearer collector-token) and TOLLGATE_METRICS_PER_ORGANIZATION.
 
 This script listens on FAKE_PORT as both:
   - an OTLP/HTTP collector (`POST /v1/traces`, protobuf, decoded with the
@@ -13,7 +17,7 @@ This script listens on FAKE_PORT as both:
   - an OpenAI-compatible provider (`POST /v1/chat/completions`) that
     records the `traceparent` of every call and fails the model
     `flaky-upstream` with a 503, so that `"model": "auto"` at the
-    `balanced` level falls back to gpt-4o-mini.
+    `balanced` level falls back to gpt-4o-mini; it streams (SSE) when asked.
 
 The checks run in order; the last line printed is "N passed, N failed", and
 the exit status is 1 when anything failed.
@@ -21,6 +25,7 @@ the exit status is 1 when anything failed.
 
 import json
 import os
+import re
 import secrets
 import sys
 import threading
@@ -41,6 +46,7 @@ PORT = int(os.environ["FAKE_PORT"])
 PROMPT = "a prompt that must never reach a span"
 
 spans = []  # every span received, in order
+export_headers = []  # the headers of every OTLP export
 provider_calls = []  # (upstream model, traceparent header) per provider call
 lock = threading.Lock()
 
@@ -64,6 +70,7 @@ class Fake(BaseHTTPRequestHandler):
             request = trace_service_pb2.ExportTraceServiceRequest()
             request.ParseFromString(raw)
             with lock:
+                export_headers.append({k.lower(): v for k, v in self.headers.items()})
                 for resource_spans in request.resource_spans:
                     for scope_spans in resource_spans.scope_spans:
                         for span in scope_spans.spans:
@@ -77,6 +84,17 @@ class Fake(BaseHTTPRequestHandler):
                 provider_calls.append((body["model"], self.headers.get("traceparent")))
             if body["model"] == "flaky-upstream":
                 self._answer(503, {"error": {"message": "overloaded", "type": "server_error"}})
+                return
+            if body.get("stream"):
+                chunk = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()),
+                         "model": body["model"]}
+                events = [
+                    dict(chunk, choices=[{"index": 0, "delta": {"role": "assistant", "content": "a streamed"}}]),
+                    dict(chunk, choices=[{"index": 0, "delta": {"content": " answer"}, "finish_reason": "stop"}]),
+                    dict(chunk, choices=[], usage={"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}),
+                ]
+                raw = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+                self._answer(200, raw.encode(), "text/event-stream")
                 return
             self._answer(200, {
                 "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
@@ -173,13 +191,15 @@ def setup():
     state.update(org=org, key=key["key"], key_id=key["id"])
 
 
-def chat(traceparent=None, model="auto"):
+def chat(traceparent=None, model="auto", stream=False):
     headers = {"traceparent": traceparent} if traceparent else {}
     status, hdrs, body = http("POST", "/v1/chat/completions", {
-        "model": model, "power_level": "balanced",
+        "model": model, "power_level": "balanced", "stream": stream,
         "messages": [{"role": "user", "content": PROMPT}],
     }, token=state["key"], headers=headers)
     assert status == 200, body
+    if stream:
+        assert b"data: [DONE]" in body, body
     return {k.lower(): v for k, v in hdrs.items()}
 
 
@@ -201,7 +221,10 @@ def test_a_call_is_one_server_span_with_a_client_span_per_attempt():
     assert len(servers) == 1 and len(clients) == 2
     server = servers[0]
     resource = {kv.key: kv.value.string_value for kv in mine[0][0].attributes}
-    assert resource["service.name"] == "tollgate", resource
+    assert resource["service.name"] == "tollgate-under-test", resource  # OTEL_SERVICE_NAME
+    with lock:
+        assert export_headers and all(h.get("authorization") == "Bearer collector-token"
+                                      for h in export_headers), export_headers  # OTEL_EXPORTER_OTLP_HEADERS
 
     # The client's span is the parent; each attempt is a child of the call.
     assert server.parent_span_id.hex() == parent_id
@@ -268,34 +291,93 @@ def test_a_call_without_traceparent_starts_a_trace():
     assert traceparent.split("-")[1] == span.trace_id.hex()
 
 
+def test_a_streamed_call_is_traced_until_its_end():
+    headers = chat(model="gpt-4o-mini", stream=True)
+    request_id = headers["x-tollgate-request-id"]
+
+    def server():
+        for _, s in spans:
+            if s.kind == trace_pb2.Span.SPAN_KIND_SERVER and attrs(s).get("tollgate.request_id") == request_id:
+                return s
+        return None
+
+    span = wait_for(server, "the stream's server span")
+    a = attrs(span)
+    assert a["tollgate.stream"] is True
+    assert a["gen_ai.usage.output_tokens"] == 3
+    assert a["tollgate.time_to_first_token_ms"] >= 0
+    attempt = wait_for(lambda: [s for _, s in spans if s.parent_span_id == span.span_id], "its attempt")
+    assert len(attempt) == 1 and attempt[0].kind == trace_pb2.Span.SPAN_KIND_CLIENT
+    assert span.end_time_unix_nano >= attempt[0].end_time_unix_nano
+    for value in a.values():
+        assert "never reach a span" not in str(value) and "streamed" not in str(value)
+
+
+def documented_families():
+    """(name, type) of every metric in docs/observability.md's table, named
+    as the parsers name families (a counter without its `_total`)."""
+    with open(os.environ["OBSERVABILITY_DOC"], encoding="utf-8") as f:
+        rows = re.findall(r"^\| `(tollgate_[a-z_]+)` \| (counter|gauge|histogram) \|", f.read(), re.M)
+    assert len(rows) >= 15, rows
+    return [(name[:-len("_total")] if kind == "counter" else name, kind) for name, kind in rows]
+
+
+def test_every_documented_family_parses_with_its_type_in_both_formats():
+    chat(model="gpt-4o-mini")
+    for openmetrics in (False, True):
+        families = scrape(openmetrics)
+        for name, kind in documented_families():
+            assert name in families, (openmetrics, name, sorted(families))
+            assert families[name].type == kind, (openmetrics, name, families[name].type)
+        served = {n for n in families if n.startswith("tollgate_")}
+        assert served == {n for n, _ in documented_families()}, (openmetrics, served)
+
+
 def test_histograms_move_in_both_formats():
     for openmetrics in (False, True):
         before = scrape(openmetrics)
         chat(model="gpt-4o-mini")
+        chat(model="gpt-4o-mini", stream=True)
+        time.sleep(0.5)  # settlements are committed a moment after the answers
         after = scrape(openmetrics)
         route = {"route": "/v1/chat/completions"}
-        name = "tollgate_http_request_duration_seconds"
-        assert histogram_count(after, name, **route) == histogram_count(before, name, **route) + 1, openmetrics
-        name = "tollgate_gateway_overhead_seconds"
-        assert histogram_count(after, name, operation="chat") == histogram_count(before, name, operation="chat") + 1
-        name = "tollgate_provider_attempt_duration_seconds"
-        labels = {"provider": "fake", "model": "gpt-4o-mini"}
-        assert histogram_count(after, name, **labels) == histogram_count(before, name, **labels) + 1
-        # Counters parse as counters (not `unknown`) in both formats.
-        name = "tollgate_http_requests"
-        labels = {"route": "/v1/chat/completions", "status": "200"}
-        assert counter_value(after, name, **labels) == counter_value(before, name, **labels) + 1
-        name = "tollgate_tokens"
-        labels = {"provider": "fake", "model": "gpt-4o-mini", "kind": "completion"}
-        assert counter_value(after, name, **labels) == counter_value(before, name, **labels) + 7
-        assert after["tollgate_calls_in_flight"].type == "gauge"
+        mini = {"provider": "fake", "model": "gpt-4o-mini"}
+
+        def moved(metric_type, name, labels):
+            value = histogram_count if metric_type == "histogram" else counter_value
+            return value(after, name, **labels) - value(before, name, **labels)
+
+        for metric_type, name, labels, expected in [
+            ("histogram", "tollgate_http_request_duration_seconds", route, 2),
+            ("histogram", "tollgate_gateway_overhead_seconds", {"operation": "chat"}, 2),
+            ("histogram", "tollgate_provider_attempt_duration_seconds", mini, 2),
+            ("histogram", "tollgate_time_to_first_token_seconds", mini, 1),
+            ("histogram", "tollgate_settlement_duration_seconds", {}, 2),
+            # Counters parse as counters (not `unknown`) in both formats.
+            ("counter", "tollgate_http_requests", dict(route, status="200", code=""), 2),
+            ("counter", "tollgate_provider_attempts", dict(mini, outcome="ok"), 2),
+            ("counter", "tollgate_tokens", dict(mini, kind="completion"), 7 + 3),
+            ("counter", "tollgate_organization_tokens", dict(mini, kind="prompt", organization=state["org"]), 24),
+        ]:
+            got = moved(metric_type, name, labels)
+            assert got == expected, (openmetrics, name, labels, got)
+        cost = moved("counter", "tollgate_cost_usd_micros", mini)
+        assert cost > 0, openmetrics
+        assert moved("counter", "tollgate_organization_cost_usd_micros", dict(mini, organization=state["org"])) \
+            == cost, openmetrics
+        for gauge in ("tollgate_calls_in_flight", "tollgate_cooldowns_open", "tollgate_settlement_queue_depth"):
+            assert after[gauge].type == "gauge"
+        assert sum(s.value for s in after["tollgate_calls_in_flight"].samples) == 0
 
 
 def main():
     server = ThreadingHTTPServer(("127.0.0.1", PORT), Fake)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     checks = [setup, test_a_call_is_one_server_span_with_a_client_span_per_attempt,
-              test_a_call_without_traceparent_starts_a_trace, test_histograms_move_in_both_formats]
+              test_a_call_without_traceparent_starts_a_trace,
+              test_a_streamed_call_is_traced_until_its_end,
+              test_every_documented_family_parses_with_its_type_in_both_formats,
+              test_histograms_move_in_both_formats]
     passed = failed = 0
     for check in checks:
         try:

@@ -143,6 +143,7 @@ pub struct Metrics {
     pub cooldowns_open: Gauge,
     pub settlement_queue: Gauge,
     pub request_log_dropped: Gauge,
+    pub trace_spans_dropped: Gauge,
 }
 
 impl Metrics {
@@ -253,6 +254,12 @@ impl Metrics {
             "Request-log entries dropped since start because the writer could not keep up",
             request_log_dropped.clone(),
         );
+        let trace_spans_dropped = Gauge::default();
+        r.register(
+            "trace_spans_dropped",
+            "Spans lost since start: the export queue was full or the collector did not take them",
+            trace_spans_dropped.clone(),
+        );
         r.register_collector(Box::new(DependencyErrors));
         r.register_collector(Box::new(BeyondHold));
         Metrics {
@@ -273,6 +280,7 @@ impl Metrics {
             cooldowns_open,
             settlement_queue,
             request_log_dropped,
+            trace_spans_dropped,
         }
     }
 

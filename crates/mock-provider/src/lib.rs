@@ -22,6 +22,8 @@
 //! | `POST …:streamGenerateContent?alt=sse` | one `GenerateContentResponse` chunk per reply word, the last with `finishReason` and full `usageMetadata` |
 //! | `POST …:embedContent`, `…:batchEmbedContents` | `{"embedding": {"values"}}`, `{"embeddings": [...]}` (`outputDimensionality`, default 8) |
 //! | `POST …:countTokens` | `{"totalTokens"}`: the words of every `text` in `contents`, or for a `generateContentRequest` its `promptTokenCount` |
+//! | `POST /v1/traces` | an OTLP/HTTP sink: 200 to an `ExportTraceServiceRequest` (protobuf), whose spans it counts; 400 to anything else |
+//! | `GET /v1/traces` | `{"spans": N}`: the spans received so far (also [`MockProvider::spans_received`]) |
 //! | anything else | 404 (or 405) in OpenAI's error shape |
 //!
 //! Anthropic wants `x-api-key` (else 401 `authentication_error`) and
@@ -112,6 +114,7 @@
 //! queued the request path takes no lock.
 
 mod native;
+mod otlp;
 mod responses;
 mod server;
 mod tools;
@@ -346,6 +349,11 @@ impl MockProvider {
         self.shared.request_count.load(Ordering::Relaxed)
     }
 
+    /// Spans received so far by the OTLP/HTTP sink at `/v1/traces`.
+    pub fn spans_received(&self) -> u64 {
+        self.shared.spans_received.load(Ordering::Relaxed)
+    }
+
     /// Queues a fault; each chat or embeddings request takes the oldest one.
     pub fn push_fault(&self, fault: Fault) {
         let mut faults = lock(&self.shared.faults);
@@ -390,6 +398,8 @@ pub(crate) struct Shared {
     requests: Mutex<Vec<RecordedRequest>>,
     request_count: AtomicUsize,
     next_id: AtomicU64,
+    /// Spans received by the OTLP sink (`/v1/traces`).
+    pub(crate) spans_received: AtomicU64,
     /// Texts of the blocks marked `cache_control` seen so far: Anthropic's
     /// prompt cache (a first sight writes it, a later one reads it).
     prompt_cache: Mutex<std::collections::HashSet<String>>,
@@ -408,6 +418,7 @@ impl Shared {
             requests: Mutex::new(Vec::new()),
             request_count: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
+            spans_received: AtomicU64::new(0),
             prompt_cache: Mutex::new(std::collections::HashSet::new()),
             shutdown: watch::Sender::new(false),
         }

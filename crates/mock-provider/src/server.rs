@@ -50,8 +50,12 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/responses", post(crate::responses::responses))
         .route("/v1beta/models/{target}", post(crate::native::gemini))
         .route("/v1/models/{target}", post(crate::native::gemini))
-        // An OTLP/HTTP sink, so that a load run can measure tracing at 100%.
-        .route("/v1/traces", post(|| async { StatusCode::OK }))
+        // An OTLP/HTTP sink that counts spans, so that a load run can
+        // measure tracing at 100% and check that every span arrived.
+        .route(
+            "/v1/traces",
+            post(crate::otlp::export).get(crate::otlp::received),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(shared)

@@ -4,6 +4,7 @@
 
 use crate::otlp;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -342,6 +343,8 @@ struct Exporting {
     sender: mpsc::Sender<Message>,
     sampler: Sampler,
     capture_content: bool,
+    /// Spans lost so far: the queue was full, or their export failed.
+    dropped: Arc<AtomicU64>,
 }
 
 /// Starts traces and hands finished spans to the exporter. Cheap to
@@ -366,20 +369,30 @@ impl Tracer {
             .build()
             .map_err(|e| TraceConfigError::Client(e.to_string()))?;
         let (sender, receiver) = mpsc::channel(config.max_queue.max(1));
+        let dropped = Arc::new(AtomicU64::new(0));
         let tracer = Tracer {
             exporting: Some(Arc::new(Exporting {
                 sender,
                 sampler: config.sampler,
                 capture_content: config.capture_content,
+                dropped: dropped.clone(),
             })),
         };
-        let task = tokio::spawn(export_loop(config, http, receiver));
+        let task = tokio::spawn(export_loop(config, http, receiver, dropped));
         Ok((tracer, task))
     }
 
     /// Whether spans are exported at all.
     pub fn enabled(&self) -> bool {
         self.exporting.is_some()
+    }
+
+    /// Spans lost since start: dropped because the queue was full, or
+    /// not accepted by the collector.
+    pub fn spans_dropped(&self) -> u64 {
+        self.exporting
+            .as_ref()
+            .map_or(0, |e| e.dropped.load(Ordering::Relaxed))
     }
 
     /// Whether prompts and completions may go into spans.
@@ -419,8 +432,8 @@ impl Tracer {
         self.enabled() && context.is_some_and(|c| c.sampled)
     }
 
-    /// Queues a finished span; drops it (with a debug line) when the queue
-    /// is full rather than make a call wait.
+    /// Queues a finished span; drops it (counted, with a debug line) when
+    /// the queue is full rather than make a call wait.
     pub fn export(&self, span: SpanData) {
         if let Some(exporting) = &self.exporting
             && exporting
@@ -428,6 +441,7 @@ impl Tracer {
                 .try_send(Message::Span(Box::new(span)))
                 .is_err()
         {
+            exporting.dropped.fetch_add(1, Ordering::Relaxed);
             tracing::debug!("the span queue is full: a span was dropped");
         }
     }
@@ -448,6 +462,7 @@ async fn export_loop(
     config: TraceConfig,
     http: reqwest::Client,
     mut receiver: mpsc::Receiver<Message>,
+    dropped: Arc<AtomicU64>,
 ) {
     let resource = vec![
         (
@@ -488,7 +503,9 @@ async fn export_loop(
                         break;
                     }
                     None => {
-                        send(&config, &http, &resource, &batch, &mut failing).await;
+                        if !send(&config, &http, &resource, &batch, &mut failing).await {
+                            dropped.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                        }
                         return;
                     }
                 },
@@ -496,7 +513,9 @@ async fn export_loop(
             }
         }
         if !batch.is_empty() {
-            send(&config, &http, &resource, &batch, &mut failing).await;
+            if !send(&config, &http, &resource, &batch, &mut failing).await {
+                dropped.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            }
             batch.clear();
         }
         if let Some(done) = flushed {
@@ -506,16 +525,17 @@ async fn export_loop(
 }
 
 /// One export; a failure is logged once until exports work again (the
-/// spans are dropped: traces are best effort).
+/// spans are dropped: traces are best effort). Whether the collector took
+/// the spans.
 async fn send(
     config: &TraceConfig,
     http: &reqwest::Client,
     resource: &[(String, AttrValue)],
     spans: &[SpanData],
     failing: &mut bool,
-) {
+) -> bool {
     if spans.is_empty() {
-        return;
+        return true;
     }
     let body = otlp::export_request(resource, spans);
     let mut request = http
@@ -534,13 +554,15 @@ async fn send(
         Ok(()) if *failing => {
             *failing = false;
             tracing::info!("OTLP trace export works again");
+            true
         }
-        Ok(()) => {}
+        Ok(()) => true,
         Err(e) if !*failing => {
             *failing = true;
             tracing::warn!(error = %e, spans = spans.len(), "OTLP trace export failed; spans dropped");
+            false
         }
-        Err(_) => {}
+        Err(_) => false,
     }
 }
 
@@ -600,6 +622,93 @@ mod tests {
         assert!(!parent_based.samples(&[1; 16], Some(false)));
         assert!(parent_based.samples(&[1; 16], None));
         assert!(!Sampler::TraceIdRatio(0.0).samples(&[1; 16], None));
+    }
+
+    /// A trace id whose lower 8 bytes (what the ratio sampler reads) are `low`.
+    fn trace_id_with_low(low: u64) -> TraceId {
+        let mut id = [0xab; 16];
+        id[8..].copy_from_slice(&low.to_be_bytes());
+        id
+    }
+
+    #[test]
+    fn the_ratio_samplers_keep_that_share_of_traces() {
+        for (name, arg, expected) in [
+            ("traceidratio", "0.25", 2_500),
+            ("traceidratio", "0.5", 5_000),
+            ("parentbased_traceidratio", "0.1", 1_000),
+            ("traceidratio", "0", 0),
+            ("traceidratio", "1", 10_000),
+        ] {
+            let sampler = Sampler::from_settings(Some(name), Some(arg)).unwrap();
+            // 10 000 trace ids spread evenly over the whole id space.
+            let step = u64::MAX / 10_000;
+            let sampled = (0..10_000u64)
+                .filter(|i| sampler.samples(&trace_id_with_low(i * step + step / 2), None))
+                .count();
+            assert!(
+                sampled.abs_diff(expected) <= 1,
+                "{name} {arg}: {sampled} of 10 000 sampled, expected {expected}"
+            );
+        }
+        // The decision is the trace id's: every service sampling at the
+        // same ratio keeps the same traces.
+        let ratio = Sampler::from_settings(Some("traceidratio"), Some("0.5")).unwrap();
+        assert!(ratio.samples(&trace_id_with_low(1), None));
+        assert!(!ratio.samples(&trace_id_with_low(u64::MAX - 1), None));
+        // A parent-based ratio follows the client's flag when there is one.
+        let parent_based =
+            Sampler::from_settings(Some("parentbased_traceidratio"), Some("0")).unwrap();
+        assert!(parent_based.samples(&trace_id_with_low(u64::MAX - 1), Some(true)));
+        assert!(!parent_based.samples(&trace_id_with_low(1), Some(false)));
+        assert!(!parent_based.samples(&trace_id_with_low(1), None));
+    }
+
+    fn a_span() -> SpanData {
+        SpanData {
+            trace_id: [1; 16],
+            span_id: [2; 8],
+            parent_span_id: None,
+            name: "chat m".into(),
+            kind: SpanKind::Server,
+            start_unix_nanos: 1,
+            end_unix_nanos: 2,
+            attributes: vec![],
+            error: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn spans_lost_to_a_full_queue_or_a_failed_export_are_counted() {
+        // A port nothing listens on: every export fails.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let (tracer, _task) = Tracer::start(TraceConfig {
+            endpoint: format!("http://127.0.0.1:{port}/v1/traces"),
+            headers: vec![],
+            sampler: Sampler::AlwaysOn,
+            service_name: "tollgate".into(),
+            schedule_delay: Duration::from_secs(600),
+            max_queue: 2,
+            max_batch: 512,
+            timeout: Duration::from_secs(5),
+            capture_content: false,
+        })
+        .unwrap();
+        assert_eq!(tracer.spans_dropped(), 0);
+        // The exporter task has not run yet (nothing was awaited): the
+        // queue holds two spans and the other three are dropped.
+        for _ in 0..5 {
+            tracer.export(a_span());
+        }
+        assert_eq!(tracer.spans_dropped(), 3);
+        // The two queued ones then fail to reach the collector.
+        tracer.flush(Duration::from_secs(10)).await;
+        assert_eq!(tracer.spans_dropped(), 5);
+        assert_eq!(Tracer::off().spans_dropped(), 0);
     }
 
     #[test]

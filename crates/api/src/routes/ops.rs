@@ -103,6 +103,9 @@ fn refresh_gauges(state: &AppState) {
     metrics
         .request_log_dropped
         .set(i64::try_from(state.observer.request_log.dropped()).unwrap_or(i64::MAX));
+    metrics
+        .trace_spans_dropped
+        .set(i64::try_from(state.observer.tracer.spans_dropped()).unwrap_or(i64::MAX));
 }
 
 #[cfg(test)]
