@@ -508,6 +508,8 @@ async fn budget_exceeded_is_sent_once_per_key_and_period() {
     let mut settings = tollgate_api::Settings::for_database(&db.url);
     settings.admin_token = Some(tollgate_tests::ADMIN_TOKEN.into());
     settings.master_key = Some(test_master_key());
+    // Its journal goes into the test's directory, not ./tollgate-data.
+    settings.data_dir = Some(dir.0.clone());
     fast_worker(&mut settings);
     let gateway = tollgate_api::start(&settings).await.unwrap();
     let webhooks = gateway.state.webhooks.clone();

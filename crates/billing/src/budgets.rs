@@ -12,6 +12,7 @@
 //! (`api_key_budget_leases`), so a dead instance's are returned with its
 //! credit leases; idle ones go back like credit leases.
 
+use crate::leases::Book;
 use crate::writer::Job;
 use crate::{Billing, BillingError, Inner};
 use sqlx::Row;
@@ -57,8 +58,9 @@ pub struct BudgetSpending {
 
 impl Billing {
     /// Holds `amount` of the key's budget for the current period: from this
-    /// instance's lease in memory, or after topping the lease up (16 times
-    /// what is missing, else exactly that). Fails with `BudgetExceeded`,
+    /// instance's lease in memory, or after a top-up of the lease (16 times
+    /// what is missing, else exactly that; refilled ahead in the background
+    /// like credit leases, see `leases`). Fails with `BudgetExceeded`,
     /// changing nothing, when the budget cannot cover it.
     pub(crate) async fn hold_budget(
         &self,
@@ -67,25 +69,17 @@ impl Billing {
     ) -> Result<BudgetHold, BillingError> {
         let period_start = budget.period.start(time::now_millis());
         let account = account(&budget.api_key_id, period_start);
-        for _ in 0..4 {
-            let missing = match self.inner.budget_leases.try_hold(&account, amount) {
-                Ok(()) => return Ok(BudgetHold { account, amount }),
-                Err(missing) => missing,
-            };
-            let ahead = missing.saturating_mul(self.inner.options.lease_multiplier.max(1));
-            let granted = match self.top_up_budget(budget, period_start, ahead).await? {
-                0 if ahead > missing => self.top_up_budget(budget, period_start, missing).await?,
-                granted => granted,
-            };
-            if granted == 0 {
-                break;
-            }
-            self.inner
-                .budget_leases
-                .lock()
-                .entry(account.clone())
-                .or_default()
-                .lease += granted;
+        let billing = self.clone();
+        let key_budget = budget.clone();
+        let top_up = move |n| {
+            let (billing, budget) = (billing.clone(), key_budget.clone());
+            async move { billing.top_up_budget(&budget, period_start, n).await }
+        };
+        if self
+            .hold_from(Book::Budgets, &account, amount, top_up)
+            .await?
+        {
+            return Ok(BudgetHold { account, amount });
         }
         Err(self.budget_exceeded(budget, period_start, amount).await?)
     }

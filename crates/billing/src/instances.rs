@@ -182,6 +182,9 @@ impl Billing {
     /// With the database away, it gives up after `SHUTDOWN_FLUSH`: the
     /// journal keeps the settlements and the next start replays them.
     pub async fn shutdown(&self) -> Result<(), BillingError> {
+        // No lease top-up starts any more, and those in flight have ended:
+        // none can add to a lease after it is returned below.
+        *self.inner.refills.write().await = true;
         crate::within(SHUTDOWN_FLUSH, self.flush()).await?;
         if let Some(journal) = &self.inner.journal {
             journal.remove_if_all_committed();

@@ -1,14 +1,37 @@
 //! This instance's credit leases and the holds taken from them, in memory.
+//!
+//! A lease is refilled ahead of need: when a hold leaves its free part below
+//! the low-water mark (a quarter of the lease's last top-up), one top-up of
+//! that size starts in the background, so that the next calls still hold
+//! from memory. A call that finds the lease short while a top-up is in
+//! flight waits for it instead of starting its own (single flight); only
+//! when no top-up is in flight does it start one and wait for it.
 
 use crate::writer::Job;
 use crate::{Billing, BillingError, Inner};
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+use tokio::sync::watch;
 use tollgate_core::time;
 
+/// The low-water mark of a lease, as a fraction of its last top-up: a hold
+/// that leaves less free than `last_top_up / REFILL_LOW_WATER_DIVISOR`
+/// starts a refill in the background. With the default look-ahead (16
+/// times the missing amount) that is four holds of the size that caused it.
+pub const REFILL_LOW_WATER_DIVISOR: i64 = 4;
+
+/// How many times a call tops the lease up itself before it gives up (other
+/// calls kept taking what each top-up brought: the balance is in use).
+const MAX_OWN_TOP_UPS: u32 = 4;
+
+/// How many other calls' top-ups a call waits for before it gives up.
+const MAX_WAITS: u32 = 16;
+
 /// What this instance holds of one organization's balance.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct LocalAccount {
     /// Set aside in the database for this instance (net of charges made here).
     pub lease: i64,
@@ -16,6 +39,15 @@ pub(crate) struct LocalAccount {
     pub in_use: i64,
     /// When a call last took or gave back a hold.
     pub last_active: Instant,
+    /// The size of the last top-up that granted something: the size of a
+    /// background refill, and four times the low-water mark.
+    last_top_up: i64,
+    /// Set while a top-up is in flight (single flight): closed when it
+    /// ends, after the database's error if the database was unavailable.
+    refill: Option<watch::Receiver<Unavailable>>,
+    /// The last background refill brought nothing (the balance is short, or
+    /// the database away): no more until a call's own top-up succeeds.
+    refill_failed: bool,
 }
 
 impl LocalAccount {
@@ -31,6 +63,14 @@ impl LocalAccount {
         self.last_active = Instant::now();
         from_lease
     }
+
+    /// Whether a hold that left `free` should start a background refill.
+    fn needs_refill(&self, free: i64) -> bool {
+        self.refill.is_none()
+            && !self.refill_failed
+            && self.last_top_up > 0
+            && free < self.last_top_up / REFILL_LOW_WATER_DIVISOR
+    }
 }
 
 impl Default for LocalAccount {
@@ -39,12 +79,96 @@ impl Default for LocalAccount {
             lease: 0,
             in_use: 0,
             last_active: Instant::now(),
+            last_top_up: 0,
+            refill: None,
+            refill_failed: false,
         }
     }
 }
+
 #[derive(Default)]
 pub(crate) struct LeaseBook {
     accounts: Mutex<HashMap<String, LocalAccount>>,
+    /// Top-up transactions run so far (each conditional `UPDATE`).
+    top_ups: AtomicU64,
+    /// Times a call found the lease short and waited for a top-up.
+    waited: AtomicU64,
+}
+
+/// Counters of one kind of lease (organization balances or key budgets)
+/// on this instance, since it started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LeaseCounters {
+    /// Top-up transactions run, in the background or for a waiting call.
+    pub top_ups: u64,
+    /// Times a call found the lease short and waited for a top-up (its
+    /// own, or one in flight): the answers that waited for the database.
+    pub calls_waited: u64,
+}
+
+/// What a call found in the lease.
+pub(crate) enum Take {
+    /// Held. `Some`: the hold crossed the low-water mark; start this refill
+    /// in the background.
+    Held(Option<Refill>),
+    /// Short by `missing`, and no top-up in flight: run this one (now
+    /// registered as in flight) and wait for it.
+    Short { missing: i64, refill: Refill },
+    /// Short while a top-up is in flight: wait for it to end (the receiver
+    /// reports its sender closed), then try again.
+    Wait(watch::Receiver<Unavailable>),
+}
+
+/// What a top-up tells the calls waiting for it: the error, when the
+/// database was unavailable (they fail fast too, rather than try again).
+type Unavailable = Option<String>;
+
+/// A top-up registered as the account's one in flight. Dropped unfinished
+/// (failed, cancelled), it clears the flag; either way waiting calls wake.
+pub(crate) struct Refill {
+    book: Arc<LeaseBook>,
+    account: String,
+    /// The size of a background refill: the lease's last top-up.
+    size: i64,
+    finished: bool,
+    done: watch::Sender<Unavailable>,
+}
+
+impl Refill {
+    /// Tells the waiting calls that the database is unavailable, if that
+    /// is why the top-up failed.
+    fn report(&self, result: &Result<i64, BillingError>) {
+        if let Err(BillingError::Unavailable(message)) = result {
+            self.done.send_replace(Some(message.clone()));
+        }
+    }
+
+    /// Adds what the top-up `granted` to the lease and ends the flight.
+    /// Returns whether the lease is now idle (nothing in flight).
+    fn finish(mut self, granted: i64, background: bool) -> bool {
+        let mut accounts = self.book.lock();
+        let account = accounts.entry(self.account.clone()).or_default();
+        account.lease += granted;
+        if granted > 0 {
+            account.last_top_up = granted;
+            account.refill_failed = false;
+        } else if background {
+            account.refill_failed = true;
+        }
+        account.refill = None;
+        self.finished = true;
+        account.in_use == 0 && account.lease > 0
+    }
+}
+
+impl Drop for Refill {
+    fn drop(&mut self) {
+        if !self.finished
+            && let Some(account) = self.book.lock().get_mut(&self.account)
+        {
+            account.refill = None;
+        }
+    }
 }
 
 impl LeaseBook {
@@ -74,18 +198,51 @@ impl LeaseBook {
             .map(|(org, _)| org.clone())
             .collect()
     }
-    /// Takes `amount` from the free part of the lease, if it is there.
-    pub(crate) fn try_hold(&self, org: &str, amount: i64) -> Result<(), i64> {
+
+    /// Takes `amount` from the free part of the lease, if it is there;
+    /// else tells the call to wait for the top-up in flight or to run one.
+    /// `ahead`: whether a hold that crosses the low-water mark starts a
+    /// background refill.
+    pub(crate) fn try_hold(self: &Arc<Self>, org: &str, amount: i64, ahead: bool) -> Take {
         with_account(&mut self.lock(), org, |account| {
             let free = account.lease - account.in_use;
             if free >= amount {
                 account.in_use += amount;
                 account.last_active = Instant::now();
-                Ok(())
-            } else {
-                Err(amount - free)
+                let refill = (ahead && account.needs_refill(free - amount))
+                    .then(|| self.register(org, account, account.last_top_up));
+                return Take::Held(refill);
+            }
+            self.waited.fetch_add(1, Ordering::Relaxed);
+            match &account.refill {
+                Some(done) => Take::Wait(done.clone()),
+                None => Take::Short {
+                    missing: amount - free,
+                    refill: self.register(org, account, 0),
+                },
             }
         })
+    }
+
+    /// Registers a top-up as the account's one in flight (`size` > 0: a
+    /// background refill of that size).
+    fn register(self: &Arc<Self>, org: &str, account: &mut LocalAccount, size: i64) -> Refill {
+        let (done, waiting) = watch::channel(None);
+        account.refill = Some(waiting);
+        Refill {
+            book: Arc::clone(self),
+            account: org.to_owned(),
+            size,
+            finished: false,
+            done,
+        }
+    }
+
+    pub fn counters(&self) -> LeaseCounters {
+        LeaseCounters {
+            top_ups: self.top_ups.load(Ordering::Relaxed),
+            calls_waited: self.waited.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -146,7 +303,34 @@ impl Drop for Hold {
     }
 }
 
+/// The two kinds of lease: of organization balances and of key budgets.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Book {
+    Credits,
+    Budgets,
+}
+
 impl Inner {
+    pub(crate) fn book(&self, book: Book) -> &Arc<LeaseBook> {
+        match book {
+            Book::Credits => &self.leases,
+            Book::Budgets => &self.budget_leases,
+        }
+    }
+
+    /// After a background refill that found no call in flight: with
+    /// `lease_idle` zero, asks the committer to return the lease at once,
+    /// as a release does.
+    fn nudge_if_idle(&self, book: Book, account: String, idle: bool) {
+        if !idle || !self.options.lease_idle.is_zero() {
+            return;
+        }
+        let _ = self.committer.send(match book {
+            Book::Credits => Job::Nudge(account),
+            Book::Budgets => Job::NudgeBudget(account),
+        });
+    }
+
     /// Gives back a hold, `charged` of it consumed; asks the committer to
     /// return the lease if nothing is in flight any more. Returns the part
     /// of `charged` taken out of the lease (see [`LocalAccount::consume`]).
@@ -194,46 +378,168 @@ impl Billing {
     }
 
     /// Holds `amount` for a call: from this instance's lease in memory, or
-    /// after topping the lease up from the organization's balance. Fails with
-    /// `InsufficientCredits`, changing nothing, when the balance cannot cover it.
+    /// after a top-up of the lease from the organization's balance (its own,
+    /// or one in flight). Fails with `InsufficientCredits`, changing
+    /// nothing, when the balance cannot cover it.
     pub async fn reserve(&self, organization_id: &str, amount: i64) -> Result<Hold, BillingError> {
         let amount = amount.max(0);
-        for _ in 0..4 {
-            let missing = match self.inner.leases.try_hold(organization_id, amount) {
-                Ok(()) => {
-                    return Ok(Hold {
-                        organization_id: organization_id.to_owned(),
-                        amount,
-                        budget: None,
-                        billing: Some(self.clone()),
-                    });
-                }
-                Err(missing) => missing,
-            };
-            let ahead = missing.saturating_mul(self.inner.options.lease_multiplier.max(1));
-            let granted = match self.top_up(organization_id, ahead).await? {
-                0 if ahead > missing => self.top_up(organization_id, missing).await?,
-                granted => granted,
-            };
-            if granted == 0 {
-                let available = self.available(organization_id).await?;
-                return Err(BillingError::InsufficientCredits {
-                    needed: amount,
-                    available,
-                });
-            }
-            let mut accounts = self.inner.leases.lock();
-            accounts
-                .entry(organization_id.to_owned())
-                .or_default()
-                .lease += granted;
+        let billing = self.clone();
+        let org = organization_id.to_owned();
+        let top_up = move |n| {
+            let (billing, org) = (billing.clone(), org.clone());
+            async move { billing.top_up(&org, n).await }
+        };
+        if self
+            .hold_from(Book::Credits, organization_id, amount, top_up)
+            .await?
+        {
+            return Ok(Hold {
+                organization_id: organization_id.to_owned(),
+                amount,
+                budget: None,
+                billing: Some(self.clone()),
+            });
         }
-        // Other calls kept taking what each top-up brought: the balance is in use.
         let available = self.available(organization_id).await?;
         Err(BillingError::InsufficientCredits {
             needed: amount,
             available,
         })
+    }
+
+    /// Holds `amount` of `account` in a lease book, topping the lease up
+    /// with `top_up` (which moves what it is given into the lease in the
+    /// database, all or nothing, and returns what it granted) when short.
+    /// Returns `false`, holding nothing, when this call's own top-up
+    /// brought nothing (the database refused it: what is left cannot cover
+    /// the call) or other calls kept taking what each top-up brought.
+    pub(crate) async fn hold_from<F, Fut>(
+        &self,
+        book: Book,
+        account: &str,
+        amount: i64,
+        top_up: F,
+    ) -> Result<bool, BillingError>
+    where
+        F: Fn(i64) -> Fut + Clone + Send + 'static,
+        Fut: Future<Output = Result<i64, BillingError>> + Send + 'static,
+    {
+        let multiplier = self.inner.options.lease_multiplier.max(1);
+        let leases = self.inner.book(book);
+        let (mut own, mut waits) = (0, 0);
+        loop {
+            match leases.try_hold(account, amount, multiplier > 1) {
+                Take::Held(refill) => {
+                    if let Some(refill) = refill {
+                        self.refill_in_background(book, refill, top_up);
+                    }
+                    return Ok(true);
+                }
+                Take::Wait(mut done) => {
+                    waits += 1;
+                    if waits > MAX_WAITS {
+                        return Ok(false);
+                    }
+                    // Ends when the top-up ends (its sender is dropped).
+                    while done.changed().await.is_ok() {}
+                    if let Some(message) = done.borrow().clone() {
+                        return Err(BillingError::Unavailable(message));
+                    }
+                }
+                Take::Short { missing, refill } => {
+                    own += 1;
+                    if own > MAX_OWN_TOP_UPS {
+                        return Ok(false);
+                    }
+                    let ahead = missing.saturating_mul(multiplier);
+                    if self
+                        .refill(book, refill, top_up.clone(), ahead, missing)
+                        .await?
+                        == 0
+                    {
+                        return Ok(false);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Starts a refill of the lease's last top-up size in the background,
+    /// unless the billing is stopping or a flush waits for the refills in
+    /// flight (a later hold starts it then). A refill that brings nothing
+    /// stops the background refills until a call's own top-up succeeds.
+    fn refill_in_background<F, Fut>(&self, book: Book, refill: Refill, top_up: F)
+    where
+        F: Fn(i64) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<i64, BillingError>> + Send + 'static,
+    {
+        let Ok(gate) = Arc::clone(&self.inner.refills).try_read_owned() else {
+            return;
+        };
+        if *gate {
+            return;
+        }
+        let billing = self.clone();
+        tokio::spawn(async move {
+            let size = refill.size;
+            let leases = billing.inner.book(book);
+            leases.top_ups.fetch_add(1, Ordering::Relaxed);
+            let result = top_up(size).await;
+            refill.report(&result);
+            let granted = match result {
+                Ok(granted) => granted,
+                Err(e) => {
+                    tracing::warn!(error = %e, "a background lease refill failed");
+                    0
+                }
+            };
+            let account = refill.account.clone();
+            let idle = refill.finish(granted, true);
+            billing.inner.nudge_if_idle(book, account, idle);
+            drop(gate);
+        });
+    }
+
+    /// Runs a call's own top-up of `ahead` (else, refused, of `missing`)
+    /// and waits for it. It runs in a task of its own, so that a call
+    /// dropped mid-way (its client gone) cannot leave a granted top-up
+    /// out of the lease. Returns what was granted.
+    async fn refill<F, Fut>(
+        &self,
+        book: Book,
+        refill: Refill,
+        top_up: F,
+        ahead: i64,
+        missing: i64,
+    ) -> Result<i64, BillingError>
+    where
+        F: Fn(i64) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<i64, BillingError>> + Send + 'static,
+    {
+        let gate = Arc::clone(&self.inner.refills).read_owned().await;
+        if *gate {
+            return Err(BillingError::ShutDown);
+        }
+        let billing = self.clone();
+        let task = tokio::spawn(async move {
+            let leases = billing.inner.book(book);
+            leases.top_ups.fetch_add(1, Ordering::Relaxed);
+            let mut result = top_up(ahead).await;
+            if matches!(result, Ok(0)) && ahead > missing {
+                leases.top_ups.fetch_add(1, Ordering::Relaxed);
+                result = top_up(missing).await;
+            }
+            refill.report(&result);
+            // The waiting call holds from it next: no return of the idle lease.
+            refill.finish(*result.as_ref().unwrap_or(&0), false);
+            drop(gate);
+            result
+        });
+        match task.await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(BillingError::ShutDown),
+        }
     }
 
     /// Moves `amount` of the organization's spendable balance into this
@@ -293,6 +599,16 @@ impl Billing {
                 .unwrap_or(0)
         };
         Ok((c.balance - c.reserved + c.overdraft_limit).max(0) + free.max(0))
+    }
+
+    /// Counters of this instance's credit leases: top-ups run, calls that waited.
+    pub fn lease_counters(&self) -> LeaseCounters {
+        self.inner.leases.counters()
+    }
+
+    /// Counters of this instance's key-budget leases.
+    pub fn budget_lease_counters(&self) -> LeaseCounters {
+        self.inner.budget_leases.counters()
     }
 
     /// This instance's view of an organization: `(lease, in_use)`.

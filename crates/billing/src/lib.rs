@@ -12,7 +12,9 @@
 //!    organization can spend.
 //! 2. **Holds.** Each call holds its maximum possible cost out of its
 //!    instance's lease, in memory; when the lease is short, the instance
-//!    tops it up (step 1) or the call gets 402.
+//!    tops it up (step 1) or the call gets 402. Leases are refilled ahead
+//!    in the background, one top-up in flight per lease, so that steady
+//!    traffic never waits for the database (see `leases`).
 //! 3. **Settlement.** The real cost (the provider's usage, in full) is
 //!    charged out of the lease: the balance and `reserved` drop together,
 //!    and the ledger row and usage record are written in the same
@@ -49,7 +51,7 @@ mod writer;
 pub use accounts::{CreditsView, GrantOutcome, LedgerEntry, MAX_OVERDRAFT_LIMIT};
 pub use budgets::{BudgetSpending, KeyBudget};
 pub use journal::{FSYNC_INTERVAL, JournalError};
-pub use leases::Hold;
+pub use leases::{Hold, LeaseCounters, REFILL_LOW_WATER_DIVISOR};
 pub use pricing::{
     PricingRule, byok_charge, charge_for, marked_up_charge_for, max_charge_for,
     max_marked_up_charge_for,
@@ -141,7 +143,8 @@ pub fn settlements_beyond_hold() -> u64 {
 #[derive(Debug, Clone)]
 pub struct BillingOptions {
     /// A lease top-up asks for this many times the missing amount, so that
-    /// the next calls hold from memory. 1 disables look-ahead.
+    /// the next calls hold from memory. 1 disables look-ahead, and the
+    /// refills ahead in the background with it.
     pub lease_multiplier: i64,
     /// A lease with no call in flight for this long goes back to the
     /// balance. Zero returns it as soon as the last call settles.
@@ -194,6 +197,9 @@ struct Inner {
     /// The committer's queue: settlements, lease nudges and flushes, in order.
     committer: mpsc::UnboundedSender<Job>,
     journal: Option<Arc<Journal>>,
+    /// Held (read) by every lease top-up in flight; `true` once billing is
+    /// stopping. A flush or the stop takes it (write) to wait for them.
+    refills: Arc<tokio::sync::RwLock<bool>>,
 }
 
 impl Billing {
@@ -248,6 +254,7 @@ impl Billing {
                 budget_leases,
                 committer,
                 journal,
+                refills: Arc::default(),
             }),
         })
     }
@@ -336,8 +343,11 @@ impl Billing {
         Ok(())
     }
 
-    /// Waits until every settlement queued so far is committed.
+    /// Waits until the lease top-ups in flight have ended and every
+    /// settlement and lease return queued so far is committed.
     pub async fn flush(&self) -> Result<(), BillingError> {
+        // A top-up ending with its lease idle queues the lease's return first.
+        drop(self.inner.refills.write().await);
         let (done, flushed) = oneshot::channel();
         self.send(Job::Flush(done))?;
         flushed.await.map_err(|_| BillingError::ShutDown)

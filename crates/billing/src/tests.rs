@@ -267,3 +267,252 @@ async fn a_settlement_the_journal_cannot_take_waits_for_its_commit() {
     assert_eq!((balance, records, ledger), (93, 1, 93));
     billing.shutdown().await.unwrap();
 }
+
+/// Options whose leases stay while idle (as in production), so that
+/// steady traffic holds from one lease.
+fn kept_leases(dir: &std::path::Path) -> BillingOptions {
+    BillingOptions {
+        lease_idle: Duration::from_secs(60),
+        ..options(dir)
+    }
+}
+
+/// Polls `done` for up to five seconds.
+async fn eventually<F: std::future::Future<Output = bool>>(mut done: impl FnMut() -> F) -> bool {
+    for _ in 0..100 {
+        if done().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_on_an_empty_lease_make_one_top_up() {
+    let f = fixture().await;
+    let billing = Billing::start(f.db.clone(), kept_leases(&f.dir))
+        .await
+        .unwrap();
+    billing.grant(&f.org, 10_000, None, None).await.unwrap();
+
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            let (billing, org) = (billing.clone(), f.org.clone());
+            tokio::spawn(async move { billing.reserve(&org, 10).await })
+        })
+        .collect();
+    let mut holds = Vec::new();
+    for call in calls {
+        holds.push(call.await.unwrap().unwrap());
+    }
+
+    assert_eq!(billing.lease_counters().top_ups, 1);
+    // One lease of 16 times the first call's amount, not one per call.
+    assert_eq!(billing.local_lease(&f.org), (160, 80));
+    drop(holds);
+    billing.shutdown().await.unwrap();
+    assert_eq!(books(&f).await.1, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steady_calls_hold_from_memory_while_the_lease_is_refilled_in_the_background() {
+    let f = fixture().await;
+    let billing = Billing::start(f.db.clone(), kept_leases(&f.dir))
+        .await
+        .unwrap();
+    billing.grant(&f.org, 100_000, None, None).await.unwrap();
+
+    for i in 0..80 {
+        let hold = billing.reserve(&f.org, 10).await.unwrap();
+        billing
+            .settle(hold, entry(&format!("req_{i}"), 10))
+            .await
+            .unwrap();
+        // Steady traffic, not a burst: the refill has time to land.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let counters = billing.lease_counters();
+    // Only the first call found the lease empty and waited for the database.
+    assert_eq!(counters.calls_waited, 1, "{counters:?}");
+    // The first top-up of 160, then a refill of 160 at each low-water mark.
+    assert!(
+        (4..=7).contains(&counters.top_ups),
+        "one top-up per 16 calls, not one per call: {counters:?}"
+    );
+    billing.shutdown().await.unwrap();
+    assert_eq!(books(&f).await, (99_200, 0, 80, 99_200));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_refilled_in_the_background_then_idle_goes_back_to_the_balance() {
+    let f = fixture().await;
+    let options = BillingOptions {
+        lease_idle: Duration::from_millis(200),
+        ..options(&f.dir)
+    };
+    let billing = Billing::start(f.db.clone(), options).await.unwrap();
+    tokio::spawn(billing.clone().maintain(Duration::from_secs(60)));
+    billing.grant(&f.org, 1_000, None, None).await.unwrap();
+
+    // The 13th hold of 10 leaves 30 of the first lease of 160: below a
+    // quarter of it, so a refill of 160 starts.
+    let mut holds = Vec::new();
+    for _ in 0..13 {
+        holds.push(billing.reserve(&f.org, 10).await.unwrap());
+    }
+    assert!(eventually(|| async { billing.local_lease(&f.org).0 == 320 }).await);
+    assert_eq!(billing.lease_counters().top_ups, 2);
+    assert_eq!(books(&f).await.1, 320);
+    drop(holds);
+
+    let returned = eventually(|| async { books(&f).await.1 == 0 }).await;
+    assert!(
+        returned,
+        "an idle refilled lease is returned: {:?}",
+        books(&f).await
+    );
+    assert_eq!(billing.local_lease(&f.org), (0, 0));
+    assert_eq!(books(&f).await.0, 1_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refill_in_flight_at_shutdown_is_returned_with_the_lease() {
+    let f = fixture().await;
+    let billing = Billing::start(f.db.clone(), kept_leases(&f.dir))
+        .await
+        .unwrap();
+    billing.grant(&f.org, 1_000, None, None).await.unwrap();
+    let mut holds = Vec::new();
+    for _ in 0..13 {
+        holds.push(billing.reserve(&f.org, 10).await.unwrap());
+    }
+    drop(holds);
+
+    // The refill the 13th hold started may still be in flight.
+    billing.shutdown().await.unwrap();
+
+    assert_eq!(books(&f).await.1, 0, "nothing stays reserved after a stop");
+    assert!(matches!(
+        billing.reserve(&f.org, 1_000).await,
+        Err(crate::BillingError::ShutDown)
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refill_that_brings_nothing_leaves_the_calls_to_top_up_themselves() {
+    let f = fixture().await;
+    let billing = Billing::start(f.db.clone(), kept_leases(&f.dir))
+        .await
+        .unwrap();
+    // Enough for the first lease of 160 and 40 more, not for a refill of 160.
+    billing.grant(&f.org, 200, None, None).await.unwrap();
+
+    let mut holds = Vec::new();
+    for _ in 0..13 {
+        holds.push(billing.reserve(&f.org, 10).await.unwrap());
+    }
+    assert!(eventually(|| async { billing.lease_counters().top_ups == 2 }).await);
+    // The rest of the lease is held without another refill in the background.
+    for _ in 0..3 {
+        holds.push(billing.reserve(&f.org, 10).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(billing.lease_counters().top_ups, 2);
+    // Then the calls top up themselves, by what is missing.
+    for _ in 0..4 {
+        holds.push(billing.reserve(&f.org, 10).await.unwrap());
+    }
+
+    // 200 held: the 21st call is refused, as before.
+    assert_eq!(billing.local_lease(&f.org), (200, 200));
+    assert!(matches!(
+        billing.reserve(&f.org, 10).await,
+        Err(crate::BillingError::InsufficientCredits {
+            needed: 10,
+            available: 0
+        })
+    ));
+    drop(holds);
+    billing.shutdown().await.unwrap();
+    assert_eq!(books(&f).await, (200, 0, 0, 200));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_on_an_empty_budget_lease_make_one_budget_top_up() {
+    let f = fixture().await;
+    sqlx::query(
+        "INSERT INTO api_keys (id, organization_id, name, secret_hash, created_at, updated_at) \
+         VALUES ('key_1', $1, 'k', 'x', 0, 0)",
+    )
+    .bind(&f.org)
+    .execute(f.db.pool())
+    .await
+    .unwrap();
+    let billing = Billing::start(f.db.clone(), kept_leases(&f.dir))
+        .await
+        .unwrap();
+    billing.grant(&f.org, 10_000, None, None).await.unwrap();
+    let budget = crate::KeyBudget {
+        api_key_id: "key_1".to_owned(),
+        amount: 1_000,
+        period: tollgate_core::BudgetPeriod::Total,
+    };
+
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            let (billing, org, budget) = (billing.clone(), f.org.clone(), budget.clone());
+            tokio::spawn(async move { billing.reserve_for_key(&org, 10, Some(&budget)).await })
+        })
+        .collect();
+    let mut holds = Vec::new();
+    for call in calls {
+        holds.push(call.await.unwrap().unwrap());
+    }
+
+    assert_eq!(billing.budget_lease_counters().top_ups, 1);
+    assert_eq!(billing.lease_counters().top_ups, 1);
+    drop(holds);
+    billing.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_waiting_for_a_top_up_the_database_did_not_answer_fail_fast_with_it() {
+    let f = fixture().await;
+    let billing = Billing::start(f.db.clone(), kept_leases(&f.dir))
+        .await
+        .unwrap();
+    let tries = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = tries.clone();
+    let top_up = move |_| {
+        let counted = counted.clone();
+        async move {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            Err::<i64, _>(crate::BillingError::Unavailable("no answer".into()))
+        }
+    };
+
+    let calls: Vec<_> = (0..5)
+        .map(|_| {
+            let (billing, top_up) = (billing.clone(), top_up.clone());
+            tokio::spawn(async move {
+                billing
+                    .hold_from(crate::leases::Book::Credits, "org_x", 10, top_up)
+                    .await
+            })
+        })
+        .collect();
+    for call in calls {
+        let outcome = call.await.unwrap();
+        assert!(
+            matches!(outcome, Err(crate::BillingError::Unavailable(_))),
+            "{outcome:?}"
+        );
+    }
+
+    // One top-up for the five calls: the others waited for it and got its error.
+    assert_eq!(tries.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(billing.local_lease("org_x"), (0, 0));
+}
