@@ -255,15 +255,22 @@ fn chat_needs(request: &ChatRequest, options: &CallOptions) -> Needs {
 
 /// Runs a provider call within what is left of the client's timeout, if it
 /// set one; past it, the call is a provider timeout (504 after fallbacks).
-async fn within<T>(
+///
+/// The provider call is boxed: the route future then holds a pointer
+/// instead of the largest provider future (kilobytes), and the route task,
+/// which is moved when it is spawned, stays small.
+fn within<'a, T: 'a>(
     left: Option<Duration>,
-    call: impl std::future::Future<Output = Result<T, ProviderError>>,
-) -> Result<T, ProviderError> {
-    match left {
-        None => call.await,
-        Some(left) => tokio::time::timeout(left, call)
-            .await
-            .unwrap_or(Err(ProviderError::Timeout)),
+    call: impl std::future::Future<Output = Result<T, ProviderError>> + Send + 'a,
+) -> impl std::future::Future<Output = Result<T, ProviderError>> + Send + 'a {
+    let call = Box::pin(call);
+    async move {
+        match left {
+            None => call.await,
+            Some(left) => tokio::time::timeout(left, call)
+                .await
+                .unwrap_or(Err(ProviderError::Timeout)),
+        }
     }
 }
 
