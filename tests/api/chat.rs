@@ -262,7 +262,9 @@ async fn unknown_or_revoked_key_is_401() {
         .await
         .unwrap();
     assert_eq!(missing.status(), 401);
-    let forged = format!("{}x", &key[..key.len() - 1]);
+    // The key with its last character changed (to another one, always).
+    let last = if key.ends_with('x') { 'y' } else { 'x' };
+    let forged = format!("{}{last}", &key[..key.len() - 1]);
     let wrong = app.chat(&forged, &chat_body("gpt-4o-mini")).await;
     assert_eq!(wrong.status(), 401);
     let body: Value = wrong.json().await.unwrap();
