@@ -167,19 +167,9 @@ impl Setup {
 
     /// `tollgate_dependency_errors_total{dependency="redis"}` of a gateway.
     async fn redis_errors(&self, gw: &str) -> u64 {
-        let metrics = self
-            .http
-            .get(format!("{gw}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix("tollgate_dependency_errors_total{dependency=\"redis\"} "))
-            .map_or(0, |v| v.trim().parse().unwrap())
+        let metrics = tollgate_tests::metrics::scrape(&self.http, gw).await;
+        let name = "tollgate_dependency_errors_total";
+        tollgate_tests::metrics::value(&metrics, name, &[("dependency", "redis")]) as u64
     }
 
     async fn ready(&self, gw: &str) -> u16 {

@@ -5,83 +5,11 @@
 //! `prometheus_client` parsers.
 
 use serde_json::json;
-use std::collections::BTreeMap;
 use std::time::Duration;
+use tollgate_tests::metrics::value;
 use tollgate_tests::{
     CHAT_COMPLETION_TOKENS, CHAT_PROMPT_TOKENS, DEFAULT_CONFIG, Fault, TestApp, chat_body,
 };
-
-/// One sample of the classic text format: name, labels, value.
-struct Sample {
-    name: String,
-    labels: BTreeMap<String, String>,
-    value: f64,
-}
-
-/// The samples of a classic-format exposition (label values may hold
-/// braces, commas and escaped quotes).
-fn samples(text: &str) -> Vec<Sample> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .map(|line| {
-            let (series, value) = line.rsplit_once(' ').unwrap();
-            let value = value.parse::<f64>().unwrap();
-            let Some((name, rest)) = series.split_once('{') else {
-                return Sample {
-                    name: series.to_owned(),
-                    labels: BTreeMap::new(),
-                    value,
-                };
-            };
-            let mut labels = BTreeMap::new();
-            let mut chars = rest.chars().peekable();
-            loop {
-                let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
-                if key.is_empty() {
-                    break;
-                }
-                assert_eq!(chars.next(), Some('"'), "{line}");
-                let mut value = String::new();
-                while let Some(c) = chars.next() {
-                    match c {
-                        '\\' => value.push(chars.next().unwrap()),
-                        '"' => break,
-                        c => value.push(c),
-                    }
-                }
-                labels.insert(key.trim_start_matches(',').to_owned(), value);
-                if chars.peek() == Some(&'}') {
-                    break;
-                }
-            }
-            Sample {
-                name: name.to_owned(),
-                labels,
-                value,
-            }
-        })
-        .collect()
-}
-
-/// The sum of the samples named `name` whose labels include `labels`.
-fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    samples(text)
-        .iter()
-        .filter(|s| {
-            s.name == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-        })
-        .map(|s| s.value)
-        .sum()
-}
-
-async fn scrape(app: &TestApp) -> String {
-    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    response.text().await.unwrap()
-}
 
 /// `(family, type)` of every metric in docs/observability.md's table.
 fn documented_families() -> Vec<(String, String)> {
@@ -128,7 +56,7 @@ async fn every_documented_metric_family_is_served_with_its_type() {
         app.chat(&key, &chat_body("gpt-4o-mini")).await.status(),
         200
     );
-    let text = scrape(&app).await;
+    let text = app.metrics().await;
     let mut served = served_families(&text);
     served.sort();
 
@@ -145,7 +73,7 @@ async fn every_documented_metric_family_is_served_with_its_type() {
         default.chat(&key, &chat_body("gpt-4o-mini")).await.status(),
         200
     );
-    let text = scrape(&default).await;
+    let text = default.metrics().await;
     assert!(text.contains("tollgate_tokens_total{"), "{text}");
     assert!(!text.contains("tollgate_organization_"), "{text}");
     assert!(!text.contains("organization=\""), "{text}");
@@ -158,7 +86,7 @@ async fn call_metrics_move_as_calls_are_made() {
     })
     .await;
     let (org, key) = app.funded_org("usd", 10_000_000).await;
-    let before = scrape(&app).await;
+    let before = app.metrics().await;
 
     // A plain call to big-model: 5 prompt and 11 completion tokens at
     // $15 and $75 per million, 900 micro-dollars.
@@ -175,7 +103,7 @@ async fn call_metrics_move_as_calls_are_made() {
     );
     // Settlement is observed when the usage record is committed.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let after = scrape(&app).await;
+    let after = app.metrics().await;
 
     let moved = |name: &str, labels: &[(&str, &str)]| {
         value(&after, name, labels) - value(&before, name, labels)
@@ -278,9 +206,9 @@ async fn a_call_is_in_flight_until_it_is_answered() {
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let during = scrape(&app).await;
+    let during = app.metrics().await;
     assert_eq!(slow.await.unwrap(), 200);
-    let after = scrape(&app).await;
+    let after = app.metrics().await;
 
     let in_flight = |text: &str| value(text, "tollgate_calls_in_flight", &[("operation", "chat")]);
     assert_eq!(in_flight(&during), 1.0, "{during}");
@@ -317,7 +245,7 @@ async fn refusals_and_cooldowns_are_counted() {
             expected
         );
     }
-    let refused = scrape(&app).await;
+    let refused = app.metrics().await;
     // A provider's 429 with Retry-After opens a cooldown of that deployment at once.
     let (_, key) = app.funded_org("usd", 10_000_000).await;
     app.mock.push_fault(Fault::Status {
@@ -329,7 +257,7 @@ async fn refusals_and_cooldowns_are_counted() {
         app.chat(&key, &chat_body("cheap-model")).await.status(),
         200
     );
-    let cooled = scrape(&app).await;
+    let cooled = app.metrics().await;
 
     let refusals = |scope| {
         value(

@@ -113,15 +113,7 @@ async fn metrics_count_failed_provider_attempts() {
         502
     );
 
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
 
     assert!(
         text.lines()

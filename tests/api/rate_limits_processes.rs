@@ -98,7 +98,7 @@ async fn a_redis_outage_is_one_warning_and_a_counted_metric_not_a_line_per_call(
     )
     .await;
 
-    let calls = 30;
+    let calls: u32 = 30;
     for _ in 0..calls {
         let answers = chat_at_once(&http, &[&gateway.base_url], &key, 1).await;
         assert_eq!(answers[0].0, 200, "calls go on without Redis");
@@ -110,20 +110,14 @@ async fn a_redis_outage_is_one_warning_and_a_counted_metric_not_a_line_per_call(
         .filter(|l| l.contains("Redis is unreachable: rate limits"))
         .count();
     assert_eq!(warnings, 1, "{text}");
-    let metrics = http
-        .get(format!("{}/metrics", gateway.base_url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let redis_errors: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("tollgate_dependency_errors_total{dependency=\"redis\"} "))
-        .unwrap_or_else(|| panic!("no redis error counter in\n{metrics}"))
-        .trim()
-        .parse()
-        .unwrap();
-    assert!(redis_errors >= calls, "{redis_errors} < {calls}");
+    let metrics = tollgate_tests::metrics::scrape(&http, &gateway.base_url).await;
+    let redis_errors = tollgate_tests::metrics::value(
+        &metrics,
+        "tollgate_dependency_errors_total",
+        &[("dependency", "redis")],
+    );
+    assert!(
+        redis_errors >= f64::from(calls),
+        "{redis_errors} < {calls}\n{metrics}"
+    );
 }

@@ -228,21 +228,8 @@ async fn a_collector_that_never_answers_neither_slows_calls_nor_holds_spans_with
     // 40 spans: the first batch (2 spans, or 1 if the 10 ms delay ended
     // first) is stuck in its export, 4 wait in the queue, the rest were
     // dropped and counted.
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let dropped: f64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("tollgate_trace_spans_dropped "))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let metrics = app.metrics().await;
+    let dropped = tollgate_tests::metrics::value(&metrics, "tollgate_trace_spans_dropped", &[]);
     assert!(
         (34.0..=35.0).contains(&dropped),
         "{dropped} dropped\n{metrics}"

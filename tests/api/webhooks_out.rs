@@ -165,22 +165,11 @@ async fn deliveries(app: &TestApp, org: &str, subscription: &Value) -> Value {
 
 /// `tollgate_webhook_delivery_attempts_total{outcome}` on `/metrics`.
 async fn attempts_metric(app: &TestApp) -> [(String, f64); 3] {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     ["delivered", "retrying", "failed"].map(|outcome| {
-        let prefix = format!("tollgate_webhook_delivery_attempts_total{{outcome=\"{outcome}\"}} ");
-        let value = text
-            .lines()
-            .find_map(|l| l.strip_prefix(&prefix))
-            .unwrap_or_else(|| panic!("no {prefix} in\n{text}"));
-        (outcome.to_owned(), value.parse().unwrap())
+        let name = "tollgate_webhook_delivery_attempts_total";
+        let value = tollgate_tests::metrics::value(&text, name, &[("outcome", outcome)]);
+        (outcome.to_owned(), value)
     })
 }
 

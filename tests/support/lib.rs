@@ -8,6 +8,7 @@ pub mod binary;
 pub mod byok;
 pub mod chaos;
 mod database;
+pub mod metrics;
 pub mod replica;
 pub mod users;
 
@@ -170,6 +171,11 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
+    }
+
+    /// This gateway's `/metrics`, classic text format.
+    pub async fn metrics(&self) -> String {
+        metrics::scrape(&self.client, &self.base_url).await
     }
 
     // ---- management plane ----
