@@ -399,7 +399,8 @@ async fn a_gateway_killed_under_load_bills_every_answered_call_exactly_once() {
 /// A gateway whose PostgreSQL goes through a proxy: an outage of `mode`
 /// for a few seconds (far longer than the old settlement retries) while an
 /// organization with a lease keeps calling.
-async fn a_database_outage(mode: Mode) {
+/// An outage of `length` (from the first refused call) in `mode`.
+async fn a_database_outage(mode: Mode, length: Duration) {
     let Some((setup, proxy)) = Setup::through_postgres_proxy("2000").await else {
         return;
     };
@@ -468,8 +469,7 @@ async fn a_database_outage(mode: Mode) {
         }
     }
 
-    // Longer than the settlement retries lasted before (about 0.6 s).
-    tokio::time::sleep(Duration::from_secs(6).saturating_sub(outage.elapsed())).await;
+    tokio::time::sleep(length.saturating_sub(outage.elapsed())).await;
     let during = log
         .text()
         .get(log_at_outage..)
@@ -507,12 +507,16 @@ async fn a_database_outage(mode: Mode) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_cut_database_loses_no_answered_call_and_fails_fast() {
-    a_database_outage(Mode::Cut).await;
+    // As long as the outage that once left answered calls unbilled (about
+    // 40 s): longer than the database timeout, the commit retries of then
+    // and an instance's heartbeat timeout (30 s).
+    a_database_outage(Mode::Cut, Duration::from_secs(45)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_blackholed_database_loses_no_answered_call_and_fails_fast() {
-    a_database_outage(Mode::Blackhole).await;
+    // Ten times as long as the settlement retries lasted before (0.6 s).
+    a_database_outage(Mode::Blackhole, Duration::from_secs(6)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

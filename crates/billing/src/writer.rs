@@ -11,9 +11,10 @@ use crate::usage::UsageEntry;
 use sqlx::Row;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tollgate_core::db::Backend;
+use tollgate_core::outage::{Dependency, OutageLog};
 use tollgate_core::sql::{InsertSql, ROWS_PER_INSERT, placeholders};
 use tollgate_core::{Db, time};
 
@@ -28,6 +29,14 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// being away (so will not heal by waiting), before each of its
 /// settlements is tried alone.
 const PERMANENT_ATTEMPTS: u32 = 3;
+
+/// Failed settlement writes: the first is logged, then a summary at most
+/// every half minute (an outage fails every retry), each counted in
+/// `tollgate_dependency_errors_total{dependency="database"}`.
+static WRITE_FAILED: OutageLog = OutageLog::new(
+    Dependency::Database,
+    "writing settlements failed; they are journaled and retried until the database takes them",
+);
 
 // `Settle` is nearly every job sent: boxing it would add an allocation per
 // call to spare the rare small variants a few bytes of queue slot.
@@ -182,7 +191,6 @@ pub(crate) async fn commit<'s>(
 ) -> Vec<&'s Settlement> {
     let mut delay = Duration::from_millis(20);
     let mut attempts = 0u32;
-    let mut warned = None;
     loop {
         if read_back {
             match committed_request_ids(db, &pending).await {
@@ -199,7 +207,7 @@ pub(crate) async fn commit<'s>(
                     read_back = false;
                 }
                 Err(e) => {
-                    warn_failing(&mut warned, attempts, &e.to_string());
+                    WRITE_FAILED.failed(&e);
                     attempts += 1;
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(MAX_BACKOFF);
@@ -219,6 +227,7 @@ pub(crate) async fn commit<'s>(
         let (error, transient) = match outcome {
             Ok(Ok(())) => {
                 if attempts > 0 {
+                    WRITE_FAILED.recovered();
                     tracing::info!(attempts, "settlements written after the database came back");
                 }
                 return Vec::new();
@@ -242,20 +251,12 @@ pub(crate) async fn commit<'s>(
             read_back = true;
         }
         attempts += 1;
-        warn_failing(&mut warned, attempts, &error);
+        WRITE_FAILED.failed(&error);
         if !transient && attempts >= PERMANENT_ATTEMPTS {
             return commit_one_by_one(db, instance_id, pending, returns).await;
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(MAX_BACKOFF);
-    }
-}
-
-/// A warning on the first failure, then one every ten seconds.
-fn warn_failing(warned: &mut Option<Instant>, attempts: u32, error: &str) {
-    if warned.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
-        *warned = Some(Instant::now());
-        tracing::warn!(error = %error, attempts, "writing settlements failed; they are journaled and retried until the database takes them");
     }
 }
 
