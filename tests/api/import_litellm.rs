@@ -53,6 +53,26 @@ fn against_mock(yaml: &str) -> String {
     out
 }
 
+/// Runs `tollgate import litellm` on the fixture `name` in `dir`; returns
+/// the config it wrote and what it printed on stderr.
+fn import_command(dir: &TempDir, name: &str) -> (String, String) {
+    let source = dir.0.join("litellm.yaml");
+    std::fs::write(&source, fixture(name)).unwrap();
+    let output = dir.0.join("imported.yaml");
+    let (status, stderr) = exit_within(
+        command(&dir.0, &[]).args([
+            "import",
+            "litellm",
+            source.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+        ]),
+        std::time::Duration::from_secs(20),
+    );
+    assert!(status.success(), "{stderr}");
+    (std::fs::read_to_string(&output).unwrap(), stderr)
+}
+
 async fn imported_app(name: &str) -> TestApp {
     let conversion = tollgate_import::convert(&fixture(name)).unwrap();
     assert!(!conversion.yaml.contains("os.environ"), "{name}");
@@ -165,23 +185,9 @@ async fn a_fallback_to_another_provider_kind_answers_in_the_callers_format() {
 #[tokio::test]
 async fn the_import_command_writes_the_file_and_lists_what_it_left_out() {
     let dir = TempDir::new();
-    let source = dir.0.join("config.yaml");
-    std::fs::write(&source, fixture("example-load-balancer.yaml")).unwrap();
-    let output = dir.0.join("tollgate.yaml");
 
-    let (status, stderr) = exit_within(
-        command(&dir.0, &[]).args([
-            "import",
-            "litellm",
-            source.to_str().unwrap(),
-            "--output",
-            output.to_str().unwrap(),
-        ]),
-        std::time::Duration::from_secs(20),
-    );
+    let (written, stderr) = import_command(&dir, "example-load-balancer.yaml");
 
-    assert!(status.success(), "{stderr}");
-    let written = std::fs::read_to_string(&output).unwrap();
     assert!(written.contains("gpt-3.5-turbo"), "{written}");
     assert!(
         stderr.contains("import: ") && stderr.contains("`mistralai`"),
@@ -204,21 +210,7 @@ async fn the_import_command_writes_the_file_and_lists_what_it_left_out() {
 #[tokio::test]
 async fn tollgate_serve_serves_an_imported_config_with_its_keys_from_the_environment() {
     let dir = TempDir::new();
-    let source = dir.0.join("litellm.yaml");
-    std::fs::write(&source, fixture("configs-quick-start.yaml")).unwrap();
-    let imported = dir.0.join("imported.yaml");
-    let (status, stderr) = exit_within(
-        command(&dir.0, &[]).args([
-            "import",
-            "litellm",
-            source.to_str().unwrap(),
-            "--output",
-            imported.to_str().unwrap(),
-        ]),
-        std::time::Duration::from_secs(20),
-    );
-    assert!(status.success(), "{stderr}");
-    let imported = std::fs::read_to_string(&imported).unwrap();
+    let (imported, stderr) = import_command(&dir, "configs-quick-start.yaml");
     for reference in ["${AZURE_API_KEY_EU}", "${AZURE_API_KEY_CA}"] {
         assert!(imported.contains(reference), "{imported}");
     }
