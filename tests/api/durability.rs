@@ -448,6 +448,13 @@ async fn a_database_outage(mode: Mode, length: Duration) {
                 .to_owned(),
         );
     }
+    // Their settlements wait in the journal, and the backlog shows.
+    let queued = queue_depth(&setup, &gw.base_url).await;
+    assert!(
+        queued >= 8.0,
+        "settlement queue depth {queued} during the outage"
+    );
+
     // Calls that need the database fail fast, 503 with Retry-After, never
     // a 500: a first lease (`cold`), a key this gateway never saw
     // (`stranger`), the organization's key for a provider it has not
@@ -503,6 +510,21 @@ async fn a_database_outage(mode: Mode, length: Duration) {
     );
     let cold = books(&setup.db.url, &cold_org).await;
     assert_eq!((cold.balance, cold.usage.len()), (GRANTED - 1, 1));
+    // And the backlog is gone once committed.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while queue_depth(&setup, &gw.base_url).await > 0.0 {
+        assert!(
+            Instant::now() < deadline,
+            "settlements still queued after recovery"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `tollgate_settlement_queue_depth`: settlements journaled, not yet committed.
+async fn queue_depth(setup: &Setup, gw: &str) -> f64 {
+    let metrics = tollgate_tests::metrics::scrape(&setup.http, gw).await;
+    tollgate_tests::metrics::value(&metrics, "tollgate_settlement_queue_depth", &[])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
