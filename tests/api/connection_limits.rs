@@ -72,12 +72,17 @@ async fn idle_and_slowloris_sockets_are_closed_and_memory_returns() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let closed =
         futures::future::join_all(sockets.into_iter().map(|s| closed_by(s, deadline))).await;
-    // Memory freed on one thread is reclaimed as the allocator is used again.
-    for _ in 0..20 {
+    // Memory freed on one thread is reclaimed as the allocator is used
+    // again on it: calls go on until it is (a busy machine takes longer), or
+    // the deadline.
+    let bound = idle + 32 * 1024;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut after = rss_kib(pid);
+    while after > bound && Instant::now() < deadline {
         health(&gateway).await.unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
+        after = rss_kib(pid);
     }
-    let after = rss_kib(pid);
 
     assert!(
         closed.iter().all(|&c| c),
@@ -89,7 +94,7 @@ async fn idle_and_slowloris_sockets_are_closed_and_memory_returns() {
     // ever; what stays now is the allocator's retained pages (measured at
     // 10-22 MiB over idle on 2 cores), bounded well below that.
     assert!(
-        after <= idle + 32 * 1024,
+        after <= bound,
         "RSS {idle} KiB idle, {peak} KiB with 2 000 sockets, {after} KiB after they closed"
     );
 }
