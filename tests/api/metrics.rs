@@ -180,6 +180,8 @@ async fn call_metrics_move_as_calls_are_made() {
         ),
         // The two answered calls were settled.
         ("tollgate_settlement_duration_seconds_count", vec![], 2.0),
+        // Only the first call waited, for the organization's first lease.
+        ("tollgate_lease_waits", vec![("lease", "organization")], 1.0),
     ] {
         assert_eq!(moved(name, &labels), expected, "{name} {labels:?}\n{after}");
     }
@@ -188,6 +190,7 @@ async fn call_metrics_move_as_calls_are_made() {
         0.0
     );
     assert_eq!(value(&after, "tollgate_settlement_queue_depth", &[]), 0.0);
+    assert!(moved("tollgate_lease_top_ups", &[("lease", "organization")]) >= 1.0);
 }
 
 #[tokio::test]

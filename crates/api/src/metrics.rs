@@ -29,6 +29,12 @@ pub struct RouteLabels {
     pub route: String,
 }
 
+/// Which credit lease: an organization's balance or a key's budget.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LeaseLabels {
+    pub lease: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OperationLabels {
     pub operation: &'static str,
@@ -144,6 +150,8 @@ pub struct Metrics {
     pub settlement_queue: Gauge,
     pub request_log_dropped: Gauge,
     pub trace_spans_dropped: Gauge,
+    pub lease_top_ups: Family<LeaseLabels, Gauge>,
+    pub lease_waits: Family<LeaseLabels, Gauge>,
 }
 
 impl Metrics {
@@ -260,6 +268,18 @@ impl Metrics {
             "Spans lost since start: the export queue was full or the collector did not take them",
             trace_spans_dropped.clone(),
         );
+        let lease_top_ups = Family::<LeaseLabels, Gauge>::default();
+        r.register(
+            "lease_top_ups",
+            "Credit lease top-ups (database transactions) since start, by lease",
+            lease_top_ups.clone(),
+        );
+        let lease_waits = Family::<LeaseLabels, Gauge>::default();
+        r.register(
+            "lease_waits",
+            "Calls since start that found their lease short and waited for a top-up, by lease",
+            lease_waits.clone(),
+        );
         r.register_collector(Box::new(DependencyErrors));
         r.register_collector(Box::new(BeyondHold));
         Metrics {
@@ -281,6 +301,8 @@ impl Metrics {
             settlement_queue,
             request_log_dropped,
             trace_spans_dropped,
+            lease_top_ups,
+            lease_waits,
         }
     }
 

@@ -106,6 +106,21 @@ fn refresh_gauges(state: &AppState) {
     metrics
         .trace_spans_dropped
         .set(i64::try_from(state.observer.tracer.spans_dropped()).unwrap_or(i64::MAX));
+    for (lease, counters) in [
+        ("organization", state.billing.lease_counters()),
+        ("budget", state.billing.budget_lease_counters()),
+    ] {
+        let labels = crate::metrics::LeaseLabels { lease };
+        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        metrics
+            .lease_top_ups
+            .get_or_create(&labels)
+            .set(count(counters.top_ups));
+        metrics
+            .lease_waits
+            .get_or_create(&labels)
+            .set(count(counters.calls_waited));
+    }
 }
 
 #[cfg(test)]
