@@ -84,6 +84,11 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> impl 
     )
 }
 
+/// A count as a gauge's value (saturating: a gauge is an `i64`).
+fn gauge(n: impl TryInto<i64>) -> i64 {
+    n.try_into().unwrap_or(i64::MAX)
+}
+
 /// The values read at each scrape rather than counted as they change.
 fn refresh_gauges(state: &AppState) {
     let metrics = &state.metrics;
@@ -94,32 +99,29 @@ fn refresh_gauges(state: &AppState) {
         .iter()
         .filter(|d| d.cooldown_remaining.is_some())
         .count();
-    metrics
-        .cooldowns_open
-        .set(i64::try_from(open).unwrap_or(i64::MAX));
+    metrics.cooldowns_open.set(gauge(open));
     metrics
         .settlement_queue
-        .set(i64::try_from(state.billing.settlement_queue_depth()).unwrap_or(i64::MAX));
+        .set(gauge(state.billing.settlement_queue_depth()));
     metrics
         .request_log_dropped
-        .set(i64::try_from(state.observer.request_log.dropped()).unwrap_or(i64::MAX));
+        .set(gauge(state.observer.request_log.dropped()));
     metrics
         .trace_spans_dropped
-        .set(i64::try_from(state.observer.tracer.spans_dropped()).unwrap_or(i64::MAX));
+        .set(gauge(state.observer.tracer.spans_dropped()));
     for (lease, counters) in [
         ("organization", state.billing.lease_counters()),
         ("budget", state.billing.budget_lease_counters()),
     ] {
         let labels = crate::metrics::LeaseLabels { lease };
-        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         metrics
             .lease_top_ups
             .get_or_create(&labels)
-            .set(count(counters.top_ups));
+            .set(gauge(counters.top_ups));
         metrics
             .lease_waits
             .get_or_create(&labels)
-            .set(count(counters.calls_waited));
+            .set(gauge(counters.calls_waited));
     }
 }
 
