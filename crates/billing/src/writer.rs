@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
+use tollgate_core::batch::Gather;
 use tollgate_core::db::Backend;
 use tollgate_core::outage::{Dependency, OutageLog};
 use tollgate_core::sql::{InsertSql, ROWS_PER_INSERT, placeholders};
@@ -72,20 +73,9 @@ pub(crate) struct Committer {
 }
 
 pub(crate) async fn run(committer: Committer, mut jobs: mpsc::UnboundedReceiver<Job>) {
+    let mut gather = Gather::new(committer.interval, MAX_BATCH);
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    let mut full = false;
-    while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        if !full && !committer.interval.is_zero() {
-            // The first settlement waits for the interval's others, so
-            // that its commit runs after the answer has gone out rather
-            // than beside it, and a busy gateway commits many at once.
-            tokio::time::sleep(committer.interval).await;
-            let room = MAX_BATCH - batch.len();
-            if room > 0 && !jobs.is_empty() {
-                jobs.recv_many(&mut batch, room).await;
-            }
-        }
-        full = batch.len() >= MAX_BATCH;
+    while gather.next(&mut jobs, &mut batch).await {
         committer.write_batch(&mut batch).await;
     }
 }

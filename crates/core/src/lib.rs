@@ -2,6 +2,7 @@
 //! modes, the model catalog and its configuration, ids, time) and the database
 //! handle that works on both SQLite and PostgreSQL.
 
+pub mod batch;
 pub mod budget;
 pub mod catalog;
 pub mod catalog_store;

@@ -10,6 +10,7 @@ use sqlx::any::AnyRow;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tollgate_core::Db;
+use tollgate_core::batch::Gather;
 use tollgate_core::outage::{Dependency, OutageLog};
 use tollgate_core::sql::{InsertSql, SqlBuilder};
 use tollgate_core::time::now_millis;
@@ -468,25 +469,17 @@ fn attempt_from_row(row: &AnyRow) -> Result<Attempt, sqlx::Error> {
 
 /// Writes queued calls a batch (one transaction) at a time.
 async fn write_loop(db: Db, mut receiver: mpsc::Receiver<Message>) {
+    let mut gather = Gather::new(WRITE_INTERVAL, BATCH);
+    let mut messages = Vec::with_capacity(BATCH);
     let mut batch = Vec::with_capacity(BATCH);
-    let mut full = false;
-    while let Some(first) = receiver.recv().await {
-        if !full {
-            // Let calls gather (one write, one wake-up, per interval).
-            tokio::time::sleep(WRITE_INTERVAL).await;
-        }
+    while gather.next(&mut receiver, &mut messages).await {
         let mut flushes = Vec::new();
-        let mut next = Some(first);
-        while let Some(message) = next.take() {
+        for message in messages.drain(..) {
             match message {
                 Message::Call(call) => batch.push(call),
                 Message::Flush(done) => flushes.push(done),
             }
-            if batch.len() < BATCH {
-                next = receiver.try_recv().ok();
-            }
         }
-        full = batch.len() >= BATCH;
         if !batch.is_empty() {
             match write_batch(&db, &batch).await {
                 Ok(_) => WRITE_FAILED.recovered(),
