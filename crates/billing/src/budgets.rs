@@ -69,11 +69,13 @@ impl Billing {
     ) -> Result<BudgetHold, BillingError> {
         let period_start = budget.period.start(time::now_millis());
         let account = account(&budget.api_key_id, period_start);
-        let billing = self.clone();
-        let key_budget = budget.clone();
-        let top_up = move |n| {
-            let (billing, budget) = (billing.clone(), key_budget.clone());
-            async move { billing.top_up_budget(&budget, period_start, n).await }
+        // Made only when the lease needs a top-up, not on every call.
+        let top_up = || {
+            let (billing, key_budget) = (self.clone(), budget.clone());
+            move |n| {
+                let (billing, budget) = (billing.clone(), key_budget.clone());
+                async move { billing.top_up_budget(&budget, period_start, n).await }
+            }
         };
         if self
             .hold_from(Book::Budgets, &account, amount, top_up)

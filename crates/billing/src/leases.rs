@@ -383,11 +383,13 @@ impl Billing {
     /// nothing, when the balance cannot cover it.
     pub async fn reserve(&self, organization_id: &str, amount: i64) -> Result<Hold, BillingError> {
         let amount = amount.max(0);
-        let billing = self.clone();
-        let org = organization_id.to_owned();
-        let top_up = move |n| {
-            let (billing, org) = (billing.clone(), org.clone());
-            async move { billing.top_up(&org, n).await }
+        // Made only when the lease needs a top-up, not on every call.
+        let top_up = || {
+            let (billing, org) = (self.clone(), organization_id.to_owned());
+            move |n| {
+                let (billing, org) = (billing.clone(), org.clone());
+                async move { billing.top_up(&org, n).await }
+            }
         };
         if self
             .hold_from(Book::Credits, organization_id, amount, top_up)
@@ -408,20 +410,22 @@ impl Billing {
     }
 
     /// Holds `amount` of `account` in a lease book, topping the lease up
-    /// with `top_up` (which moves what it is given into the lease in the
-    /// database, all or nothing, and returns what it granted) when short.
+    /// with what `top_up` makes (a function that moves what it is given
+    /// into the lease in the database, all or nothing, and returns what it
+    /// granted) when short or low.
     /// Returns `false`, holding nothing, when this call's own top-up
     /// brought nothing (the database refused it: what is left cannot cover
     /// the call) or other calls kept taking what each top-up brought.
-    pub(crate) async fn hold_from<F, Fut>(
+    pub(crate) async fn hold_from<M, F, Fut>(
         &self,
         book: Book,
         account: &str,
         amount: i64,
-        top_up: F,
+        top_up: M,
     ) -> Result<bool, BillingError>
     where
-        F: Fn(i64) -> Fut + Clone + Send + 'static,
+        M: Fn() -> F,
+        F: Fn(i64) -> Fut + Send + 'static,
         Fut: Future<Output = Result<i64, BillingError>> + Send + 'static,
     {
         let multiplier = self.inner.options.lease_multiplier.max(1);
@@ -431,7 +435,7 @@ impl Billing {
             match leases.try_hold(account, amount, multiplier > 1) {
                 Take::Held(refill) => {
                     if let Some(refill) = refill {
-                        self.refill_in_background(book, refill, top_up);
+                        self.refill_in_background(book, refill, top_up());
                     }
                     return Ok(true);
                 }
@@ -452,11 +456,7 @@ impl Billing {
                         return Ok(false);
                     }
                     let ahead = missing.saturating_mul(multiplier);
-                    if self
-                        .refill(book, refill, top_up.clone(), ahead, missing)
-                        .await?
-                        == 0
-                    {
+                    if self.refill(book, refill, top_up(), ahead, missing).await? == 0 {
                         return Ok(false);
                     }
                 }

@@ -499,7 +499,7 @@ async fn calls_waiting_for_a_top_up_the_database_did_not_answer_fail_fast_with_i
             let (billing, top_up) = (billing.clone(), top_up.clone());
             tokio::spawn(async move {
                 billing
-                    .hold_from(crate::leases::Book::Credits, "org_x", 10, top_up)
+                    .hold_from(crate::leases::Book::Credits, "org_x", 10, || top_up.clone())
                     .await
             })
         })

@@ -23,11 +23,8 @@ pub const IDLE_AFTER: Duration = Duration::from_secs(1);
 pub trait Inbox<T>: Send {
     /// Waits for at least one message (or the queue's end: 0), then takes
     /// up to `limit`.
-    fn wait_many(
-        &mut self,
-        batch: &mut Vec<T>,
-        limit: usize,
-    ) -> impl Future<Output = usize> + Send;
+    fn wait_many(&mut self, batch: &mut Vec<T>, limit: usize)
+    -> impl Future<Output = usize> + Send;
     /// The next message if one is queued, without waiting.
     fn take(&mut self) -> Result<T, TryRecvError>;
 }
@@ -210,7 +207,10 @@ mod tests {
         assert_eq!(batch, [2]);
         drop(sender);
         batch.clear();
-        assert!(!gather.next(&mut receiver, &mut batch).await, "closed and empty");
+        assert!(
+            !gather.next(&mut receiver, &mut batch).await,
+            "closed and empty"
+        );
     }
 
     #[tokio::test]
