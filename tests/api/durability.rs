@@ -706,18 +706,19 @@ fn request_id(r: &reqwest::Response) -> String {
         .to_owned()
 }
 
-/// One value of the test database, read directly.
-async fn scalar(database_url: &str, sql: &str) -> i64 {
+/// One value of the test database, read directly; `binds` are `$1`, ….
+async fn scalar(database_url: &str, sql: &str, binds: &[&str]) -> i64 {
     sqlx::any::install_default_drivers();
     let pool = sqlx::any::AnyPoolOptions::new()
         .max_connections(1)
         .connect(database_url)
         .await
         .unwrap();
-    let value = sqlx::query_scalar::<_, i64>(sql)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let mut query = sqlx::query_scalar::<_, i64>(sql);
+    for bind in binds {
+        query = query.bind(*bind);
+    }
+    let value = query.fetch_one(&pool).await.unwrap();
     pool.close().await;
     value
 }
@@ -757,7 +758,7 @@ async fn a_replica_cut_off_past_the_instance_timeout_stops_spending_then_registe
     const GRANTED: i64 = 40;
     let (org, key) = setup.funded_org(&b.base_url, GRANTED).await;
     let instances = "SELECT CAST(COUNT(*) AS BIGINT) FROM gateway_instances";
-    assert_eq!(scalar(&setup.db.url, instances).await, 2);
+    assert_eq!(scalar(&setup.db.url, instances, &[]).await, 2);
 
     // Each replica leases part of the balance (16 credits) for its first call.
     let mut answered = HashSet::new();
@@ -781,7 +782,7 @@ async fn a_replica_cut_off_past_the_instance_timeout_stops_spending_then_registe
     proxy.set(Mode::Cut);
     // B takes A for dead and returns its leases.
     let deadline = Instant::now() + Duration::from_secs(15);
-    while scalar(&setup.db.url, instances).await != 1 {
+    while scalar(&setup.db.url, instances, &[]).await != 1 {
         assert!(Instant::now() < deadline, "B never returned A's leases");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -835,7 +836,7 @@ async fn a_replica_cut_off_past_the_instance_timeout_stops_spending_then_registe
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(
-        scalar(&setup.db.url, instances).await,
+        scalar(&setup.db.url, instances, &[]).await,
         2,
         "A registered again"
     );
@@ -879,9 +880,8 @@ async fn a_replica_cut_off_past_the_instance_timeout_stops_spending_then_registe
     );
     let leased = scalar(
         &setup.db.url,
-        &format!(
-            "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM credit_leases WHERE organization_id = '{org}'"
-        ),
+        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM credit_leases WHERE organization_id = $1",
+        &[&org],
     )
     .await;
     assert_eq!(
