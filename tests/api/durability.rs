@@ -697,3 +697,195 @@ async fn a_blackholed_redis_neither_stops_calls_nor_loses_their_billing() {
 async fn a_slow_redis_neither_stops_calls_nor_loses_their_billing() {
     a_redis_fault(Mode::Slow(Duration::from_millis(50))).await;
 }
+
+/// A request id of an answered call.
+fn request_id(r: &reqwest::Response) -> String {
+    r.headers()["x-tollgate-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// One value of the test database, read directly; `binds` are `$1`, ….
+async fn scalar(database_url: &str, sql: &str, binds: &[&str]) -> i64 {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(database_url)
+        .await
+        .unwrap();
+    let mut query = sqlx::query_scalar::<_, i64>(sql);
+    for bind in binds {
+        query = query.bind(*bind);
+    }
+    let value = query.fetch_one(&pool).await.unwrap();
+    pool.close().await;
+    value
+}
+
+/// Replica A is cut off from PostgreSQL past the instance timeout while
+/// replica B runs and returns A's leases. A then refuses calls (503)
+/// instead of spending the lease it still holds in memory, which B may
+/// lease again; once reconnected, A finds its row gone, drops its leases,
+/// registers again and serves calls from fresh leases. The books stay
+/// right: the ledger sums to the balance, every provider-answered call is
+/// billed once, no balance went below 0, and `reserved` is the sum of the
+/// leases the database holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_cut_off_past_the_instance_timeout_stops_spending_then_registers_again() {
+    // Leases never idle during the test: A still holds its lease in memory
+    // when it is cut off, and only fencing can stop it from spending it.
+    let Some((mut setup, proxy)) = Setup::through_postgres_proxy("600000").await else {
+        return;
+    };
+    // Heartbeats every second; A fences itself 2 s after its last one, B
+    // takes it for dead after 3 s.
+    setup
+        .envs
+        .push(("TOLLGATE_INSTANCE_TIMEOUT_MS".to_owned(), "3000".to_owned()));
+    let a = setup.gateway().await;
+    let b = {
+        // B reaches PostgreSQL directly.
+        let mut envs: Vec<(&str, &str)> = setup
+            .envs
+            .iter()
+            .filter(|(k, _)| k != "DATABASE_URL")
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        envs.push(("DATABASE_URL", setup.db.url.as_str()));
+        GatewayProcess::serve(&setup.dir.0, &envs).await
+    };
+    const GRANTED: i64 = 40;
+    let (org, key) = setup.funded_org(&b.base_url, GRANTED).await;
+    let instances = "SELECT CAST(COUNT(*) AS BIGINT) FROM gateway_instances";
+    assert_eq!(scalar(&setup.db.url, instances, &[]).await, 2);
+
+    // Each replica leases part of the balance (16 credits) for its first call.
+    let mut answered = HashSet::new();
+    for gw in [&a.base_url, &b.base_url] {
+        let r = setup.chat(gw, &key).await.unwrap();
+        assert_eq!(r.status(), 200);
+        answered.insert(request_id(&r));
+    }
+
+    // Both settlements committed: what A answered before the cut and had
+    // not committed yet would lower the balance beyond the lease B returns
+    // (the bound in README "Billing"); this test is about what comes after.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while books(&setup.db.url, &org).await.usage.len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the first calls were not committed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    proxy.set(Mode::Cut);
+    // B takes A for dead and returns its leases.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while scalar(&setup.db.url, instances, &[]).await != 1 {
+        assert!(Instant::now() < deadline, "B never returned A's leases");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A still holds 15 credits in memory, but B may lease them again: A
+    // refuses calls, fast, as a call that needs the database.
+    for _ in 0..3 {
+        let started = Instant::now();
+        let refused = setup.chat(&a.base_url, &key).await.unwrap();
+        assert_eq!(refused.status(), 503, "A spends a lease it no longer has");
+        assert!(refused.headers().contains_key("retry-after"));
+        let body: Value = refused.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "service_unavailable");
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+    // B spends all that is left, A's former lease included.
+    let mut by_b = 0;
+    loop {
+        let r = setup.chat(&b.base_url, &key).await.unwrap();
+        if r.status() == 402 {
+            break;
+        }
+        assert_eq!(r.status(), 200);
+        answered.insert(request_id(&r));
+        by_b += 1;
+        assert!(by_b <= GRANTED, "B answered more calls than were paid for");
+    }
+    assert_eq!(
+        answered.len() as i64,
+        GRANTED,
+        "the balance is spent exactly"
+    );
+
+    // Reconnected, A registers again and serves calls from fresh leases.
+    proxy.set(Mode::Pass);
+    setup
+        .admin_post(
+            &b.base_url,
+            &format!("/api/v1/organizations/{org}/credits/grants"),
+            json!({"amount": 10}),
+        )
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = setup.chat(&a.base_url, &key).await.unwrap();
+        if r.status() == 200 {
+            answered.insert(request_id(&r));
+            break;
+        }
+        assert_eq!(r.status(), 503, "A refuses until it registered again");
+        assert!(Instant::now() < deadline, "A never served again");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        scalar(&setup.db.url, instances, &[]).await,
+        2,
+        "A registered again"
+    );
+    for _ in 0..4 {
+        let r = setup.chat(&a.base_url, &key).await.unwrap();
+        assert_eq!(r.status(), 200);
+        answered.insert(request_id(&r));
+    }
+
+    // The books, once both replicas committed what they answered.
+    let granted = GRANTED + 10;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut books_now = books(&setup.db.url, &org).await;
+    while books_now.usage.len() < answered.len() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        books_now = books(&setup.db.url, &org).await;
+    }
+    let usage: HashSet<&String> = books_now.usage.iter().collect();
+    assert_eq!(
+        usage.len(),
+        books_now.usage.len(),
+        "one usage record per call"
+    );
+    assert!(
+        answered.iter().all(|id| usage.contains(id)),
+        "answered calls are billed"
+    );
+    assert_eq!(
+        books_now.usage.len(),
+        setup.mock.request_count(),
+        "usage records = calls the provider answered"
+    );
+    assert_eq!(
+        books_now.ledger_sum, books_now.balance,
+        "the ledger sums to the balance"
+    );
+    assert_eq!(books_now.balance, granted - answered.len() as i64);
+    assert!(
+        books_now.lowest_balance >= 0,
+        "no balance below its overdraft limit: {books_now:?}"
+    );
+    let leased = scalar(
+        &setup.db.url,
+        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM credit_leases WHERE organization_id = $1",
+        &[&org],
+    )
+    .await;
+    assert_eq!(
+        books_now.reserved, leased,
+        "reserved is the sum of the leases"
+    );
+}

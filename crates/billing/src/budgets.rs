@@ -307,7 +307,8 @@ pub(crate) async fn apply(
     Ok(())
 }
 
-/// Returns every budget lease of one (dead or stopping) instance.
+/// Returns every budget lease of one (dead or stopping) instance whose
+/// `gateway_instances` row is gone.
 pub(crate) async fn return_leases_of_keys(db: &Db, instance_id: &str) -> Result<u64, BillingError> {
     let holds = sqlx::query(
         "SELECT api_key_id, period_start FROM api_key_budget_leases WHERE instance_id = $1",
@@ -323,7 +324,8 @@ pub(crate) async fn return_leases_of_keys(db: &Db, instance_id: &str) -> Result<
         // Deleting first takes the write lock and tells how much to return, once.
         let deleted = sqlx::query(
             "DELETE FROM api_key_budget_leases WHERE instance_id = $1 AND api_key_id = $2 \
-             AND period_start = $3 RETURNING amount",
+             AND period_start = $3 AND NOT EXISTS (SELECT 1 FROM gateway_instances WHERE id = $1) \
+             RETURNING amount",
         )
         .bind(instance_id)
         .bind(&key)

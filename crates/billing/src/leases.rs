@@ -35,7 +35,8 @@ const MAX_WAITS: u32 = 16;
 pub(crate) struct LocalAccount {
     /// Set aside in the database for this instance (net of charges made here).
     pub lease: i64,
-    /// Held by calls in flight; never more than `lease`.
+    /// Held by calls in flight; never more than `lease`, but after the
+    /// lease was dropped (see [`LeaseBook::drop_leases`]).
     pub in_use: i64,
     /// When a call last took or gave back a hold.
     pub last_active: Instant,
@@ -187,6 +188,19 @@ impl LeaseBook {
         match accounts.get_mut(org) {
             Some(account) if is_idle(account, min_idle) => std::mem::take(&mut account.lease),
             _ => 0,
+        }
+    }
+
+    /// Forgets every lease, after the other instances returned them (they
+    /// took this one for dead): they are no longer set aside for it. The
+    /// holds of calls in flight stay in `in_use`, so the next top-up asks
+    /// for them too and their charges come out of it; settled before that,
+    /// a charge comes out of no lease and lowers only the balance.
+    pub fn drop_leases(&self) {
+        for account in self.lock().values_mut() {
+            account.lease = 0;
+            account.last_top_up = 0;
+            account.refill_failed = false;
         }
     }
 
@@ -432,6 +446,11 @@ impl Billing {
         let leases = self.inner.book(book);
         let (mut own, mut waits) = (0, 0);
         loop {
+            // The others may have returned the lease this instance holds:
+            // no hold from it (a hold of nothing spends nothing).
+            if amount > 0 && self.inner.fence.is_closed() {
+                return Err(self.inner.fence.refusal());
+            }
             match leases.try_hold(account, amount, multiplier > 1) {
                 Take::Held(refill) => {
                     if let Some(refill) = refill {
@@ -476,7 +495,7 @@ impl Billing {
         let Ok(gate) = Arc::clone(&self.inner.refills).try_read_owned() else {
             return;
         };
-        if *gate {
+        if *gate || self.inner.fence.is_closed() {
             return;
         }
         let billing = self.clone();
@@ -519,6 +538,9 @@ impl Billing {
         let gate = Arc::clone(&self.inner.refills).read_owned().await;
         if *gate {
             return Err(BillingError::ShutDown);
+        }
+        if self.inner.fence.is_closed() {
+            return Err(self.inner.fence.refusal());
         }
         let billing = self.clone();
         let task = tokio::spawn(async move {

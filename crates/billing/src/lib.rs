@@ -198,8 +198,12 @@ struct Inner {
     committer: mpsc::UnboundedSender<Job>,
     journal: Option<Arc<Journal>>,
     /// Held (read) by every lease top-up in flight; `true` once billing is
-    /// stopping. A flush or the stop takes it (write) to wait for them.
+    /// stopping. A flush, the stop or a registration again takes it
+    /// (write) to wait for them.
     refills: Arc<tokio::sync::RwLock<bool>>,
+    /// Closed while this instance's last heartbeat is too old to spend
+    /// from its leases (see `instances`).
+    fence: instances::Fence,
 }
 
 impl Billing {
@@ -207,6 +211,7 @@ impl Billing {
     /// instances (before any lease is returned), and starts the journal
     /// and the committer.
     pub async fn start(db: Db, options: BillingOptions) -> Result<Billing, BillingError> {
+        let fence = instances::Fence::new(options.instance_timeout, options.single_node);
         let instance_id = instances::register(&db).await?;
         let journal = match &options.journal_dir {
             Some(dir) => {
@@ -255,6 +260,7 @@ impl Billing {
                 committer,
                 journal,
                 refills: Arc::default(),
+                fence,
             }),
         })
     }
@@ -348,6 +354,11 @@ impl Billing {
     pub async fn flush(&self) -> Result<(), BillingError> {
         // A top-up ending with its lease idle queues the lease's return first.
         drop(self.inner.refills.write().await);
+        self.flush_queue().await
+    }
+
+    /// Waits until every settlement and lease return queued so far is committed.
+    async fn flush_queue(&self) -> Result<(), BillingError> {
         let (done, flushed) = oneshot::channel();
         self.send(Job::Flush(done))?;
         flushed.await.map_err(|_| BillingError::ShutDown)

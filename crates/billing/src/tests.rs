@@ -4,7 +4,7 @@
 
 use crate::journal::{Settlement, segment_path};
 use crate::writer::{Returns, commit};
-use crate::{Billing, BillingOptions, UsageEntry, UsageStatus};
+use crate::{Billing, BillingError, BillingOptions, UsageEntry, UsageStatus};
 use std::path::PathBuf;
 use std::time::Duration;
 use tollgate_core::Db;
@@ -515,4 +515,80 @@ async fn calls_waiting_for_a_top_up_the_database_did_not_answer_fail_fast_with_i
     // One top-up for the five calls: the others waited for it and got its error.
     assert_eq!(tries.load(std::sync::atomic::Ordering::SeqCst), 1);
     assert_eq!(billing.local_lease("org_x"), (0, 0));
+}
+
+/// Two instances on one database, with a short instance timeout. A's
+/// heartbeats stop (as when it is cut off from the database): it stops
+/// holding from its lease before B takes it for dead and returns that
+/// lease. A's next heartbeat finds its row gone: it drops its lease,
+/// registers again and holds from a new one. A call in flight across all
+/// this is charged to the balance only, its lease being gone.
+#[tokio::test]
+async fn an_instance_taken_for_dead_stops_spending_then_registers_again() {
+    let f = fixture().await;
+    let options = BillingOptions {
+        instance_timeout: Duration::from_millis(1200),
+        lease_idle: Duration::from_secs(600),
+        ..options(&f.dir)
+    };
+    let a = Billing::start(f.db.clone(), options.clone()).await.unwrap();
+    let b = Billing::start(f.db.clone(), options).await.unwrap();
+    a.grant(&f.org, 100, None, None).await.unwrap();
+    let instances = "SELECT CAST(COUNT(*) AS BIGINT) FROM gateway_instances WHERE $1 <> ''";
+
+    let hold = a.reserve(&f.org, 1).await.unwrap();
+    a.settle(hold, entry("req_1", 1)).await.unwrap();
+    let in_flight = a.reserve(&f.org, 1).await.unwrap();
+    a.flush().await.unwrap();
+    assert_eq!(
+        a.local_lease(&f.org),
+        (15, 1),
+        "a lease of 16, one call in flight"
+    );
+
+    // A's last heartbeat; none for two thirds of the timeout (800 ms)
+    // after it, and its lease is fenced.
+    a.keep_alive().await;
+    drop(a.reserve(&f.org, 1).await.expect("not fenced yet"));
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert!(matches!(
+        a.reserve(&f.org, 1).await,
+        Err(BillingError::Unavailable(_))
+    ));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(b.return_dead_instances_leases(1200).await.unwrap() > 0);
+    assert_eq!(scalar(&f.db, instances, &f.org).await, 1);
+    assert_eq!(books(&f).await, (99, 0, 1, 99), "A's lease is returned");
+
+    a.keep_alive().await;
+    assert_eq!(
+        scalar(&f.db, instances, &f.org).await,
+        2,
+        "A registered again"
+    );
+    assert_eq!(
+        a.local_lease(&f.org),
+        (0, 1),
+        "A dropped its lease, not its call"
+    );
+    a.settle(in_flight, entry("req_2", 1)).await.unwrap();
+    a.flush().await.unwrap();
+    assert_eq!(
+        books(&f).await,
+        (98, 0, 2, 98),
+        "charged to the balance only"
+    );
+
+    let hold = a.reserve(&f.org, 1).await.unwrap();
+    a.settle(hold, entry("req_3", 1)).await.unwrap();
+    a.flush().await.unwrap();
+    assert_eq!(books(&f).await, (97, 15, 3, 97), "a new lease of 16");
+    let leased = scalar(
+        &f.db,
+        "SELECT CAST(SUM(amount) AS BIGINT) FROM credit_leases WHERE organization_id = $1",
+        &f.org,
+    )
+    .await;
+    assert_eq!(leased, 15, "reserved is the sum of the leases");
+    drop((a, b));
 }
