@@ -241,14 +241,18 @@ where
         .unwrap()
 }
 
-async fn books(database_url: &str, org: &str) -> Books {
+/// One connection to the test database, read directly.
+async fn connect(database_url: &str) -> sqlx::AnyPool {
     sqlx::any::install_default_drivers();
-    let pool = sqlx::any::AnyPoolOptions::new()
+    sqlx::any::AnyPoolOptions::new()
         .max_connections(1)
         .connect(database_url)
         .await
-        .unwrap();
-    let pool = &pool;
+        .unwrap()
+}
+
+async fn books(database_url: &str, org: &str) -> Books {
+    let pool = &connect(database_url).await;
     let one = |sql| async move { column::<i64>(pool, sql, org).await[0] };
     let ids = |sql| column::<String>(pool, sql, org);
     let books = Books {
@@ -708,12 +712,7 @@ fn request_id(r: &reqwest::Response) -> String {
 
 /// One value of the test database, read directly; `binds` are `$1`, ….
 async fn scalar(database_url: &str, sql: &str, binds: &[&str]) -> i64 {
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::any::AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(database_url)
-        .await
-        .unwrap();
+    let pool = connect(database_url).await;
     let mut query = sqlx::query_scalar::<_, i64>(sql);
     for bind in binds {
         query = query.bind(*bind);

@@ -29,31 +29,25 @@ pub trait Inbox<T>: Send {
     fn take(&mut self) -> Result<T, TryRecvError>;
 }
 
-impl<T: Send> Inbox<T> for mpsc::Receiver<T> {
-    fn wait_many(
-        &mut self,
-        batch: &mut Vec<T>,
-        limit: usize,
-    ) -> impl Future<Output = usize> + Send {
-        self.recv_many(batch, limit)
-    }
-    fn take(&mut self) -> Result<T, TryRecvError> {
-        self.try_recv()
-    }
+/// `Inbox` for a tokio receiver, which has both methods under other names.
+macro_rules! inbox {
+    ($receiver:ident) => {
+        impl<T: Send> Inbox<T> for mpsc::$receiver<T> {
+            fn wait_many(
+                &mut self,
+                batch: &mut Vec<T>,
+                limit: usize,
+            ) -> impl Future<Output = usize> + Send {
+                self.recv_many(batch, limit)
+            }
+            fn take(&mut self) -> Result<T, TryRecvError> {
+                self.try_recv()
+            }
+        }
+    };
 }
-
-impl<T: Send> Inbox<T> for mpsc::UnboundedReceiver<T> {
-    fn wait_many(
-        &mut self,
-        batch: &mut Vec<T>,
-        limit: usize,
-    ) -> impl Future<Output = usize> + Send {
-        self.recv_many(batch, limit)
-    }
-    fn take(&mut self) -> Result<T, TryRecvError> {
-        self.try_recv()
-    }
-}
+inbox!(Receiver);
+inbox!(UnboundedReceiver);
 
 /// Where a [`Gather`] is between two batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
