@@ -512,7 +512,14 @@ async fn a_database_outage(mode: Mode, length: Duration) {
         answered.len(),
         "every answered call billed once"
     );
-    let cold = books(&setup.db.url, &cold_org).await;
+    // Committed in the background: after an outage, within the
+    // committer's retry backoff (at most 2 s).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut cold = books(&setup.db.url, &cold_org).await;
+    while cold.usage.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        cold = books(&setup.db.url, &cold_org).await;
+    }
     assert_eq!((cold.balance, cold.usage.len()), (GRANTED - 1, 1));
     // And the backlog is gone once committed.
     let deadline = Instant::now() + Duration::from_secs(5);
