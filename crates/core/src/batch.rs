@@ -2,10 +2,10 @@
 //! gathers queued messages into batches, one per interval, without being
 //! woken by each message while messages keep coming.
 //!
-//! Waking a sleeping task on every call costs the call a scheduler
-//! round trip (on a multi-threaded runtime, a second worker thread woken
-//! beside the one answering), which is most of what a gateway adds at a
-//! low request rate. So a [`Gather`] that has found messages keeps
+//! Waking a sleeping writer on every call puts a scheduler hand-off on
+//! the call's path before its answer goes out (README "Performance": its
+//! effect was below the load benchmark's noise here). So a [`Gather`]
+//! that has found messages keeps
 //! coming back on its own every interval, draining what arrived meanwhile,
 //! and only once the queue has stayed empty for [`IDLE_AFTER`] does it
 //! wait on the queue again (the next message then wakes it, once).
@@ -66,6 +66,8 @@ enum Pace {
 pub struct Gather {
     interval: Duration,
     limit: usize,
+    /// Empty rounds in a row (of `interval`) that make [`IDLE_AFTER`].
+    idle_rounds: u32,
     pace: Pace,
 }
 
@@ -74,6 +76,9 @@ impl Gather {
         Gather {
             interval,
             limit: limit.max(1),
+            idle_rounds: u32::try_from(IDLE_AFTER.as_nanos() / interval.as_nanos().max(1))
+                .unwrap_or(u32::MAX)
+                .max(1),
             pace: Pace::Idle,
         }
     }
@@ -85,9 +90,6 @@ impl Gather {
         if self.interval.is_zero() {
             return inbox.wait_many(batch, self.limit).await > 0;
         }
-        let idle_rounds = u32::try_from(IDLE_AFTER.as_nanos() / self.interval.as_nanos().max(1))
-            .unwrap_or(u32::MAX)
-            .max(1);
         loop {
             let open = match self.pace {
                 Pace::Idle => {
@@ -112,7 +114,7 @@ impl Gather {
                 Pace::Polling { empty: 0 }
             } else {
                 match self.pace {
-                    Pace::Polling { empty } if empty + 1 < idle_rounds => {
+                    Pace::Polling { empty } if empty + 1 < self.idle_rounds => {
                         Pace::Polling { empty: empty + 1 }
                     }
                     _ => Pace::Idle,
