@@ -238,7 +238,7 @@ impl Inner {
             let mut accounts = self.budget_leases.lock();
             let account = accounts.entry(hold.account.clone()).or_default();
             let from_lease = account.consume(hold.amount, charged);
-            (from_lease, account.in_use == 0 && account.lease > 0)
+            (from_lease, account.is_unused())
         };
         if idle && charged == 0 && self.options.lease_idle.is_zero() {
             let _ = self.committer.send(Job::NudgeBudget(hold.account.clone()));

@@ -49,6 +49,9 @@ pub(crate) struct LocalAccount {
     /// The last background refill brought nothing (the balance is short, or
     /// the database away): no more until a call's own top-up succeeds.
     refill_failed: bool,
+    /// Calls that found the lease short and wait for a top-up to hold from
+    /// it (see [`Claim`]): while there are any, the lease is not idle.
+    claims: u32,
 }
 
 impl LocalAccount {
@@ -63,6 +66,12 @@ impl LocalAccount {
         self.lease -= from_lease;
         self.last_active = Instant::now();
         from_lease
+    }
+
+    /// Whether the lease is held by no call and claimed by none: it may go
+    /// back to the balance.
+    pub(crate) fn is_unused(&self) -> bool {
+        self.in_use == 0 && self.claims == 0 && self.lease > 0
     }
 
     /// Whether a hold that left `free` should start a background refill.
@@ -83,6 +92,7 @@ impl Default for LocalAccount {
             last_top_up: 0,
             refill: None,
             refill_failed: false,
+            claims: 0,
         }
     }
 }
@@ -114,10 +124,30 @@ pub(crate) enum Take {
     Held(Option<Refill>),
     /// Short by `missing`, and no top-up in flight: run this one (now
     /// registered as in flight) and wait for it.
-    Short { missing: i64, refill: Refill },
+    Short {
+        missing: i64,
+        refill: Refill,
+        claim: Claim,
+    },
     /// Short while a top-up is in flight: wait for it to end (the receiver
     /// reports its sender closed), then try again.
-    Wait(watch::Receiver<Unavailable>),
+    Wait(watch::Receiver<Unavailable>, Claim),
+}
+
+/// A call's claim on the top-up it waits for: until the call has tried to
+/// hold from it again (or is dropped), the lease does not count as idle,
+/// so that the committer cannot return what was just topped up for it.
+pub(crate) struct Claim {
+    book: Arc<LeaseBook>,
+    account: String,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if let Some(account) = self.book.lock().get_mut(&self.account) {
+            account.claims -= 1;
+        }
+    }
 }
 
 /// What a top-up tells the calls waiting for it: the error, when the
@@ -158,7 +188,7 @@ impl Refill {
         }
         account.refill = None;
         self.finished = true;
-        account.in_use == 0 && account.lease > 0
+        account.is_unused()
     }
 }
 
@@ -228,11 +258,17 @@ impl LeaseBook {
                 return Take::Held(refill);
             }
             self.waited.fetch_add(1, Ordering::Relaxed);
+            account.claims += 1;
+            let claim = Claim {
+                book: Arc::clone(self),
+                account: org.to_owned(),
+            };
             match &account.refill {
-                Some(done) => Take::Wait(done.clone()),
+                Some(done) => Take::Wait(done.clone(), claim),
                 None => Take::Short {
                     missing: amount - free,
                     refill: self.register(org, account, 0),
+                    claim,
                 },
             }
         })
@@ -274,7 +310,7 @@ fn with_account<R>(
 }
 
 fn is_idle(account: &LocalAccount, min_idle: Duration) -> bool {
-    account.in_use == 0 && account.lease > 0 && account.last_active.elapsed() >= min_idle
+    account.is_unused() && account.last_active.elapsed() >= min_idle
 }
 
 /// Credits set aside for one call in flight.Settle it with
@@ -351,7 +387,7 @@ impl Inner {
     pub(crate) fn release(&self, org: &str, held: i64, charged: i64) -> i64 {
         let (from_lease, idle) = with_account(&mut self.leases.lock(), org, |account| {
             let from_lease = account.consume(held, charged);
-            (from_lease, account.in_use == 0 && account.lease > 0)
+            (from_lease, account.is_unused())
         });
         if idle && charged == 0 && self.options.lease_idle.is_zero() {
             // A settlement's own commit returns idle leases; a bare release
@@ -445,6 +481,8 @@ impl Billing {
         let multiplier = self.inner.options.lease_multiplier.max(1);
         let leases = self.inner.book(book);
         let (mut own, mut waits) = (0, 0);
+        // Kept until the next try: the lease the call waited for stays its.
+        let mut _claim: Option<Claim> = None;
         loop {
             // The others may have returned the lease this instance holds:
             // no hold from it (a hold of nothing spends nothing).
@@ -458,7 +496,8 @@ impl Billing {
                     }
                     return Ok(true);
                 }
-                Take::Wait(mut done) => {
+                Take::Wait(mut done, claim) => {
+                    _claim = Some(claim);
                     waits += 1;
                     if waits > MAX_WAITS {
                         return Ok(false);
@@ -469,7 +508,12 @@ impl Billing {
                         return Err(BillingError::Unavailable(message));
                     }
                 }
-                Take::Short { missing, refill } => {
+                Take::Short {
+                    missing,
+                    refill,
+                    claim,
+                } => {
+                    _claim = Some(claim);
                     own += 1;
                     if own > MAX_OWN_TOP_UPS {
                         return Ok(false);
@@ -640,5 +684,47 @@ impl Billing {
             .get(organization_id)
             .map(|a| (a.lease, a.in_use))
             .unwrap_or((0, 0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_topped_up_for_a_waiting_call_is_not_returned_before_it_holds() {
+        let book = Arc::new(LeaseBook::default());
+        let Take::Short {
+            missing,
+            refill,
+            claim,
+        } = book.try_hold("org", 3, false)
+        else {
+            panic!("an empty lease is short");
+        };
+        assert_eq!(missing, 3);
+
+        // The top-up ends; the committer looks for idle leases before the
+        // call is scheduled again.
+        let idle = refill.finish(missing, false);
+        assert!(!idle);
+        assert_eq!(book.take_idle_lease("org", Duration::ZERO), 0);
+        assert!(book.idle_organizations(Duration::ZERO).is_empty());
+
+        assert!(matches!(book.try_hold("org", 3, false), Take::Held(None)));
+        drop(claim);
+        assert_eq!(book.lock()["org"].in_use, 3);
+    }
+
+    #[test]
+    fn a_claim_dropped_with_its_call_leaves_the_lease_idle() {
+        let book = Arc::new(LeaseBook::default());
+        let Take::Short { refill, claim, .. } = book.try_hold("org", 3, false) else {
+            panic!("an empty lease is short");
+        };
+        refill.finish(3, false);
+        drop(claim);
+
+        assert_eq!(book.take_idle_lease("org", Duration::ZERO), 3);
     }
 }
