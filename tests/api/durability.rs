@@ -729,11 +729,24 @@ async fn scalar(database_url: &str, sql: &str, binds: &[&str]) -> i64 {
     value
 }
 
+/// What a replica says of its fence: `/ready`'s status and error code, and
+/// the `tollgate_instance_fenced` gauge.
+async fn fencing(setup: &Setup, gw: &str) -> (u16, Option<String>, f64) {
+    let response = setup.http.get(format!("{gw}/ready")).send().await.unwrap();
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    let code = body["error"]["code"].as_str().map(str::to_owned);
+    let metrics = tollgate_tests::metrics::scrape(&setup.http, gw).await;
+    let gauge = tollgate_tests::metrics::value(&metrics, "tollgate_instance_fenced", &[]);
+    (status, code, gauge)
+}
+
 /// Replica A is cut off from PostgreSQL past the instance timeout while
 /// replica B runs and returns A's leases. A then refuses calls (503)
 /// instead of spending the lease it still holds in memory, which B may
-/// lease again; once reconnected, A finds its row gone, drops its leases,
-/// registers again and serves calls from fresh leases. The books stay
+/// lease again, and says it is fenced (`/ready` 503 `instance_fenced`, the
+/// gauge at 1); once reconnected, A finds its row gone, drops its leases,
+/// registers again and serves calls from fresh leases, ready again. The books stay
 /// right: the ledger sums to the balance, every provider-answered call is
 /// billed once, no balance went below 0, and `reserved` is the sum of the
 /// leases the database holds.
@@ -785,6 +798,11 @@ async fn a_replica_cut_off_past_the_instance_timeout_stops_spending_then_registe
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    assert_eq!(
+        fencing(&setup, &a.base_url).await,
+        (200, None, 0.0),
+        "A is ready and not fenced before the cut"
+    );
     proxy.set(Mode::Cut);
     // B takes A for dead and returns its leases.
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -792,6 +810,13 @@ async fn a_replica_cut_off_past_the_instance_timeout_stops_spending_then_registe
         assert!(Instant::now() < deadline, "B never returned A's leases");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // A is fenced (2 s after its last heartbeat, before B's 3 s), says
+    // so, and leaves B ready.
+    let (status, code, gauge) = fencing(&setup, &a.base_url).await;
+    assert_eq!(status, 503, "a fenced replica is not ready");
+    assert_eq!(code.as_deref(), Some("instance_fenced"));
+    assert_eq!(gauge, 1.0, "tollgate_instance_fenced");
+    assert_eq!(fencing(&setup, &b.base_url).await, (200, None, 0.0));
     // A still holds 15 credits in memory, but B may lease them again: A
     // refuses calls, fast, as a call that needs the database.
     for _ in 0..3 {
@@ -845,6 +870,11 @@ async fn a_replica_cut_off_past_the_instance_timeout_stops_spending_then_registe
         scalar(&setup.db.url, instances, &[]).await,
         2,
         "A registered again"
+    );
+    assert_eq!(
+        fencing(&setup, &a.base_url).await,
+        (200, None, 0.0),
+        "A is ready again, no longer fenced"
     );
     for _ in 0..4 {
         let r = setup.chat(&a.base_url, &key).await.unwrap();

@@ -642,6 +642,60 @@ async fn the_documented_csv_export_has_the_columns_of_the_real_one() {
     );
 }
 
+/// `GET …/usage?format=csv` (and `Accept: text/csv`) answers what the
+/// document says: its documented content type, with the columns of its
+/// example; and `format` is documented with the values it takes.
+#[tokio::test]
+async fn the_usage_list_documents_its_csv_answer() {
+    let app = TestApp::spawn().await;
+    let (_, doc) = served(&app).await;
+    let org = app.create_org("usd").await;
+    let operation = &doc["paths"]["/api/v1/organizations/{org_id}/usage"]["get"];
+    let content = &operation["responses"]["200"]["content"];
+    let documented: Vec<&String> = content.as_object().unwrap().keys().collect();
+    let format = operation["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "format")
+        .unwrap_or_else(|| panic!("`format` is not documented: {operation}"));
+    assert_eq!(
+        resolve(&doc, &format["schema"])["enum"],
+        json!(["json", "csv"])
+    );
+    let example = content["text/csv; charset=utf-8"]["example"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no CSV example: {content}"));
+    let path = format!("/api/v1/organizations/{org}/usage");
+
+    for request in [
+        app.client.get(app.url(&format!("{path}?format=csv"))),
+        app.client.get(app.url(&path)).header("accept", "text/csv"),
+    ] {
+        let response = request
+            .bearer_auth(tollgate_tests::ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+
+        assert_eq!(response.status(), 200);
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            documented.iter().any(|c| **c == content_type),
+            "{content_type} is not among the documented {documented:?}"
+        );
+        let text = response.text().await.unwrap();
+        assert_eq!(
+            example.split("\r\n").next(),
+            text.split("\r\n").next(),
+            "the example's header is not the answer's"
+        );
+    }
+}
+
 #[tokio::test]
 async fn descriptions_carry_no_rustdoc_links() {
     let app = TestApp::spawn().await;

@@ -692,6 +692,212 @@ async fn invitations_are_checked() {
     assert_eq!(retry.status(), 201, "a refused password does not use it up");
 }
 
+async fn invitations(app: &TestApp, token: &str, org: &str, query: &str) -> Value {
+    let response = app
+        .get_with_key(
+            token,
+            &format!("/api/v1/organizations/{org}/invitations{query}"),
+        )
+        .await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    response.json().await.unwrap()
+}
+
+fn emails(page: &Value) -> Vec<&str> {
+    page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["email"].as_str().unwrap())
+        .collect()
+}
+
+async fn revoke(app: &TestApp, token: &str, org: &str, id: &str) -> reqwest::Response {
+    app.send(
+        Method::DELETE,
+        &format!("/api/v1/organizations/{org}/invitations/{id}"),
+        token,
+        None,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn pending_invitations_are_listed_newest_first_without_their_tokens() {
+    let app = TestApp::spawn_with_sign_in().await;
+    let org = app.create_org("usd").await;
+    app.create_user("admin@example.com", "org_admin", Some(&org))
+        .await;
+    let admin = app.token_of("admin@example.com").await;
+    let first = invite(&app, &admin, &org, "first@example.com", "org_member").await;
+    let accepted = invite(&app, &admin, &org, "accepted@example.com", "org_member").await;
+    let expired = invite(&app, &admin, &org, "expired@example.com", "org_admin").await;
+    let last = invite(&app, &admin, &org, "last@example.com", "org_admin").await;
+    let response = accept(&app, accepted["token"].as_str().unwrap()).await;
+    assert_eq!(response.status(), 201);
+    sqlx::query("UPDATE invitations SET expires_at = 1 WHERE id = $1")
+        .bind(expired["id"].as_str().unwrap())
+        .execute(&app.raw_db().await)
+        .await
+        .unwrap();
+
+    let page = invitations(&app, &admin, &org, "").await;
+
+    assert_eq!(emails(&page), ["last@example.com", "first@example.com"]);
+    assert_eq!(page["has_more"], false);
+    let listed = &page["data"][0];
+    for field in [
+        "id",
+        "organization_id",
+        "email",
+        "role",
+        "expires_at",
+        "created_at",
+    ] {
+        assert_eq!(listed[field], last[field], "{field}");
+    }
+    assert_eq!(
+        listed.as_object().unwrap().len(),
+        6,
+        "no other field (no token, no hash): {listed}"
+    );
+    let text = page.to_string();
+    for invitation in [&first, &last] {
+        assert!(!text.contains(invitation["token"].as_str().unwrap()));
+    }
+    let hash: String = sqlx::query_scalar("SELECT token_hash FROM invitations WHERE id = $1")
+        .bind(last["id"].as_str().unwrap())
+        .fetch_one(&app.raw_db().await)
+        .await
+        .unwrap();
+    assert!(!text.contains(&hash), "the stored hash is not listed");
+
+    // Pages of one, as every list of the API.
+    let one = invitations(&app, &admin, &org, "?limit=1").await;
+    assert_eq!(emails(&one), ["last@example.com"]);
+    assert_eq!(one["has_more"], true);
+    let cursor = one["next_cursor"].as_str().unwrap();
+    // The cursor outlives its invitation.
+    assert_eq!(revoke(&app, &admin, &org, cursor).await.status(), 204);
+    let next = invitations(&app, &admin, &org, &format!("?limit=1&before={cursor}")).await;
+    assert_eq!(emails(&next), ["first@example.com"]);
+    assert_eq!(next["has_more"], false);
+    assert!(next["next_cursor"].is_null());
+}
+
+#[tokio::test]
+async fn a_revoked_invitation_can_no_longer_be_accepted() {
+    let app = TestApp::spawn_with_sign_in().await;
+    let org = app.create_org("usd").await;
+    app.create_user("admin@example.com", "org_admin", Some(&org))
+        .await;
+    let admin = app.token_of("admin@example.com").await;
+    let invitation = invite(&app, &admin, &org, "bob@example.com", "org_member").await;
+    let id = invitation["id"].as_str().unwrap();
+
+    let response = revoke(&app, &admin, &org, id).await;
+
+    assert_eq!(response.status(), 204);
+    assert!(response.bytes().await.unwrap().is_empty());
+    let refused = expect_error(
+        accept(&app, invitation["token"].as_str().unwrap()).await,
+        400,
+    )
+    .await;
+    assert!(message_of(&refused).contains("token"));
+    expect_error(app.login("bob@example.com", PASSWORD).await, 401).await;
+    assert!(emails(&invitations(&app, &admin, &org, "").await).is_empty());
+    let again = expect_error(revoke(&app, &admin, &org, id).await, 404).await;
+    assert_eq!(again["code"], "not_found");
+    // The same email can be invited again, and that invitation works.
+    let second = invite(&app, &admin, &org, "bob@example.com", "org_member").await;
+    assert_eq!(
+        accept(&app, second["token"].as_str().unwrap())
+            .await
+            .status(),
+        201
+    );
+}
+
+#[tokio::test]
+async fn only_a_pending_invitation_can_be_revoked() {
+    let app = TestApp::spawn_with_sign_in().await;
+    let org = app.create_org("usd").await;
+    let accepted = invite(
+        &app,
+        ADMIN_TOKEN,
+        &org,
+        "accepted@example.com",
+        "org_member",
+    )
+    .await;
+    assert_eq!(
+        accept(&app, accepted["token"].as_str().unwrap())
+            .await
+            .status(),
+        201
+    );
+    let expired = invite(&app, ADMIN_TOKEN, &org, "expired@example.com", "org_member").await;
+    sqlx::query("UPDATE invitations SET expires_at = 1 WHERE id = $1")
+        .bind(expired["id"].as_str().unwrap())
+        .execute(&app.raw_db().await)
+        .await
+        .unwrap();
+
+    for id in [
+        accepted["id"].as_str().unwrap(),
+        expired["id"].as_str().unwrap(),
+        "inv_missing",
+    ] {
+        let error = expect_error(revoke(&app, ADMIN_TOKEN, &org, id).await, 404).await;
+        assert_eq!(message_of(&error), "invitation not found", "{id}");
+    }
+    let missing_org = revoke(&app, ADMIN_TOKEN, "org_missing", "inv_missing").await;
+    expect_error(missing_org, 404).await;
+    assert_eq!(
+        app.login("accepted@example.com", PASSWORD).await.status(),
+        200,
+        "revoking an accepted invitation leaves its user alone"
+    );
+}
+
+#[tokio::test]
+async fn organizations_never_see_or_revoke_each_others_invitations() {
+    let app = TestApp::spawn_with_sign_in().await;
+    let a = app.create_org("usd").await;
+    let b = app.create_org("usd").await;
+    app.create_user("admin-b@example.com", "org_admin", Some(&b))
+        .await;
+    let admin_b = app.token_of("admin-b@example.com").await;
+    let of_a = invite(&app, ADMIN_TOKEN, &a, "for-a@example.com", "org_member").await;
+    invite(&app, &admin_b, &b, "for-b@example.com", "org_member").await;
+    let id_of_a = of_a["id"].as_str().unwrap();
+
+    assert_eq!(
+        emails(&invitations(&app, &admin_b, &b, "").await),
+        ["for-b@example.com"]
+    );
+    assert_eq!(
+        emails(&invitations(&app, ADMIN_TOKEN, &a, "").await),
+        ["for-a@example.com"]
+    );
+    let path = format!("/api/v1/organizations/{a}/invitations");
+    expect_error(app.get_with_key(&admin_b, &path).await, 403).await;
+    // Through its own organization's path, B's admin finds nothing, and
+    // neither does the platform admin: the invitation is A's.
+    expect_error(revoke(&app, &admin_b, &b, id_of_a).await, 404).await;
+    expect_error(revoke(&app, ADMIN_TOKEN, &b, id_of_a).await, 404).await;
+    expect_error(revoke(&app, &admin_b, &a, id_of_a).await, 403).await;
+    // A's cursor does not page B's list into A's.
+    let crossed = invitations(&app, &admin_b, &b, &format!("?before={id_of_a}")).await;
+    assert!(emails(&crossed).is_empty());
+
+    assert_eq!(
+        accept(&app, of_a["token"].as_str().unwrap()).await.status(),
+        201
+    );
+}
+
 #[tokio::test]
 async fn a_removed_member_can_no_longer_sign_in() {
     let app = TestApp::spawn_with_sign_in().await;
@@ -967,6 +1173,13 @@ async fn each_role_can_do_exactly_what_it_should_with_organization_administratio
         (
             "DELETE",
             format!("{org}/members/usr_missing"),
+            None,
+            Needs::OrgAdmin,
+        ),
+        ("GET", format!("{org}/invitations"), None, Needs::OrgAdmin),
+        (
+            "DELETE",
+            format!("{org}/invitations/inv_missing"),
             None,
             Needs::OrgAdmin,
         ),

@@ -321,6 +321,18 @@ const TABLE: &[(&str, &str, Access, Body)] = &[
         None,
     ),
     (
+        "GET",
+        "/api/v1/organizations/{org_id}/invitations",
+        Access::OrgAdmin,
+        None,
+    ),
+    (
+        "DELETE",
+        "/api/v1/organizations/{org_id}/invitations/{invitation_id}",
+        Access::OrgAdmin,
+        None,
+    ),
+    (
         "POST",
         "/api/v1/auth/accept-invitation",
         Access::Public,
@@ -475,6 +487,20 @@ impl World {
             "user_id" => {
                 let email = format!("removable-{}@example.com", uuid::Uuid::new_v4().simple());
                 app.create_user(&email, "org_member", Some(&self.a)).await["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            }
+            "invitation_id" => {
+                let email = format!("invited-{}@example.com", uuid::Uuid::new_v4().simple());
+                let response = app
+                    .admin_post(
+                        &format!("/api/v1/organizations/{}/invitations", self.a),
+                        &json!({"email": email, "role": "org_member"}),
+                    )
+                    .await;
+                assert_eq!(response.status(), 201);
+                response.json::<Value>().await.unwrap()["id"]
                     .as_str()
                     .unwrap()
                     .to_owned()

@@ -203,6 +203,12 @@ def main():
         page.get_by_label("Email").fill("bob@example.com")
         page.get_by_role("button", name="Invite").click()
         assert page.locator("[data-secret] code").inner_text().startswith("tginv_")
+        # The invitation is pending until revoked.
+        expect(page.get_by_role("cell", name="bob@example.com")).to_be_visible()
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.get_by_role("button", name="Revoke").click()
+        expect(page.locator("#banner")).to_have_text("The invitation for bob@example.com is revoked.")
+        expect(page.get_by_text("No pending invitations.")).to_be_visible()
 
         # A webhook: its signing secret is shown once.
         page.get_by_role("link", name="Webhooks").click()

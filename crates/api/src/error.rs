@@ -229,6 +229,7 @@ impl From<TenantError> for ApiError {
             TenantError::OrganizationNotFound => ApiError::not_found("organization not found"),
             TenantError::ApiKeyNotFound => ApiError::not_found("api key not found"),
             TenantError::UserNotFound => ApiError::not_found("user not found"),
+            TenantError::InvitationNotFound => ApiError::not_found("invitation not found"),
             TenantError::Conflict(message) => ApiError::conflict(message),
             TenantError::Invalid { field, message } => {
                 ApiError::bad_request(format!("`{field}` {message}"))

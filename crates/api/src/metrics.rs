@@ -148,6 +148,7 @@ pub struct Metrics {
     /// Set at each scrape.
     pub cooldowns_open: Gauge,
     pub settlement_queue: Gauge,
+    pub instance_fenced: Gauge,
     pub request_log_dropped: Gauge,
     pub trace_spans_dropped: Gauge,
     pub lease_top_ups: Family<LeaseLabels, Gauge>,
@@ -256,6 +257,12 @@ impl Metrics {
             "Settlements waiting for the billing writer",
             settlement_queue.clone(),
         );
+        let instance_fenced = Gauge::default();
+        r.register(
+            "instance_fenced",
+            "1 while this instance is fenced (no heartbeat reached the database for two thirds of the instance timeout, or it is registering again): calls that need credit get 503; else 0",
+            instance_fenced.clone(),
+        );
         let request_log_dropped = Gauge::default();
         r.register(
             "request_log_dropped",
@@ -299,6 +306,7 @@ impl Metrics {
             settlement,
             cooldowns_open,
             settlement_queue,
+            instance_fenced,
             request_log_dropped,
             trace_spans_dropped,
             lease_top_ups,

@@ -84,6 +84,22 @@ impl Fence {
         self.recovering.load(Ordering::Acquire) || self.silence_ms() > self.after_ms
     }
 
+    /// Why the fence is closed, in words for an operator; `None` while it
+    /// is open.
+    pub fn reason(&self) -> Option<String> {
+        if self.recovering.load(Ordering::Acquire) {
+            return Some(
+                "this instance was taken for dead by the others and is registering again: calls that need credit get 503 until it has".into(),
+            );
+        }
+        let silence = self.silence_ms();
+        (silence > self.after_ms).then(|| {
+            format!(
+                "no heartbeat of this instance has reached the database for {silence} ms (two thirds of the instance timeout): calls that need credit get 503 until one does"
+            )
+        })
+    }
+
     /// The refusal of a call while the fence is closed: what a call that
     /// needs the database gets while it is away.
     pub fn refusal(&self) -> BillingError {

@@ -384,4 +384,11 @@ impl Billing {
     pub fn instance_id(&self) -> &str {
         &self.inner.instance_id
     }
+
+    /// Why this instance is fenced (it may not spend from its leases, so
+    /// calls that need credit get 503), or `None` when it is not. Never on
+    /// a single node.
+    pub fn fenced(&self) -> Option<String> {
+        self.inner.fence.reason()
+    }
 }

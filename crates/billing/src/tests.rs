@@ -550,11 +550,14 @@ async fn an_instance_taken_for_dead_stops_spending_then_registers_again() {
     // after it, and its lease is fenced.
     a.keep_alive().await;
     drop(a.reserve(&f.org, 1).await.expect("not fenced yet"));
+    assert_eq!(a.fenced(), None);
     tokio::time::sleep(Duration::from_millis(900)).await;
     assert!(matches!(
         a.reserve(&f.org, 1).await,
         Err(BillingError::Unavailable(_))
     ));
+    let reason = a.fenced().expect("A says it is fenced");
+    assert!(reason.contains("no heartbeat"), "{reason}");
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(b.return_dead_instances_leases(1200).await.unwrap() > 0);
     assert_eq!(scalar(&f.db, instances, &f.org).await, 1);
@@ -566,6 +569,7 @@ async fn an_instance_taken_for_dead_stops_spending_then_registers_again() {
         2,
         "A registered again"
     );
+    assert_eq!(a.fenced(), None, "no longer fenced");
     assert_eq!(
         a.local_lease(&f.org),
         (0, 1),

@@ -30,6 +30,8 @@ pub enum TenantError {
     ApiKeyNotFound,
     #[error("user not found")]
     UserNotFound,
+    #[error("invitation not found")]
+    InvitationNotFound,
     #[error("{0}")]
     Conflict(&'static str),
     #[error("internal error: {0}")]

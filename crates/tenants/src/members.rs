@@ -4,7 +4,9 @@
 //! Its token (`tginv_<40 alphanumeric>`) is returned once; only its SHA-256
 //! is stored. It expires after [`INVITATION_TTL_SECS`] and can be accepted
 //! once: accepting creates the user, with the password the invitee chooses,
-//! in the same transaction that marks the invitation used.
+//! in the same transaction that marks the invitation used. A pending
+//! invitation (not accepted, not expired) can be listed, without its token,
+//! and revoked: its row is deleted, so its token no longer finds it.
 
 use crate::users::{
     hash_in_background, insert_user, normalized_email, user_from_row, valid_password,
@@ -45,6 +47,25 @@ pub struct CreatedInvitation {
 
 fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.trim().as_bytes()))
+}
+
+/// The columns [`invitation_from_row`] reads.
+const INVITATION_COLUMNS: &str =
+    "i.id, i.organization_id, i.email, i.role, i.expires_at, i.created_at";
+
+/// Times are stored in milliseconds and shown in seconds.
+fn invitation_from_row(row: &sqlx::any::AnyRow) -> Result<Invitation, TenantError> {
+    let role: String = row.try_get("role")?;
+    let expires_at: i64 = row.try_get("expires_at")?;
+    let created_at: i64 = row.try_get("created_at")?;
+    Ok(Invitation {
+        id: row.try_get("id")?,
+        organization_id: row.try_get("organization_id")?,
+        email: row.try_get("email")?,
+        role: role.parse()?,
+        expires_at: expires_at / 1000,
+        created_at: created_at / 1000,
+    })
 }
 
 fn invalid_token() -> TenantError {
@@ -148,6 +169,61 @@ impl Tenants {
             invitation,
             token: SecretString::from(token),
         })
+    }
+
+    /// The organization's pending invitations (neither accepted nor
+    /// expired), newest first: up to `limit`, older than the invitation
+    /// `before` when given.
+    pub async fn list_invitations(
+        &self,
+        organization_id: &str,
+        limit: i64,
+        before: Option<&str>,
+    ) -> Result<Vec<Invitation>, TenantError> {
+        self.organization(organization_id).await?;
+        // Invitation ids are UUIDv7, in creation order: `before` needs no
+        // row of its own, so a cursor whose invitation was revoked (deleted)
+        // or accepted since still pages on.
+        let sql = format!(
+            "SELECT {INVITATION_COLUMNS} FROM invitations i WHERE i.organization_id = $1 \
+             AND i.accepted_at IS NULL AND i.expires_at > $2 AND ($3 IS NULL OR i.id < $3) \
+             ORDER BY i.id DESC LIMIT $4"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(organization_id)
+            .bind(time::now_millis())
+            .bind(before)
+            .bind(limit)
+            .fetch_all(self.db.pool())
+            .await?;
+        rows.iter().map(invitation_from_row).collect()
+    }
+
+    /// Revokes a pending invitation of this organization: it is deleted, and
+    /// its token can no longer be accepted. An unknown, accepted or expired
+    /// invitation, or one of another organization, is not found.
+    pub async fn revoke_invitation(
+        &self,
+        organization_id: &str,
+        invitation_id: &str,
+    ) -> Result<(), TenantError> {
+        self.organization(organization_id).await?;
+        // An acceptance in flight claims the row with `accepted_at IS NULL`
+        // in its own transaction: either it claims it first (and this finds
+        // nothing to revoke) or it finds the row gone and is refused.
+        let done = sqlx::query(
+            "DELETE FROM invitations WHERE id = $1 AND organization_id = $2 \
+             AND accepted_at IS NULL AND expires_at > $3",
+        )
+        .bind(invitation_id)
+        .bind(organization_id)
+        .bind(time::now_millis())
+        .execute(self.db.pool())
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(TenantError::InvitationNotFound);
+        }
+        Ok(())
     }
 
     /// Accepts an invitation: creates its user with this password and marks

@@ -537,6 +537,7 @@ async function byok(org, body) {
 async function members(org, body) {
   const reveal = h("div");
   const list = h("div");
+  const pending = h("div");
   async function load() {
     const page = await attempt(() => call("listMembers", { path: { org_id: org.id } }));
     if (!page) return;
@@ -545,14 +546,28 @@ async function members(org, body) {
         if (confirm(`Remove ${u.email}?`) && await attempt(() => call("removeMember", { path: { org_id: org.id, user_id: u.id } }), "Removed.")) load();
       } }, "Remove")]), "No members yet: invite someone."));
   }
+  // Revoking answers 204 (no body): `true` tells `attempt` it worked.
+  const revoke = (i) => attempt(async () => {
+    await call("revokeInvitation", { path: { org_id: org.id, invitation_id: i.id } });
+    return true;
+  }, `The invitation for ${i.email} is revoked.`);
+  function loadPending() {
+    pending.replaceChildren(pager((before) => call("listInvitations", { path: { org_id: org.id }, query: { before, limit: 25 } }), (p) =>
+      table([["Email"], ["Role"], ["Expires", "opt"], [""]], p.data.map((i) => [i.email, i.role, when(i.expires_at),
+        h("button", { class: "danger", type: "button", onclick: async () => {
+          if (confirm(`Revoke the invitation for ${i.email}?`) && await revoke(i)) loadPending();
+        } }, "Revoke")]), "No pending invitations.")));
+  }
   body.append(h("section", { class: "card" }, h("h2", {}, "Invite"),
     form([field("Email", "email", { type: "email", required: true }),
       select("Role", "role", [["org_member", "member (read only)"], ["org_admin", "admin"]], "org_member")],
     async (v, f) => {
       const inv = await attempt(() => call("createInvitation", { path: { org_id: org.id }, body: { email: v.email, role: v.role } }));
-      if (inv) { f.reset(); reveal.replaceChildren(secretBox(`Invitation for ${inv.email}, until ${when(inv.expires_at)}`, inv.token)); }
+      if (inv) { f.reset(); reveal.replaceChildren(secretBox(`Invitation for ${inv.email}, until ${when(inv.expires_at)}`, inv.token)); loadPending(); }
     }, "Invite"), reveal),
+  h("section", { class: "card" }, h("h2", {}, "Pending invitations"), pending),
   h("section", { class: "card" }, h("h2", {}, "Members"), list));
+  loadPending();
   await load();
 }
 

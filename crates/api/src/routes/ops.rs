@@ -17,7 +17,11 @@ pub struct Status {
     status: &'static str,
 }
 
-/// `GET /ready` when the database cannot be reached.
+/// `GET /ready` when the database cannot be reached (`code:
+/// database_unreachable`), or when this instance is fenced (`code:
+/// instance_fenced`): no heartbeat of it reached the database for two
+/// thirds of `TOLLGATE_INSTANCE_TIMEOUT_MS`, so it serves no call that
+/// needs credit.
 #[derive(Serialize, ToSchema)]
 #[schema(example = json!({"status": "unavailable", "error": {"message": "database unreachable", "type": "unavailable", "code": "database_unreachable"}}))]
 pub struct NotReady {
@@ -35,17 +39,25 @@ pub async fn health() -> Json<Status> {
     Json(Status { status: "ok" })
 }
 
-/// The database is reachable.
+/// The database is reachable and this instance is not fenced.
 #[utoipa::path(
     get, path = "/ready", tag = "operations", operation_id = "ready", security(()),
     responses(
         (status = 200, description = "Ready", body = Status),
-        (status = 503, description = "The database is unreachable", body = NotReady),
+        (status = 503, description = "The database is unreachable, or this instance is fenced (its heartbeats have not reached the database lately)", body = NotReady),
     )
 )]
 pub async fn ready(
     State(state): State<AppState>,
 ) -> Result<Json<Status>, (StatusCode, Json<NotReady>)> {
+    // First: a fenced instance refuses calls that need credit even when a
+    // ping gets through, and while the database is away it says more.
+    if let Some(reason) = state.billing.fenced() {
+        return Err((
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(NotReady::fenced(reason)),
+        ));
+    }
     if state.db.ping().await {
         return Ok(Json(Status { status: "ok" }));
     }
@@ -60,6 +72,18 @@ impl NotReady {
                 message: "database unreachable".into(),
                 kind: "unavailable",
                 code: "database_unreachable",
+                param: None,
+            },
+        }
+    }
+
+    fn fenced(reason: String) -> NotReady {
+        NotReady {
+            status: "unavailable",
+            error: ErrorBody {
+                message: reason,
+                kind: "unavailable",
+                code: "instance_fenced",
                 param: None,
             },
         }
@@ -104,6 +128,9 @@ fn refresh_gauges(state: &AppState) {
         .settlement_queue
         .set(gauge(state.billing.settlement_queue_depth()));
     metrics
+        .instance_fenced
+        .set(i64::from(state.billing.fenced().is_some()));
+    metrics
         .request_log_dropped
         .set(gauge(state.observer.request_log.dropped()));
     metrics
@@ -134,6 +161,14 @@ mod tests {
         assert_eq!(
             serde_json::to_value(super::NotReady::database()).unwrap(),
             json!({"status": "unavailable", "error": {"message": "database unreachable", "type": "unavailable", "code": "database_unreachable"}})
+        );
+    }
+
+    #[test]
+    fn a_fenced_instance_answers_the_same_shape_with_its_reason() {
+        assert_eq!(
+            serde_json::to_value(super::NotReady::fenced("why".into())).unwrap(),
+            json!({"status": "unavailable", "error": {"message": "why", "type": "unavailable", "code": "instance_fenced"}})
         );
     }
 }

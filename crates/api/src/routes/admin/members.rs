@@ -1,15 +1,15 @@
 //! An organization's members and invitations: list and remove members,
-//! invite by email, and accept an invitation (which creates the user and
-//! signs it in).
+//! invite by email, list and revoke pending invitations, and accept an
+//! invitation (which creates the user and signs it in).
 //!
 //! A platform admin or an org_admin of the organization manages its
 //! members; an org_member may not (403), nor may anyone of another
 //! organization.
 
-use super::Page;
+use super::{Page, PageQuery};
 use crate::error::ApiError;
-use crate::extract::{Caller, JsonBody, PathParams};
-use crate::openapi::errors::{AcceptErrors, AdminErrors, ReadErrors};
+use crate::extract::{Caller, JsonBody, PathParams, QueryParams};
+use crate::openapi::errors::{AcceptErrors, AdminErrors, ListErrors, ReadErrors};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
@@ -156,6 +156,66 @@ pub async fn invite(
             invitation: created.invitation,
         }),
     ))
+}
+
+/// List the organization's pending invitations (neither accepted nor
+/// expired), newest first, without their tokens.
+///
+/// Roles: platform admin; org_admin of this organization.
+#[utoipa::path(
+    get, path = "/api/v1/organizations/{org_id}/invitations", tag = "members",
+    operation_id = "listInvitations",
+    security(("admin_token" = []), ("user_jwt" = [])),
+    params(("org_id" = String, Path, description = "Organization id"), PageQuery),
+    responses(
+        (status = 200, description = "A page of pending invitations", body = Page<Invitation>),
+        ListErrors,
+    )
+)]
+pub async fn list_invitations(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParams(org_id): PathParams<String>,
+    QueryParams(page): QueryParams<PageQuery>,
+) -> Result<Json<Page<Invitation>>, ApiError> {
+    caller.require_org_admin(&org_id)?;
+    let limit = super::page_limit(page.limit)?;
+    let invitations = state
+        .tenants
+        .list_invitations(&org_id, limit + 1, page.before.as_deref())
+        .await?;
+    Ok(Json(Page::cut(invitations, limit, |i| i.id.clone())))
+}
+
+/// Revoke a pending invitation: its token can no longer be accepted. An
+/// unknown, accepted or expired invitation is a 404.
+///
+/// Roles: platform admin; org_admin of this organization.
+#[utoipa::path(
+    delete, path = "/api/v1/organizations/{org_id}/invitations/{invitation_id}", tag = "members",
+    operation_id = "revokeInvitation",
+    security(("admin_token" = []), ("user_jwt" = [])),
+    params(
+        ("org_id" = String, Path, description = "Organization id"),
+        ("invitation_id" = String, Path, description = "Invitation id"),
+    ),
+    responses(
+        (status = 204, description = "Revoked"),
+        ReadErrors,
+    )
+)]
+pub async fn revoke_invitation(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParams((org_id, invitation_id)): PathParams<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_org_admin(&org_id)?;
+    state
+        .tenants
+        .revoke_invitation(&org_id, &invitation_id)
+        .await?;
+    tracing::info!(organization_id = %org_id, invitation_id = %invitation_id, "invitation revoked");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Accept an invitation: creates the user with this password and signs it

@@ -40,7 +40,11 @@ pub fn routes() -> Router<AppState> {
         )
         .route(
             "/api/v1/organizations/{org_id}/invitations",
-            post(members::invite),
+            post(members::invite).get(members::list_invitations),
+        )
+        .route(
+            "/api/v1/organizations/{org_id}/invitations/{invitation_id}",
+            delete(members::revoke_invitation),
         )
         .route("/api/v1/auth/accept-invitation", post(members::accept))
         .route(

@@ -51,12 +51,23 @@ pub struct UsageQuery {
     /// Only `ok` or only `partial` (streams that ended early) records.
     #[param(value_type = Option<UsageStatus>)]
     status: Option<String>,
-    /// `json` or `csv` on the list, kept for clients written before
-    /// `…/usage/export`.
+    /// The list's answer: `json` (default: a page) or `csv` (every
+    /// matching record, oldest first, as `…/usage/export` answers; without
+    /// `limit` or `before`). Without it, `Accept: text/csv` asks for CSV.
+    #[param(value_type = Option<UsageFormat>, inline)]
     format: Option<String>,
     /// What the summary sums by.
     #[param(value_type = Option<UsageGroup>)]
     group_by: Option<String>,
+}
+
+/// What `GET …/usage` answers with.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // Only documents the `format` parameter's values.
+enum UsageFormat {
+    Json,
+    Csv,
 }
 
 /// The filters every usage operation takes.
@@ -78,12 +89,12 @@ fn usage_params(names: &[&str]) -> Vec<Parameter> {
         .collect()
 }
 
-/// The query of `GET …/usage`: a page, and the filters.
+/// The query of `GET …/usage`: a page, the format, and the filters.
 pub struct ListParams;
 
 impl IntoParams for ListParams {
     fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
-        usage_params(&["limit", "before"])
+        usage_params(&["limit", "before", "format"])
     }
 }
 
@@ -153,8 +164,11 @@ impl UsageQuery {
 
 /// List an organization's usage records, newest first.
 ///
-/// Filters combine (AND); `from` and `to` are unix milliseconds. For every
-/// matching record as CSV, see `GET …/usage/export`.
+/// Filters combine (AND); `from` and `to` are unix milliseconds. With
+/// `format=csv` (or, without `format`, an `Accept` header that asks for
+/// `text/csv`) the answer is every matching record as CSV, oldest first,
+/// exactly as `GET …/usage/export` answers it (`limit` and `before` are
+/// then refused).
 ///
 /// Roles: platform admin; org_admin and org_member of this organization.
 #[utoipa::path(
@@ -163,7 +177,10 @@ impl UsageQuery {
     security(("admin_token" = []), ("user_jwt" = [])),
     params(("org_id" = String, Path, description = "Organization id"), ListParams),
     responses(
-        (status = 200, description = "A page of usage records", body = UnitPage<UsageRecord>),
+        (status = 200, description = "A page of usage records; with `format=csv`, the CSV export", content(
+            (UnitPage<UsageRecord> = "application/json"),
+            (String = "text/csv; charset=utf-8", example = json!(csv_example())),
+        )),
         ListErrors,
     )
 )]
