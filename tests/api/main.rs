@@ -19,6 +19,7 @@ mod deployments;
 mod durability;
 mod embeddings;
 mod import_litellm;
+mod key_updates;
 mod log_hygiene;
 mod management_input;
 mod metrics;

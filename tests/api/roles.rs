@@ -187,6 +187,12 @@ const TABLE: &[(&str, &str, Access, Body)] = &[
         None,
     ),
     (
+        "PATCH",
+        "/api/v1/organizations/{org_id}/api-keys/{key_id}",
+        Access::OrgAdmin,
+        None,
+    ),
+    (
         "DELETE",
         "/api/v1/organizations/{org_id}/api-keys/{key_id}",
         Access::OrgAdmin,

@@ -228,6 +228,10 @@ impl From<TenantError> for ApiError {
         match e {
             TenantError::OrganizationNotFound => ApiError::not_found("organization not found"),
             TenantError::ApiKeyNotFound => ApiError::not_found("api key not found"),
+            // Gone, as a deleted organization or credential is: 404.
+            TenantError::ApiKeyRevoked => {
+                ApiError::not_found("api key revoked: a revoked key cannot be changed")
+            }
             TenantError::UserNotFound => ApiError::not_found("user not found"),
             TenantError::InvitationNotFound => ApiError::not_found("invitation not found"),
             TenantError::Conflict(message) => ApiError::conflict(message),

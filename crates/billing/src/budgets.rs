@@ -11,6 +11,13 @@
 //! ledger row and the usage record. Leases are recorded per instance
 //! (`api_key_budget_leases`), so a dead instance's are returned with its
 //! credit leases; idle ones go back like credit leases.
+//!
+//! A budget can change while leases of it are out. Top-ups check the
+//! amount as stored, so no instance leases beyond a lowered budget, even
+//! before it sees the change; and a lease belongs to the amount it was
+//! taken under (see [`account`]), so once an instance sees the change its
+//! calls no longer hold from the old lease. Spending past a lowered budget
+//! is therefore bounded by the leases already out when it was lowered.
 
 use crate::leases::Book;
 use crate::writer::Job;
@@ -36,14 +43,24 @@ pub(crate) struct BudgetHold {
     pub amount: i64,
 }
 
-/// The in-memory lease book's name for one key's budget in one period.
-pub(crate) fn account(api_key_id: &str, period_start: i64) -> String {
-    format!("{period_start}:{api_key_id}")
+/// The in-memory lease book's name for one key's budget in one period,
+/// under one budget amount: `<period start>:<key id>@<amount>`.
+///
+/// The amount is part of the name so that a changed budget is never held
+/// from a lease taken under the old one: once a replica sees the new
+/// amount, its calls hold from a new account, whose top-ups the database
+/// checks against the new amount (the old lease still counts as
+/// `reserved` there), and the old lease, held by no call any more, goes
+/// back as idle. Both accounts charge the same database row.
+pub(crate) fn account(budget: &KeyBudget, period_start: i64) -> String {
+    format!("{period_start}:{}@{}", budget.api_key_id, budget.amount)
 }
 
-/// The key id and period start of a budget account name.
+/// The key id and period start of a budget account name. Journals written
+/// before the amount was part of the name have `<period start>:<key id>`.
 fn parse_account(account: &str) -> Option<(&str, i64)> {
-    let (start, key) = account.split_once(':')?;
+    let (start, rest) = account.split_once(':')?;
+    let key = rest.split_once('@').map_or(rest, |(key, _)| key);
     Some((key, start.parse().ok()?))
 }
 
@@ -68,7 +85,7 @@ impl Billing {
         amount: i64,
     ) -> Result<BudgetHold, BillingError> {
         let period_start = budget.period.start(time::now_millis());
-        let account = account(&budget.api_key_id, period_start);
+        let account = account(budget, period_start);
         // Made only when the lease needs a top-up, not on every call.
         let top_up = || {
             let (billing, key_budget) = (self.clone(), budget.clone());
@@ -119,9 +136,14 @@ impl Billing {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        // Checked against the key's budget as stored, not as this replica
+        // cached it: a replica that has not yet seen a lowered budget
+        // (for up to a second) cannot lease beyond it. `$5` stands in only
+        // for a budget removed meanwhile, which limits nothing any more.
         let held = sqlx::query(
             "UPDATE api_key_budget_periods SET reserved = reserved + $1, updated_at = $2 \
-             WHERE api_key_id = $3 AND period_start = $4 AND spent + reserved + $1 <= $5",
+             WHERE api_key_id = $3 AND period_start = $4 AND spent + reserved + $1 <= \
+             COALESCE((SELECT k.budget_amount FROM api_keys k WHERE k.id = $3), $5)",
         )
         .bind(amount)
         .bind(now)
@@ -174,7 +196,7 @@ impl Billing {
         let free = {
             let accounts = self.inner.budget_leases.lock();
             accounts
-                .get(&account(&budget.api_key_id, period_start))
+                .get(&account(budget, period_start))
                 .map_or(0, |a| a.lease - a.in_use)
         };
         Ok(BillingError::BudgetExceeded {
@@ -349,4 +371,30 @@ pub(crate) async fn return_leases_of_keys(db: &Db, instance_id: &str) -> Result<
         tx.commit().await?;
     }
     Ok(returned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_budget_account_names_its_amount_and_parses_back_to_its_row() {
+        let budget = |amount| KeyBudget {
+            api_key_id: "key_0123".to_owned(),
+            amount,
+            period: BudgetPeriod::Daily,
+        };
+
+        let before = account(&budget(100), 86_400_000);
+        let after = account(&budget(50), 86_400_000);
+
+        assert_ne!(before, after, "a changed amount is a new lease");
+        assert_eq!(parse_account(&before), Some(("key_0123", 86_400_000)));
+        assert_eq!(parse_account(&after), Some(("key_0123", 86_400_000)));
+        assert_eq!(
+            parse_account("86400000:key_0123"),
+            Some(("key_0123", 86_400_000)),
+            "journals of before the amount was in the name"
+        );
+    }
 }

@@ -1,4 +1,4 @@
-//! API keys: creation, listing, revocation and authentication.
+//! API keys: creation, listing, change, revocation and authentication.
 
 use crate::{TenantError, Tenants};
 use rand::Rng;
@@ -332,6 +332,56 @@ fn positive(field: &'static str, v: Option<i64>) -> Result<(), TenantError> {
     }
 }
 
+/// A key's name, trimmed: 1 to 200 characters, without NUL.
+fn valid_name(name: &str) -> Result<&str, TenantError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 || name.contains('\0') {
+        return Err(TenantError::Invalid {
+            field: "name",
+            message: "must be 1 to 200 characters, without NUL".into(),
+        });
+    }
+    Ok(name)
+}
+
+/// The limits and budget a key is created or changed with: each positive.
+fn valid_limits(
+    rpm_limit: Option<i64>,
+    tpm_limit: Option<i64>,
+    max_concurrency: Option<i64>,
+    budget: Option<Budget>,
+) -> Result<(), TenantError> {
+    positive("rpm_limit", rpm_limit)?;
+    positive("tpm_limit", tpm_limit)?;
+    positive("max_concurrency", max_concurrency)?;
+    positive("budget.amount", budget.map(|b| b.amount))
+}
+
+/// Whether an expiry (unix seconds) is in the future, as a new key's must be.
+fn valid_future_expiry(expires_at: i64, now_ms: i64) -> Result<(), TenantError> {
+    if expires_at.saturating_mul(1000) <= now_ms {
+        return Err(TenantError::Invalid {
+            field: "expires_at",
+            message: "must be in the future (unix seconds)".into(),
+        });
+    }
+    Ok(())
+}
+
+/// A change to a key; `None` leaves a field as it is, `Some(None)` removes
+/// the limit, budget or expiry.
+#[derive(Debug, Clone, Default)]
+pub struct ApiKeyChange {
+    pub name: Option<String>,
+    pub rpm_limit: Option<Option<i64>>,
+    pub tpm_limit: Option<Option<i64>>,
+    pub max_concurrency: Option<Option<i64>>,
+    pub budget: Option<Option<Budget>>,
+    /// Unix seconds. Unlike at creation, a past instant is accepted: it
+    /// expires the key at once (401 `expired`, as for a key that ran out).
+    pub expires_at: Option<Option<i64>>,
+}
+
 impl Tenants {
     /// Creates a key for an organization; the returned secret is never stored.
     pub async fn create_api_key(
@@ -339,25 +389,16 @@ impl Tenants {
         organization_id: &str,
         new: NewApiKey,
     ) -> Result<CreatedApiKey, TenantError> {
-        let name = new.name.trim();
-        if name.is_empty() || name.chars().count() > 200 || name.contains('\0') {
-            return Err(TenantError::Invalid {
-                field: "name",
-                message: "must be 1 to 200 characters, without NUL".into(),
-            });
-        }
-        positive("rpm_limit", new.rpm_limit)?;
-        positive("tpm_limit", new.tpm_limit)?;
-        positive("max_concurrency", new.max_concurrency)?;
-        positive("budget.amount", new.budget.map(|b| b.amount))?;
+        let name = valid_name(&new.name)?;
+        valid_limits(
+            new.rpm_limit,
+            new.tpm_limit,
+            new.max_concurrency,
+            new.budget,
+        )?;
         let now = time::now_millis();
-        if let Some(exp) = new.expires_at
-            && exp.saturating_mul(1000) <= now
-        {
-            return Err(TenantError::Invalid {
-                field: "expires_at",
-                message: "must be in the future (unix seconds)".into(),
-            });
+        if let Some(exp) = new.expires_at {
+            valid_future_expiry(exp, now)?;
         }
         let scopes = resolve_scopes(new.scopes, new.admin)?;
         let admin = scopes.contains(&KeyScope::Admin);
@@ -470,6 +511,122 @@ impl Tenants {
             return Err(TenantError::ApiKeyNotFound);
         }
         Ok(())
+    }
+
+    /// One key of this organization, without its secret.
+    pub async fn api_key(
+        &self,
+        organization_id: &str,
+        key_id: &str,
+    ) -> Result<ApiKeyInfo, TenantError> {
+        let sql = format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys k WHERE k.id = $1 AND k.organization_id = $2"
+        );
+        let row = sqlx::query(&sql)
+            .bind(key_id)
+            .bind(organization_id)
+            .fetch_optional(self.db.pool())
+            .await?
+            .ok_or(TenantError::ApiKeyNotFound)?;
+        Ok(info_from_row(&row)?)
+    }
+
+    /// Changes a key of this organization: its name, limits, budget or
+    /// expiry, validated as at creation (but an expiry may be in the past:
+    /// it expires the key). The change reaches this replica's calls at
+    /// once and the others' within their poll (`updated_at` is bumped, as a
+    /// revocation does). A revoked key cannot be changed:
+    /// [`TenantError::ApiKeyRevoked`]; nothing changes on any error.
+    pub async fn update_api_key(
+        &self,
+        organization_id: &str,
+        key_id: &str,
+        change: ApiKeyChange,
+    ) -> Result<ApiKeyInfo, TenantError> {
+        let name = change.name.as_deref().map(valid_name).transpose()?;
+        valid_limits(
+            change.rpm_limit.flatten(),
+            change.tpm_limit.flatten(),
+            change.max_concurrency.flatten(),
+            change.budget.flatten(),
+        )?;
+        if change.expires_at.flatten().is_some_and(|exp| exp < 0) {
+            return Err(TenantError::Invalid {
+                field: "expires_at",
+                message: "must be a non-negative unix time in seconds".into(),
+            });
+        }
+        // A deleted organization is gone for every path, this one too.
+        self.organization(organization_id).await?;
+        let now = time::now_millis();
+        let mut tx = self.db.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE api_keys SET updated_at = $1 \
+             WHERE id = $2 AND organization_id = $3 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(key_id)
+        .bind(organization_id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            tx.rollback().await?;
+            // Unknown, another organization's (hidden as unknown) or revoked.
+            let key = self.api_key(organization_id, key_id).await?;
+            return Err(if key.revoked_at.is_some() {
+                TenantError::ApiKeyRevoked
+            } else {
+                TenantError::ApiKeyNotFound
+            });
+        }
+        // Static SQL per column: no column name is ever formatted in.
+        if let Some(name) = name {
+            sqlx::query("UPDATE api_keys SET name = $1 WHERE id = $2")
+                .bind(name)
+                .bind(key_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let limits = [
+            (
+                "UPDATE api_keys SET rpm_limit = $1 WHERE id = $2",
+                change.rpm_limit,
+            ),
+            (
+                "UPDATE api_keys SET tpm_limit = $1 WHERE id = $2",
+                change.tpm_limit,
+            ),
+            (
+                "UPDATE api_keys SET max_concurrency = $1 WHERE id = $2",
+                change.max_concurrency,
+            ),
+            (
+                "UPDATE api_keys SET expires_at = $1 WHERE id = $2",
+                change
+                    .expires_at
+                    .map(|exp| exp.map(|s| s.saturating_mul(1000))),
+            ),
+        ];
+        for (sql, value) in limits {
+            if let Some(value) = value {
+                sqlx::query(sql)
+                    .bind(value)
+                    .bind(key_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        if let Some(budget) = change.budget {
+            sqlx::query("UPDATE api_keys SET budget_amount = $1, budget_period = $2 WHERE id = $3")
+                .bind(budget.map(|b| b.amount))
+                .bind(budget.map(|b| b.period.as_str()))
+                .bind(key_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        self.cache.remove(key_id);
+        self.api_key(organization_id, key_id).await
     }
 
     /// Checks a presented key. Cached keys cost no database round trip.

@@ -13,8 +13,8 @@ mod orgs;
 mod users;
 
 pub use keys::{
-    ApiKeyInfo, AuthError, Budget, BudgetPeriod, CreatedApiKey, KeyCache, KeyScope, NewApiKey,
-    Principal,
+    ApiKeyChange, ApiKeyInfo, AuthError, Budget, BudgetPeriod, CreatedApiKey, KeyCache, KeyScope,
+    NewApiKey, Principal,
 };
 pub use members::{CreatedInvitation, INVITATION_TTL_SECS, Invitation};
 pub use orgs::{MAX_MARKUP_PERCENT, Organization, OrganizationChange};
@@ -28,6 +28,9 @@ pub enum TenantError {
     OrganizationNotFound,
     #[error("api key not found")]
     ApiKeyNotFound,
+    /// A revoked key cannot be changed (it is kept only for the record).
+    #[error("api key revoked")]
+    ApiKeyRevoked,
     #[error("user not found")]
     UserNotFound,
     #[error("invitation not found")]

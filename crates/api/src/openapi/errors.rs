@@ -159,6 +159,10 @@ error_set!(
     AdminErrors, ErrorResponse, [400, 401, 403, 404, 409, 413, 502]
 );
 error_set!(
+    /// Changing one resource of an organization.
+    ChangeErrors, ErrorResponse, [400, 401, 403, 404, 413]
+);
+error_set!(
     /// Signing in.
     LoginErrors, ErrorResponse, [400, 401, 413, 429, 503]
 );

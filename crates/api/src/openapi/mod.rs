@@ -45,7 +45,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         surfaces::gemini_models,
         organizations::create, organizations::list, organizations::get,
         organizations::update, organizations::suspend, organizations::resume,
-        api_keys::create, api_keys::list, api_keys::revoke,
+        api_keys::create, api_keys::list, api_keys::update, api_keys::revoke,
         credits::balance, credits::grant, credits::transactions,
         usage::list, usage::summary, usage::export,
         crate::routes::admin::requests::list, crate::routes::admin::requests::get,

@@ -1,9 +1,10 @@
-//! Organization API keys: create (the key is shown only then), list, revoke.
+//! Organization API keys: create (the key is shown only then), list,
+//! change (limits, budget, expiry, name: never the secret), revoke.
 
-use super::{Page, PageQuery};
+use super::{Page, PageQuery, present};
 use crate::error::ApiError;
 use crate::extract::{Caller, JsonBody, PathParams, QueryParams};
-use crate::openapi::errors::{AdminErrors, ListErrors, ReadErrors};
+use crate::openapi::errors::{AdminErrors, ChangeErrors, ListErrors, ReadErrors};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
@@ -11,7 +12,7 @@ use axum::http::StatusCode;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use tollgate_core::{BudgetPeriod, time};
-use tollgate_tenants::{ApiKeyInfo, Budget, KeyScope, NewApiKey};
+use tollgate_tenants::{ApiKeyChange, ApiKeyInfo, Budget, KeyScope, NewApiKey};
 use utoipa::ToSchema;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -42,6 +43,58 @@ pub struct CreateApiKey {
     /// `admin` when `admin` is true). At least one.
     #[schema(nullable = false)]
     scopes: Option<Vec<KeyScope>>,
+}
+
+/// Fields left out are unchanged; `null` removes a limit, the budget or the
+/// expiry. Values are checked as at creation, but `expires_at` may be in
+/// the past: the key then fails with 401 (`expired`) at once. The secret,
+/// the scopes and the `admin` flag cannot be changed.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"rpm_limit": 1200, "tpm_limit": null, "budget": {"amount": 10_000_000, "period": "monthly"}}))]
+pub struct UpdateApiKey {
+    /// 1 to 200 characters.
+    #[schema(nullable = false, min_length = 1, max_length = 200)]
+    name: Option<String>,
+    /// Requests per minute, positive; `null`: no limit of the key's own.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, minimum = 1)]
+    rpm_limit: Option<Option<i64>>,
+    /// Tokens per minute, positive; `null`: no limit of the key's own.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, minimum = 1)]
+    tpm_limit: Option<Option<i64>>,
+    /// Calls in flight at once, positive; `null`: no limit of the key's own.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, minimum = 1)]
+    max_concurrency: Option<Option<i64>>,
+    /// The new cap (`amount` positive) and period; `null`: no budget. What
+    /// the key spent in the current period counts against a new amount;
+    /// a new period counts from what was charged to it (see the README).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Budget>)]
+    budget: Option<Option<Budget>>,
+    /// Unix seconds; `null`: never expires.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, minimum = 0)]
+    expires_at: Option<Option<i64>>,
+}
+
+impl UpdateApiKey {
+    /// The names of the fields the body sets, for the log.
+    fn fields(&self) -> Vec<&'static str> {
+        [
+            ("name", self.name.is_some()),
+            ("rpm_limit", self.rpm_limit.is_some()),
+            ("tpm_limit", self.tpm_limit.is_some()),
+            ("max_concurrency", self.max_concurrency.is_some()),
+            ("budget", self.budget.is_some()),
+            ("expires_at", self.expires_at.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(field, set)| set.then_some(field))
+        .collect()
+    }
 }
 
 /// A key as listed: everything but the secret.
@@ -124,6 +177,7 @@ pub async fn create(
             },
         )
         .await?;
+    tracing::info!(organization_id = %org_id, api_key_id = %created.info.id, "api key created");
     let key = created.key.expose_secret().to_owned();
     let info = with_spending(&state, &org_id, vec![created.info])
         .await?
@@ -166,6 +220,62 @@ pub async fn list(
     }))
 }
 
+/// Change an API key's name, rate limits, budget or expiry, keeping its
+/// secret. The change applies to the key's calls on every replica within
+/// a second; fields left out are unchanged and `null` removes a limit, the
+/// budget or the expiry.
+///
+/// A lowered budget refuses the next calls (402, `param: budget`) once
+/// what the key spent in the current period reaches it; a raised one
+/// admits them at once. A revoked key cannot be changed: 404, as for a
+/// key that does not exist (or belongs to another organization).
+///
+/// Roles: platform admin; org_admin of this organization.
+#[utoipa::path(
+    patch, path = "/api/v1/organizations/{org_id}/api-keys/{key_id}", tag = "api keys",
+    operation_id = "updateApiKey",
+    security(("admin_token" = []), ("user_jwt" = [])),
+    params(
+        ("org_id" = String, Path, description = "Organization id"),
+        ("key_id" = String, Path, description = "API key id"),
+    ),
+    request_body = UpdateApiKey,
+    responses(
+        (status = 200, description = "The key as listed, without its secret", body = ApiKey),
+        ChangeErrors,
+    )
+)]
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParams((org_id, key_id)): PathParams<(String, String)>,
+    JsonBody(body): JsonBody<UpdateApiKey>,
+) -> Result<Json<ApiKey>, ApiError> {
+    caller.require_org_admin(&org_id)?;
+    let fields = body.fields().join(",");
+    let info = state
+        .tenants
+        .update_api_key(
+            &org_id,
+            &key_id,
+            ApiKeyChange {
+                name: body.name,
+                rpm_limit: body.rpm_limit,
+                tpm_limit: body.tpm_limit,
+                max_concurrency: body.max_concurrency,
+                budget: body.budget,
+                expires_at: body.expires_at,
+            },
+        )
+        .await?;
+    tracing::info!(organization_id = %org_id, api_key_id = %key_id, fields, "api key updated");
+    let key = with_spending(&state, &org_id, vec![info])
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::internal("an updated key went missing"))?;
+    Ok(Json(key))
+}
+
 /// Revoke an API key; it fails with 401 within a second on every replica.
 ///
 /// Roles: platform admin; org_admin of this organization.
@@ -189,6 +299,7 @@ pub async fn revoke(
 ) -> Result<Json<RevokedApiKey>, ApiError> {
     caller.require_org_admin(&org_id)?;
     state.tenants.revoke_api_key(&org_id, &key_id).await?;
+    tracing::info!(organization_id = %org_id, api_key_id = %key_id, "api key revoked");
     Ok(Json(RevokedApiKey {
         id: key_id,
         revoked: true,

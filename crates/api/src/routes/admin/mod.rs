@@ -16,7 +16,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Router;
 use axum::routing::{delete, get, post, put};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use tollgate_core::Unit;
 use tollgate_tenants::Organization;
 use utoipa::{IntoParams, ToSchema};
@@ -61,7 +61,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route(
             "/api/v1/organizations/{org_id}/api-keys/{key_id}",
-            delete(api_keys::revoke),
+            delete(api_keys::revoke).patch(api_keys::update),
         )
         .route(
             "/api/v1/organizations/{org_id}/credits",
@@ -225,6 +225,14 @@ pub fn check_time_range(from: Option<i64>, to: Option<i64>) -> Result<(), ApiErr
         return Err(ApiError::bad_request("`from` must not be after `to`"));
     }
     Ok(())
+}
+
+/// For a PATCH body's field: tells one given as `null` (`Some(None)`) from
+/// an absent one (`None`). Use with `#[serde(default, deserialize_with = "present")]`.
+pub(crate) fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    de: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(de).map(Some)
 }
 
 /// The organization, or 404.

@@ -6,7 +6,7 @@
 //! `max_concurrency`) is the platform admin's, as are suspension and
 //! deletion.
 
-use super::Page;
+use super::{Page, present};
 use crate::error::ApiError;
 use crate::extract::{Caller, JsonBody, PathParams, QueryParams};
 use crate::openapi::errors::{AdminErrors, CreateErrors, ListErrors, ReadErrors};
@@ -14,7 +14,7 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use tollgate_billing::MAX_OVERDRAFT_LIMIT;
 use tollgate_core::{BillingMode, PowerLevel, Unit};
 use tollgate_credentials::{Actor, ListFilter};
@@ -111,13 +111,6 @@ impl UpdateOrganization {
             || self.tpm_limit.is_some()
             || self.max_concurrency.is_some()
     }
-}
-
-/// Tells a field given as `null` (`Some(None)`) from an absent one (`None`).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    de: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(de).map(Some)
 }
 
 /// Create an organization.
