@@ -181,12 +181,21 @@ async fn stream_cut_by_the_provider_ends_cleanly_and_bills_what_was_produced() {
 
 #[tokio::test]
 async fn client_that_disconnects_mid_stream_is_still_billed() {
+    a_client_that_gives_up_before_the_answer_is_still_billed(true).await;
+}
+
+#[tokio::test]
+async fn client_that_disconnects_before_a_plain_answer_is_still_billed() {
+    a_client_that_gives_up_before_the_answer_is_still_billed(false).await;
+}
+
+async fn a_client_that_gives_up_before_the_answer_is_still_billed(stream: bool) {
     let app = TestApp::spawn().await;
     let (org, key) = app.funded_org("usd", 1_000_000).await;
     app.mock
         .push_fault(Fault::Latency(std::time::Duration::from_millis(300)));
     let mut body = chat_body("gpt-4o-mini");
-    body["stream"] = json!(true);
+    body["stream"] = json!(stream);
 
     // Give up before the provider has answered.
     let attempt =

@@ -48,6 +48,7 @@
 pub mod admission;
 mod count;
 pub mod error;
+mod finish;
 pub mod headers;
 mod lease;
 pub mod observe;

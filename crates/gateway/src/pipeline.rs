@@ -4,6 +4,7 @@
 use crate::Gateway;
 use crate::admission::{admit, allowed_candidates, require_scope};
 use crate::error::{GatewayError, seconds_up};
+use crate::finish::Finish;
 use crate::observe::{
     AttemptInfo, AttemptStatus, CallInfo, CallStatus, CallSummary, OperationKind,
 };
@@ -448,22 +449,17 @@ impl Gateway {
             .unwrap_or(i64::MAX)
             .saturating_add(plan.asked_total());
         let admission = admit(&self.limiter, self.org_limits, &request.principal, estimate).await?;
-        // The call runs in a task of its own: if the surface's future is
-        // dropped (the client went away), the hold is still settled or
-        // released.
-        // Boxed: the task then holds a pointer, not the whole route future
-        // (tens of kilobytes), which spawning and finishing would copy
-        // several times (a fifth of a call's instructions, callgrind).
+        // If the surface's future is dropped (the client went away), the
+        // route runs on in the background: the hold is still settled or
+        // released. Boxed (in `Finish`): the surface's future then holds a
+        // pointer, not the whole route future (tens of kilobytes).
         let gateway = self.clone();
-        let route = Box::pin(async move {
+        let route = async move {
             gateway
                 .route(call, request, candidates, plan, admission)
                 .await
-        });
-        self.streams
-            .spawn(route)
-            .await
-            .map_err(GatewayError::internal)?
+        };
+        Finish::new(route, &self.streams).await
     }
 
     /// Tries the candidates in order, in retry rounds, until one answers.
