@@ -191,19 +191,6 @@ pub(crate) fn usage_json(usage: &TokenUsage, reasoning_tokens: i64) -> Value {
     json
 }
 
-/// A call's token counts from an OpenAI `usage` object (as [`usage_json`] writes it).
-pub fn token_usage_of(usage: &Value) -> TokenUsage {
-    let n = |v: Option<&Value>| v.and_then(Value::as_i64).unwrap_or(0);
-    TokenUsage {
-        prompt_tokens: n(usage.get("prompt_tokens")),
-        completion_tokens: n(usage.get("completion_tokens")),
-        cached_prompt_tokens: n(usage
-            .get("prompt_tokens_details")
-            .and_then(|d| d.get("cached_tokens"))),
-        cache_write_tokens: n(usage.get("cache_creation_input_tokens")),
-    }
-}
-
 /// The text of a Chat answer's `message` (its `content` as a string, or
 /// its text parts joined); empty when there is none.
 pub(crate) fn message_text(message: Option<&Value>) -> String {

@@ -4,6 +4,7 @@
 //! OpenAI's format, with the usage that billing needs.
 
 pub mod anthropic;
+mod chunk;
 mod client;
 mod common;
 mod error;
@@ -16,7 +17,6 @@ mod types;
 pub use client::{
     ChatAnswer, ChatStream, ClientOptions, EmbeddingAnswer, ProviderClient, StreamEvent, Target,
 };
-pub use common::token_usage_of;
 pub use error::ProviderError;
 pub use sse::{encode_data, encode_event};
 pub use types::{ChatMessage, ChatRequest, EmbeddingRequest, StreamOptions};

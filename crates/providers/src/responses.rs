@@ -7,7 +7,8 @@
 //! `response.function_call_arguments.delta` / `.done`,
 //! `response.output_item.done`, `response.completed` with usage).
 
-use crate::common::{token_usage_of, unix_now};
+use crate::chunk::{ChatChunk, ToolCallDelta};
+use crate::common::unix_now;
 use crate::types::{ChatMessage, ChatRequest, StreamOptions};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -746,25 +747,16 @@ impl SseEncoder {
         self.emit(event, out);
     }
 
-    fn tool_call(&mut self, call: &Value, out: &mut Vec<Bytes>) {
-        let chat_index = call.get("index").and_then(Value::as_u64).unwrap_or(0);
-        let function = call.get("function");
+    fn tool_call(&mut self, call: &ToolCallDelta<'_>, out: &mut Vec<Bytes>) {
+        let chat_index = call.index;
         let continues =
             matches!(&self.open, Some(Open::Call { chat_index: c, .. }) if *c == chat_index);
         if !continues {
             self.close(out);
             let index = self.output.len();
             let id = item_id("fc", &self.context.id, index);
-            let call_id = call
-                .get("id")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
-            let name = function
-                .and_then(|f| f.get("name"))
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
+            let call_id = call.id().to_owned();
+            let name = call.name().to_owned();
             self.emit(
                 json!({"type": "response.output_item.added", "output_index": index,
                     "item": function_call_item(&id, &call_id, &name, "", "in_progress")}),
@@ -779,11 +771,7 @@ impl SseEncoder {
                 chat_index,
             });
         }
-        let Some(delta) = function
-            .and_then(|f| f.get("arguments"))
-            .and_then(Value::as_str)
-            .filter(|a| !a.is_empty())
-        else {
+        let Some(delta) = call.arguments() else {
             return;
         };
         let Some(Open::Call {
@@ -804,31 +792,21 @@ impl SseEncoder {
     /// The events for one Chat chunk (its JSON text).
     pub fn chunk(&mut self, data: &[u8]) -> Vec<Bytes> {
         let mut out = Vec::new();
-        let Ok(chunk) = serde_json::from_slice::<Value>(data) else {
+        let Some(chunk) = ChatChunk::parse(data) else {
             return out;
         };
         self.start(&mut out);
-        if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
-            self.usage = Some(token_usage_of(usage));
+        if chunk.usage.is_some() {
+            self.usage = chunk.usage;
         }
-        let Some(choice) = chunk.get("choices").and_then(|c| c.get(0)) else {
-            return out;
-        };
-        let delta = choice.get("delta").cloned().unwrap_or(Value::Null);
-        if let Some(text) = delta
-            .get("content")
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty())
-        {
+        if let Some(text) = chunk.delta.text() {
             self.text(text, &mut out);
         }
-        if let Some(calls) = delta.get("tool_calls").and_then(Value::as_array) {
-            for call in calls {
-                self.tool_call(call, &mut out);
-            }
+        for call in &chunk.delta.tool_calls {
+            self.tool_call(call, &mut out);
         }
-        if let Some(finish) = choice.get("finish_reason").and_then(Value::as_str) {
-            self.finish_reason = Some(finish.to_owned());
+        if let Some(finish) = chunk.finish_reason {
+            self.finish_reason = Some(finish.into_owned());
         }
         out
     }

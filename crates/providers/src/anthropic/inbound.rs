@@ -4,6 +4,7 @@
 //! becomes Anthropic's message JSON or its SSE event sequence.
 
 use super::wire::{Content, MessagesRequest, System, error_type_of_status};
+use crate::chunk::ChatChunk;
 use crate::types::{ChatMessage, ChatRequest};
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
@@ -553,22 +554,14 @@ impl SseEncoder {
     /// The events for one OpenAI chunk (its JSON text).
     pub fn chunk(&mut self, data: &[u8]) -> Vec<Bytes> {
         let mut out = Vec::new();
-        let Ok(chunk) = serde_json::from_slice::<Value>(data) else {
+        let Some(chunk) = ChatChunk::parse(data) else {
             return out;
         };
-        self.start(chunk.get("id").and_then(Value::as_str), &mut out);
-        if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
-            self.usage = Some(crate::common::token_usage_of(usage));
+        self.start(chunk.id.as_deref(), &mut out);
+        if chunk.usage.is_some() {
+            self.usage = chunk.usage;
         }
-        let Some(choice) = chunk.get("choices").and_then(|c| c.get(0)) else {
-            return out;
-        };
-        let delta = choice.get("delta").cloned().unwrap_or(Value::Null);
-        if let Some(thinking) = delta
-            .get("reasoning_content")
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty())
-        {
+        if let Some(thinking) = chunk.delta.reasoning() {
             let index = self.block(
                 Block::Thinking,
                 json!({"type": "thinking", "thinking": ""}),
@@ -579,49 +572,37 @@ impl SseEncoder {
                 json!({"type": "thinking_delta", "thinking": thinking}),
             ));
         }
-        if let Some(text) = delta
-            .get("content")
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty())
-        {
+        if let Some(text) = chunk.delta.text() {
             let index = self.block(Block::Text, json!({"type": "text", "text": ""}), &mut out);
             out.push(Self::delta(
                 index,
                 json!({"type": "text_delta", "text": text}),
             ));
         }
-        if let Some(calls) = delta.get("tool_calls").and_then(Value::as_array) {
-            for call in calls {
-                let n = call.get("index").and_then(Value::as_u64).unwrap_or(0);
-                let function = call.get("function");
-                let index = match self.tools.get(&n) {
-                    Some(&index) => index,
-                    None => {
-                        let start = json!({
-                            "type": "tool_use",
-                            "id": call.get("id").and_then(Value::as_str).unwrap_or_default(),
-                            "name": function.and_then(|f| f.get("name")).and_then(Value::as_str).unwrap_or_default(),
-                            "input": {},
-                        });
-                        let index = self.block(Block::Tool, start, &mut out);
-                        self.tools.insert(n, index);
-                        index
-                    }
-                };
-                if let Some(args) = function
-                    .and_then(|f| f.get("arguments"))
-                    .and_then(Value::as_str)
-                    .filter(|a| !a.is_empty())
-                {
-                    out.push(Self::delta(
-                        index,
-                        json!({"type": "input_json_delta", "partial_json": args}),
-                    ));
+        for call in &chunk.delta.tool_calls {
+            let index = match self.tools.get(&call.index) {
+                Some(&index) => index,
+                None => {
+                    let start = json!({
+                        "type": "tool_use",
+                        "id": call.id(),
+                        "name": call.name(),
+                        "input": {},
+                    });
+                    let index = self.block(Block::Tool, start, &mut out);
+                    self.tools.insert(call.index, index);
+                    index
                 }
+            };
+            if let Some(args) = call.arguments() {
+                out.push(Self::delta(
+                    index,
+                    json!({"type": "input_json_delta", "partial_json": args}),
+                ));
             }
         }
-        if let Some(finish) = choice.get("finish_reason").and_then(Value::as_str) {
-            self.finish_reason = Some(finish.to_owned());
+        if let Some(finish) = chunk.finish_reason {
+            self.finish_reason = Some(finish.into_owned());
         }
         out
     }

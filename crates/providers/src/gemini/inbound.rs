@@ -5,10 +5,11 @@
 //! Also `embedContent` to an embeddings request, and Google's error shape.
 
 use super::wire::{Content, GenerateContentRequest};
-use crate::common::token_usage_of;
+use crate::chunk::ChatChunk;
 use crate::types::{ChatMessage, ChatRequest, EmbeddingRequest, StreamOptions};
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use tollgate_core::money::TokenUsage;
 
@@ -612,24 +613,16 @@ impl SseEncoder {
     /// The chunks for one Chat chunk (its JSON text).
     pub fn chunk(&mut self, data: &[u8]) -> Vec<Bytes> {
         let mut out = Vec::new();
-        let Ok(chunk) = serde_json::from_slice::<Value>(data) else {
+        let Some(chunk) = ChatChunk::parse(data) else {
             return out;
         };
         if self.id.is_none() {
-            self.id = chunk.get("id").and_then(Value::as_str).map(str::to_owned);
+            self.id = chunk.id.map(Cow::into_owned);
         }
-        if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
-            self.usage = Some(token_usage_of(usage));
+        if chunk.usage.is_some() {
+            self.usage = chunk.usage;
         }
-        let Some(choice) = chunk.get("choices").and_then(|c| c.get(0)) else {
-            return out;
-        };
-        let delta = choice.get("delta").cloned().unwrap_or(Value::Null);
-        if let Some(text) = delta
-            .get("content")
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty())
-        {
+        if let Some(text) = chunk.delta.text() {
             let data = response_json(
                 vec![json!({"text": text})],
                 None,
@@ -639,31 +632,15 @@ impl SseEncoder {
             );
             out.push(self.frame(&data));
         }
-        for call in delta
-            .get("tool_calls")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let index = call.get("index").and_then(Value::as_u64).unwrap_or(0);
-            let function = call.get("function");
-            let entry = self.calls.entry(index).or_default();
-            if let Some(name) = function
-                .and_then(|f| f.get("name"))
-                .and_then(Value::as_str)
-                .filter(|n| !n.is_empty())
-            {
-                entry.0 = name.to_owned();
+        for call in &chunk.delta.tool_calls {
+            let entry = self.calls.entry(call.index).or_default();
+            if !call.name().is_empty() {
+                entry.0 = call.name().to_owned();
             }
-            if let Some(args) = function
-                .and_then(|f| f.get("arguments"))
-                .and_then(Value::as_str)
-            {
-                entry.1.push_str(args);
-            }
+            entry.1.push_str(call.arguments().unwrap_or_default());
         }
-        if let Some(finish) = choice.get("finish_reason").and_then(Value::as_str) {
-            self.finish_reason = Some(finish.to_owned());
+        if let Some(finish) = chunk.finish_reason {
+            self.finish_reason = Some(finish.into_owned());
         }
         out
     }
