@@ -747,7 +747,7 @@ impl SseEncoder {
         self.emit(event, out);
     }
 
-    fn tool_call(&mut self, call: &ToolCallDelta<'_>, out: &mut Vec<Bytes>) {
+    fn tool_call(&mut self, call: &ToolCallDelta, out: &mut Vec<Bytes>) {
         let chat_index = call.index;
         let continues =
             matches!(&self.open, Some(Open::Call { chat_index: c, .. }) if *c == chat_index);
@@ -806,7 +806,7 @@ impl SseEncoder {
             self.tool_call(call, &mut out);
         }
         if let Some(finish) = chunk.finish_reason {
-            self.finish_reason = Some(finish.into_owned());
+            self.finish_reason = Some(finish);
         }
         out
     }

@@ -602,7 +602,7 @@ impl SseEncoder {
             }
         }
         if let Some(finish) = chunk.finish_reason {
-            self.finish_reason = Some(finish.into_owned());
+            self.finish_reason = Some(finish);
         }
         out
     }

@@ -9,7 +9,6 @@ use crate::chunk::ChatChunk;
 use crate::types::{ChatMessage, ChatRequest, EmbeddingRequest, StreamOptions};
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use tollgate_core::money::TokenUsage;
 
@@ -617,7 +616,7 @@ impl SseEncoder {
             return out;
         };
         if self.id.is_none() {
-            self.id = chunk.id.map(Cow::into_owned);
+            self.id = chunk.id;
         }
         if chunk.usage.is_some() {
             self.usage = chunk.usage;
@@ -640,7 +639,7 @@ impl SseEncoder {
             entry.1.push_str(call.arguments().unwrap_or_default());
         }
         if let Some(finish) = chunk.finish_reason {
-            self.finish_reason = Some(finish.into_owned());
+            self.finish_reason = Some(finish);
         }
         out
     }
