@@ -255,6 +255,14 @@ async fn books(database_url: &str, org: &str) -> Books {
     let pool = &connect(database_url).await;
     let one = |sql| async move { column::<i64>(pool, sql, org).await[0] };
     let ids = |sql| column::<String>(pool, sql, org);
+    // Usage first: a settlement commits its usage record, ledger row and
+    // balance together, so once the usage read shows a call, the reads
+    // after it show its charge too (read the other way round, a commit in
+    // between made the balance lag the usage the caller waited for).
+    let usage = ids("SELECT request_id FROM usage_records WHERE organization_id = $1").await;
+    let ledger_usage =
+        ids("SELECT request_id FROM ledger_entries WHERE organization_id = $1 AND kind = 'usage'")
+            .await;
     let books = Books {
         balance: one("SELECT balance FROM credit_accounts WHERE organization_id = $1").await,
         reserved: one("SELECT reserved FROM credit_accounts WHERE organization_id = $1").await,
@@ -266,11 +274,8 @@ async fn books(database_url: &str, org: &str) -> Books {
             "SELECT CAST(COALESCE(MIN(balance_after), 0) AS BIGINT) FROM ledger_entries WHERE organization_id = $1",
         )
         .await,
-        usage: ids("SELECT request_id FROM usage_records WHERE organization_id = $1").await,
-        ledger_usage: ids(
-            "SELECT request_id FROM ledger_entries WHERE organization_id = $1 AND kind = 'usage'",
-        )
-        .await,
+        usage,
+        ledger_usage,
     };
     pool.close().await;
     books
