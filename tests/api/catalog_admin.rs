@@ -10,16 +10,6 @@ use tollgate_tests::{
     chat_body, client, expect_error, org_key_at, test_master_key,
 };
 
-async fn patch(app: &TestApp, path: &str, body: &Value) -> reqwest::Response {
-    app.client
-        .patch(app.url(path))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(body)
-        .send()
-        .await
-        .unwrap()
-}
-
 /// The ids `GET /v1/models` lists for `key`.
 async fn listed_models(app: &TestApp, key: &str) -> Vec<String> {
     let body: Value = app
@@ -163,12 +153,9 @@ async fn a_model_enabled_again_is_callable_again() {
         200
     );
 
-    let enabled = patch(
-        &app,
-        "/api/v1/models/cheap-model",
-        &json!({"disabled": false}),
-    )
-    .await;
+    let enabled = app
+        .admin_patch("/api/v1/models/cheap-model", &json!({"disabled": false}))
+        .await;
 
     assert_eq!(enabled.status(), 200);
     assert_eq!(
@@ -190,9 +177,7 @@ async fn a_price_changed_at_runtime_is_what_the_next_call_is_billed_at() {
     // 5 × 0.15 + 11 × 0.60 = 7.35, rounded up.
     assert_eq!(first.headers()["x-tollgate-cost"], "8");
 
-    let changed = patch(
-        &app,
-        "/api/v1/models/gpt-4o-mini",
+    let changed = app.admin_patch("/api/v1/models/gpt-4o-mini",
         &json!({"price": {"input_per_mtok_usd_micros": 1_000_000, "output_per_mtok_usd_micros": 3_000_000}}),
     )
     .await;
@@ -301,7 +286,9 @@ async fn invalid_models_are_refused_naming_the_field() {
         let message = error["message"].as_str().unwrap();
         assert!(message.contains(&format!("`{field}`")), "{body}: {message}");
     }
-    let bad_patch = patch(&app, "/api/v1/models/gpt-4o-mini", &json!({"tier": 6})).await;
+    let bad_patch = app
+        .admin_patch("/api/v1/models/gpt-4o-mini", &json!({"tier": 6}))
+        .await;
     let message = expect_error(bad_patch, 400).await["message"].clone();
     assert!(message.as_str().unwrap().contains("`tier`"), "{message}");
     let catalog: Value = app.admin_get("/api/v1/models").await.json().await.unwrap();
@@ -340,7 +327,9 @@ async fn an_id_the_catalog_has_is_a_conflict_even_when_disabled() {
 async fn changing_an_unknown_model_is_not_found() {
     let app = TestApp::spawn().await;
 
-    let changed = patch(&app, "/api/v1/models/no-such-model", &json!({"tier": 2})).await;
+    let changed = app
+        .admin_patch("/api/v1/models/no-such-model", &json!({"tier": 2}))
+        .await;
     let disabled = app.admin_delete("/api/v1/models/no-such-model").await;
 
     assert_eq!(expect_error(changed, 404).await["code"], "model_not_found");

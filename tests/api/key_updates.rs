@@ -14,13 +14,11 @@ fn now_secs() -> i64 {
 }
 
 async fn patch_key(app: &TestApp, org: &str, key_id: &str, body: &Value) -> reqwest::Response {
-    app.client
-        .patch(app.url(&format!("/api/v1/organizations/{org}/api-keys/{key_id}")))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(body)
-        .send()
-        .await
-        .unwrap()
+    app.admin_patch(
+        &format!("/api/v1/organizations/{org}/api-keys/{key_id}"),
+        body,
+    )
+    .await
 }
 
 /// The key as `GET …/api-keys` lists it.

@@ -5,13 +5,8 @@ use serde_json::{Value, json};
 use tollgate_tests::{TestApp, chat_body, expect_error};
 
 async fn patch(app: &TestApp, org: &str, body: &Value) -> reqwest::Response {
-    app.client
-        .patch(app.url(&format!("/api/v1/organizations/{org}")))
-        .bearer_auth(tollgate_tests::ADMIN_TOKEN)
-        .json(body)
-        .send()
+    app.admin_patch(&format!("/api/v1/organizations/{org}"), body)
         .await
-        .unwrap()
 }
 
 async fn list(app: &TestApp, query: &str) -> Value {

@@ -215,13 +215,11 @@ async fn bodies_are_kept_only_with_the_opt_in_and_deleted_after_the_retention_pe
     app.mock.set_reply("the secret of the answer");
     let before = request_id(&app.chat(&key, &chat_body("gpt-4o-mini")).await);
     let patched = app
-        .client
-        .patch(app.url(&format!("/api/v1/organizations/{org}")))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({"log_bodies": true}))
-        .send()
-        .await
-        .unwrap();
+        .admin_patch(
+            &format!("/api/v1/organizations/{org}"),
+            &json!({"log_bodies": true}),
+        )
+        .await;
     assert_eq!(patched.status(), 200);
     assert_eq!(patched.json::<Value>().await.unwrap()["log_bodies"], true);
     // The organization's settings reach the cached keys within a second.

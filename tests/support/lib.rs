@@ -199,6 +199,16 @@ impl TestApp {
             .unwrap()
     }
 
+    pub async fn admin_patch(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .patch(self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn admin_delete(&self, path: &str) -> reqwest::Response {
         self.client
             .delete(self.url(path))
