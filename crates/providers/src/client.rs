@@ -97,6 +97,12 @@ impl ProviderClient {
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(1024)
             .tcp_nodelay(true)
+            // Tollgate retries and falls back itself; reqwest's own retry
+            // layer would copy every request's headers in case it retries.
+            .retry(reqwest::retry::never())
+            // A provider API answers; a redirect there is a misconfigured
+            // base URL, better seen as its 3xx than followed with the key.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("tollgate/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ProviderError::Connect(e.to_string()))?;
