@@ -16,6 +16,12 @@ use std::time::Duration;
 /// no pause in it.
 const INLINE_CHECKPOINT_PAGES: u32 = 10_000;
 
+/// A WAL under this many frames (pages) at a checkpoint marks a quiet
+/// gateway: the next checkpoint waits [`QUIET_CHECKPOINT_INTERVAL`].
+const QUIET_WAL_FRAMES: i64 = 2_000;
+/// How often a quiet gateway's WAL is checkpointed.
+const QUIET_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Longest wait of [`Db::ping`]: under the second a readiness probe waits.
 pub const PING_TIMEOUT: Duration = Duration::from_millis(800);
 
@@ -119,31 +125,48 @@ impl Db {
     /// a connection of its own, so that a commit (which settlements, and the
     /// answers waiting for them, are behind) almost never pays for a
     /// checkpoint and its fsyncs. A passive checkpoint never blocks the
-    /// writer. Returns at once on PostgreSQL; ends when the pool is closed.
+    /// writer. While the WAL stays small (a quiet gateway), it waits
+    /// [`QUIET_CHECKPOINT_INTERVAL`] instead: each checkpoint costs two
+    /// fsyncs and a round of page copies whatever it copies. Returns at once
+    /// on PostgreSQL; ends when the pool is closed.
     pub async fn checkpoint_wal(self, interval: Duration) {
         let Some(url) = self.sqlite_url.clone() else {
             return;
         };
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut conn: Option<AnyConnection> = None;
         let mut failing = false;
+        let mut wait = interval;
         loop {
-            ticker.tick().await;
+            tokio::time::sleep(wait).await;
             if self.pool.is_closed() {
                 break;
             }
-            let result = match conn.as_mut() {
-                Some(c) => sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                    .execute(&mut *c)
-                    .await
-                    .map(drop),
-                None => AnyConnection::connect(&url).await.map(|c| {
-                    conn = Some(c);
-                }),
+            let result = match conn.take() {
+                Some(c) => Ok(c),
+                None => AnyConnection::connect(&url).await,
             };
-            match result {
-                Ok(()) => failing = false,
+            let result = match result {
+                Ok(mut c) => {
+                    // (busy, frames in the WAL, frames copied)
+                    let frames =
+                        sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
+                            .fetch_one(&mut c)
+                            .await
+                            .map(|(_, frames, _)| frames);
+                    conn = Some(c);
+                    frames
+                }
+                Err(e) => Err(e),
+            };
+            wait = match result {
+                Ok(frames) => {
+                    failing = false;
+                    if frames < QUIET_WAL_FRAMES {
+                        QUIET_CHECKPOINT_INTERVAL.max(interval)
+                    } else {
+                        interval
+                    }
+                }
                 Err(e) => {
                     // Commits checkpoint inline meanwhile: slower, not wrong.
                     if !failing {
@@ -151,8 +174,9 @@ impl Db {
                     }
                     failing = true;
                     conn = None;
+                    interval
                 }
-            }
+            };
         }
         if let Some(c) = conn {
             let _ = c.close().await;
