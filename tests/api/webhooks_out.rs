@@ -10,13 +10,14 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
+use sqlx::{AnyConnection, Connection};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tollgate_tests::replica::Replica;
 use tollgate_tests::{
-    DEFAULT_CONFIG, MockProvider, TestApp, TestDatabase, chat_body, expect_error, message_of,
-    test_master_key,
+    Backend, DEFAULT_CONFIG, MockProvider, TestApp, TestDatabase, chat_body, expect_error,
+    message_of, test_backend, test_master_key,
 };
 
 /// One request the receiver got.
@@ -469,17 +470,11 @@ async fn usage_batch_summarises_new_usage() {
             200
         );
     }
-    let calls = |batches: &[Received]| -> i64 {
-        batches
-            .iter()
-            .map(|b| event_of(b)["data"]["calls"].as_i64().unwrap())
-            .sum()
-    };
     let accepted = receiver
-        .wait_for("usage batches of both calls", |a| calls(a) >= 2)
+        .wait_for("usage batches of both calls", |a| batch_calls(a) >= 2)
         .await;
 
-    assert_eq!(calls(&accepted), 2);
+    assert_eq!(batch_calls(&accepted), 2);
     let data = &event_of(&accepted[0])["data"];
     assert_eq!(data["unit"], "tokens");
     assert_eq!(data["by_model"][0]["model"], "gpt-4o-mini");
@@ -487,6 +482,96 @@ async fn usage_batch_summarises_new_usage() {
         data["cost"],
         data["prompt_tokens"].as_i64().unwrap() + data["completion_tokens"].as_i64().unwrap()
     );
+}
+
+/// The calls that `usage.batch` events count together.
+fn batch_calls(batches: &[Received]) -> i64 {
+    batches
+        .iter()
+        .map(|b| event_of(b)["data"]["calls"].as_i64().unwrap())
+        .sum()
+}
+
+/// Inserts a usage record of one call for `org` through `conn` (committed
+/// at once, or with the transaction `conn` is in) and answers its id.
+async fn insert_usage_record(conn: &mut AnyConnection, org: &str, request_id: &str) -> i64 {
+    sqlx::query_scalar(
+        "INSERT INTO usage_records (request_id, organization_id, api_key_id, model, provider, \
+         prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, cost, \
+         list_cost_usd_micros, byok, stream, status, latency_ms, created_at) \
+         VALUES ($1, $2, NULL, 'gpt-4o-mini', 'mock', 10, 5, 0, 0, 15, 3, FALSE, FALSE, 'ok', 1, $3) \
+         RETURNING id",
+    )
+    .bind(request_id)
+    .bind(org)
+    .bind(tollgate_core::time::now_millis())
+    .fetch_one(conn)
+    .await
+    .unwrap()
+}
+
+async fn usage_cursor(conn: &mut AnyConnection, org: &str) -> i64 {
+    sqlx::query_scalar("SELECT usage_cursor FROM webhook_subscriptions WHERE organization_id = $1")
+        .bind(org)
+        .fetch_one(conn)
+        .await
+        .unwrap()
+}
+
+/// Whether some transaction waits for a lock on `usage_records`.
+async fn usage_lock_awaited(conn: &mut AnyConnection) -> bool {
+    let waiting: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pg_locks WHERE NOT granted AND locktype = 'relation' \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+         AND relation = CAST('usage_records' AS regclass)",
+    )
+    .fetch_one(conn)
+    .await
+    .unwrap();
+    waiting > 0
+}
+
+#[tokio::test]
+async fn usage_batch_counts_a_record_that_commits_after_a_higher_id() {
+    if test_backend() == Backend::Sqlite {
+        eprintln!(
+            "skipped on SQLite: one writer at a time, so usage ids commit in order \
+             (run with TOLLGATE_TEST_DATABASE=postgres)"
+        );
+        return;
+    }
+    let receiver = Receiver::start(0).await;
+    let app = TestApp::spawn_with(DEFAULT_CONFIG, fast_worker).await;
+    let org = app.create_org("tokens").await;
+    subscribe(
+        &app,
+        &org,
+        &json!({"url": receiver.url, "events": ["usage.batch"]}),
+    )
+    .await;
+    let mut late = AnyConnection::connect(&app.database_url).await.unwrap();
+    let mut other = AnyConnection::connect(&app.database_url).await.unwrap();
+
+    // A settlement takes the lower id and has not committed yet...
+    let mut open = late.begin().await.unwrap();
+    let lower = insert_usage_record(&mut open, &org, "req_late").await;
+    // ...when another commits a record with a higher id.
+    let higher = insert_usage_record(&mut other, &org, "req_early").await;
+    assert!(lower < higher);
+    // A summary round runs meanwhile: it waits for the open settlement
+    // (without the fix, it summarises the higher id and moves the cursor).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !usage_lock_awaited(&mut other).await && usage_cursor(&mut other, &org).await == 0 {
+        assert!(Instant::now() < deadline, "no usage summary round started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    open.commit().await.unwrap();
+
+    let accepted = receiver
+        .wait_for("usage batches of both records", |a| batch_calls(a) >= 2)
+        .await;
+    assert_eq!(batch_calls(&accepted), 2);
+    assert_eq!(usage_cursor(&mut other, &org).await, higher);
 }
 
 #[tokio::test]

@@ -5,7 +5,9 @@
 //!    flipped with a conditional `UPDATE`, so one crossing is one event
 //!    across all replicas);
 //! 2. every `usage_batch_interval`, queues `usage.batch` summaries of usage
-//!    records newer than each subscription's cursor (moved the same way);
+//!    records newer than each subscription's cursor (moved the same way),
+//!    up to an id below which every record has committed, so that none is
+//!    skipped;
 //! 3. claims due deliveries by setting their `lease_until` with one
 //!    conditional `UPDATE … RETURNING`, so each row goes to one replica,
 //!    and sends them; a row whose replica died is claimed again once its
@@ -18,6 +20,7 @@ use serde_json::json;
 use sqlx::Row;
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
+use tollgate_core::Backend;
 use tollgate_core::outage::{Dependency, OutageLog};
 use tollgate_core::time;
 
@@ -34,6 +37,9 @@ static DELIVERY_FAILED: OutageLog =
 const BATCH: usize = 16;
 /// The longest wait between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+/// How long a usage summary waits for the transactions inserting usage
+/// records to end (see [`Webhooks::settled_usage_bound`]).
+const USAGE_LOCK_TIMEOUT: &str = "SET LOCAL lock_timeout = '1s'";
 
 struct Claimed {
     id: String,
@@ -182,11 +188,18 @@ impl Webhooks {
         )
         .fetch_all(self.db().pool())
         .await?;
+        let mut due = Vec::with_capacity(subscriptions.len());
         for sub in subscriptions {
             let events: String = sub.try_get("events")?;
-            if !subscribed(&events, "usage.batch") {
-                continue;
+            if subscribed(&events, "usage.batch") {
+                due.push(sub);
             }
+        }
+        if due.is_empty() {
+            return Ok(());
+        }
+        let bound = self.settled_usage_bound().await?;
+        for sub in due {
             let id: String = sub.try_get("id")?;
             let org: String = sub.try_get("organization_id")?;
             let cursor: i64 = sub.try_get("usage_cursor")?;
@@ -195,10 +208,12 @@ impl Webhooks {
                 "SELECT model, COUNT(*) AS calls, CAST(SUM(prompt_tokens) AS BIGINT) AS prompt_tokens, \
                  CAST(SUM(completion_tokens) AS BIGINT) AS completion_tokens, CAST(SUM(cost) AS BIGINT) AS cost, \
                  MAX(id) AS last_id, MIN(created_at) AS first_at, MAX(created_at) AS last_at \
-                 FROM usage_records WHERE organization_id = $1 AND id > $2 GROUP BY model ORDER BY model",
+                 FROM usage_records WHERE organization_id = $1 AND id > $2 AND id <= $3 \
+                 GROUP BY model ORDER BY model",
             )
             .bind(&org)
             .bind(cursor)
+            .bind(bound)
             .fetch_all(self.db().pool())
             .await?;
             if rows.is_empty() {
@@ -266,6 +281,42 @@ impl Webhooks {
             tx.commit().await?;
         }
         Ok(())
+    }
+
+    /// The largest usage record id a summary may cover: every record with an
+    /// id up to it has committed (or never will, its transaction having
+    /// rolled back), so a cursor moved up to it passes no record that could
+    /// still appear.
+    ///
+    /// On PostgreSQL an id is taken from the sequence when a transaction
+    /// inserts, not when it commits: a record with a lower id can commit after
+    /// one with a higher id was summarised, and a cursor moved past both would
+    /// never send it. `SHARE` conflicts with the `ROW EXCLUSIVE` lock that an
+    /// inserting transaction takes before its ids and holds until it ends, so
+    /// the lock is granted once every transaction that took an id has ended,
+    /// and the largest id visible then bounds the committed ones; later
+    /// inserts get larger ids (the identity's sequence caches no ids per
+    /// session). The lock is held for that one index lookup, once per round.
+    /// Its wait is bounded because new inserts queue behind a waiting `SHARE`
+    /// request: a stuck inserting transaction fails this round (the next one
+    /// tries again) instead of stalling every settlement.
+    ///
+    /// SQLite has one writer at a time, so its ids commit in order: no bound.
+    async fn settled_usage_bound(&self) -> Result<i64, WebhookError> {
+        if self.db().backend() == Backend::Sqlite {
+            return Ok(i64::MAX);
+        }
+        let mut tx = self.db().pool().begin().await?;
+        sqlx::query(USAGE_LOCK_TIMEOUT).execute(&mut *tx).await?;
+        sqlx::query("LOCK TABLE usage_records IN SHARE MODE")
+            .execute(&mut *tx)
+            .await?;
+        let bound: i64 =
+            sqlx::query_scalar("SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM usage_records")
+                .fetch_one(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok(bound)
     }
 
     /// Claims and sends the due deliveries; answers how many were claimed.
