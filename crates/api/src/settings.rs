@@ -176,7 +176,7 @@ pub struct Settings {
         long,
         global = true,
         env = "TOLLGATE_COMMIT_INTERVAL_MS",
-        default_value_t = 50
+        default_value_t = 10
     )]
     pub commit_interval_ms: u64,
 
@@ -429,7 +429,7 @@ impl Settings {
             lease_idle_ms: 1000,
             instance_timeout_ms: 30_000,
             data_dir: None,
-            commit_interval_ms: 50,
+            commit_interval_ms: 10,
             db_timeout_ms: 1500,
             byok_fee_percent: 0,
             stripe_grant_events: "checkout.session.completed,payment_intent.succeeded,invoice.paid"

@@ -175,7 +175,7 @@ impl Default for BillingOptions {
             single_node: false,
             instance_timeout: std::time::Duration::from_secs(30),
             journal_dir: None,
-            commit_interval: Duration::from_millis(50),
+            commit_interval: Duration::from_millis(10),
             db_timeout: Duration::from_millis(1500),
         }
     }
