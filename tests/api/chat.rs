@@ -527,3 +527,75 @@ async fn n_out_of_range_is_400_naming_n() {
     assert!(tollgate_tests::message_of(&error).contains("`n`"));
     assert_eq!(app.mock.request_count(), 0);
 }
+
+/// A provider that answers every chat call with a 307 to another path of
+/// its own, where a well-formed answer waits; how many calls reached each.
+async fn redirecting_provider() -> (String, std::sync::Arc<[std::sync::atomic::AtomicUsize; 2]>) {
+    use axum::http::{StatusCode, header};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let hits = std::sync::Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+    let (first, moved) = (hits.clone(), hits.clone());
+    let app = axum::Router::new()
+        .route(
+            "/v1/chat/completions",
+            axum::routing::post(move || async move {
+                first[0].fetch_add(1, Ordering::SeqCst);
+                (
+                    StatusCode::TEMPORARY_REDIRECT,
+                    [(header::LOCATION, "/moved/v1/chat/completions")],
+                )
+            }),
+        )
+        .route(
+            "/moved/v1/chat/completions",
+            axum::routing::post(move || async move {
+                moved[1].fetch_add(1, Ordering::SeqCst);
+                axum::Json(json!({
+                    "id": "chatcmpl-moved", "object": "chat.completion", "created": 0,
+                    "model": "gpt-4o-mini",
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": "moved"}}],
+                    "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6}
+                }))
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, hits)
+}
+
+#[tokio::test]
+async fn a_provider_redirect_is_not_followed_with_the_key() {
+    let (url, hits) = redirecting_provider().await;
+    let config = format!(
+        r#"
+providers:
+  moving: {{ kind: openai, base_url: "{url}", api_key: "sk-platform-key" }}
+models:
+  - {{ id: gpt-4o-mini, provider: moving, context_window: 100000, max_output_tokens: 100,
+      price: {{ input_per_mtok: 1, output_per_mtok: 100 }} }}
+"#
+    );
+    let app = TestApp::spawn_with_config(&config).await;
+    let (org, key) = app.funded_org("usd", 1_000_000).await;
+
+    let response = app.chat(&key, &chat_body("gpt-4o-mini")).await;
+
+    let error = tollgate_tests::expect_error(response, 502).await;
+    assert_eq!(error["code"], "provider_error");
+    let [first, moved] = &*hits;
+    assert!(first.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    assert_eq!(
+        moved.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the redirect's target was called"
+    );
+    assert!(
+        app.usage(&org).await.is_empty(),
+        "nothing answered, nothing charged"
+    );
+    assert_eq!(app.balance(&org).await, 1_000_000);
+}
