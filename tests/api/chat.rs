@@ -599,3 +599,29 @@ models:
     );
     assert_eq!(app.balance(&org).await, 1_000_000);
 }
+
+#[tokio::test]
+async fn a_provider_that_redirects_is_skipped_for_the_next_candidate() {
+    let (url, hits) = redirecting_provider().await;
+    let config = format!(
+        r#"
+providers:
+  moving: {{ kind: openai, base_url: "{url}", api_key: "sk-platform-key" }}
+  mock: {{ kind: openai, base_url: "{{MOCK}}", api_key: "sk-platform-key" }}
+models:
+  - {{ id: gpt-4o-mini, provider: moving, price: {{ input_per_mtok: 1, output_per_mtok: 100 }} }}
+  - {{ id: backup, provider: mock, price: {{ input_per_mtok: 1, output_per_mtok: 100 }} }}
+"#
+    );
+    let app = TestApp::spawn_with_config(&config).await;
+    let (_org, key) = app.funded_org("usd", 1_000_000).await;
+    let mut body = chat_body("gpt-4o-mini");
+    body["models"] = json!(["gpt-4o-mini", "backup"]);
+
+    let response = app.chat(&key, &body).await;
+
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-tollgate-model"], "backup");
+    assert_eq!(response.headers()["x-tollgate-attempts"], "2");
+    assert_eq!(hits[1].load(std::sync::atomic::Ordering::SeqCst), 0);
+}

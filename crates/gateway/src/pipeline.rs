@@ -275,12 +275,14 @@ fn within<'a, T: 'a>(
     }
 }
 
-/// Whether a failure says something about the deployment's health. A 429
-/// on an organization's own key (BYOK) is that organization's quota, not
-/// the deployment's.
+/// Whether a failure says something about the deployment's health (a
+/// redirect is a misconfigured base URL). A 429 on an organization's own
+/// key (BYOK) is that organization's quota, not the deployment's.
 fn counts_against_health(error: &ProviderError, byok: bool) -> bool {
     match error {
-        ProviderError::Status { status, .. } => *status >= 500 || (*status == 429 && !byok),
+        ProviderError::Status { status, .. } => {
+            *status >= 500 || (300..400).contains(status) || (*status == 429 && !byok)
+        }
         ProviderError::Timeout | ProviderError::Connect(_) | ProviderError::InvalidResponse(_) => {
             true
         }

@@ -34,10 +34,13 @@ pub enum ProviderError {
 
 impl ProviderError {
     /// Whether the same request may succeed on another candidate: rate
-    /// limits, server errors, timeouts and connection failures.
+    /// limits, server errors, redirects (a misconfigured base URL: they
+    /// are not followed), timeouts and connection failures.
     pub fn is_retryable(&self) -> bool {
         match self {
-            ProviderError::Status { status, .. } => *status == 429 || *status >= 500,
+            ProviderError::Status { status, .. } => {
+                *status == 429 || *status >= 500 || (300..400).contains(status)
+            }
             ProviderError::Timeout | ProviderError::Connect(_) | ProviderError::NoKey(_) => true,
             ProviderError::InvalidResponse(_) | ProviderError::Unsupported(_) => true,
             ProviderError::InvalidRequest(_) | ProviderError::Blocked(_) => false,
