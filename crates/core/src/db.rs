@@ -141,24 +141,7 @@ impl Db {
             if self.pool.is_closed() {
                 break;
             }
-            let result = match conn.take() {
-                Some(c) => Ok(c),
-                None => AnyConnection::connect(&url).await,
-            };
-            let result = match result {
-                Ok(mut c) => {
-                    // (busy, frames in the WAL, frames copied)
-                    let frames =
-                        sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
-                            .fetch_one(&mut c)
-                            .await
-                            .map(|(_, frames, _)| frames);
-                    conn = Some(c);
-                    frames
-                }
-                Err(e) => Err(e),
-            };
-            wait = match result {
+            wait = match checkpoint(&mut conn, &url).await {
                 Ok(frames) => {
                     failing = false;
                     if frames < QUIET_WAL_FRAMES {
@@ -334,6 +317,21 @@ pub fn is_unavailable(err: &sqlx::Error) -> bool {
 /// Whether an error is a unique-constraint violation (mapped to 409 by the API).
 pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// One passive checkpoint through `conn` (connecting first if it is
+/// `None`); answers the WAL's size in frames.
+async fn checkpoint(conn: &mut Option<AnyConnection>, url: &str) -> Result<i64, sqlx::Error> {
+    let c = match conn.take() {
+        Some(c) => c,
+        None => AnyConnection::connect(url).await?,
+    };
+    let c = conn.insert(c);
+    // (busy, frames in the WAL, frames copied)
+    let (_, frames, _) = sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
+        .fetch_one(c)
+        .await?;
+    Ok(frames)
 }
 
 #[cfg(test)]
