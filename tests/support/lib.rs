@@ -180,42 +180,31 @@ impl TestApp {
 
     // ---- management plane ----
 
-    pub async fn admin_post(&self, path: &str, body: &Value) -> reqwest::Response {
+    /// A request to the management API, with the admin token.
+    fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.client
-            .post(self.url(path))
+            .request(method, self.url(path))
             .bearer_auth(ADMIN_TOKEN)
-            .json(body)
-            .send()
-            .await
-            .unwrap()
+    }
+
+    pub async fn admin_post(&self, path: &str, body: &Value) -> reqwest::Response {
+        let request = self.admin(reqwest::Method::POST, path).json(body);
+        request.send().await.unwrap()
     }
 
     pub async fn admin_get(&self, path: &str) -> reqwest::Response {
-        self.client
-            .get(self.url(path))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap()
+        let request = self.admin(reqwest::Method::GET, path);
+        request.send().await.unwrap()
     }
 
     pub async fn admin_patch(&self, path: &str, body: &Value) -> reqwest::Response {
-        self.client
-            .patch(self.url(path))
-            .bearer_auth(ADMIN_TOKEN)
-            .json(body)
-            .send()
-            .await
-            .unwrap()
+        let request = self.admin(reqwest::Method::PATCH, path).json(body);
+        request.send().await.unwrap()
     }
 
     pub async fn admin_delete(&self, path: &str) -> reqwest::Response {
-        self.client
-            .delete(self.url(path))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap()
+        let request = self.admin(reqwest::Method::DELETE, path);
+        request.send().await.unwrap()
     }
 
     /// Creates an organization and returns its id.
