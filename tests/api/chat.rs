@@ -614,7 +614,7 @@ models:
 "#
     );
     let app = TestApp::spawn_with_config(&config).await;
-    let (_org, key) = app.funded_org("usd", 1_000_000).await;
+    let (org, key) = app.funded_org("usd", 1_000_000).await;
     let mut body = chat_body("gpt-4o-mini");
     body["models"] = json!(["gpt-4o-mini", "backup"]);
 
@@ -623,5 +623,16 @@ models:
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-tollgate-model"], "backup");
     assert_eq!(response.headers()["x-tollgate-attempts"], "2");
+    let cost: i64 = response.headers()["x-tollgate-cost"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert_eq!(hits[1].load(std::sync::atomic::Ordering::SeqCst), 0);
+    // Charged once, for the model that answered.
+    let usage = app.usage(&org).await;
+    assert_eq!(usage.len(), 1);
+    assert_eq!(usage[0]["model"], "backup");
+    assert_eq!(usage[0]["cost"], cost);
+    assert_eq!(app.balance(&org).await, 1_000_000 - cost);
 }
