@@ -484,8 +484,8 @@ async fn write_loop(db: Db, mut receiver: mpsc::Receiver<Message>) {
             }
         }
         if !batch.is_empty() {
-            match write_batch(&db, &batch).await {
-                Ok(_) => WRITE_FAILED.recovered(),
+            match write_batch_once(&db, &batch).await {
+                Ok(()) => WRITE_FAILED.recovered(),
                 Err(e) => WRITE_FAILED.failed(&e),
             }
             batch.clear();
@@ -496,25 +496,59 @@ async fn write_loop(db: Db, mut receiver: mpsc::Receiver<Message>) {
     }
 }
 
-static REQUEST_INSERT: InsertSql = InsertSql::with_tail(
-    "INSERT INTO requests (request_id, organization_id, api_key_id, operation, \
+const REQUEST_HEAD: &str = "INSERT INTO requests (request_id, organization_id, api_key_id, operation, \
      requested_model, model, provider, status, error_code, error_message, stream, byok, \
      prompt_tokens, completion_tokens, cost, duration_ms, ttft_ms, overhead_ms, \
-     attempt_count, trace_id, request_body, response_body, has_body, created_at) VALUES ",
-    " ON CONFLICT (request_id) DO NOTHING",
-);
+     attempt_count, trace_id, request_body, response_body, has_body, created_at) VALUES ";
+const ATTEMPT_HEAD: &str = "INSERT INTO request_attempts (request_id, attempt, provider, model, outcome, \
+     http_status, error, byok, duration_ms, started_at) VALUES ";
 
-static ATTEMPT_INSERT: InsertSql = InsertSql::with_tail(
-    "INSERT INTO request_attempts (request_id, attempt, provider, model, outcome, \
-     http_status, error, byok, duration_ms, started_at) VALUES ",
-    " ON CONFLICT (request_id, attempt) DO NOTHING",
-);
+/// The statements of a batch: plain `INSERT`s, or the same skipping rows
+/// already written.
+struct Inserts {
+    requests: InsertSql,
+    attempts: InsertSql,
+}
+
+/// Plain inserts: PostgreSQL's `ON CONFLICT` checks the unique index before
+/// each row and writes each row twice to its WAL (a speculative insert,
+/// then its confirmation), which the request log's writes, one row per
+/// call and one per attempt, would pay on every call.
+static INSERTS: Inserts = Inserts {
+    requests: InsertSql::new(REQUEST_HEAD),
+    attempts: InsertSql::new(ATTEMPT_HEAD),
+};
+
+/// For a batch refused for a row already in the log (a call logged twice):
+/// the batch again, without those rows.
+static INSERTS_SKIPPING_LOGGED: Inserts = Inserts {
+    requests: InsertSql::with_tail(REQUEST_HEAD, " ON CONFLICT (request_id) DO NOTHING"),
+    attempts: InsertSql::with_tail(
+        ATTEMPT_HEAD,
+        " ON CONFLICT (request_id, attempt) DO NOTHING",
+    ),
+};
+
+/// Writes a batch with plain inserts; if a row is already in the log, again
+/// skipping such rows.
+async fn write_batch_once(db: &Db, calls: &[Box<LoggedCall>]) -> Result<(), sqlx::Error> {
+    match write_batch(db, calls, &INSERTS).await {
+        Err(e) if tollgate_core::db::is_unique_violation(&e) => {
+            write_batch(db, calls, &INSERTS_SKIPPING_LOGGED).await
+        }
+        result => result,
+    }
+}
 
 /// Writes a batch in one transaction, several rows per statement.
-async fn write_batch(db: &Db, calls: &[Box<LoggedCall>]) -> Result<(), sqlx::Error> {
+async fn write_batch(
+    db: &Db,
+    calls: &[Box<LoggedCall>],
+    inserts: &Inserts,
+) -> Result<(), sqlx::Error> {
     let mut tx = db.begin_write().await?;
-    for chunk in REQUEST_INSERT.chunks(calls) {
-        let sql = REQUEST_INSERT.for_rows(db.backend(), chunk.len());
+    for chunk in inserts.requests.chunks(calls) {
+        let sql = inserts.requests.for_rows(db.backend(), chunk.len());
         let mut query = sqlx::query(&sql);
         for call in chunk {
             let has_body = call.request_body.is_some() || call.response_body.is_some();
@@ -550,8 +584,8 @@ async fn write_batch(db: &Db, calls: &[Box<LoggedCall>]) -> Result<(), sqlx::Err
         .iter()
         .flat_map(|call| call.attempts.iter().map(|a| (call.request_id.as_str(), a)))
         .collect();
-    for chunk in ATTEMPT_INSERT.chunks(&attempts) {
-        let sql = ATTEMPT_INSERT.for_rows(db.backend(), chunk.len());
+    for chunk in inserts.attempts.chunks(&attempts) {
+        let sql = inserts.attempts.for_rows(db.backend(), chunk.len());
         let mut query = sqlx::query(&sql);
         for (request_id, a) in chunk {
             query = query
@@ -576,8 +610,8 @@ mod tests {
     #[test]
     fn inserts_have_a_placeholder_per_bound_column() {
         // write_batch binds 24 values a call and 10 an attempt.
-        assert_eq!(REQUEST_INSERT.columns(), 24);
-        assert_eq!(ATTEMPT_INSERT.columns(), 10);
+        assert_eq!(INSERTS.requests.columns(), 24);
+        assert_eq!(INSERTS.attempts.columns(), 10);
     }
 
     use super::*;
@@ -588,6 +622,57 @@ mod tests {
         let capped = capped_body(body.as_bytes());
         assert!(capped.len() <= MAX_BODY_BYTES);
         assert!(capped.chars().all(|c| c == 'é'));
+    }
+
+    fn call(request_id: &str) -> LoggedCall {
+        LoggedCall {
+            request_id: request_id.to_owned(),
+            organization_id: "org_a".to_owned(),
+            operation: "chat".to_owned(),
+            status: 200,
+            created_at_ms: 1,
+            attempts: vec![Attempt {
+                attempt: 1,
+                provider: "openai".to_owned(),
+                model: "gpt-4o-mini".to_owned(),
+                status: "ok".to_owned(),
+                http_status: Some(200),
+                error: None,
+                byok: false,
+                duration_ms: 1,
+                started_at_ms: 1,
+            }],
+            ..LoggedCall::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_call_logged_twice_does_not_lose_the_rest_of_its_batch() {
+        let dir = std::env::temp_dir().join(format!("tollgate-log-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = Db::connect(&format!("sqlite://{}", dir.join("log.db").display()), 1)
+            .await
+            .unwrap();
+        db.migrate().await.unwrap();
+        let (log, _writer) = RequestLog::start(db.clone(), true);
+        log.record(call("req_1"));
+        log.flush(Duration::from_secs(10)).await;
+
+        // The plain insert of this batch is refused for req_1's rows.
+        log.record(call("req_1"));
+        log.record(call("req_2"));
+        log.flush(Duration::from_secs(10)).await;
+
+        let listed = log
+            .list("org_a", &RequestFilter::default(), 10, None)
+            .await
+            .unwrap();
+        let ids: Vec<&str> = listed.iter().map(|r| r.request_id.as_str()).collect();
+        assert_eq!(ids, ["req_2", "req_1"]);
+        let second = log.get("org_a", "req_2").await.unwrap().unwrap();
+        assert_eq!(second.attempts.len(), 1);
+        db.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
