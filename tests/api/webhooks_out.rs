@@ -11,7 +11,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use sqlx::{AnyConnection, Connection};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tollgate_tests::replica::Replica;
@@ -572,6 +572,73 @@ async fn usage_batch_counts_a_record_that_commits_after_a_higher_id() {
         .await;
     assert_eq!(batch_calls(&accepted), 2);
     assert_eq!(usage_cursor(&mut other, &org).await, higher);
+}
+
+/// A `usage.batch` subscription made while a settlement that took a lower
+/// id is still open (and a higher id has committed): that record must either
+/// count as usage from before the subscription, committed before it was
+/// made, or be sent. Without waiting for it, the creation starts the cursor
+/// at the higher id, the record commits after the subscription exists, and
+/// no batch ever sends it.
+#[tokio::test]
+async fn usage_batch_subscription_made_during_a_settlement_loses_no_record() {
+    if test_backend() == Backend::Sqlite {
+        eprintln!(
+            "skipped on SQLite: one writer at a time, so usage ids commit in order \
+             (run with TOLLGATE_TEST_DATABASE=postgres)"
+        );
+        return;
+    }
+    let receiver = Receiver::start(0).await;
+    let app = TestApp::spawn_with(DEFAULT_CONFIG, fast_worker).await;
+    let org = app.create_org("tokens").await;
+    let mut late = AnyConnection::connect(&app.database_url).await.unwrap();
+    let mut other = AnyConnection::connect(&app.database_url).await.unwrap();
+    let mut open = late.begin().await.unwrap();
+    let lower = insert_usage_record(&mut open, &org, "req_late").await;
+    let higher = insert_usage_record(&mut other, &org, "req_early").await;
+    assert!(lower < higher);
+
+    // The subscription is made meanwhile; the settlement commits once the
+    // creation waits for it, or (without the fix) once it has answered.
+    let created = AtomicBool::new(false);
+    let create = async {
+        subscribe(
+            &app,
+            &org,
+            &json!({"url": receiver.url, "events": ["usage.batch"]}),
+        )
+        .await;
+        created.store(true, Ordering::SeqCst);
+    };
+    let commit = async {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !usage_lock_awaited(&mut other).await && !created.load(Ordering::SeqCst) {
+            assert!(
+                Instant::now() < deadline,
+                "the creation neither waited nor answered"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let after_creation = created.load(Ordering::SeqCst);
+        open.commit().await.unwrap();
+        after_creation
+    };
+    let ((), lower_committed_after_creation) = tokio::join!(create, commit);
+    let after = insert_usage_record(&mut other, &org, "req_after").await;
+
+    let accepted = receiver
+        .wait_for("a usage batch", |a| batch_calls(a) >= 1)
+        .await;
+    // Sent: the records that committed once the subscription existed.
+    let expected = if lower_committed_after_creation { 2 } else { 1 };
+    assert_eq!(
+        batch_calls(&accepted),
+        expected,
+        "the record with the lower id committed after the creation answered: \
+         {lower_committed_after_creation}"
+    );
+    assert_eq!(usage_cursor(&mut other, &org).await, after);
 }
 
 #[tokio::test]

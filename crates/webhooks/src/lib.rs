@@ -16,6 +16,7 @@
 mod addresses;
 mod events;
 mod inbound;
+mod settled;
 pub mod signature;
 mod subscriptions;
 mod worker;

@@ -176,6 +176,12 @@ impl Webhooks {
             credits_low_threshold: new.credits_low_threshold,
             created_at: now / 1000,
         };
+        // `usage.batch` counts the usage after the subscription: its cursor
+        // starts at the organization's last record. Read settled, or a record
+        // with a lower id whose insert has not committed yet would fall below
+        // the cursor and never be sent (see `settled_usage_id`). Read before
+        // the transaction, so that the lock it takes is not held through it.
+        let usage_cursor = self.settled_usage_id(Some(organization_id)).await?;
         let secret = crate::signature::new_secret();
         let mut tx = self.db().begin_write().await?;
         let sealed = self
@@ -197,8 +203,7 @@ impl Webhooks {
         sqlx::query(
             "INSERT INTO webhook_subscriptions \
              (id, organization_id, url, events, secret_sealed, credits_low_threshold, low_fired, depleted_fired, usage_cursor, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
-             (SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM usage_records WHERE organization_id = $2), $9)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&subscription.id)
         .bind(organization_id)
@@ -208,6 +213,7 @@ impl Webhooks {
         .bind(subscription.credits_low_threshold)
         .bind(i64::from(low))
         .bind(i64::from(balance <= 0))
+        .bind(usage_cursor)
         .bind(now)
         .execute(&mut *tx)
         .await?;

@@ -37,9 +37,6 @@ static DELIVERY_FAILED: OutageLog =
 const BATCH: usize = 16;
 /// The longest wait between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
-/// How long a usage summary waits for the transactions inserting usage
-/// records to end (see [`Webhooks::settled_usage_bound`]).
-const USAGE_LOCK_TIMEOUT: &str = "SET LOCAL lock_timeout = '1s'";
 
 struct Claimed {
     id: String,
@@ -198,7 +195,12 @@ impl Webhooks {
         if due.is_empty() {
             return Ok(());
         }
-        let bound = self.settled_usage_bound().await?;
+        let bound = match self.db().backend() {
+            // One writer at a time: every id below the ones a summary reads
+            // has committed already, so a summary takes all it sees.
+            Backend::Sqlite => i64::MAX,
+            Backend::Postgres => self.settled_usage_id(None).await?,
+        };
         for sub in due {
             let id: String = sub.try_get("id")?;
             let org: String = sub.try_get("organization_id")?;
@@ -281,42 +283,6 @@ impl Webhooks {
             tx.commit().await?;
         }
         Ok(())
-    }
-
-    /// The largest usage record id a summary may cover: every record with an
-    /// id up to it has committed (or never will, its transaction having
-    /// rolled back), so a cursor moved up to it passes no record that could
-    /// still appear.
-    ///
-    /// On PostgreSQL an id is taken from the sequence when a transaction
-    /// inserts, not when it commits: a record with a lower id can commit after
-    /// one with a higher id was summarised, and a cursor moved past both would
-    /// never send it. `SHARE` conflicts with the `ROW EXCLUSIVE` lock that an
-    /// inserting transaction takes before its ids and holds until it ends, so
-    /// the lock is granted once every transaction that took an id has ended,
-    /// and the largest id visible then bounds the committed ones; later
-    /// inserts get larger ids (the identity's sequence caches no ids per
-    /// session). The lock is held for that one index lookup, once per round.
-    /// Its wait is bounded because new inserts queue behind a waiting `SHARE`
-    /// request: a stuck inserting transaction fails this round (the next one
-    /// tries again) instead of stalling every settlement.
-    ///
-    /// SQLite has one writer at a time, so its ids commit in order: no bound.
-    async fn settled_usage_bound(&self) -> Result<i64, WebhookError> {
-        if self.db().backend() == Backend::Sqlite {
-            return Ok(i64::MAX);
-        }
-        let mut tx = self.db().pool().begin().await?;
-        sqlx::query(USAGE_LOCK_TIMEOUT).execute(&mut *tx).await?;
-        sqlx::query("LOCK TABLE usage_records IN SHARE MODE")
-            .execute(&mut *tx)
-            .await?;
-        let bound: i64 =
-            sqlx::query_scalar("SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM usage_records")
-                .fetch_one(&mut *tx)
-                .await?;
-        tx.commit().await?;
-        Ok(bound)
     }
 
     /// Claims and sends the due deliveries; answers how many were claimed.
