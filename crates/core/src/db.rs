@@ -298,7 +298,8 @@ pub fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
 
 /// Whether an error means the database is unreachable or not serving
 /// (connection lost or refused, pool timed out, server shutting down or
-/// out of connections): worth a 503 and a retry, not a 500.
+/// out of connections, a lock not granted within its `lock_timeout`):
+/// worth a 503 and a retry, not a 500.
 pub fn is_unavailable(err: &sqlx::Error) -> bool {
     match err {
         sqlx::Error::Io(_)
@@ -308,7 +309,11 @@ pub fn is_unavailable(err: &sqlx::Error) -> bool {
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(db) => db.code().is_some_and(|c| {
-            c.starts_with("08") || c.starts_with("57P") || c == "53300" || c == "53400"
+            c.starts_with("08")
+                || c.starts_with("57P")
+                || c == "53300"
+                || c == "53400"
+                || c == "55P03"
         }),
         _ => false,
     }
