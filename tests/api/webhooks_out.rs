@@ -531,13 +531,38 @@ async fn usage_lock_awaited(conn: &mut AnyConnection) -> bool {
     waiting > 0
 }
 
-#[tokio::test]
-async fn usage_batch_counts_a_record_that_commits_after_a_higher_id() {
-    if test_backend() == Backend::Sqlite {
+/// SQLite has one writer at a time, so its usage ids commit in order: the
+/// interleavings below cannot happen there.
+fn skipped_on_sqlite() -> bool {
+    let sqlite = test_backend() == Backend::Sqlite;
+    if sqlite {
         eprintln!(
             "skipped on SQLite: one writer at a time, so usage ids commit in order \
              (run with TOLLGATE_TEST_DATABASE=postgres)"
         );
+    }
+    sqlite
+}
+
+/// A settlement that took the lower usage id and has not committed yet
+/// (`open`), while another connection (`other`) committed a record with a
+/// higher id (`higher`).
+async fn lower_id_left_open(
+    app: &TestApp,
+    org: &str,
+) -> (sqlx::Transaction<'static, sqlx::Any>, AnyConnection, i64) {
+    let late = sqlx::AnyPool::connect(&app.database_url).await.unwrap();
+    let mut other = AnyConnection::connect(&app.database_url).await.unwrap();
+    let mut open = late.begin().await.unwrap();
+    let lower = insert_usage_record(&mut open, org, "req_late").await;
+    let higher = insert_usage_record(&mut other, org, "req_early").await;
+    assert!(lower < higher);
+    (open, other, higher)
+}
+
+#[tokio::test]
+async fn usage_batch_counts_a_record_that_commits_after_a_higher_id() {
+    if skipped_on_sqlite() {
         return;
     }
     let receiver = Receiver::start(0).await;
@@ -549,15 +574,7 @@ async fn usage_batch_counts_a_record_that_commits_after_a_higher_id() {
         &json!({"url": receiver.url, "events": ["usage.batch"]}),
     )
     .await;
-    let mut late = AnyConnection::connect(&app.database_url).await.unwrap();
-    let mut other = AnyConnection::connect(&app.database_url).await.unwrap();
-
-    // A settlement takes the lower id and has not committed yet...
-    let mut open = late.begin().await.unwrap();
-    let lower = insert_usage_record(&mut open, &org, "req_late").await;
-    // ...when another commits a record with a higher id.
-    let higher = insert_usage_record(&mut other, &org, "req_early").await;
-    assert!(lower < higher);
+    let (open, mut other, higher) = lower_id_left_open(&app, &org).await;
     // A summary round runs meanwhile: it waits for the open settlement
     // (without the fix, it summarises the higher id and moves the cursor).
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -582,22 +599,13 @@ async fn usage_batch_counts_a_record_that_commits_after_a_higher_id() {
 /// no batch ever sends it.
 #[tokio::test]
 async fn usage_batch_subscription_made_during_a_settlement_loses_no_record() {
-    if test_backend() == Backend::Sqlite {
-        eprintln!(
-            "skipped on SQLite: one writer at a time, so usage ids commit in order \
-             (run with TOLLGATE_TEST_DATABASE=postgres)"
-        );
+    if skipped_on_sqlite() {
         return;
     }
     let receiver = Receiver::start(0).await;
     let app = TestApp::spawn_with(DEFAULT_CONFIG, fast_worker).await;
     let org = app.create_org("tokens").await;
-    let mut late = AnyConnection::connect(&app.database_url).await.unwrap();
-    let mut other = AnyConnection::connect(&app.database_url).await.unwrap();
-    let mut open = late.begin().await.unwrap();
-    let lower = insert_usage_record(&mut open, &org, "req_late").await;
-    let higher = insert_usage_record(&mut other, &org, "req_early").await;
-    assert!(lower < higher);
+    let (open, mut other, _) = lower_id_left_open(&app, &org).await;
 
     // The subscription is made meanwhile; the settlement commits once the
     // creation waits for it, or (without the fix) once it has answered.
