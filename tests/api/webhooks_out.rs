@@ -910,3 +910,37 @@ async fn a_delivered_body_is_the_documented_webhook_payload() {
         "{timestamp}"
     );
 }
+
+/// A subscription made while the usage records stay locked past the lock's
+/// timeout: a 503 to retry (not a 500), and no subscription is left.
+#[tokio::test]
+async fn a_subscription_that_cannot_take_the_usage_lock_is_a_503_to_retry() {
+    if skipped_on_sqlite() {
+        return;
+    }
+    let app = TestApp::spawn_with(DEFAULT_CONFIG, fast_worker).await;
+    let org = app.create_org("tokens").await;
+    let mut holder = AnyConnection::connect(&app.database_url).await.unwrap();
+    let mut held = holder.begin().await.unwrap();
+    sqlx::query("LOCK TABLE usage_records IN EXCLUSIVE MODE")
+        .execute(&mut *held)
+        .await
+        .unwrap();
+
+    let response = app
+        .admin_post(
+            &format!("/api/v1/organizations/{org}/webhooks"),
+            &json!({"url": "https://billing.example.com/hook", "events": ["usage.batch"]}),
+        )
+        .await;
+
+    let error = expect_error(response, 503).await;
+    assert_eq!(error["code"], "service_unavailable");
+    held.rollback().await.unwrap();
+    let listed = app
+        .admin_get(&format!("/api/v1/organizations/{org}/webhooks"))
+        .await;
+    assert_eq!(listed.status(), 200);
+    let listed: Value = listed.json().await.unwrap();
+    assert_eq!(listed["data"].as_array().map(Vec::len), Some(0));
+}
