@@ -593,6 +593,65 @@ async fn a_slow_database_still_bills_every_call() {
     assert_eq!(b.usage.len(), answered.len());
 }
 
+/// A lease top-up whose `COMMIT` outlasts the call's database timeout: the
+/// call is answered 503 at its timeout, but the top-up is not abandoned
+/// mid-commit (it would commit all the same, unknown to the gateway, and
+/// stay reserved until the gateway stops). It ends in the background, and
+/// the idle lease it made goes back to the balance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_top_up_that_commits_after_its_call_gave_up_goes_back_to_the_balance() {
+    if test_backend() == Backend::Sqlite {
+        eprintln!("skipped on SQLite: a slow commit needs a PostgreSQL deferred trigger");
+        return;
+    }
+    let setup = Setup::new(&[
+        ("TOLLGATE_DB_TIMEOUT_MS", "300"),
+        ("TOLLGATE_LEASE_IDLE_MS", "200"),
+    ])
+    .await;
+    let gw = setup.gateway().await;
+    const GRANTED: i64 = 1000;
+    let (org, key) = setup.funded_org(&gw.base_url, GRANTED).await;
+
+    // Every new lease row makes its transaction's COMMIT take 2 s.
+    let pool = connect(&setup.db.url).await;
+    for sql in [
+        "CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN PERFORM pg_sleep(2); RETURN NULL; END $$",
+        "CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON credit_leases \
+         DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_commit()",
+    ] {
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
+    let started = Instant::now();
+    let r = setup.chat(&gw.base_url, &key).await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(r.status(), 503, "the top-up outlasted the call's timeout");
+    assert!(
+        took < Duration::from_millis(1500),
+        "the call waited {took:?}"
+    );
+    sqlx::query("DROP TRIGGER slow_commit ON credit_leases")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    // What the late top-up set aside comes back: `reserved` returns to 0.
+    check_invariants(&setup.db.url, &org, GRANTED, &HashSet::new()).await;
+    let r = setup.chat(&gw.base_url, &key).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let id = r.headers()["x-tollgate-request-id"].to_str().unwrap();
+    let b = check_invariants(
+        &setup.db.url,
+        &org,
+        GRANTED,
+        &HashSet::from([id.to_owned()]),
+    )
+    .await;
+    assert_eq!(b.usage.len(), 1);
+}
+
 /// A settlement batch that PostgreSQL committed but whose reply never came
 /// back (the connection died on the way): the committer cannot know the
 /// outcome, reads the batch's request ids back, and neither writes it again

@@ -111,11 +111,14 @@ impl Billing {
         period_start: i64,
         amount: i64,
     ) -> Result<i64, BillingError> {
-        crate::within(
-            self.inner.options.db_timeout,
-            self.top_up_budget_now(budget, period_start, amount),
+        let mut at_commit = false;
+        let result = crate::within(
+            crate::TOP_UP_TIMEOUT,
+            self.top_up_budget_now(budget, period_start, amount, &mut at_commit),
         )
-        .await
+        .await;
+        crate::warn_if_top_up_unknown(&result, at_commit);
+        result
     }
 
     async fn top_up_budget_now(
@@ -123,6 +126,7 @@ impl Billing {
         budget: &KeyBudget,
         period_start: i64,
         amount: i64,
+        at_commit: &mut bool,
     ) -> Result<i64, BillingError> {
         let now = time::now_millis();
         let mut tx = self.db().begin_write().await?;
@@ -168,6 +172,7 @@ impl Billing {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        *at_commit = true;
         tx.commit().await?;
         Ok(amount)
     }

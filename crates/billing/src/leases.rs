@@ -502,8 +502,13 @@ impl Billing {
                     if waits > MAX_WAITS {
                         return Ok(false);
                     }
-                    // Ends when the top-up ends (its sender is dropped).
-                    while done.changed().await.is_ok() {}
+                    // Ends when the top-up ends (its sender is dropped), or
+                    // at the database timeout: the top-up goes on without us.
+                    crate::within(self.inner.options.db_timeout, async {
+                        while done.changed().await.is_ok() {}
+                        Ok(())
+                    })
+                    .await?;
                     if let Some(message) = done.borrow().clone() {
                         return Err(BillingError::Unavailable(message));
                     }
@@ -564,9 +569,11 @@ impl Billing {
     }
 
     /// Runs a call's own top-up of `ahead` (else, refused, of `missing`)
-    /// and waits for it. It runs in a task of its own, so that a call
-    /// dropped mid-way (its client gone) cannot leave a granted top-up
-    /// out of the lease. Returns what was granted.
+    /// and waits for it, at most the database timeout. It runs in a task of
+    /// its own, so that neither a call dropped mid-way (its client gone)
+    /// nor one that stopped waiting can leave a granted top-up out of the
+    /// lease: a top-up that ends after its call left makes the lease idle,
+    /// and it goes back to the balance. Returns what was granted.
     async fn refill<F, Fut>(
         &self,
         book: Book,
@@ -579,7 +586,11 @@ impl Billing {
         F: Fn(i64) -> Fut + Send + 'static,
         Fut: Future<Output = Result<i64, BillingError>> + Send + 'static,
     {
-        let gate = Arc::clone(&self.inner.refills).read_owned().await;
+        // A flush waiting for the top-ups in flight holds new ones back.
+        let deadline = tokio::time::Instant::now() + self.inner.options.db_timeout;
+        let left = || deadline.saturating_duration_since(tokio::time::Instant::now());
+        let gate = Arc::clone(&self.inner.refills).read_owned();
+        let gate = crate::within(left(), async { Ok(gate.await) }).await?;
         if *gate {
             return Err(BillingError::ShutDown);
         }
@@ -596,12 +607,15 @@ impl Billing {
                 result = top_up(missing).await;
             }
             refill.report(&result);
-            // The waiting call holds from it next: no return of the idle lease.
-            refill.finish(*result.as_ref().unwrap_or(&0), false);
+            // A call still waiting holds from it next (its claim keeps the
+            // lease from being idle); with none left, the lease goes back.
+            let account = refill.account.clone();
+            let idle = refill.finish(*result.as_ref().unwrap_or(&0), false);
+            billing.inner.nudge_if_idle(book, account, idle);
             drop(gate);
             result
         });
-        match task.await {
+        match crate::within(left(), async { Ok(task.await) }).await? {
             Ok(result) => result,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             Err(_) => Err(BillingError::ShutDown),
@@ -611,14 +625,22 @@ impl Billing {
     /// Moves `amount` of the organization's spendable balance into this
     /// instance's lease, all or nothing. Returns what was granted (0 or `amount`).
     async fn top_up(&self, organization_id: &str, amount: i64) -> Result<i64, BillingError> {
-        crate::within(
-            self.inner.options.db_timeout,
-            self.top_up_now(organization_id, amount),
+        let mut at_commit = false;
+        let result = crate::within(
+            crate::TOP_UP_TIMEOUT,
+            self.top_up_now(organization_id, amount, &mut at_commit),
         )
-        .await
+        .await;
+        crate::warn_if_top_up_unknown(&result, at_commit);
+        result
     }
 
-    async fn top_up_now(&self, organization_id: &str, amount: i64) -> Result<i64, BillingError> {
+    async fn top_up_now(
+        &self,
+        organization_id: &str,
+        amount: i64,
+        at_commit: &mut bool,
+    ) -> Result<i64, BillingError> {
         let now = time::now_millis();
         let mut tx = self.db().begin_write().await?;
         let done = sqlx::query(
@@ -645,6 +667,7 @@ impl Billing {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        *at_commit = true;
         tx.commit().await?;
         Ok(amount)
     }

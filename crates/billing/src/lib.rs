@@ -116,9 +116,31 @@ impl From<sqlx::Error> for BillingError {
     }
 }
 
-/// Runs one database operation of a call's path (a lease top-up), failing
-/// with `Unavailable` after `limit` instead of waiting for a database that
-/// does not answer.
+/// Longest a lease top-up's transaction may take. A call waits for it at
+/// most the database timeout (`BillingOptions::db_timeout`), but the
+/// transaction itself is not abandoned then: dropped once its `COMMIT` was
+/// sent, it could commit all the same, and what it set aside would stay
+/// reserved with no lease in memory to return it. Run to its end, what it
+/// granted joins the lease and goes back to the balance when idle.
+pub(crate) const TOP_UP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Logs a lease top-up that failed after its `COMMIT` was sent (the
+/// connection lost, or [`TOP_UP_TIMEOUT`] passed): the gateway cannot know
+/// whether it went through, and if it did, what it set aside stays
+/// reserved until this instance stops (the safe side: never spent twice).
+pub(crate) fn warn_if_top_up_unknown<T>(result: &Result<T, BillingError>, at_commit: bool) {
+    if let Err(e) = result
+        && at_commit
+    {
+        tracing::warn!(
+            error = %e,
+            "a lease top-up failed after its commit was sent; if it went through, what it set aside stays reserved until this instance stops"
+        );
+    }
+}
+
+/// Runs one database operation, failing with `Unavailable` after `limit`
+/// instead of waiting for a database that does not answer.
 pub(crate) async fn within<T>(
     limit: Duration,
     op: impl std::future::Future<Output = Result<T, BillingError>>,
