@@ -985,6 +985,52 @@ async fn a_key_without_the_embeddings_scope_cannot_embed() {
     assert_eq!(messages(&app, key).await.status(), 200);
 }
 
+/// `PATCH …/api-keys/{key_id}` with `scopes` replaces them: the key's next
+/// calls are refused or admitted by its new scopes, and `admin` follows.
+#[tokio::test]
+async fn changed_scopes_apply_to_the_next_calls() {
+    let app = TestApp::spawn().await;
+    let (org, _) = app.funded_org("usd", 1_000_000).await;
+    let created = key_with(&app, &org, &json!({"name": "k"})).await;
+    let (id, key) = (
+        created["id"].as_str().unwrap(),
+        created["key"].as_str().unwrap(),
+    );
+    let path = format!("/api/v1/organizations/{org}/api-keys/{id}");
+    assert_eq!(app.chat(key, &chat_body("gpt-4o-mini")).await.status(), 200);
+
+    let narrowed = app
+        .admin_patch(&path, &json!({"scopes": ["embeddings", "embeddings"]}))
+        .await;
+
+    assert_eq!(narrowed.status(), 200);
+    let narrowed: Value = narrowed.json().await.unwrap();
+    assert_eq!(narrowed["scopes"], json!(["embeddings"]), "each scope once");
+    assert_eq!(narrowed["admin"], false);
+    let error = expect_error(app.chat(key, &chat_body("gpt-4o-mini")).await, 403).await;
+    assert_eq!(error["code"], "missing_scope");
+    assert_eq!(messages(&app, key).await.status(), 403);
+    assert_eq!(app.embeddings(key, &embedding_body()).await.status(), 200);
+
+    let widened: Value = app
+        .admin_patch(&path, &json!({"scopes": ["chat", "admin"]}))
+        .await
+        .json()
+        .await
+        .unwrap();
+
+    assert_eq!(widened["scopes"], json!(["chat", "admin"]));
+    assert_eq!(widened["admin"], true, "admin follows the admin scope");
+    assert_eq!(app.chat(key, &chat_body("gpt-4o-mini")).await.status(), 200);
+    expect_error(app.embeddings(key, &embedding_body()).await, 403).await;
+    let credential =
+        json!({"organization_id": org, "provider": "mock", "api_key": "sk-scoped-5678"});
+    assert_eq!(
+        app.create_credential_as(key, &credential).await.status(),
+        201
+    );
+}
+
 #[tokio::test]
 async fn only_a_key_with_the_admin_scope_manages_credentials() {
     let app = TestApp::spawn().await;

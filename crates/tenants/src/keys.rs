@@ -94,6 +94,15 @@ fn resolve_scopes(asked: Option<Vec<KeyScope>>, admin: bool) -> Result<Vec<KeySc
     Ok(scopes)
 }
 
+/// The scopes as stored: comma-separated.
+fn scopes_column(scopes: &[KeyScope]) -> String {
+    scopes
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// The stored scopes (comma-separated), or the defaults for a key made
 /// before scopes existed (`NULL`).
 fn scopes_from_column(stored: Option<&str>, admin: bool) -> Vec<KeyScope> {
@@ -380,6 +389,9 @@ pub struct ApiKeyChange {
     /// Unix seconds. Unlike at creation, a past instant is accepted: it
     /// expires the key at once (401 `expired`, as for a key that ran out).
     pub expires_at: Option<Option<i64>>,
+    /// The key's new scopes, in place of the old (at least one); the
+    /// `admin` flag follows the `admin` scope.
+    pub scopes: Option<Vec<KeyScope>>,
 }
 
 impl Tenants {
@@ -402,11 +414,7 @@ impl Tenants {
         }
         let scopes = resolve_scopes(new.scopes, new.admin)?;
         let admin = scopes.contains(&KeyScope::Admin);
-        let scopes_column = scopes
-            .iter()
-            .map(|s| s.as_str())
-            .collect::<Vec<_>>()
-            .join(",");
+        let scopes_column = scopes_column(&scopes);
         // Fails with OrganizationNotFound before anything is written.
         self.organization(organization_id).await?;
 
@@ -544,6 +552,10 @@ impl Tenants {
         change: ApiKeyChange,
     ) -> Result<ApiKeyInfo, TenantError> {
         let name = change.name.as_deref().map(valid_name).transpose()?;
+        let scopes = change
+            .scopes
+            .map(|asked| resolve_scopes(Some(asked), false))
+            .transpose()?;
         valid_limits(
             change.rpm_limit.flatten(),
             change.tpm_limit.flatten(),
@@ -620,6 +632,14 @@ impl Tenants {
             sqlx::query("UPDATE api_keys SET budget_amount = $1, budget_period = $2 WHERE id = $3")
                 .bind(budget.map(|b| b.amount))
                 .bind(budget.map(|b| b.period.as_str()))
+                .bind(key_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(scopes) = scopes {
+            sqlx::query("UPDATE api_keys SET scopes = $1, admin = $2 WHERE id = $3")
+                .bind(scopes_column(&scopes))
+                .bind(scopes.contains(&KeyScope::Admin))
                 .bind(key_id)
                 .execute(&mut *tx)
                 .await?;

@@ -47,8 +47,8 @@ pub struct CreateApiKey {
 
 /// Fields left out are unchanged; `null` removes a limit, the budget or the
 /// expiry. Values are checked as at creation, but `expires_at` may be in
-/// the past: the key then fails with 401 (`expired`) at once. The secret,
-/// the scopes and the `admin` flag cannot be changed.
+/// the past: the key then fails with 401 (`expired`) at once. The secret
+/// cannot be changed.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"rpm_limit": 1200, "tpm_limit": null, "budget": {"amount": 10_000_000, "period": "monthly"}}))]
@@ -78,6 +78,10 @@ pub struct UpdateApiKey {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<i64>, minimum = 0)]
     expires_at: Option<Option<i64>>,
+    /// What the key may call from now on, in place of its scopes so far; at
+    /// least one. The key's `admin` flag follows the `admin` scope.
+    #[schema(nullable = false)]
+    scopes: Option<Vec<KeyScope>>,
 }
 
 impl UpdateApiKey {
@@ -90,6 +94,7 @@ impl UpdateApiKey {
             ("max_concurrency", self.max_concurrency.is_some()),
             ("budget", self.budget.is_some()),
             ("expires_at", self.expires_at.is_some()),
+            ("scopes", self.scopes.is_some()),
         ]
         .into_iter()
         .filter_map(|(field, set)| set.then_some(field))
@@ -220,10 +225,10 @@ pub async fn list(
     }))
 }
 
-/// Change an API key's name, rate limits, budget or expiry, keeping its
-/// secret. The change applies to the key's calls on every replica within
-/// a second; fields left out are unchanged and `null` removes a limit, the
-/// budget or the expiry.
+/// Change an API key's name, rate limits, budget, expiry or scopes,
+/// keeping its secret. The change applies to the key's calls on every
+/// replica within a second; fields left out are unchanged and `null`
+/// removes a limit, the budget or the expiry.
 ///
 /// A lowered budget refuses the next calls (402, `param: budget`) once
 /// what the key spent in the current period reaches it; a raised one
@@ -265,6 +270,7 @@ pub async fn update(
                 max_concurrency: body.max_concurrency,
                 budget: body.budget,
                 expires_at: body.expires_at,
+                scopes: body.scopes,
             },
         )
         .await?;
