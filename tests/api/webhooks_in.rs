@@ -11,6 +11,13 @@ use tollgate_tests::{DEFAULT_CONFIG, TestApp, expect_error, message_of};
 
 const STRIPE_SECRET: &str = "whsec_test_stripe_secret";
 const LAGO_SECRET: &str = "lago-hmac-key";
+/// Lago's issuer in `jwt` mode (its `LAGO_API_URL`).
+const LAGO_API_URL: &str = "https://lago.example.com";
+/// An RSA key pair made for these tests, standing for Lago's own (the
+/// private key in PKCS#1 DER), and a private key that is not Lago's.
+const LAGO_PRIVATE_KEY: &[u8] = include_bytes!("../fixtures/lago-webhook-private.der");
+const LAGO_PUBLIC_KEY: &str = include_str!("../fixtures/lago-webhook-public.pem");
+const OTHER_PRIVATE_KEY: &[u8] = include_bytes!("../fixtures/lago-other-private.der");
 
 fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
@@ -35,6 +42,37 @@ fn stripe_header(secret: &str, timestamp: i64, body: &str) -> String {
 fn lago_signature(secret: &str, body: &str) -> String {
     base64::engine::general_purpose::STANDARD
         .encode(hmac_sha256(secret.as_bytes(), body.as_bytes()))
+}
+
+/// `X-Lago-Signature` in Lago's `jwt` mode: an RS256 JWT of
+/// `{"data": body, "iss": issuer}`.
+fn lago_jwt(private_key: &[u8], issuer: &str, body: &str) -> String {
+    let key = jsonwebtoken::EncodingKey::from_rsa_der(private_key);
+    let claims = json!({"data": body, "iss": issuer});
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
+        &claims,
+        &key,
+    )
+    .unwrap()
+}
+
+/// A gateway that verifies Lago's `jwt` mode only, with the public key as
+/// Lago's `GET /api/v1/webhooks/public_key` returns it: the PEM in base64,
+/// broken into lines of 60 characters (Ruby's `Base64.encode64`).
+async fn spawn_lago_jwt() -> TestApp {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(LAGO_PUBLIC_KEY);
+    let lines: Vec<String> = encoded
+        .as_bytes()
+        .chunks(60)
+        .map(|line| String::from_utf8_lossy(line).into_owned())
+        .collect();
+    let public_key = lines.join("\n") + "\n";
+    TestApp::spawn_with(DEFAULT_CONFIG, move |s| {
+        s.lago_webhook_public_key = Some(public_key);
+        s.lago_api_url = format!("{LAGO_API_URL}/");
+    })
+    .await
 }
 
 async fn spawn(stripe_secret: Option<&str>) -> TestApp {
@@ -63,16 +101,28 @@ async fn post_lago(
     unique_key: &str,
     body: &str,
 ) -> reqwest::Response {
-    app.client
+    post_lago_as(app, Some("hmac"), signature, unique_key, body).await
+}
+
+/// A Lago webhook with `X-Lago-Signature-Algorithm: algorithm` (none if `None`).
+async fn post_lago_as(
+    app: &TestApp,
+    algorithm: Option<&str>,
+    signature: &str,
+    unique_key: &str,
+    body: &str,
+) -> reqwest::Response {
+    let mut request = app
+        .client
         .post(app.url("/api/v1/billing/webhooks/lago"))
         .header("X-Lago-Signature", signature)
-        .header("X-Lago-Signature-Algorithm", "hmac")
         .header("X-Lago-Unique-Key", unique_key)
         .header("content-type", "application/json")
-        .body(body.to_owned())
-        .send()
-        .await
-        .unwrap()
+        .body(body.to_owned());
+    if let Some(algorithm) = algorithm {
+        request = request.header("X-Lago-Signature-Algorithm", algorithm);
+    }
+    request.send().await.unwrap()
 }
 
 fn checkout_event(
@@ -369,6 +419,103 @@ async fn lago_tampered_body_is_refused_and_changes_nothing() {
     let error = expect_error(response, 401).await;
     assert_eq!(error["code"], "invalid_signature");
     assert_eq!(app.balance(&org).await, 0);
+}
+
+#[tokio::test]
+async fn lago_jwt_signed_invoice_grants_once_per_unique_key() {
+    let app = spawn_lago_jwt().await;
+    let org = app.create_org("usd").await;
+    let body = lago_invoice("inv_jwt", &org, "succeeded", 1500);
+    let signature = lago_jwt(LAGO_PRIVATE_KEY, LAGO_API_URL, &body);
+    let older = lago_invoice("inv_jwt_old", &org, "succeeded", 200);
+
+    let first = status_of(post_lago_as(&app, Some("jwt"), &signature, "uk-j1", &body).await).await;
+    let replay = status_of(post_lago_as(&app, Some("jwt"), &signature, "uk-j1", &body).await).await;
+    // Lago before `X-Lago-Signature-Algorithm` signed with a JWT only.
+    let without_algorithm = status_of(
+        post_lago_as(
+            &app,
+            None,
+            &lago_jwt(LAGO_PRIVATE_KEY, LAGO_API_URL, &older),
+            "uk-j2",
+            &older,
+        )
+        .await,
+    )
+    .await;
+
+    assert_eq!(first["status"], "granted");
+    assert_eq!(replay["status"], "duplicate");
+    assert_eq!(without_algorithm["status"], "granted");
+    assert_eq!(app.balance(&org).await, (1500 + 200) * 10_000);
+    assert_eq!(app.transactions(&org).await.len(), 2);
+}
+
+#[tokio::test]
+async fn lago_jwt_of_another_key_issuer_or_body_is_refused_and_changes_nothing() {
+    let app = spawn_lago_jwt().await;
+    let org = app.create_org("usd").await;
+    let body = lago_invoice("inv_jwt_bad", &org, "succeeded", 1500);
+    let tampered = lago_invoice("inv_jwt_bad", &org, "succeeded", 150_000);
+    let cases = [
+        (
+            "another key",
+            lago_jwt(OTHER_PRIVATE_KEY, LAGO_API_URL, &body),
+        ),
+        (
+            "another issuer",
+            lago_jwt(LAGO_PRIVATE_KEY, "https://api.getlago.com", &body),
+        ),
+        (
+            "another body",
+            lago_jwt(LAGO_PRIVATE_KEY, LAGO_API_URL, &tampered),
+        ),
+        ("not a JWT", "eyJhbGciOiJSUzI1NiJ9.e30.c2ln".to_owned()),
+    ];
+
+    for (i, (case, signature)) in cases.iter().enumerate() {
+        let response =
+            post_lago_as(&app, Some("jwt"), signature, &format!("uk-bad-{i}"), &body).await;
+
+        let error = expect_error(response, 401).await;
+        assert_eq!(error["code"], "invalid_signature", "{case}: {error}");
+    }
+    assert_eq!(app.balance(&org).await, 0);
+    assert!(app.transactions(&org).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_lago_mode_without_its_setting_answers_503() {
+    let hmac_only = spawn(None).await;
+    let jwt_only = spawn_lago_jwt().await;
+    let org = hmac_only.create_org("usd").await;
+    let body = lago_invoice("inv_modes", &org, "succeeded", 100);
+
+    let jwt = post_lago_as(
+        &hmac_only,
+        Some("jwt"),
+        &lago_jwt(LAGO_PRIVATE_KEY, LAGO_API_URL, &body),
+        "uk-m1",
+        &body,
+    )
+    .await;
+    let hmac = post_lago(
+        &jwt_only,
+        &lago_signature(LAGO_SECRET, &body),
+        "uk-m2",
+        &body,
+    )
+    .await;
+
+    let jwt = expect_error(jwt, 503).await;
+    assert_eq!(jwt["code"], "webhook_not_configured");
+    assert!(
+        message_of(&jwt).contains("LAGO_WEBHOOK_PUBLIC_KEY"),
+        "{jwt}"
+    );
+    let hmac = expect_error(hmac, 503).await;
+    assert!(message_of(&hmac).contains("LAGO_WEBHOOK_SECRET"), "{hmac}");
+    assert_eq!(hmac_only.balance(&org).await, 0);
 }
 
 #[tokio::test]

@@ -125,6 +125,23 @@ pub struct Settings {
     )]
     pub lago_webhook_secret: Option<SecretString>,
 
+    /// Lago's public key, which verifies Lago webhooks in Lago's `jwt`
+    /// signature mode (its default): the value of Lago's
+    /// `GET /api/v1/webhooks/public_key` (a base64-encoded PEM) or the PEM
+    /// itself. Unset: a `jwt`-mode webhook answers 503.
+    #[arg(long, global = true, env = "LAGO_WEBHOOK_PUBLIC_KEY")]
+    pub lago_webhook_public_key: Option<String>,
+
+    /// Lago's API URL, the issuer (`iss`) its `jwt`-mode signatures must
+    /// name: Lago's own `LAGO_API_URL` for a self-hosted Lago.
+    #[arg(
+        long,
+        global = true,
+        env = "LAGO_API_URL",
+        default_value = "https://api.getlago.com"
+    )]
+    pub lago_api_url: String,
+
     /// Most database connections this process opens. Default: 1 on SQLite
     /// (one writer at a time anyway; more would only wait on its lock), 16 on PostgreSQL.
     #[arg(long, global = true, env = "TOLLGATE_DB_MAX_CONNECTIONS")]
@@ -413,6 +430,8 @@ impl Settings {
             jwt_secret: None,
             stripe_webhook_secret: None,
             lago_webhook_secret: None,
+            lago_webhook_public_key: None,
+            lago_api_url: "https://api.getlago.com".into(),
             db_max_connections: None,
             upstream_timeout_secs: 300,
             max_body_bytes: 10 * 1024 * 1024,

@@ -87,7 +87,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Gateway> {
         db.clone(),
         billing.clone(),
         credentials.clone(),
-        webhook_options(settings),
+        webhook_options(settings)?,
     )?;
     let observability = &settings.observability;
     let (tracer, trace_exporter) = match observability
@@ -247,8 +247,9 @@ async fn share_cooldowns(state: AppState, mut shared: tollgate_routing::health::
 }
 
 /// The webhook settings. `STRIPE_WEBHOOK_SECRET` may hold several secrets,
-/// comma-separated, while one is rotated out.
-fn webhook_options(settings: &Settings) -> tollgate_webhooks::WebhookOptions {
+/// comma-separated, while one is rotated out. A Lago public key that is
+/// not one stops the start.
+fn webhook_options(settings: &Settings) -> anyhow::Result<tollgate_webhooks::WebhookOptions> {
     let list = |s: &str| -> Vec<String> {
         s.split(',')
             .map(str::trim)
@@ -256,7 +257,7 @@ fn webhook_options(settings: &Settings) -> tollgate_webhooks::WebhookOptions {
             .map(str::to_owned)
             .collect()
     };
-    tollgate_webhooks::WebhookOptions {
+    Ok(tollgate_webhooks::WebhookOptions {
         stripe_secrets: settings
             .stripe_webhook_secret
             .as_ref()
@@ -266,6 +267,12 @@ fn webhook_options(settings: &Settings) -> tollgate_webhooks::WebhookOptions {
             .map(SecretString::from)
             .collect(),
         lago_secret: settings.lago_webhook_secret.clone(),
+        lago_jwt: settings
+            .lago_webhook_public_key
+            .as_deref()
+            .filter(|key| !key.trim().is_empty())
+            .map(|key| tollgate_webhooks::LagoJwt::new(key, &settings.lago_api_url))
+            .transpose()?,
         stripe_grant_events: list(&settings.stripe_grant_events),
         lago_grant_events: list(&settings.lago_grant_events),
         poll_interval: Duration::from_millis(settings.webhook_poll_ms.max(10)),
@@ -274,7 +281,7 @@ fn webhook_options(settings: &Settings) -> tollgate_webhooks::WebhookOptions {
         timeout: Duration::from_millis(settings.webhook_timeout_ms.max(100)),
         usage_batch_interval: Duration::from_secs(settings.usage_batch_secs.max(1)),
         allow_private_addresses: settings.webhook_allow_private,
-    }
+    })
 }
 
 /// The rate limiter: in Redis when `REDIS_URL` is set, else in-process.

@@ -4,7 +4,7 @@
 //! sender does not retry it forever.
 
 use crate::events::{enqueue, granted_data};
-use crate::signature::{verify_lago, verify_stripe};
+use crate::signature::{LagoMode, verify_lago, verify_stripe};
 use crate::{WebhookError, Webhooks};
 use secrecy::ExposeSecret;
 use serde::Serialize;
@@ -156,7 +156,7 @@ impl Webhooks {
     }
 
     /// `POST /api/v1/billing/webhooks/lago`: verifies `X-Lago-Signature`
-    /// (HMAC mode), deduplicates on `X-Lago-Unique-Key`, then grants.
+    /// (`hmac` or `jwt` mode), deduplicates on `X-Lago-Unique-Key`, then grants.
     pub async fn lago_event(
         &self,
         signature: Option<&str>,
@@ -164,13 +164,29 @@ impl Webhooks {
         unique_key: Option<&str>,
         body: &[u8],
     ) -> Result<InboundOutcome, WebhookError> {
-        let secret = self
-            .options()
+        let options = self.options();
+        let secret = options
             .lago_secret
             .as_ref()
-            .filter(|s| !s.expose_secret().is_empty())
-            .ok_or(WebhookError::NotConfigured("LAGO_WEBHOOK_SECRET"))?;
-        verify_lago(signature, algorithm, body, secret.expose_secret())?;
+            .filter(|s| !s.expose_secret().is_empty());
+        match (
+            LagoMode::of(algorithm, signature),
+            secret,
+            &options.lago_jwt,
+        ) {
+            (_, None, None) => return Err(WebhookError::NotConfigured("LAGO_WEBHOOK_SECRET")),
+            (Err(e), _, _) => return Err(e.into()),
+            (Ok(LagoMode::Hmac), Some(secret), _) => {
+                verify_lago(signature, body, secret.expose_secret())?
+            }
+            (Ok(LagoMode::Hmac), None, _) => {
+                return Err(WebhookError::NotConfigured("LAGO_WEBHOOK_SECRET"));
+            }
+            (Ok(LagoMode::Jwt), _, Some(jwt)) => jwt.verify(signature, body)?,
+            (Ok(LagoMode::Jwt), _, None) => {
+                return Err(WebhookError::NotConfigured("LAGO_WEBHOOK_PUBLIC_KEY"));
+            }
+        }
         let unique_key = unique_key
             .map(str::trim)
             .filter(|k| !k.is_empty() && k.len() <= 255)

@@ -25,7 +25,7 @@ mod worker;
 pub use events::WebhookEvent;
 pub use events::{BudgetExceeded, EVENT_TYPES, WebhookPayload};
 pub use inbound::{InboundOutcome, LAGO_DEFAULT_GRANT_EVENTS, STRIPE_DEFAULT_GRANT_EVENTS};
-pub use signature::SignatureError;
+pub use signature::{LagoJwt, LagoKeyError, SignatureError};
 pub use subscriptions::{Attempt, Delivery, NewSubscription, Subscription};
 
 use secrecy::SecretString;
@@ -66,8 +66,10 @@ pub enum WebhookError {
 pub struct WebhookOptions {
     /// `STRIPE_WEBHOOK_SECRET`, split on commas: any of them verifies.
     pub stripe_secrets: Vec<SecretString>,
-    /// `LAGO_WEBHOOK_SECRET`: Lago's HMAC key.
+    /// `LAGO_WEBHOOK_SECRET`: Lago's HMAC key (its `hmac` mode).
     pub lago_secret: Option<SecretString>,
+    /// `LAGO_WEBHOOK_PUBLIC_KEY` and `LAGO_API_URL`: Lago's `jwt` mode.
+    pub lago_jwt: Option<LagoJwt>,
     /// Stripe event types that grant credits.
     pub stripe_grant_events: Vec<String>,
     /// Lago webhook types that grant credits.
@@ -92,6 +94,7 @@ impl Default for WebhookOptions {
         WebhookOptions {
             stripe_secrets: Vec::new(),
             lago_secret: None,
+            lago_jwt: None,
             stripe_grant_events: STRIPE_DEFAULT_GRANT_EVENTS
                 .iter()
                 .map(|s| (*s).to_owned())

@@ -149,7 +149,7 @@ impl Modify for SecuritySchemes {
             "lago_signature",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 "X-Lago-Signature",
-                "Lago's HMAC signature of the raw body with `LAGO_WEBHOOK_SECRET`",
+                "Lago's signature of the raw body: HMAC with `LAGO_WEBHOOK_SECRET` (`hmac` mode), or an RS256 JWT checked with `LAGO_WEBHOOK_PUBLIC_KEY` (`jwt` mode)",
             ))),
         );
         components.add_security_scheme(

@@ -54,8 +54,10 @@ pub async fn stripe(
 
 /// Receive a Lago event.
 ///
-/// Authenticated by `X-Lago-Signature` in Lago's `hmac` mode (base64
-/// HMAC-SHA256 of the raw body with `LAGO_WEBHOOK_SECRET`), deduplicated on
+/// Authenticated by `X-Lago-Signature` in either of Lago's modes: `hmac`
+/// (base64 HMAC-SHA256 of the raw body with `LAGO_WEBHOOK_SECRET`) or `jwt`
+/// (an RS256 JWT, checked with `LAGO_WEBHOOK_PUBLIC_KEY`, issued by
+/// `LAGO_API_URL`, whose `data` is the raw body); deduplicated on
 /// `X-Lago-Unique-Key`. A succeeded invoice of
 /// `invoice.payment_status_updated` or `invoice.paid_credit_added`
 /// (configurable) grants; see `docs/webhooks.md` for the mapping.
@@ -65,17 +67,17 @@ pub async fn stripe(
     security(("lago_signature" = [])),
     params(
         ("X-Lago-Unique-Key" = String, Header, description = "Lago's idempotency key of the message"),
-        ("X-Lago-Signature-Algorithm" = Option<String>, Header, description = "`hmac` (the only mode accepted)"),
+        ("X-Lago-Signature-Algorithm" = Option<String>, Header, description = "`hmac` or `jwt` (Lago's default); without it, a signature shaped as a JWT is one"),
     ),
     request_body(content = serde_json::Value, description = "A Lago webhook, exactly as Lago sent it"),
     responses(
         (status = 200, description = "Handled (granted, duplicate or ignored)", body = InboundOutcome),
         (status = 400, description = "No `X-Lago-Unique-Key`, or the body is not JSON", body = ErrorResponse,
             example = json!({"error": {"message": "`X-Lago-Unique-Key` the header is required (1 to 255 characters)", "type": "invalid_request_error", "code": "invalid_request"}})),
-        (status = 401, description = "Missing or wrong signature, or a non-HMAC algorithm: nothing changed", body = ErrorResponse,
+        (status = 401, description = "Missing or wrong signature, or an unknown algorithm: nothing changed", body = ErrorResponse,
             example = json!({"error": {"message": "invalid signature: no signature matches the body", "type": "authentication_error", "code": "invalid_signature"}})),
         (status = 413, description = "Body too large", body = ErrorResponse),
-        (status = 503, description = "`LAGO_WEBHOOK_SECRET` is not set", body = ErrorResponse,
+        (status = 503, description = "The signature's mode is not configured: `LAGO_WEBHOOK_SECRET` for `hmac`, `LAGO_WEBHOOK_PUBLIC_KEY` for `jwt`", body = ErrorResponse,
             example = json!({"error": {"message": "LAGO_WEBHOOK_SECRET is not set: this webhook is disabled", "type": "server_error", "code": "webhook_not_configured"}})),
     )
 )]
