@@ -90,6 +90,19 @@ impl Setup {
         Some((setup, proxy))
     }
 
+    /// [`Setup::through_postgres_proxy`] in plain text, so that the proxy
+    /// can see each `COMMIT` go by.
+    async fn through_plain_postgres_proxy(lease_idle_ms: &str) -> Option<(Setup, ChaosProxy)> {
+        let (mut setup, proxy) = Setup::through_postgres_proxy(lease_idle_ms).await?;
+        for (name, url) in &mut setup.envs {
+            if name == "DATABASE_URL" {
+                url.push_str(if url.contains('?') { "&" } else { "?" });
+                url.push_str("sslmode=disable");
+            }
+        }
+        Some((setup, proxy))
+    }
+
     /// A gateway process in the setup's directory (so every process of a
     /// test shares one data directory, and so one journal directory).
     async fn gateway(&self) -> GatewayProcess {
@@ -652,22 +665,59 @@ async fn a_top_up_that_commits_after_its_call_gave_up_goes_back_to_the_balance()
     assert_eq!(b.usage.len(), 1);
 }
 
+/// A lease top-up that PostgreSQL committed but whose reply never came back
+/// (the connection died on the way): the gateway reads the top-up's id
+/// back, so what it set aside is the lease's, spent from and returned when
+/// idle, rather than reserved for good with no lease in memory to return it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_top_up_commit_whose_reply_was_lost_is_read_back() {
+    let Some((setup, proxy)) = Setup::through_plain_postgres_proxy("200").await else {
+        return;
+    };
+    let (gw, log) = setup.gateway_capturing().await;
+    const GRANTED: i64 = 1000;
+    let (org, key) = setup.funded_org(&gw.base_url, GRANTED).await;
+    proxy.lose_top_up_commit_reply();
+
+    let mut answered = HashSet::new();
+    for _ in 0..3 {
+        let r = setup.chat(&gw.base_url, &key).await.unwrap();
+        // The first call waits for the read-back, within its timeout.
+        if r.status() == 200 {
+            answered.insert(
+                r.headers()["x-tollgate-request-id"]
+                    .to_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        } else {
+            assert_eq!(r.status(), 503, "slow, never a 500");
+        }
+    }
+
+    assert!(
+        !proxy.commit_reply_armed(),
+        "no top-up commit went through the proxy"
+    );
+    // What the top-up set aside went back once the lease was idle.
+    let b = check_invariants(&setup.db.url, &org, GRANTED, &answered).await;
+    assert_eq!(b.usage.len(), answered.len(), "billed once each");
+    let text = log.text();
+    assert!(
+        text.contains("was committed: read back"),
+        "the unknown outcome was not read back:\n{text}"
+    );
+}
+
 /// A settlement batch that PostgreSQL committed but whose reply never came
 /// back (the connection died on the way): the committer cannot know the
 /// outcome, reads the batch's request ids back, and neither writes it again
 /// nor takes it for lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_settlement_commit_whose_reply_was_lost_is_read_back_not_repeated() {
-    let Some((mut setup, proxy)) = Setup::through_postgres_proxy("0").await else {
+    let Some((setup, proxy)) = Setup::through_plain_postgres_proxy("0").await else {
         return;
     };
-    // In plain text, so that the proxy can see the COMMIT go by.
-    for (name, url) in &mut setup.envs {
-        if name == "DATABASE_URL" {
-            url.push_str(if url.contains('?') { "&" } else { "?" });
-            url.push_str("sslmode=disable");
-        }
-    }
     let (gw, log) = setup.gateway_capturing().await;
     const GRANTED: i64 = 1000;
     let (org, key) = setup.funded_org(&gw.base_url, GRANTED).await;

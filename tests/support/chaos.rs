@@ -27,8 +27,10 @@ pub enum Mode {
 struct Shared {
     mode: Mutex<Mode>,
     connections: Mutex<Vec<AbortHandle>>,
-    /// Armed by [`ChaosProxy::lose_settlement_commit_reply`].
-    lose_commit_reply: AtomicBool,
+    /// Armed by [`ChaosProxy::lose_settlement_commit_reply`] and
+    /// [`ChaosProxy::lose_top_up_commit_reply`]: the SQL text that marks the
+    /// transaction whose `COMMIT` reply is lost.
+    lose_commit_reply: Mutex<Option<&'static [u8]>>,
 }
 
 /// A proxy listening on a local port, forwarding to `upstream`; stopped on drop.
@@ -45,7 +47,7 @@ impl ChaosProxy {
         let shared = Arc::new(Shared {
             mode: Mutex::new(Mode::Pass),
             connections: Mutex::new(Vec::new()),
-            lose_commit_reply: AtomicBool::new(false),
+            lose_commit_reply: Mutex::new(None),
         });
         let accept = {
             let shared = shared.clone();
@@ -90,12 +92,19 @@ impl ChaosProxy {
     /// The transaction must be the first of its connection to prepare that
     /// insert (its SQL text is only sent then): arm it before any call.
     pub fn lose_settlement_commit_reply(&self) {
-        self.shared.lose_commit_reply.store(true, Ordering::SeqCst);
+        *self.shared.lose_commit_reply.lock().unwrap() = Some(b"INSERT INTO usage_records");
+    }
+
+    /// Arms a lost reply as [`ChaosProxy::lose_settlement_commit_reply`]
+    /// does, of the next lease top-up (a transaction that writes a credit
+    /// lease) instead.
+    pub fn lose_top_up_commit_reply(&self) {
+        *self.shared.lose_commit_reply.lock().unwrap() = Some(b"INSERT INTO credit_leases");
     }
 
     /// Whether an armed lost reply is still to happen.
     pub fn commit_reply_armed(&self) -> bool {
-        self.shared.lose_commit_reply.load(Ordering::SeqCst)
+        self.shared.lose_commit_reply.lock().unwrap().is_some()
     }
 }
 
@@ -125,7 +134,7 @@ async fn relay(client: TcpStream, upstream: SocketAddr, shared: Arc<Shared>) {
 }
 
 enum Direction {
-    /// Client to server; sets the flag once it let a settlement's COMMIT through.
+    /// Client to server; sets the flag once it let the armed COMMIT through.
     ToServer(Arc<AtomicBool>),
     /// Server to client; drops everything once the flag is set.
     ToClient(Arc<AtomicBool>),
@@ -142,8 +151,8 @@ async fn pump(
     direction: Direction,
 ) {
     let mut buf = vec![0u8; 16 * 1024];
-    // Whether this connection's transaction inserted usage records.
-    let mut settling = false;
+    // Whether this connection's transaction sent the armed SQL text.
+    let mut marked = false;
     loop {
         let n = match from.read(&mut buf).await {
             Ok(0) | Err(_) => return,
@@ -160,10 +169,11 @@ async fn pump(
         match &direction {
             Direction::ToClient(lost) if lost.load(Ordering::SeqCst) => continue,
             Direction::ToServer(lost) => {
-                settling |= contains(chunk, b"INSERT INTO usage_records");
-                if settling
+                let armed = *shared.lose_commit_reply.lock().unwrap();
+                marked |= armed.is_some_and(|text| contains(chunk, text));
+                if marked
                     && contains(chunk, b"COMMIT\0")
-                    && shared.lose_commit_reply.swap(false, Ordering::SeqCst)
+                    && shared.lose_commit_reply.lock().unwrap().take().is_some()
                 {
                     lost.store(true, Ordering::SeqCst);
                     let _ = to.write_all(chunk).await;
@@ -172,7 +182,7 @@ async fn pump(
                     return;
                 }
                 if contains(chunk, b"COMMIT\0") {
-                    settling = false;
+                    marked = false;
                 }
             }
             Direction::ToClient(_) => {}

@@ -111,14 +111,12 @@ impl Billing {
         period_start: i64,
         amount: i64,
     ) -> Result<i64, BillingError> {
-        let mut at_commit = false;
-        let result = crate::within(
-            crate::TOP_UP_TIMEOUT,
-            self.top_up_budget_now(budget, period_start, amount, &mut at_commit),
+        crate::top_up_once(
+            amount,
+            |id, commit_sent| self.top_up_budget_now(budget, period_start, amount, id, commit_sent),
+            || self.last_budget_top_up_id(&budget.api_key_id, period_start),
         )
-        .await;
-        crate::warn_if_top_up_unknown(&result, at_commit);
-        result
+        .await
     }
 
     async fn top_up_budget_now(
@@ -126,7 +124,8 @@ impl Billing {
         budget: &KeyBudget,
         period_start: i64,
         amount: i64,
-        at_commit: &mut bool,
+        top_up_id: String,
+        commit_sent: crate::CommitSent,
     ) -> Result<i64, BillingError> {
         let now = time::now_millis();
         let mut tx = self.db().begin_write().await?;
@@ -161,20 +160,52 @@ impl Billing {
             return Ok(0);
         }
         sqlx::query(
-            "INSERT INTO api_key_budget_leases (instance_id, api_key_id, period_start, amount, updated_at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (instance_id, api_key_id, period_start) \
-             DO UPDATE SET amount = api_key_budget_leases.amount + excluded.amount, updated_at = excluded.updated_at",
+            "INSERT INTO api_key_budget_leases (instance_id, api_key_id, period_start, amount, updated_at, top_up_id) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (instance_id, api_key_id, period_start) \
+             DO UPDATE SET amount = api_key_budget_leases.amount + excluded.amount, \
+             updated_at = excluded.updated_at, top_up_id = excluded.top_up_id",
         )
         .bind(self.instance_id())
         .bind(&budget.api_key_id)
         .bind(period_start)
         .bind(amount)
         .bind(now)
+        .bind(top_up_id)
         .execute(&mut *tx)
         .await?;
-        *at_commit = true;
+        commit_sent.mark();
         tx.commit().await?;
         Ok(amount)
+    }
+
+    /// The id of the last top-up of this instance's lease of the key's
+    /// budget for the period, once no top-up of it is open any more.
+    async fn last_budget_top_up_id(
+        &self,
+        api_key_id: &str,
+        period_start: i64,
+    ) -> Result<Option<String>, BillingError> {
+        let mut tx = self.db().begin_write().await?;
+        // Waits for an open top-up, which holds this row until it ends.
+        sqlx::query(
+            "UPDATE api_key_budget_periods SET updated_at = updated_at \
+             WHERE api_key_id = $1 AND period_start = $2",
+        )
+        .bind(api_key_id)
+        .bind(period_start)
+        .execute(&mut *tx)
+        .await?;
+        let id: Option<Option<String>> = sqlx::query_scalar(
+            "SELECT top_up_id FROM api_key_budget_leases \
+             WHERE instance_id = $1 AND api_key_id = $2 AND period_start = $3",
+        )
+        .bind(self.instance_id())
+        .bind(api_key_id)
+        .bind(period_start)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.rollback().await?;
+        Ok(id.flatten())
     }
 
     /// The refusal of a call that needs `amount` of the budget.

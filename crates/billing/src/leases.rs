@@ -625,21 +625,20 @@ impl Billing {
     /// Moves `amount` of the organization's spendable balance into this
     /// instance's lease, all or nothing. Returns what was granted (0 or `amount`).
     async fn top_up(&self, organization_id: &str, amount: i64) -> Result<i64, BillingError> {
-        let mut at_commit = false;
-        let result = crate::within(
-            crate::TOP_UP_TIMEOUT,
-            self.top_up_now(organization_id, amount, &mut at_commit),
+        crate::top_up_once(
+            amount,
+            |id, commit_sent| self.top_up_now(organization_id, amount, id, commit_sent),
+            || self.last_top_up_id(organization_id),
         )
-        .await;
-        crate::warn_if_top_up_unknown(&result, at_commit);
-        result
+        .await
     }
 
     async fn top_up_now(
         &self,
         organization_id: &str,
         amount: i64,
-        at_commit: &mut bool,
+        top_up_id: String,
+        commit_sent: crate::CommitSent,
     ) -> Result<i64, BillingError> {
         let now = time::now_millis();
         let mut tx = self.db().begin_write().await?;
@@ -657,19 +656,43 @@ impl Billing {
             return Ok(0);
         }
         sqlx::query(
-            "INSERT INTO credit_leases (instance_id, organization_id, amount, updated_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (instance_id, organization_id) \
-             DO UPDATE SET amount = credit_leases.amount + excluded.amount, updated_at = excluded.updated_at",
+            "INSERT INTO credit_leases (instance_id, organization_id, amount, updated_at, top_up_id) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (instance_id, organization_id) \
+             DO UPDATE SET amount = credit_leases.amount + excluded.amount, \
+             updated_at = excluded.updated_at, top_up_id = excluded.top_up_id",
         )
         .bind(self.instance_id())
         .bind(organization_id)
         .bind(amount)
         .bind(now)
+        .bind(top_up_id)
         .execute(&mut *tx)
         .await?;
-        *at_commit = true;
+        commit_sent.mark();
         tx.commit().await?;
         Ok(amount)
+    }
+
+    /// The id of the last top-up of this instance's lease of the
+    /// organization's balance, once no top-up of it is open any more.
+    async fn last_top_up_id(&self, organization_id: &str) -> Result<Option<String>, BillingError> {
+        let mut tx = self.db().begin_write().await?;
+        // Waits for an open top-up, which holds this row until it ends.
+        sqlx::query(
+            "UPDATE credit_accounts SET updated_at = updated_at WHERE organization_id = $1",
+        )
+        .bind(organization_id)
+        .execute(&mut *tx)
+        .await?;
+        let id: Option<Option<String>> = sqlx::query_scalar(
+            "SELECT top_up_id FROM credit_leases WHERE instance_id = $1 AND organization_id = $2",
+        )
+        .bind(self.instance_id())
+        .bind(organization_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.rollback().await?;
+        Ok(id.flatten())
     }
 
     /// What the organization can still hold: its spendable balance plus the

@@ -124,18 +124,77 @@ impl From<sqlx::Error> for BillingError {
 /// granted joins the lease and goes back to the balance when idle.
 pub(crate) const TOP_UP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Logs a lease top-up that failed after its `COMMIT` was sent (the
-/// connection lost, or [`TOP_UP_TIMEOUT`] passed): the gateway cannot know
-/// whether it went through, and if it did, what it set aside stays
-/// reserved until this instance stops (the safe side: never spent twice).
-pub(crate) fn warn_if_top_up_unknown<T>(result: &Result<T, BillingError>, at_commit: bool) {
-    if let Err(e) = result
-        && at_commit
-    {
-        tracing::warn!(
-            error = %e,
-            "a lease top-up failed after its commit was sent; if it went through, what it set aside stays reserved until this instance stops"
-        );
+/// How long a lease top-up whose commit had an unknown outcome is read back
+/// before the gateway gives up knowing it.
+const RESOLVE_FOR: Duration = Duration::from_secs(60);
+
+/// Set by a lease top-up just before it sends its `COMMIT`: from then on,
+/// a failure leaves its outcome unknown.
+#[derive(Clone, Default)]
+pub(crate) struct CommitSent(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl CommitSent {
+    pub(crate) fn mark(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    fn is_marked(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+/// Runs a lease top-up's transaction, `top_up(id, commit_sent)`, which
+/// writes `id` beside the lease it tops up and marks `commit_sent` before
+/// it sends its `COMMIT`. When it fails after that (the connection lost, or
+/// [`TOP_UP_TIMEOUT`] passed), the database may have committed it all the
+/// same: `read_id` then reads the lease's last top-up id back, retried for
+/// up to [`RESOLVE_FOR`] while the database is away, and the top-up counts
+/// as granted if the id is its own. Only if that never succeeds does what
+/// it may have set aside stay reserved until this instance stops (the safe
+/// side: never spent twice), with a warning.
+///
+/// `read_id` must first lock the row the top-up updated, so that it waits
+/// for the top-up's own transaction to end if that is still open.
+pub(crate) async fn top_up_once<T, TFut, R, RFut>(
+    amount: i64,
+    top_up: T,
+    read_id: R,
+) -> Result<i64, BillingError>
+where
+    T: FnOnce(String, CommitSent) -> TFut,
+    TFut: std::future::Future<Output = Result<i64, BillingError>>,
+    R: Fn() -> RFut,
+    RFut: std::future::Future<Output = Result<Option<String>, BillingError>>,
+{
+    let id = tollgate_core::ids::new_id("topup");
+    let commit_sent = CommitSent::default();
+    let result = within(TOP_UP_TIMEOUT, top_up(id.clone(), commit_sent.clone())).await;
+    let error = match result {
+        Err(error) if commit_sent.is_marked() => error,
+        done => return done,
+    };
+    let deadline = tokio::time::Instant::now() + RESOLVE_FOR;
+    let mut delay = Duration::from_millis(50);
+    loop {
+        match within(TOP_UP_TIMEOUT, read_id()).await {
+            Ok(found) if found.as_deref() == Some(id.as_str()) => {
+                tracing::info!(error = %error, "a lease top-up whose commit had an unknown outcome was committed: read back");
+                return Ok(amount);
+            }
+            Ok(_) => return Err(error),
+            Err(_) if tokio::time::Instant::now() + delay < deadline => {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => {
+                tracing::warn!(
+                    error = %error,
+                    read_back = %e,
+                    "a lease top-up failed after its commit was sent and could not be read back; if it went through, what it set aside stays reserved until this instance stops"
+                );
+                return Err(error);
+            }
+        }
     }
 }
 
