@@ -375,12 +375,7 @@ async fn a_gateway_killed_under_load_bills_every_answered_call_exactly_once() {
                     i += 1;
                     match setup.chat(url, &key).await {
                         Ok(r) if r.status() == 200 => {
-                            answered.push(
-                                r.headers()["x-tollgate-request-id"]
-                                    .to_str()
-                                    .unwrap()
-                                    .to_owned(),
-                            );
+                            answered.push(request_id(&r));
                         }
                         Ok(r) => panic!("unexpected status {}", r.status()),
                         // The killed gateway.
@@ -439,12 +434,7 @@ async fn a_database_outage(mode: Mode, length: Duration) {
     let mut answered = HashSet::new();
     let first = setup.chat(&gw.base_url, &leased_key).await.unwrap();
     assert_eq!(first.status(), 200);
-    answered.insert(
-        first.headers()["x-tollgate-request-id"]
-            .to_str()
-            .unwrap()
-            .to_owned(),
-    );
+    answered.insert(request_id(&first));
 
     proxy.set(mode);
     let outage = Instant::now();
@@ -463,12 +453,7 @@ async fn a_database_outage(mode: Mode, length: Duration) {
         let r = setup.chat(&gw.base_url, &leased_key).await.unwrap();
         assert_eq!(r.status(), 200, "served from the lease during the outage");
         assert!(started.elapsed() < Duration::from_secs(1));
-        answered.insert(
-            r.headers()["x-tollgate-request-id"]
-                .to_str()
-                .unwrap()
-                .to_owned(),
-        );
+        answered.insert(request_id(&r));
     }
     // Their settlements wait in the journal, and the backlog shows.
     let queued = queue_depth(&setup, &gw.base_url).await;
@@ -589,12 +574,7 @@ async fn a_slow_database_still_bills_every_call() {
         // credentials, lease) take about 1.7 s at this pace, each bounded.
         assert!(took < Duration::from_secs(5), "a call took {took:?}");
         if r.status() == 200 {
-            answered.insert(
-                r.headers()["x-tollgate-request-id"]
-                    .to_str()
-                    .unwrap()
-                    .to_owned(),
-            );
+            answered.insert(request_id(&r));
         } else {
             assert_eq!(r.status(), 503, "slow, never a 500");
         }
@@ -654,12 +634,11 @@ async fn a_top_up_that_commits_after_its_call_gave_up_goes_back_to_the_balance()
     check_invariants(&setup.db.url, &org, GRANTED, &HashSet::new()).await;
     let r = setup.chat(&gw.base_url, &key).await.unwrap();
     assert_eq!(r.status(), 200);
-    let id = r.headers()["x-tollgate-request-id"].to_str().unwrap();
     let b = check_invariants(
         &setup.db.url,
         &org,
         GRANTED,
-        &HashSet::from([id.to_owned()]),
+        &HashSet::from([request_id(&r)]),
     )
     .await;
     assert_eq!(b.usage.len(), 1);
@@ -684,12 +663,7 @@ async fn a_top_up_commit_whose_reply_was_lost_is_read_back() {
         let r = setup.chat(&gw.base_url, &key).await.unwrap();
         // The first call waits for the read-back, within its timeout.
         if r.status() == 200 {
-            answered.insert(
-                r.headers()["x-tollgate-request-id"]
-                    .to_str()
-                    .unwrap()
-                    .to_owned(),
-            );
+            answered.insert(request_id(&r));
         } else {
             assert_eq!(r.status(), 503, "slow, never a 500");
         }
@@ -727,12 +701,7 @@ async fn a_settlement_commit_whose_reply_was_lost_is_read_back_not_repeated() {
     for _ in 0..3 {
         let r = setup.chat(&gw.base_url, &key).await.unwrap();
         assert_eq!(r.status(), 200);
-        answered.insert(
-            r.headers()["x-tollgate-request-id"]
-                .to_str()
-                .unwrap()
-                .to_owned(),
-        );
+        answered.insert(request_id(&r));
     }
 
     // The committer learns of the lost reply when the connection closes.
@@ -790,12 +759,7 @@ async fn a_redis_fault(mode: Mode) {
                 took < Duration::from_secs(2),
                 "{phase:?}: a call took {took:?}"
             );
-            answered.insert(
-                r.headers()["x-tollgate-request-id"]
-                    .to_str()
-                    .unwrap()
-                    .to_owned(),
-            );
+            answered.insert(request_id(&r));
         }
         errors.push(setup.redis_errors(&gw.base_url).await);
     }
