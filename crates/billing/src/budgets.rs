@@ -180,7 +180,7 @@ impl Billing {
 
     /// The id of the last top-up of this instance's lease of the key's
     /// budget for the period, once no top-up of it is open any more.
-    async fn last_budget_top_up_id(
+    pub(crate) async fn last_budget_top_up_id(
         &self,
         api_key_id: &str,
         period_start: i64,

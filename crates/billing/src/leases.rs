@@ -675,7 +675,10 @@ impl Billing {
 
     /// The id of the last top-up of this instance's lease of the
     /// organization's balance, once no top-up of it is open any more.
-    async fn last_top_up_id(&self, organization_id: &str) -> Result<Option<String>, BillingError> {
+    pub(crate) async fn last_top_up_id(
+        &self,
+        organization_id: &str,
+    ) -> Result<Option<String>, BillingError> {
         let mut tx = self.db().begin_write().await?;
         // Waits for an open top-up, which holds this row until it ends.
         sqlx::query(

@@ -596,3 +596,67 @@ async fn an_instance_taken_for_dead_stops_spending_then_registers_again() {
     assert_eq!(leased, 15, "reserved is the sum of the leases");
     drop((a, b));
 }
+
+/// Each top-up writes an id of its own beside the lease it tops up, which
+/// is what a top-up with an unknown outcome is read back by.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_top_up_leaves_its_id_beside_its_lease_to_be_read_back() {
+    let f = fixture().await;
+    sqlx::query(
+        "INSERT INTO api_keys (id, organization_id, name, secret_hash, created_at, updated_at) \
+         VALUES ('key_1', $1, 'k', 'x', 0, 0)",
+    )
+    .bind(&f.org)
+    .execute(f.db.pool())
+    .await
+    .unwrap();
+    let billing = Billing::start(f.db.clone(), kept_leases(&f.dir))
+        .await
+        .unwrap();
+    billing.grant(&f.org, 10_000, None, None).await.unwrap();
+    let budget = crate::KeyBudget {
+        api_key_id: "key_1".to_owned(),
+        amount: 1_000,
+        period: tollgate_core::BudgetPeriod::Total,
+    };
+    assert_eq!(billing.last_top_up_id(&f.org).await.unwrap(), None);
+
+    let hold = billing
+        .reserve_for_key(&f.org, 10, Some(&budget))
+        .await
+        .unwrap();
+
+    let (credit_id,): (Option<String>,) =
+        sqlx::query_as("SELECT top_up_id FROM credit_leases WHERE organization_id = $1")
+            .bind(&f.org)
+            .fetch_one(f.db.pool())
+            .await
+            .unwrap();
+    let (period_start, budget_id): (i64, Option<String>) = sqlx::query_as(
+        "SELECT period_start, top_up_id FROM api_key_budget_leases WHERE api_key_id = 'key_1'",
+    )
+    .fetch_one(f.db.pool())
+    .await
+    .unwrap();
+    assert!(
+        credit_id
+            .as_deref()
+            .is_some_and(|id| id.starts_with("topup_"))
+    );
+    assert!(
+        budget_id
+            .as_deref()
+            .is_some_and(|id| id.starts_with("topup_"))
+    );
+    assert_ne!(credit_id, budget_id);
+    assert_eq!(billing.last_top_up_id(&f.org).await.unwrap(), credit_id);
+    assert_eq!(
+        billing
+            .last_budget_top_up_id("key_1", period_start)
+            .await
+            .unwrap(),
+        budget_id
+    );
+    drop(hold);
+    billing.shutdown().await.unwrap();
+}
