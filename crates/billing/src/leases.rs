@@ -368,11 +368,12 @@ impl Inner {
         }
     }
 
-    /// After a background refill that found no call in flight: with
-    /// `lease_idle` zero, asks the committer to return the lease at once,
-    /// as a release does.
-    fn nudge_if_idle(&self, book: Book, account: String, idle: bool) {
-        if !idle || !self.options.lease_idle.is_zero() {
+    /// Ends a top-up that `granted` (see [`Refill::finish`]). If no call is
+    /// in flight or waiting for it any more and `lease_idle` is zero, asks
+    /// the committer to return the lease at once, as a release does.
+    fn end_refill(&self, book: Book, refill: Refill, granted: i64, background: bool) {
+        let account = refill.account.clone();
+        if !refill.finish(granted, background) || !self.options.lease_idle.is_zero() {
             return;
         }
         let _ = self.committer.send(match book {
@@ -561,9 +562,7 @@ impl Billing {
                     0
                 }
             };
-            let account = refill.account.clone();
-            let idle = refill.finish(granted, true);
-            billing.inner.nudge_if_idle(book, account, idle);
+            billing.inner.end_refill(book, refill, granted, true);
             drop(gate);
         });
     }
@@ -609,9 +608,9 @@ impl Billing {
             refill.report(&result);
             // A call still waiting holds from it next (its claim keeps the
             // lease from being idle); with none left, the lease goes back.
-            let account = refill.account.clone();
-            let idle = refill.finish(*result.as_ref().unwrap_or(&0), false);
-            billing.inner.nudge_if_idle(book, account, idle);
+            billing
+                .inner
+                .end_refill(book, refill, *result.as_ref().unwrap_or(&0), false);
             drop(gate);
             result
         });
