@@ -439,9 +439,9 @@ async fn a_refill_that_brings_nothing_leaves_the_calls_to_top_up_themselves() {
     assert_eq!(books(&f).await, (200, 0, 0, 200));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_calls_on_an_empty_budget_lease_make_one_budget_top_up() {
-    let f = fixture().await;
+/// A billing of the fixture's organization, granted 10 000, with a key
+/// `key_1` whose budget is 1 000 in total (kept leases).
+async fn with_key_budget(f: &Fixture) -> (Billing, crate::KeyBudget) {
     sqlx::query(
         "INSERT INTO api_keys (id, organization_id, name, secret_hash, created_at, updated_at) \
          VALUES ('key_1', $1, 'k', 'x', 0, 0)",
@@ -459,6 +459,13 @@ async fn concurrent_calls_on_an_empty_budget_lease_make_one_budget_top_up() {
         amount: 1_000,
         period: tollgate_core::BudgetPeriod::Total,
     };
+    (billing, budget)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_on_an_empty_budget_lease_make_one_budget_top_up() {
+    let f = fixture().await;
+    let (billing, budget) = with_key_budget(&f).await;
 
     let calls: Vec<_> = (0..8)
         .map(|_| {
@@ -602,23 +609,7 @@ async fn an_instance_taken_for_dead_stops_spending_then_registers_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_top_up_leaves_its_id_beside_its_lease_to_be_read_back() {
     let f = fixture().await;
-    sqlx::query(
-        "INSERT INTO api_keys (id, organization_id, name, secret_hash, created_at, updated_at) \
-         VALUES ('key_1', $1, 'k', 'x', 0, 0)",
-    )
-    .bind(&f.org)
-    .execute(f.db.pool())
-    .await
-    .unwrap();
-    let billing = Billing::start(f.db.clone(), kept_leases(&f.dir))
-        .await
-        .unwrap();
-    billing.grant(&f.org, 10_000, None, None).await.unwrap();
-    let budget = crate::KeyBudget {
-        api_key_id: "key_1".to_owned(),
-        amount: 1_000,
-        period: tollgate_core::BudgetPeriod::Total,
-    };
+    let (billing, budget) = with_key_budget(&f).await;
     assert_eq!(billing.last_top_up_id(&f.org).await.unwrap(), None);
 
     let hold = billing
