@@ -91,16 +91,13 @@ async fn forward(State(upstream): State<Upstream>, request: Request) -> Response
         Ok(body) => body,
         Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     };
-    if let Some(pool) = &upstream.inline {
-        return match pool.send(parts.uri.path(), &parts.headers, body).await {
-            Ok(response) => response,
-            Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
-        };
-    }
-    match send(&upstream, parts.uri.path(), &parts.headers, body).await {
-        Ok(response) => response,
-        Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
-    }
+    let answer = match &upstream.inline {
+        Some(pool) => pool.send(parts.uri.path(), &parts.headers, body).await,
+        None => send(&upstream, parts.uri.path(), &parts.headers, body)
+            .await
+            .map_err(anyhow::Error::from),
+    };
+    answer.unwrap_or_else(|e| (StatusCode::BAD_GATEWAY, e.to_string()).into_response())
 }
 
 mod inline {
