@@ -107,7 +107,10 @@ start_mock() {
 }
 
 # start_gateway CONFIG_YAML: `tollgate serve` on a temp SQLite database with
-# that catalog, the admin token and a JWT secret; waits for /health and sets `url`.
+# that catalog, the admin token, a JWT secret and every inbound webhook's
+# verification setting (both of Lago's modes: a fuzzer's JWT-shaped signature
+# must meet a configured `jwt` mode, not the 503 of an unconfigured one);
+# waits for /health and sets `url`.
 start_gateway() {
     printf '%s\n' "$1" >"$tmp/tollgate.yaml"
     local port
@@ -121,6 +124,7 @@ start_gateway() {
         TOLLGATE_JWT_SECRET="$jwt_secret" \
         STRIPE_WEBHOOK_SECRET="whsec_harness_stripe" \
         LAGO_WEBHOOK_SECRET="harness-lago-secret" \
+        LAGO_WEBHOOK_PUBLIC_KEY="$(<"$root/tests/fixtures/lago-webhook-public.pem")" \
         RUST_LOG="${RUST_LOG:-info}" NO_COLOR=1 \
         "$tollgate" serve >"$tmp/tollgate.log" 2>&1 &
     local pid=$!
