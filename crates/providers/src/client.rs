@@ -1,8 +1,10 @@
-//! One HTTP client for every provider, pooled and shared; it dispatches each
-//! call to the adapter of the provider's kind.
+//! One client for every provider, pooled and shared; it dispatches each
+//! call to the adapter of the provider's kind (how the call travels is
+//! [`crate::transport`]'s).
 
 use crate::error::ProviderError;
 use crate::responses::native::NativeRequest;
+use crate::transport::{Http, Timeouts};
 use crate::types::{ChatRequest, EmbeddingRequest};
 use crate::{anthropic, gemini, openai};
 use bytes::Bytes;
@@ -83,29 +85,15 @@ impl Default for ClientOptions {
 
 #[derive(Clone)]
 pub struct ProviderClient {
-    http: reqwest::Client,
+    http: Http,
 }
 
 impl ProviderClient {
     pub fn new(options: &ClientOptions) -> Result<ProviderClient, ProviderError> {
-        // reqwest is built without a default TLS backend (ring builds far
-        // faster than aws-lc); install ring unless the process already chose one.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .connect_timeout(options.connect_timeout)
-            .read_timeout(options.read_timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(1024)
-            .tcp_nodelay(true)
-            // Tollgate retries and falls back itself; reqwest's own retry
-            // layer would copy every request's headers in case it retries.
-            .retry(reqwest::retry::never())
-            // A provider API answers; a redirect there is a misconfigured
-            // base URL, better seen as its 3xx than followed with the key.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("tollgate/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ProviderError::Connect(e.to_string()))?;
+        let http = Http::new(Timeouts {
+            connect: options.connect_timeout,
+            read: options.read_timeout,
+        })?;
         Ok(ProviderClient { http })
     }
 

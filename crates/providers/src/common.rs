@@ -5,6 +5,7 @@
 use crate::client::{ChatStream, StreamEvent};
 use crate::error::ProviderError;
 use crate::sse::{SseEvent, SseStream};
+use crate::transport::Answer;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use serde_json::{Value, json};
@@ -57,7 +58,7 @@ pub(crate) trait Translate: Send + 'static {
 /// whole). Returns once the first translated event is there, so that an
 /// error before it is an `Err` the router can fall back on.
 pub(crate) async fn translate_sse<T: Translate>(
-    response: reqwest::Response,
+    response: Answer,
     translator: T,
 ) -> Result<ChatStream, ProviderError> {
     let events = SseStream::new(response.bytes_stream());

@@ -12,6 +12,7 @@ pub mod gemini;
 pub mod openai;
 pub mod responses;
 mod sse;
+mod transport;
 mod types;
 
 pub use client::{

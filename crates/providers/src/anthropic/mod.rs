@@ -17,6 +17,7 @@ use crate::client::{ChatAnswer, ChatStream, StreamEvent, Target};
 use crate::common::{Translate, delta_chunk, translate_sse, unix_now, usage_chunk, usage_json};
 use crate::error::ProviderError;
 use crate::openai::error_from_response;
+use crate::transport::{Answer, Http, Outgoing};
 use crate::types::ChatRequest;
 use bytes::Bytes;
 use secrecy::ExposeSecret;
@@ -51,21 +52,20 @@ fn build(
 }
 
 async fn send(
-    http: &reqwest::Client,
+    http: &Http,
     target: &Target<'_>,
     body: &MessagesRequest,
-) -> Result<reqwest::Response, ProviderError> {
-    let mut request = http
-        .post(endpoint(target.base_url))
-        .header("anthropic-version", API_VERSION)
-        .json(body);
+) -> Result<Answer, ProviderError> {
+    let mut request = Outgoing::post(endpoint(target.base_url))
+        .header("anthropic-version", API_VERSION)?
+        .json(body)?;
     if let Some(traceparent) = target.traceparent {
-        request = request.header("traceparent", traceparent);
+        request = request.header("traceparent", traceparent)?;
     }
     if let Some(key) = target.api_key {
-        request = request.header("x-api-key", key.expose_secret());
+        request = request.header("x-api-key", key.expose_secret())?;
     }
-    let response = request.send().await.map_err(ProviderError::from_reqwest)?;
+    let response = http.send(request).await?;
     if response.status().is_success() {
         return Ok(response);
     }
@@ -75,7 +75,7 @@ async fn send(
 /// The prompt tokens of a chat request, by Anthropic's
 /// `/v1/messages/count_tokens`.
 pub(crate) async fn count_tokens(
-    http: &reqwest::Client,
+    http: &Http,
     target: &Target<'_>,
     request: &ChatRequest,
 ) -> Result<i64, ProviderError> {
@@ -98,21 +98,17 @@ pub(crate) async fn count_tokens(
         }
     }
     let url = format!("{}/count_tokens", endpoint(target.base_url));
-    let mut call = http
-        .post(url)
-        .header("anthropic-version", API_VERSION)
-        .json(&body);
+    let mut call = Outgoing::post(url)
+        .header("anthropic-version", API_VERSION)?
+        .json(&body)?;
     if let Some(key) = target.api_key {
-        call = call.header("x-api-key", key.expose_secret());
+        call = call.header("x-api-key", key.expose_secret())?;
     }
-    let response = call.send().await.map_err(ProviderError::from_reqwest)?;
+    let response = http.send(call).await?;
     if !response.status().is_success() {
         return Err(error_from_response(target, response).await);
     }
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(ProviderError::from_reqwest)?;
+    let bytes = response.bytes().await?;
     serde_json::from_slice::<serde_json::Value>(&bytes)
         .ok()
         .and_then(|v| v.get("input_tokens").and_then(serde_json::Value::as_i64))
@@ -120,16 +116,13 @@ pub(crate) async fn count_tokens(
 }
 
 pub(crate) async fn chat(
-    http: &reqwest::Client,
+    http: &Http,
     target: &Target<'_>,
     request: &ChatRequest,
 ) -> Result<ChatAnswer, ProviderError> {
     let body = build(target, request, false)?;
     let response = send(http, target, &body).await?;
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(ProviderError::from_reqwest)?;
+    let bytes = response.bytes().await?;
     let message: MessageResponse = serde_json::from_slice(&bytes)
         .map_err(|e| ProviderError::InvalidResponse(e.to_string()))?;
     let (completion, usage) = completion_from_message(&message, unix_now());
@@ -140,7 +133,7 @@ pub(crate) async fn chat(
 }
 
 pub(crate) async fn chat_stream(
-    http: &reqwest::Client,
+    http: &Http,
     target: &Target<'_>,
     request: &ChatRequest,
 ) -> Result<ChatStream, ProviderError> {

@@ -20,6 +20,7 @@ use crate::common::{
 };
 use crate::error::ProviderError;
 use crate::openai::error_from_response;
+use crate::transport::{Answer, Http, Outgoing};
 use crate::types::{ChatRequest, EmbeddingRequest};
 use base64::Engine as _;
 use bytes::Bytes;
@@ -61,19 +62,19 @@ fn model_name(model: &str) -> String {
 }
 
 async fn send<T: Serialize>(
-    http: &reqwest::Client,
+    http: &Http,
     target: &Target<'_>,
     url: String,
     body: &T,
-) -> Result<reqwest::Response, ProviderError> {
-    let mut request = http.post(url).json(body);
+) -> Result<Answer, ProviderError> {
+    let mut request = Outgoing::post(url).json(body)?;
     if let Some(traceparent) = target.traceparent {
-        request = request.header("traceparent", traceparent);
+        request = request.header("traceparent", traceparent)?;
     }
     if let Some(key) = target.api_key {
-        request = request.header("x-goog-api-key", key.expose_secret());
+        request = request.header("x-goog-api-key", key.expose_secret())?;
     }
-    let response = request.send().await.map_err(ProviderError::from_reqwest)?;
+    let response = http.send(request).await?;
     if response.status().is_success() {
         return Ok(response);
     }
@@ -91,17 +92,14 @@ fn build(
 }
 
 pub(crate) async fn chat(
-    http: &reqwest::Client,
+    http: &Http,
     target: &Target<'_>,
     request: &ChatRequest,
 ) -> Result<ChatAnswer, ProviderError> {
     let body = build(target, request)?;
     let url = endpoint(target.base_url, target.upstream_model, "generateContent")?;
     let response = send(http, target, url, &body).await?;
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(ProviderError::from_reqwest)?;
+    let bytes = response.bytes().await?;
     let answer: GenerateContentResponse = serde_json::from_slice(&bytes)
         .map_err(|e| ProviderError::InvalidResponse(e.to_string()))?;
     let (completion, usage) = completion_from_response(&answer, target.upstream_model, unix_now())?;
@@ -112,7 +110,7 @@ pub(crate) async fn chat(
 }
 
 pub(crate) async fn chat_stream(
-    http: &reqwest::Client,
+    http: &Http,
     target: &Target<'_>,
     request: &ChatRequest,
 ) -> Result<ChatStream, ProviderError> {
@@ -129,7 +127,7 @@ pub(crate) async fn chat_stream(
 
 /// The prompt tokens of a chat request, by Gemini's `countTokens`.
 pub(crate) async fn count_tokens(
-    http: &reqwest::Client,
+    http: &Http,
     target: &Target<'_>,
     request: &ChatRequest,
 ) -> Result<i64, ProviderError> {
@@ -148,17 +146,14 @@ pub(crate) async fn count_tokens(
 
 /// `countTokens` of `model` for this body.
 async fn total_tokens(
-    http: &reqwest::Client,
+    http: &Http,
     target: &Target<'_>,
     model: &str,
     body: &Value,
 ) -> Result<i64, ProviderError> {
     let url = endpoint(target.base_url, model, "countTokens")?;
     let response = send(http, target, url, body).await?;
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(ProviderError::from_reqwest)?;
+    let bytes = response.bytes().await?;
     serde_json::from_slice::<CountTokensResponse>(&bytes)
         .map(|c| c.total_tokens)
         .map_err(|e| ProviderError::InvalidResponse(e.to_string()))
@@ -483,7 +478,7 @@ fn embed_item(model: &str, text: &str, request: &EmbeddingRequest) -> Value {
 }
 
 pub(crate) async fn embed(
-    http: &reqwest::Client,
+    http: &Http,
     target: &Target<'_>,
     request: &EmbeddingRequest,
 ) -> Result<EmbeddingAnswer, ProviderError> {
@@ -513,10 +508,7 @@ pub(crate) async fn embed(
             )
             .await?
         };
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(ProviderError::from_reqwest)?;
+        let bytes = response.bytes().await?;
         serde_json::from_slice::<EmbedResponse>(&bytes)
             .map_err(|e| ProviderError::InvalidResponse(e.to_string()))
     };

@@ -8,6 +8,7 @@ pub(crate) mod responses;
 use crate::client::{ChatAnswer, ChatStream, EmbeddingAnswer, StreamEvent, Target};
 use crate::error::ProviderError;
 use crate::sse::SseStream;
+use crate::transport::{Answer, Http, Outgoing};
 use crate::types::{ChatMessage, ChatRequest, EmbeddingRequest, StreamOptions};
 use bytes::Bytes;
 use futures::StreamExt;
@@ -15,8 +16,6 @@ use secrecy::ExposeSecret;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use std::collections::HashMap;
-use std::sync::{LazyLock, RwLock};
 use tollgate_core::money::TokenUsage;
 
 /// The body sent upstream: the client's request with the provider's model
@@ -91,50 +90,20 @@ fn endpoint(target: &Target<'_>, path: &str) -> String {
     format!("{}/{path}", target.base_url)
 }
 
-/// Endpoint URLs already parsed, by their text: parsing one costs more than
-/// building the rest of the request, and a catalog has few endpoints.
-static PARSED_ENDPOINTS: LazyLock<RwLock<HashMap<String, reqwest::Url>>> =
-    LazyLock::new(RwLock::default);
-
-/// The request to `path` of the target's endpoint.
-fn post(http: &reqwest::Client, target: &Target<'_>, path: &str) -> reqwest::RequestBuilder {
-    let text = endpoint(target, path);
-    let cached = PARSED_ENDPOINTS
-        .read()
-        .ok()
-        .and_then(|parsed| parsed.get(&text).cloned());
-    if let Some(url) = cached {
-        return http.post(url);
-    }
-    match reqwest::Url::parse(&text) {
-        Ok(url) => {
-            if let Ok(mut parsed) = PARSED_ENDPOINTS.write() {
-                if parsed.len() >= 1024 {
-                    parsed.clear();
-                }
-                parsed.insert(text, url.clone());
-            }
-            http.post(url)
-        }
-        // reqwest reports it, as it always has.
-        Err(_) => http.post(text),
-    }
-}
-
 async fn send<T: Serialize>(
-    http: &reqwest::Client,
+    http: &Http,
     target: &Target<'_>,
     path: &str,
     body: &T,
-) -> Result<reqwest::Response, ProviderError> {
-    let mut request = post(http, target, path).json(body);
+) -> Result<Answer, ProviderError> {
+    let mut request = Outgoing::post(endpoint(target, path)).json(body)?;
     if let Some(traceparent) = target.traceparent {
-        request = request.header("traceparent", traceparent);
+        request = request.header("traceparent", traceparent)?;
     }
     if let Some(key) = target.api_key {
-        request = request.bearer_auth(key.expose_secret());
+        request = request.header("authorization", &format!("Bearer {}", key.expose_secret()))?;
     }
-    let response = request.send().await.map_err(ProviderError::from_reqwest)?;
+    let response = http.send(request).await?;
     if response.status().is_success() {
         return Ok(response);
     }
@@ -143,17 +112,14 @@ async fn send<T: Serialize>(
 
 /// Turns an error answer into a `ProviderError` keeping the provider's
 /// message, with the key scrubbed should the provider echo it.
-pub(crate) async fn error_from_response(
-    target: &Target<'_>,
-    response: reqwest::Response,
-) -> ProviderError {
+pub(crate) async fn error_from_response(target: &Target<'_>, response: Answer) -> ProviderError {
     let status = response.status().as_u16();
     let retry_after = response
         .headers()
-        .get(reqwest::header::RETRY_AFTER)
+        .get(http::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    let text = response.text().await.unwrap_or_default();
+    let text = response.text().await;
     ProviderError::Status {
         status,
         message: scrub(target, &error_message(&text)),
@@ -184,7 +150,7 @@ pub(crate) fn scrub(target: &Target<'_>, message: &str) -> String {
 }
 
 pub(crate) async fn chat(
-    http: &reqwest::Client,
+    http: &Http,
     target: &Target<'_>,
     request: &ChatRequest,
 ) -> Result<ChatAnswer, ProviderError> {
@@ -203,7 +169,7 @@ pub(crate) async fn chat(
 }
 
 pub(crate) async fn chat_stream(
-    http: &reqwest::Client,
+    http: &Http,
     target: &Target<'_>,
     request: &ChatRequest,
 ) -> Result<ChatStream, ProviderError> {
@@ -273,7 +239,7 @@ fn parse_event_data(data: String) -> Result<StreamEvent, ProviderError> {
 }
 
 pub(crate) async fn embed(
-    http: &reqwest::Client,
+    http: &Http,
     target: &Target<'_>,
     request: &EmbeddingRequest,
 ) -> Result<EmbeddingAnswer, ProviderError> {
@@ -290,7 +256,7 @@ pub(crate) async fn embed(
 /// A complete answer's body, passed on as sent, and the usage it reports
 /// (`usage`, of the wire type `U`: Chat's or Responses').
 pub(super) async fn body_and_usage<U>(
-    response: reqwest::Response,
+    response: Answer,
 ) -> Result<(Bytes, TokenUsage), ProviderError>
 where
     U: serde::de::DeserializeOwned + Into<TokenUsage>,
@@ -301,10 +267,7 @@ where
         #[serde(default = "Option::default")]
         usage: Option<U>,
     }
-    let body = response
-        .bytes()
-        .await
-        .map_err(ProviderError::from_reqwest)?;
+    let body = response.bytes().await?;
     let probe: Probe<U> =
         serde_json::from_slice(&body).map_err(|e| ProviderError::InvalidResponse(e.to_string()))?;
     let usage = probe
@@ -332,12 +295,8 @@ mod tests {
             max_output_tokens: 16,
             traceparent: None,
         };
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let request = post(&reqwest::Client::new(), &target, "chat/completions")
-            .build()
-            .unwrap();
         assert_eq!(
-            request.url().as_str(),
+            endpoint(&target, "chat/completions"),
             "http://127.0.0.1:9/v1/chat/completions"
         );
     }

@@ -8,6 +8,7 @@ use crate::client::{ChatAnswer, ChatStream, StreamEvent, Target};
 use crate::error::ProviderError;
 use crate::responses::native::{NativeRequest, WireUsage};
 use crate::sse::SseStream;
+use crate::transport::Http;
 use bytes::Bytes;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -43,7 +44,7 @@ struct ResponseProbe {
 }
 
 pub(crate) async fn respond(
-    http: &reqwest::Client,
+    http: &Http,
     target: &Target<'_>,
     request: &NativeRequest,
 ) -> Result<ChatAnswer, ProviderError> {
@@ -62,7 +63,7 @@ pub(crate) async fn respond(
 /// (`response.completed` / `.incomplete`) carries the usage and ends the
 /// stream (the Responses API sends no `[DONE]`).
 pub(crate) async fn respond_stream(
-    http: &reqwest::Client,
+    http: &Http,
     target: &Target<'_>,
     request: &NativeRequest,
 ) -> Result<ChatStream, ProviderError> {
