@@ -12,7 +12,7 @@ pub mod gemini;
 pub mod openai;
 pub mod responses;
 mod sse;
-mod transport;
+pub mod transport;
 mod types;
 
 pub use client::{

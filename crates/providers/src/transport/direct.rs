@@ -103,7 +103,7 @@ struct Idle {
 }
 
 /// A plain-HTTP URL, parsed once.
-pub(crate) struct Endpoint {
+pub struct Endpoint {
     /// `host:port` as the pool knows it.
     address: String,
     /// The host to connect to (an IPv6 address without its brackets).
@@ -311,7 +311,7 @@ fn unreachable(e: &hyper::Error) -> ProviderError {
 
 /// An answer's body, driving its connection while it is read; at its end
 /// the connection goes back to the pool.
-pub(crate) struct Body {
+pub struct Body {
     incoming: Incoming,
     live: Option<Live>,
     pool: Arc<Pool>,

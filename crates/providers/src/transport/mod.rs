@@ -5,7 +5,8 @@
 //! environment) goes through reqwest.
 //!
 //! The adapters only see [`Outgoing`] and [`Answer`]: which way a call went
-//! changes neither what is sent nor how an answer or an error reads.
+//! changes neither what is sent nor how an answer or an error reads. Public
+//! for `tollgate-passthrough`, the benchmark's floor, which forwards on it.
 
 mod direct;
 
@@ -30,7 +31,7 @@ const HTTP_PROXY_VARIABLES: [&str; 4] = ["HTTP_PROXY", "http_proxy", "ALL_PROXY"
 
 /// The transport's settings.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Timeouts {
+pub struct Timeouts {
     pub connect: Duration,
     /// Longest wait for the next bytes of an answer.
     pub read: Duration,
@@ -38,14 +39,14 @@ pub(crate) struct Timeouts {
 
 /// Both ways a call can go, shared by every call.
 #[derive(Clone)]
-pub(crate) struct Http {
+pub struct Http {
     reqwest: reqwest::Client,
     /// `None` while a proxy is configured for plain HTTP.
     direct: Option<Arc<direct::Pool>>,
 }
 
 impl Http {
-    pub(crate) fn new(timeouts: Timeouts) -> Result<Http, ProviderError> {
+    pub fn new(timeouts: Timeouts) -> Result<Http, ProviderError> {
         // reqwest is built without a default TLS backend (ring builds far
         // faster than aws-lc); install ring unless the process already chose one.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -73,7 +74,7 @@ impl Http {
 
     /// Sends `request` and returns the answer once its head has arrived,
     /// whatever its status.
-    pub(crate) async fn send(&self, request: Outgoing) -> Result<Answer, ProviderError> {
+    pub async fn send(&self, request: Outgoing) -> Result<Answer, ProviderError> {
         let Outgoing { url, headers, body } = request;
         match (&self.direct, route(&url)) {
             (Some(pool), Route::Direct(endpoint)) => {
@@ -103,14 +104,14 @@ impl Http {
 }
 
 /// A request to a provider: always a POST of one body.
-pub(crate) struct Outgoing {
+pub struct Outgoing {
     url: String,
     headers: HeaderMap,
     body: Bytes,
 }
 
 impl Outgoing {
-    pub(crate) fn post(url: impl Into<String>) -> Outgoing {
+    pub fn post(url: impl Into<String>) -> Outgoing {
         Outgoing {
             url: url.into(),
             headers: HeaderMap::new(),
@@ -120,11 +121,7 @@ impl Outgoing {
 
     /// Adds a header. A value a header cannot carry (a key with a line
     /// break, say) fails the call as unreachable, never naming the value.
-    pub(crate) fn header(
-        mut self,
-        name: &'static str,
-        value: &str,
-    ) -> Result<Outgoing, ProviderError> {
+    pub fn header(mut self, name: &'static str, value: &str) -> Result<Outgoing, ProviderError> {
         let value = HeaderValue::from_str(value).map_err(|_| {
             ProviderError::Connect(format!("the `{name}` header cannot carry the value given"))
         })?;
@@ -133,11 +130,14 @@ impl Outgoing {
         Ok(self)
     }
 
+    /// The body, as it is.
+    pub fn body(mut self, body: Bytes) -> Outgoing {
+        self.body = body;
+        self
+    }
+
     /// The body, as JSON.
-    pub(crate) fn json<T: Serialize + ?Sized>(
-        mut self,
-        body: &T,
-    ) -> Result<Outgoing, ProviderError> {
+    pub fn json<T: Serialize + ?Sized>(mut self, body: &T) -> Result<Outgoing, ProviderError> {
         let json =
             serde_json::to_vec(body).map_err(|e| ProviderError::InvalidRequest(e.to_string()))?;
         self.body = Bytes::from(json);
@@ -158,7 +158,7 @@ fn sensitive(name: &str, mut value: HeaderValue) -> HeaderValue {
 }
 
 /// A provider's answer: its status and headers, and a body still to read.
-pub(crate) struct Answer {
+pub struct Answer {
     status: StatusCode,
     headers: HeaderMap,
     body: AnswerBody,
@@ -170,16 +170,16 @@ enum AnswerBody {
 }
 
 impl Answer {
-    pub(crate) fn status(&self) -> StatusCode {
+    pub fn status(&self) -> StatusCode {
         self.status
     }
 
-    pub(crate) fn headers(&self) -> &HeaderMap {
+    pub fn headers(&self) -> &HeaderMap {
         &self.headers
     }
 
     /// The whole body.
-    pub(crate) async fn bytes(self) -> Result<Bytes, ProviderError> {
+    pub async fn bytes(self) -> Result<Bytes, ProviderError> {
         match self.body {
             AnswerBody::Reqwest(response) => {
                 response.bytes().await.map_err(ProviderError::from_reqwest)
@@ -189,7 +189,7 @@ impl Answer {
     }
 
     /// The whole body as text (lossy); empty when it cannot be read.
-    pub(crate) async fn text(self) -> String {
+    pub async fn text(self) -> String {
         match self.bytes().await {
             Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
             Err(_) => String::new(),
@@ -197,7 +197,7 @@ impl Answer {
     }
 
     /// The body as it arrives.
-    pub(crate) fn bytes_stream(self) -> BoxStream<'static, Result<Bytes, ProviderError>> {
+    pub fn bytes_stream(self) -> BoxStream<'static, Result<Bytes, ProviderError>> {
         match self.body {
             AnswerBody::Reqwest(response) => response
                 .bytes_stream()
