@@ -95,7 +95,8 @@ start_mock() {
     pids+=("$pid")
     mock_url=""
     for _ in $(seq 1 100); do
-        mock_url="$(sed -n 's/^tollgate-mock-provider listening on \(http[^ ]*\).*$/\1/p' "$tmp/mock.log" | head -n 1)"
+        # The log may not exist yet: the mock's shell opens it after the fork.
+        mock_url="$(sed -n 's/^tollgate-mock-provider listening on \(http[^ ]*\).*$/\1/p' "$tmp/mock.log" 2>/dev/null | head -n 1)" || true
         [[ -n "$mock_url" ]] && break
         kill -0 "$pid" 2>/dev/null || { log "the mock provider exited"; exit 1; }
         sleep 0.1
