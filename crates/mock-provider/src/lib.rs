@@ -220,6 +220,10 @@ pub enum Fault {
     /// byte until the client goes away or the [`MockProvider`] is dropped
     /// (a provider that stalls mid-stream). Elsewhere: as `CutStreamAfter`.
     StallStreamAfter(usize),
+    /// For a streaming OpenAI chat request: send each event of the whole
+    /// answer this long after the one before (a provider that generates
+    /// slowly). Elsewhere: no effect.
+    SlowStream(Duration),
     /// Never answer; the connection stays open until the client gives up or
     /// the [`MockProvider`] is dropped.
     Hang,

@@ -69,6 +69,7 @@ async fn chat(State(s): State<Arc<Shared>>, req: Request) -> Response {
         Err(answer) => return answer,
     };
     let stall = parts.extensions.get::<Stall>().is_some();
+    let slow = parts.extensions.get::<Slow>().copied();
     let req: ChatRequest<'_> = match serde_json::from_slice(&body) {
         Ok(req) => req,
         Err(e) => return cut_or(cut, unparsable(&e)),
@@ -173,7 +174,10 @@ async fn chat(State(s): State<Arc<Shared>>, req: Request) -> Response {
         .unwrap_or(false);
     match plan.sse(include_usage, cut) {
         Ok(events) if stall => with_request_id(stalled_sse(s.as_ref(), events), &plan.id),
-        Ok(events) => with_request_id(sse(events, cut.is_some()), &plan.id),
+        Ok(events) => match slow {
+            Some(Slow(gap)) => with_request_id(slow_sse(events, gap), &plan.id),
+            None => with_request_id(sse(events, cut.is_some()), &plan.id),
+        },
         Err(_) => internal_error(),
     }
 }
@@ -358,6 +362,9 @@ pub(crate) async fn prelude_with(
         Some(Fault::StallStreamAfter(n)) => {
             cut = Some(n);
             parts.extensions.insert(Stall);
+        }
+        Some(Fault::SlowStream(gap)) => {
+            parts.extensions.insert(Slow(gap));
         }
         Some(Fault::Hang) => {
             let mut shutdown = s.shutdown.subscribe();
@@ -551,6 +558,27 @@ fn stalled_sse(s: &Shared, events: Vec<u8>) -> Response {
             ))
         })),
     );
+    response
+}
+
+/// Marks a request whose stream is slow ([`Fault::SlowStream`]).
+#[derive(Clone, Copy)]
+struct Slow(Duration);
+
+/// A stream that sends each of `events` (`data: …\n\n`) `gap` after the
+/// one before.
+fn slow_sse(events: Vec<u8>, gap: Duration) -> Response {
+    let events: Vec<Bytes> = events
+        .split_inclusive(|&b| b == b'\n')
+        .collect::<Vec<_>>()
+        .chunks(2)
+        .map(|event| Bytes::from(event.concat()))
+        .collect();
+    let mut response = sse(Vec::new(), false);
+    *response.body_mut() = Body::from_stream(stream::iter(events).then(move |event| async move {
+        tokio::time::sleep(gap).await;
+        Ok::<_, io::Error>(event)
+    }));
     response
 }
 
