@@ -219,6 +219,40 @@ async fn a_client_that_gives_up_before_the_answer_is_still_billed(stream: bool) 
 }
 
 #[tokio::test]
+async fn client_that_leaves_after_the_first_chunk_is_billed_for_the_whole_answer() {
+    let app = TestApp::spawn().await;
+    let (org, key) = app.funded_org("usd", 1_000_000).await;
+    app.mock
+        .push_fault(Fault::SlowStream(std::time::Duration::from_millis(40)));
+    let mut body = chat_body("gpt-4o-mini");
+    body["stream"] = json!(true);
+
+    let mut response = app.chat(&key, &body).await;
+    assert_eq!(response.status(), 200);
+    let first = response.chunk().await.unwrap().unwrap();
+    assert!(first.starts_with(b"data: "), "{first:?}");
+    drop(response);
+
+    // The provider goes on after the client left; the call is settled from
+    // the provider's own usage once its stream ends.
+    let mut usage = Vec::new();
+    for _ in 0..50 {
+        usage = app.usage(&org).await;
+        if !usage.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(usage.len(), 1, "the usage record is never lost");
+    assert_eq!(usage[0]["status"], "ok", "read to the provider's end");
+    assert_eq!(usage[0]["completion_tokens"], CHAT_COMPLETION_TOKENS);
+    let cost = mini_cost(CHAT_PROMPT_TOKENS, CHAT_COMPLETION_TOKENS);
+    assert_eq!(usage[0]["cost"], cost);
+    assert_eq!(app.balance(&org).await, 1_000_000 - cost);
+    assert_eq!(app.credits(&org).await["reserved"], 0);
+}
+
+#[tokio::test]
 async fn short_balance_is_402_and_the_provider_is_not_called() {
     let app = TestApp::spawn().await;
     // The hold for gpt-4o-mini with 1000 max output tokens is > 600 micro-dollars.

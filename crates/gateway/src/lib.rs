@@ -61,7 +61,7 @@ pub use error::GatewayError;
 pub use observe::{CallObserver, NoObserver};
 pub use options::{CallOptions, OptionHeaders, call_options};
 pub use pipeline::{CallRequest, Operation, Outcome, Route, Wire};
-pub use stream::{StreamEnd, StreamItem};
+pub use stream::{Events, StreamEnd, StreamItem};
 
 use std::ops::Deref;
 use std::sync::Arc;

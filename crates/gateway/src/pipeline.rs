@@ -10,12 +10,11 @@ use crate::observe::{
 };
 use crate::options::{CallOptions, answers};
 use crate::paying::CallRecord;
-use crate::stream::{Pump, STREAM_BUFFER, StreamItem};
+use crate::stream::{Events, Pump};
 use bytes::Bytes;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
 use tollgate_billing::{BillingError, UsageStatus};
 use tollgate_core::money::TokenUsage;
 use tollgate_core::{ErrorCode, ModelEntry, ModelMode, ProviderKind};
@@ -140,10 +139,7 @@ pub enum Outcome {
         cost: Option<i64>,
     },
     /// A streamed answer: chunks, then one [`StreamItem::End`].
-    Stream {
-        route: Route,
-        events: mpsc::Receiver<StreamItem>,
-    },
+    Stream { route: Route, events: Events },
 }
 
 /// The first wait before a retry round, and the longest.
@@ -695,7 +691,6 @@ impl Gateway {
                                     }
                                 }
                                 Reply::Stream(upstream) => {
-                                    let (tx, events) = mpsc::channel(STREAM_BUFFER);
                                     let pump = Pump {
                                         gateway: self.clone(),
                                         call: call.clone(),
@@ -707,7 +702,7 @@ impl Gateway {
                                         attempts,
                                         time_to_first_byte: started.elapsed(),
                                     };
-                                    self.streams.spawn(pump.run(upstream, hold, tx));
+                                    let events = Events::new(pump, upstream, hold, &self.streams);
                                     Outcome::Stream { route, events }
                                 }
                             });

@@ -1,18 +1,26 @@
-//! A streamed answer: a task pumps the provider's events to the surface
+//! A streamed answer: a pump passes the provider's events to the surface
 //! through a bounded channel (a slow client cannot grow memory without
-//! limit) and settles at the end. If the client goes away, the pump still
-//! reads the provider to its end, so the spend is known and billed; if the
-//! provider breaks off, the usage so far is estimated and billed.
+//! limit) and settles at the end. The pump runs in the task that reads the
+//! events ([`Events`]); if the client goes away, it is finished in the
+//! background and still reads the provider to its end, so the spend is
+//! known and billed; if the provider breaks off, the usage so far is
+//! estimated and billed.
 
 use crate::Gateway;
+use crate::finish::Finish;
 use crate::lease::DeploymentLease;
 use crate::observe::{CallInfo, CallStatus, CallSummary};
 use crate::paying::CallRecord;
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::{Stream, StreamExt};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio_util::task::TaskTracker;
 use tollgate_billing::{Hold, UsageStatus};
 use tollgate_core::ModelEntry;
 use tollgate_core::money::TokenUsage;
@@ -58,6 +66,47 @@ impl StreamEnd {
             None if !self.finished => Some("the provider's stream ended early".to_owned()),
             None => None,
         }
+    }
+}
+
+/// The items of a streamed answer, for the surface to write in order. The
+/// pump runs as they are read, in the reader's task: no task of its own,
+/// so no hand-over to another worker thread before the first byte.
+/// Dropped before the end (the client went away), the pump is finished in
+/// the background, so that the call is still settled.
+pub struct Events {
+    pump: Option<Finish<BoxFuture<'static, ()>>>,
+    items: mpsc::Receiver<StreamItem>,
+}
+
+impl Events {
+    pub(crate) fn new(
+        pump: Pump,
+        upstream: ChatStream,
+        hold: Hold,
+        tracker: &TaskTracker,
+    ) -> Events {
+        let (tx, items) = mpsc::channel(STREAM_BUFFER);
+        let run: BoxFuture<'static, ()> = Box::pin(pump.run(upstream, hold, tx));
+        Events {
+            pump: Some(Finish::new(run, tracker)),
+            items,
+        }
+    }
+}
+
+impl Stream for Events {
+    type Item = StreamItem;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<StreamItem>> {
+        // The pump first: it reads the provider and fills the channel (or
+        // waits for room in it, woken when an item is taken below).
+        if let Some(pump) = &mut self.pump
+            && Pin::new(pump).poll(cx).is_ready()
+        {
+            self.pump = None;
+        }
+        self.items.poll_recv(cx)
     }
 }
 

@@ -18,7 +18,6 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use std::convert::Infallible;
-use tokio_stream::wrappers::ReceiverStream;
 use tollgate_gateway::{CallRequest, OptionHeaders, Outcome, Route, StreamItem, headers};
 
 /// The gateway's option headers, as text (a value that is not text is
@@ -61,7 +60,7 @@ fn respond(outcome: Outcome, dialect: Dialect) -> Response {
             // Item by item; a stream's end waits for what it announces
             // (`Encoder::settled`) before its events go out.
             let body = futures::stream::unfold(
-                (ReceiverStream::new(events), encoder),
+                (events, encoder),
                 |(mut events, mut encoder)| async move {
                     let item = events.next().await?;
                     let end = matches!(item, StreamItem::End(_));
