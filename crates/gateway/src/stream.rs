@@ -70,10 +70,11 @@ impl StreamEnd {
 }
 
 /// The items of a streamed answer, for the surface to write in order. The
-/// pump runs as they are read, in the reader's task: no task of its own,
-/// so no hand-over to another worker thread before the first byte.
-/// Dropped before the end (the client went away), the pump is finished in
-/// the background, so that the call is still settled.
+/// pump runs as they are read, in the reader's task: no task of its own to
+/// spawn, schedule and hand each item over from (README, Performance:
+/// 5–10% more streams a second). Dropped before the end (the client went
+/// away), the pump is finished in the background, so that the call is
+/// still settled.
 pub struct Events {
     pump: Option<Finish<BoxFuture<'static, ()>>>,
     items: mpsc::Receiver<StreamItem>,
