@@ -121,11 +121,17 @@ async fn forward_tollgate(
     headers: &HeaderMap,
     body: Bytes,
 ) -> anyhow::Result<Response> {
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
     let mut outgoing = Outgoing::post(format!("{base}{path}")).body(body);
-    for name in FORWARDED {
-        if let Some(value) = headers.get(name).and_then(|v| v.to_str().ok()) {
-            outgoing = outgoing.header(name, value)?;
-        }
+    if let Some(key) = text("authorization") {
+        outgoing = outgoing.key("authorization", key)?;
+    }
+    if let Some(kind) = text("content-type") {
+        outgoing = outgoing.header("content-type", kind)?;
     }
     let answer = http.send(outgoing).await?;
     let (status, kind) = (answer.status(), content_type(answer.headers()));

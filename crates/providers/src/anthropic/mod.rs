@@ -63,7 +63,7 @@ async fn send(
         request = request.header("traceparent", traceparent)?;
     }
     if let Some(key) = target.api_key {
-        request = request.header("x-api-key", key.expose_secret())?;
+        request = request.key("x-api-key", key.expose_secret())?;
     }
     let response = http.send(request).await?;
     if response.status().is_success() {
@@ -102,7 +102,7 @@ pub(crate) async fn count_tokens(
         .header("anthropic-version", API_VERSION)?
         .json(&body)?;
     if let Some(key) = target.api_key {
-        call = call.header("x-api-key", key.expose_secret())?;
+        call = call.key("x-api-key", key.expose_secret())?;
     }
     let response = http.send(call).await?;
     if !response.status().is_success() {

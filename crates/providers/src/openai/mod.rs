@@ -101,7 +101,7 @@ async fn send<T: Serialize>(
         request = request.header("traceparent", traceparent)?;
     }
     if let Some(key) = target.api_key {
-        request = request.header("authorization", &format!("Bearer {}", key.expose_secret()))?;
+        request = request.key("authorization", &format!("Bearer {}", key.expose_secret()))?;
     }
     let response = http.send(request).await?;
     if response.status().is_success() {

@@ -194,7 +194,6 @@ impl Pool {
             live: Some(live),
             pool: Arc::clone(self),
             endpoint: Arc::clone(endpoint),
-            read_timeout: self.timeouts.read,
             deadline: Box::pin(tokio::time::sleep(self.timeouts.read)),
             finished: false,
         });
@@ -316,7 +315,6 @@ pub struct Body {
     live: Option<Live>,
     pool: Arc<Pool>,
     endpoint: Arc<Endpoint>,
-    read_timeout: Duration,
     /// When the wait for the next bytes times out.
     deadline: Pin<Box<Sleep>>,
     /// The body has ended, or failed: nothing more comes.
@@ -369,7 +367,7 @@ impl Stream for Body {
                     let Ok(data) = frame.into_data() else {
                         continue; // trailers
                     };
-                    let next = tokio::time::Instant::now() + this.read_timeout;
+                    let next = tokio::time::Instant::now() + this.pool.timeouts.read;
                     this.deadline.as_mut().reset(next);
                     return Poll::Ready(Some(Ok(data)));
                 }

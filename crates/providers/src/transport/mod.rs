@@ -79,11 +79,11 @@ impl Http {
         match (&self.direct, route(&url)) {
             (Some(pool), Route::Direct(endpoint)) => {
                 let (status, headers, body) = pool.send(&endpoint, headers, body).await?;
-                Ok(Answer {
+                Ok(Answer(AnswerBody::Direct {
                     status,
                     headers,
-                    body: AnswerBody::Direct(body),
-                })
+                    body,
+                }))
             }
             (_, route) => {
                 let mut call = match route {
@@ -96,11 +96,7 @@ impl Http {
                 };
                 call = call.headers(headers).body(body);
                 let response = call.send().await.map_err(ProviderError::from_reqwest)?;
-                Ok(Answer {
-                    status: response.status(),
-                    headers: response.headers().clone(),
-                    body: AnswerBody::Reqwest(response),
-                })
+                Ok(Answer(AnswerBody::Reqwest(response)))
             }
         }
     }
@@ -122,14 +118,30 @@ impl Outgoing {
         }
     }
 
-    /// Adds a header. A value a header cannot carry (a key with a line
-    /// break, say) fails the call as unreachable, never naming the value.
-    pub fn header(mut self, name: &'static str, value: &str) -> Result<Outgoing, ProviderError> {
-        let value = HeaderValue::from_str(value).map_err(|_| {
+    /// Adds a header (`name` in lowercase). A value a header cannot carry
+    /// (a key with a line break, say) fails the call as unreachable, never
+    /// naming the value.
+    pub fn header(self, name: &'static str, value: &str) -> Result<Outgoing, ProviderError> {
+        self.with(name, value, false)
+    }
+
+    /// Adds the header that carries the provider key, marked sensitive so
+    /// that no debug output shows it.
+    pub fn key(self, name: &'static str, value: &str) -> Result<Outgoing, ProviderError> {
+        self.with(name, value, true)
+    }
+
+    fn with(
+        mut self,
+        name: &'static str,
+        value: &str,
+        sensitive: bool,
+    ) -> Result<Outgoing, ProviderError> {
+        let mut value = HeaderValue::from_str(value).map_err(|_| {
             ProviderError::Connect(format!("the `{name}` header cannot carry the value given"))
         })?;
-        self.headers
-            .insert(HeaderName::from_static(name), sensitive(name, value));
+        value.set_sensitive(sensitive);
+        self.headers.insert(HeaderName::from_static(name), value);
         Ok(self)
     }
 
@@ -152,42 +164,41 @@ impl Outgoing {
     }
 }
 
-/// Credentials are marked sensitive, so that no debug output shows them.
-fn sensitive(name: &str, mut value: HeaderValue) -> HeaderValue {
-    if matches!(name, "authorization" | "x-api-key" | "x-goog-api-key") {
-        value.set_sensitive(true);
-    }
-    value
-}
-
 /// A provider's answer: its status and headers, and a body still to read.
-pub struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: AnswerBody,
-}
+pub struct Answer(AnswerBody);
 
 enum AnswerBody {
+    /// reqwest's response holds its own status and headers.
     Reqwest(reqwest::Response),
-    Direct(Box<direct::Body>),
+    Direct {
+        status: StatusCode,
+        headers: HeaderMap,
+        body: Box<direct::Body>,
+    },
 }
 
 impl Answer {
     pub fn status(&self) -> StatusCode {
-        self.status
+        match &self.0 {
+            AnswerBody::Reqwest(response) => response.status(),
+            AnswerBody::Direct { status, .. } => *status,
+        }
     }
 
     pub fn headers(&self) -> &HeaderMap {
-        &self.headers
+        match &self.0 {
+            AnswerBody::Reqwest(response) => response.headers(),
+            AnswerBody::Direct { headers, .. } => headers,
+        }
     }
 
     /// The whole body.
     pub async fn bytes(self) -> Result<Bytes, ProviderError> {
-        match self.body {
+        match self.0 {
             AnswerBody::Reqwest(response) => {
                 response.bytes().await.map_err(ProviderError::from_reqwest)
             }
-            AnswerBody::Direct(body) => body.collect().await,
+            AnswerBody::Direct { body, .. } => body.collect().await,
         }
     }
 
@@ -201,12 +212,12 @@ impl Answer {
 
     /// The body as it arrives.
     pub fn bytes_stream(self) -> BoxStream<'static, Result<Bytes, ProviderError>> {
-        match self.body {
+        match self.0 {
             AnswerBody::Reqwest(response) => response
                 .bytes_stream()
                 .map(|chunk| chunk.map_err(ProviderError::from_reqwest))
                 .boxed(),
-            AnswerBody::Direct(body) => Box::into_pin(body),
+            AnswerBody::Direct { body, .. } => Box::into_pin(body),
         }
     }
 }
@@ -296,13 +307,13 @@ mod tests {
     #[test]
     fn keys_are_marked_sensitive_and_invalid_values_are_not_echoed() {
         let request = Outgoing::post("http://127.0.0.1:9/v1")
-            .header("authorization", "Bearer sk-secret")
+            .key("authorization", "Bearer sk-secret")
             .unwrap();
         assert!(request.headers["authorization"].is_sensitive());
         assert!(!format!("{:?}", request.headers).contains("sk-secret"));
 
         let refused = Outgoing::post("http://127.0.0.1:9/v1")
-            .header("x-api-key", "sk-bad\nvalue")
+            .key("x-api-key", "sk-bad\nvalue")
             .err()
             .unwrap();
         assert!(!refused.to_string().contains("sk-bad"), "{refused}");
