@@ -51,12 +51,15 @@ fn build(
     })
 }
 
+/// POSTs `body` to `url` (a Messages endpoint) with the version, the trace
+/// and the key; a non-2xx answer is the provider's error.
 async fn send(
     http: &Http,
     target: &Target<'_>,
-    body: &MessagesRequest,
+    url: String,
+    body: &impl serde::Serialize,
 ) -> Result<Answer, ProviderError> {
-    let mut request = Outgoing::post(endpoint(target.base_url))
+    let mut request = Outgoing::post(url)
         .header("anthropic-version", API_VERSION)?
         .json(body)?;
     if let Some(traceparent) = target.traceparent {
@@ -98,16 +101,7 @@ pub(crate) async fn count_tokens(
         }
     }
     let url = format!("{}/count_tokens", endpoint(target.base_url));
-    let mut call = Outgoing::post(url)
-        .header("anthropic-version", API_VERSION)?
-        .json(&body)?;
-    if let Some(key) = target.api_key {
-        call = call.key("x-api-key", key.expose_secret())?;
-    }
-    let response = http.send(call).await?;
-    if !response.status().is_success() {
-        return Err(error_from_response(target, response).await);
-    }
+    let response = send(http, target, url, &body).await?;
     let bytes = response.bytes().await?;
     serde_json::from_slice::<serde_json::Value>(&bytes)
         .ok()
@@ -121,7 +115,7 @@ pub(crate) async fn chat(
     request: &ChatRequest,
 ) -> Result<ChatAnswer, ProviderError> {
     let body = build(target, request, false)?;
-    let response = send(http, target, &body).await?;
+    let response = send(http, target, endpoint(target.base_url), &body).await?;
     let bytes = response.bytes().await?;
     let message: MessageResponse = serde_json::from_slice(&bytes)
         .map_err(|e| ProviderError::InvalidResponse(e.to_string()))?;
@@ -138,7 +132,7 @@ pub(crate) async fn chat_stream(
     request: &ChatRequest,
 ) -> Result<ChatStream, ProviderError> {
     let body = build(target, request, true)?;
-    let response = send(http, target, &body).await?;
+    let response = send(http, target, endpoint(target.base_url), &body).await?;
     let key = target.api_key.map(|k| k.expose_secret().to_owned());
     translate_sse(response, StreamTranslator::new(target.upstream_model, key)).await
 }
