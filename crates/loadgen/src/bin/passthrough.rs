@@ -1,7 +1,7 @@
 //! `tollgate-passthrough`: the floor under Tollgate's added latency in
 //! `scripts/load`. A bare pass-through on the same HTTP stack as Tollgate
-//! (axum and hyper serving, Tollgate's provider transport calling, the same
-//! allocator and runtime), with none of its work: no key, no routing, no
+//! (Tollgate's connection loop, axum and hyper serving, Tollgate's provider
+//! transport calling, the same allocator and runtime), with none of its work: no key, no routing, no
 //! billing, no log. What it adds over the mock provider alone is what any
 //! gateway built on this stack pays for the extra hop on this machine.
 //!
@@ -20,9 +20,9 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::serve::ListenerExt;
 use clap::Parser;
 use std::time::Duration;
+use tollgate_api::server::{ServerLimits, serve};
 use tollgate_providers::transport::{Http, Outgoing, Timeouts};
 
 #[global_allocator]
@@ -87,10 +87,12 @@ async fn main() -> anyhow::Result<()> {
         "tollgate-passthrough listening on http://{}",
         listener.local_addr()?
     );
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app).await?;
+    // Tollgate's own limits (its defaults); served until killed.
+    let limits = ServerLimits {
+        header_read_timeout: Duration::from_secs(30),
+        max_connections: 10_000,
+    };
+    serve(listener, app, limits, std::future::pending()).await;
     Ok(())
 }
 
