@@ -2,16 +2,36 @@
 //! chunks event by event, reading the first one before answering, and the
 //! OpenAI JSON they all produce.
 
+use crate::client::Target;
 use crate::client::{ChatStream, StreamEvent};
 use crate::error::ProviderError;
+use crate::openai::error_from_response;
 use crate::sse::{SseEvent, SseStream};
-use crate::transport::Answer;
+use crate::transport::{Answer, Http, Outgoing};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tollgate_core::money::TokenUsage;
+
+/// Sends `request`, which an adapter has addressed and authorised, as
+/// `target`'s call: with the call's `traceparent`, and a non-2xx answer
+/// read into the provider's error.
+pub(crate) async fn post(
+    http: &Http,
+    target: &Target<'_>,
+    mut request: Outgoing,
+) -> Result<Answer, ProviderError> {
+    if let Some(traceparent) = target.traceparent {
+        request = request.header("traceparent", traceparent)?;
+    }
+    let response = http.send(request).await?;
+    if response.status().is_success() {
+        return Ok(response);
+    }
+    Err(error_from_response(target, response).await)
+}
 
 /// `value` as exactly one URL path segment: every byte outside RFC 3986's
 /// unreserved set is percent-encoded, so a client's `/`, `..`, `?` or `#`

@@ -14,9 +14,9 @@ pub mod wire;
 pub use request::Outbound;
 
 use crate::client::{ChatAnswer, ChatStream, StreamEvent, Target};
+use crate::common;
 use crate::common::{Translate, delta_chunk, translate_sse, unix_now, usage_chunk, usage_json};
 use crate::error::ProviderError;
-use crate::openai::error_from_response;
 use crate::transport::{Answer, Http, Outgoing};
 use crate::types::ChatRequest;
 use bytes::Bytes;
@@ -51,8 +51,8 @@ fn build(
     })
 }
 
-/// POSTs `body` to `url` (a Messages endpoint) with the version, the trace
-/// and the key; a non-2xx answer is the provider's error.
+/// POSTs `body` to `url` (a Messages endpoint) with the version and the
+/// key (see [`common::post`]).
 async fn send(
     http: &Http,
     target: &Target<'_>,
@@ -62,17 +62,10 @@ async fn send(
     let mut request = Outgoing::post(url)
         .header("anthropic-version", API_VERSION)?
         .json(body)?;
-    if let Some(traceparent) = target.traceparent {
-        request = request.header("traceparent", traceparent)?;
-    }
     if let Some(key) = target.api_key {
         request = request.key("x-api-key", key.expose_secret())?;
     }
-    let response = http.send(request).await?;
-    if response.status().is_success() {
-        return Ok(response);
-    }
-    Err(error_from_response(target, response).await)
+    common::post(http, target, request).await
 }
 
 /// The prompt tokens of a chat request, by Anthropic's

@@ -15,11 +15,11 @@ pub mod wire;
 pub use request::{Outbound, SIGNATURE_SEPARATOR};
 
 use crate::client::{ChatAnswer, ChatStream, EmbeddingAnswer, StreamEvent, Target};
+use crate::common;
 use crate::common::{
     Translate, delta_chunk, path_segment, translate_sse, unix_now, usage_chunk, usage_json,
 };
 use crate::error::ProviderError;
-use crate::openai::error_from_response;
 use crate::transport::{Answer, Http, Outgoing};
 use crate::types::{ChatRequest, EmbeddingRequest};
 use base64::Engine as _;
@@ -68,17 +68,10 @@ async fn send<T: Serialize>(
     body: &T,
 ) -> Result<Answer, ProviderError> {
     let mut request = Outgoing::post(url).json(body)?;
-    if let Some(traceparent) = target.traceparent {
-        request = request.header("traceparent", traceparent)?;
-    }
     if let Some(key) = target.api_key {
         request = request.key("x-goog-api-key", key.expose_secret())?;
     }
-    let response = http.send(request).await?;
-    if response.status().is_success() {
-        return Ok(response);
-    }
-    Err(error_from_response(target, response).await)
+    common::post(http, target, request).await
 }
 
 fn build(

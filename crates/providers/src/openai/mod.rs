@@ -6,6 +6,7 @@
 pub(crate) mod responses;
 
 use crate::client::{ChatAnswer, ChatStream, EmbeddingAnswer, StreamEvent, Target};
+use crate::common;
 use crate::error::ProviderError;
 use crate::sse::SseStream;
 use crate::transport::{Answer, Http, Outgoing};
@@ -97,17 +98,10 @@ async fn send<T: Serialize>(
     body: &T,
 ) -> Result<Answer, ProviderError> {
     let mut request = Outgoing::post(endpoint(target, path)).json(body)?;
-    if let Some(traceparent) = target.traceparent {
-        request = request.header("traceparent", traceparent)?;
-    }
     if let Some(key) = target.api_key {
         request = request.key("authorization", &format!("Bearer {}", key.expose_secret()))?;
     }
-    let response = http.send(request).await?;
-    if response.status().is_success() {
-        return Ok(response);
-    }
-    Err(error_from_response(target, response).await)
+    common::post(http, target, request).await
 }
 
 /// Turns an error answer into a `ProviderError` keeping the provider's

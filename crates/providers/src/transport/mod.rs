@@ -88,11 +88,10 @@ impl Http {
             (_, route) => {
                 let mut call = match route {
                     Route::Reqwest(url) => self.reqwest.post(url),
-                    // Plain HTTP while a proxy is configured: reqwest
-                    // sends it through the proxy.
-                    Route::Direct(_) => self.reqwest.post(url.as_str()),
-                    // Not a URL reqwest takes either: it reports why.
-                    Route::Invalid => self.reqwest.post(url.as_str()),
+                    // Plain HTTP while a proxy is configured (reqwest
+                    // sends it through the proxy), or not a URL at all
+                    // (reqwest reports why).
+                    Route::Direct(_) | Route::Invalid => self.reqwest.post(url.as_str()),
                 };
                 call = call.headers(headers).body(body);
                 let response = call.send().await.map_err(ProviderError::from_reqwest)?;
