@@ -13,21 +13,29 @@ use tokio_util::task::TaskTracker;
 /// Spawning every route instead costs a task, a wake-up of the other
 /// worker thread and a join on each call; this costs that only when a
 /// client leaves mid-call.
-pub(crate) struct Finish<F: Future<Output: Send> + Send + 'static> {
+pub(crate) struct Finish<F: Future<Output: Send> + Send + ?Sized + 'static> {
     future: Option<Pin<Box<F>>>,
     tracker: TaskTracker,
 }
 
 impl<F: Future<Output: Send> + Send + 'static> Finish<F> {
     pub(crate) fn new(future: F, tracker: &TaskTracker) -> Self {
+        Finish::boxed(Box::pin(future), tracker)
+    }
+}
+
+impl<F: Future<Output: Send> + Send + ?Sized + 'static> Finish<F> {
+    /// Of a future already boxed (a `dyn Future`, whose type a struct
+    /// can name): boxed once, not twice.
+    pub(crate) fn boxed(future: Pin<Box<F>>, tracker: &TaskTracker) -> Self {
         Finish {
-            future: Some(Box::pin(future)),
+            future: Some(future),
             tracker: tracker.clone(),
         }
     }
 }
 
-impl<F: Future<Output: Send> + Send + 'static> Future for Finish<F> {
+impl<F: Future<Output: Send> + Send + ?Sized + 'static> Future for Finish<F> {
     type Output = F::Output;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -49,7 +57,7 @@ impl<F: Future<Output: Send> + Send + 'static> Future for Finish<F> {
     }
 }
 
-impl<F: Future<Output: Send> + Send + 'static> Drop for Finish<F> {
+impl<F: Future<Output: Send> + Send + ?Sized + 'static> Drop for Finish<F> {
     fn drop(&mut self) {
         let Some(future) = self.future.take() else {
             return;

@@ -12,7 +12,6 @@ use crate::lease::DeploymentLease;
 use crate::observe::{CallInfo, CallStatus, CallSummary};
 use crate::paying::CallRecord;
 use bytes::Bytes;
-use futures::future::BoxFuture;
 use futures::{Stream, StreamExt};
 use std::future::Future;
 use std::pin::Pin;
@@ -76,7 +75,7 @@ impl StreamEnd {
 /// away), the pump is finished in the background, so that the call is
 /// still settled.
 pub struct Events {
-    pump: Option<Finish<BoxFuture<'static, ()>>>,
+    pump: Option<Finish<dyn Future<Output = ()> + Send>>,
     items: mpsc::Receiver<StreamItem>,
 }
 
@@ -88,9 +87,11 @@ impl Events {
         tracker: &TaskTracker,
     ) -> Events {
         let (tx, items) = mpsc::channel(STREAM_BUFFER);
-        let run: BoxFuture<'static, ()> = Box::pin(pump.run(upstream, hold, tx));
         Events {
-            pump: Some(Finish::new(run, tracker)),
+            pump: Some(Finish::boxed(
+                Box::pin(pump.run(upstream, hold, tx)),
+                tracker,
+            )),
             items,
         }
     }
