@@ -305,7 +305,7 @@ async fn a_cooldown_reaches_the_other_replica_through_redis() {
         }
     };
     mock.push_fault(tollgate_tests::Fault::status(500));
-    assert_eq!(call(a.url("")).await.status(), 502);
+    expect_error(call(a.url("")).await, 502).await;
 
     // Sharing runs four times a second.
     tokio::time::sleep(Duration::from_millis(1200)).await;

@@ -401,8 +401,9 @@ impl TestApp {
 /// contract's shape, `{"error": {"message", "type", "code"}}` (all strings),
 /// and returns the inner `error` object.
 pub async fn expect_error(response: reqwest::Response, status: u16) -> Value {
-    assert_eq!(response.status(), status, "status of {}", response.url());
+    let (actual, url) = (response.status(), response.url().clone());
     let text = response.text().await.unwrap();
+    assert_eq!(actual, status, "status of {url}, whose body is {text}");
     let body: Value = serde_json::from_str(&text)
         .unwrap_or_else(|e| panic!("a {status} whose body is not JSON ({e}): {text:?}"));
     let error = &body["error"];
