@@ -567,15 +567,22 @@ async fn anthropic_count_tokens_and_unknown_messages_paths() {
     let (app, org, key) = app().await;
     let body = json!({"model": "claude-sonnet", "system": "Be brief",
         "messages": [{"role": "user", "content": "Say hello"}]});
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let counted = app
         .client
         .post(app.url("/v1/messages/count_tokens"))
         .header("x-api-key", &key)
+        .header("traceparent", traceparent)
         .json(&body)
         .send()
         .await
         .unwrap();
     assert_eq!(json_of(counted, 200).await, json!({"input_tokens": PROMPT}));
+    // The provider's counter is called in the client's trace.
+    let requests = app.mock.requests();
+    let count = requests.last().unwrap();
+    assert!(count.path.ends_with("/count_tokens"), "{}", count.path);
+    assert_eq!(count.header("traceparent"), Some(traceparent));
     let mut estimate = body.clone();
     estimate["model"] = json!("gpt-4o-mini");
     let counted = json_of(

@@ -15,12 +15,14 @@ use tollgate_providers::{ChatRequest, Target};
 use tollgate_tenants::Principal;
 
 impl Gateway {
-    /// The prompt tokens of `request` for the model it routes to.
+    /// The prompt tokens of `request` for the model it routes to; the
+    /// provider's counter gets the client's `traceparent`, if any.
     pub async fn count_tokens(
         &self,
         principal: &Principal,
         request: &ChatRequest,
         options: &CallOptions,
+        traceparent: Option<&str>,
     ) -> Result<i64, GatewayError> {
         let estimate = (request.prompt_token_upper_bound() + 3) / 4;
         let candidates = self.candidates(principal, &request.model, options, ModelMode::Chat)?;
@@ -47,7 +49,7 @@ impl Gateway {
             api_key: paying.as_ref().map(|p| p.secret()),
             upstream_model: &model.upstream,
             max_output_tokens: model.max_output_tokens,
-            traceparent: None,
+            traceparent,
         };
         match self.providers.count_tokens(&target, request).await {
             Ok(Some(n)) => Ok(n),

@@ -18,7 +18,7 @@ use tollgate_gateway::CallRequest;
 use tollgate_gateway::observe::{AttemptInfo, AttemptStatus, CallInfo, CallObserver, CallSummary};
 use tollgate_observe::request_log::{Attempt, LoggedCall, capped_body};
 use tollgate_observe::trace::{
-    AttrValue, SpanData, SpanKind, TraceContext, started_ago, unix_nanos,
+    AttrValue, SpanData, SpanKind, TraceContext, parse_traceparent, started_ago, unix_nanos,
 };
 use tollgate_observe::{RequestLog, Tracer};
 
@@ -94,6 +94,15 @@ pub fn prepare(
             operation: call.operation.kind().as_str(),
         })
         .inc();
+}
+
+/// The client's `traceparent` when well-formed, for a provider request
+/// the gateway records no span of (a token count): passed on unchanged.
+pub fn client_traceparent(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| parse_traceparent(v).is_some())
 }
 
 impl CallObserver for Observer {

@@ -85,7 +85,12 @@ pub async fn call(
                     call_options(&mut chat.extra, option_headers(&headers), &principal)?;
                 let tokens = state
                     .gateway
-                    .count_tokens(&principal, &chat, &options)
+                    .count_tokens(
+                        &principal,
+                        &chat,
+                        &options,
+                        crate::observe::client_traceparent(&headers),
+                    )
                     .await?;
                 Ok(Json(json!({"totalTokens": tokens})).into_response())
             }

@@ -90,7 +90,12 @@ pub async fn count_tokens(
         chat.validate().map_err(ApiError::bad_request)?;
         let tokens = state
             .gateway
-            .count_tokens(&principal, &chat, &options)
+            .count_tokens(
+                &principal,
+                &chat,
+                &options,
+                crate::observe::client_traceparent(&headers),
+            )
             .await?;
         Ok::<_, ApiError>(Json(serde_json::json!({"input_tokens": tokens})).into_response())
     }
