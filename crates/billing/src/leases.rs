@@ -9,7 +9,7 @@
 
 use crate::writer::Job;
 use crate::{Billing, BillingError, Inner};
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};

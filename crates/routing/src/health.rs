@@ -16,7 +16,7 @@
 //! In-process; with Redis, [`SharedCooldowns`] tells the other replicas
 //! about every circuit opened here (see `docs/routing.md`).
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -159,7 +159,7 @@ impl Health {
     pub fn new(config: HealthConfig) -> Health {
         Health {
             config,
-            deployments: Mutex::new(HashMap::new()),
+            deployments: Mutex::new(HashMap::default()),
             opened: Mutex::new(Vec::new()),
         }
     }

@@ -1,6 +1,7 @@
 //! API keys: creation, listing, change, revocation and authentication.
 
 use crate::{TenantError, Tenants};
+use foldhash::HashMap;
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use secrecy::SecretString;
@@ -8,7 +9,6 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 use sqlx::any::AnyRow;
-use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use subtle::ConstantTimeEq;

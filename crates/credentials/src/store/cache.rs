@@ -5,7 +5,7 @@
 //! Keys stay in [`SecretString`]s / [`DataKey`]s: zeroized when dropped,
 //! `*****` when printed.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 

@@ -12,6 +12,7 @@
 use super::{Timeouts, USER_AGENT, origin_form};
 use crate::error::ProviderError;
 use bytes::{Bytes, BytesMut};
+use foldhash::HashMap;
 use futures::Stream;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Request, StatusCode, Uri};
@@ -19,7 +20,7 @@ use http_body_util::Full;
 use hyper::body::{Body as _, Incoming};
 use hyper::client::conn::http1::{self, Connection, SendRequest};
 use hyper_util::rt::TokioIo;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
 use std::sync::{Arc, Mutex};
@@ -151,7 +152,7 @@ impl Pool {
     pub(super) fn new(timeouts: Timeouts) -> Pool {
         Pool {
             timeouts,
-            idle: Mutex::new(HashMap::new()),
+            idle: Mutex::new(HashMap::default()),
         }
     }
 

@@ -12,12 +12,12 @@ mod direct;
 
 use crate::error::ProviderError;
 use bytes::Bytes;
+use foldhash::HashMap;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{StatusCode, Uri};
 use serde::Serialize;
-use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, RwLock};
 use std::time::Duration;
 
