@@ -80,8 +80,7 @@ pub fn prepare(
     body: &Bytes,
 ) {
     let observer = &state.observer;
-    let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok());
-    call.trace = observer.tracer.begin(traceparent);
+    call.trace = observer.tracer.begin(traceparent_header(headers));
     let keep = call.principal.log_bodies
         || (observer.tracer.capture_content() && call.trace.is_some_and(|t| t.sampled));
     if keep {
@@ -96,13 +95,15 @@ pub fn prepare(
         .inc();
 }
 
+/// The client's `traceparent` header, as sent (the tracer parses it).
+fn traceparent_header(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers.get("traceparent").and_then(|v| v.to_str().ok())
+}
+
 /// The client's `traceparent` when well-formed, for a provider request
 /// the gateway records no span of (a token count): passed on unchanged.
 pub fn client_traceparent(headers: &axum::http::HeaderMap) -> Option<&str> {
-    headers
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| parse_traceparent(v).is_some())
+    traceparent_header(headers).filter(|v| parse_traceparent(v).is_some())
 }
 
 impl CallObserver for Observer {
