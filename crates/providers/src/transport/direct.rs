@@ -8,7 +8,10 @@
 //! end, the connection goes back to the pool. A body dropped before its end
 //! closes its connection. An idle connection is polled by nobody: one the
 //! provider closed meanwhile is seen (and dropped) at its next checkout.
+//! While few calls are in flight, a call's connection's wakes of its task
+//! are answered in place ([`Wakes`]).
 
+use super::wakes::Wakes;
 use super::{Timeouts, USER_AGENT, origin_form};
 use crate::error::ProviderError;
 use bytes::{Bytes, BytesMut};
@@ -23,6 +26,7 @@ use hyper_util::rt::TokioIo;
 use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -56,6 +60,8 @@ struct Link {
     connection: Conn,
     /// It has completed, and is never polled again.
     ended: bool,
+    /// Whoever drives the connection polls it through this.
+    wakes: Wakes,
 }
 
 impl Link {
@@ -72,23 +78,31 @@ impl Link {
         polled.map_err(|e| unreachable(&e))
     }
 
-    /// Polls `work` and this connection, which serves it, in this task. The
-    /// connection ending before `work` completes is an error: it never will.
-    async fn drive<T>(&mut self, work: impl Future<Output = T>) -> Result<T, ProviderError> {
+    /// Polls `work` and this connection, which serves it, in this task
+    /// (their wakes answered in place if `in_place`). The connection ending
+    /// before `work` completes is an error: it never will.
+    async fn drive<T>(
+        &mut self,
+        work: impl Future<Output = T>,
+        in_place: bool,
+    ) -> Result<T, ProviderError> {
         let mut work = pin!(work);
+        let wakes = self.wakes.clone();
         poll_fn(|cx| {
-            if let Poll::Ready(out) = work.as_mut().poll(cx) {
-                return Poll::Ready(Ok(out));
-            }
-            let Poll::Ready(ended) = self.poll(cx) else {
-                return Poll::Pending;
-            };
-            // The connection's end may have settled `work` (an answer
-            // followed by a close, or a request handed back unsent).
-            if let Poll::Ready(out) = work.as_mut().poll(cx) {
-                return Poll::Ready(Ok(out));
-            }
-            Poll::Ready(Err(ended.err().unwrap_or_else(closed)))
+            wakes.poll(cx, in_place, |cx| {
+                if let Poll::Ready(out) = work.as_mut().poll(cx) {
+                    return Poll::Ready(Ok(out));
+                }
+                let Poll::Ready(ended) = self.poll(cx) else {
+                    return Poll::Pending;
+                };
+                // The connection's end may have settled `work` (an answer
+                // followed by a close, or a request handed back unsent).
+                if let Poll::Ready(out) = work.as_mut().poll(cx) {
+                    return Poll::Ready(Ok(out));
+                }
+                Poll::Ready(Err(ended.err().unwrap_or_else(closed)))
+            })
         })
         .await
     }
@@ -146,14 +160,30 @@ impl Endpoint {
 pub(super) struct Pool {
     timeouts: Timeouts,
     idle: Mutex<HashMap<String, VecDeque<Idle>>>,
+    /// Calls between their request and the end of their answer's body.
+    in_flight: AtomicUsize,
+    /// At most this many calls in flight, a connection's wakes are answered
+    /// in place: a worker is likely idle, and tokio would wake it for a
+    /// task that wakes itself. Beyond, the workers are busy, and a task
+    /// that yields often finds its answer already in when its turn comes.
+    quiet_below: usize,
 }
 
 impl Pool {
     pub(super) fn new(timeouts: Timeouts) -> Pool {
+        let workers = tokio::runtime::Handle::try_current()
+            .map(|runtime| runtime.metrics().num_workers())
+            .unwrap_or(1);
         Pool {
             timeouts,
             idle: Mutex::new(HashMap::default()),
+            in_flight: AtomicUsize::new(0),
+            quiet_below: workers,
         }
+    }
+
+    fn quiet(&self) -> bool {
+        self.in_flight.load(Ordering::Relaxed) <= self.quiet_below
     }
 
     /// Sends one request and returns the answer's head and its body.
@@ -171,6 +201,7 @@ impl Pool {
         sent.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
         sent.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
         sent.extend(headers);
+        let busy = Busy::new(self);
 
         // A pooled connection the provider closed just as this call took it
         // hands the request back unsent: it goes out once more, on a new
@@ -191,12 +222,16 @@ impl Pool {
         };
         let (parts, incoming) = answer.into_parts();
         let body = Box::new(Body {
-            incoming,
-            live: Some(live),
-            pool: Arc::clone(self),
-            endpoint: Arc::clone(endpoint),
-            deadline: Box::pin(tokio::time::sleep(self.timeouts.read)),
-            finished: false,
+            wakes: live.link.wakes.clone(),
+            _busy: busy,
+            read: Reading {
+                incoming,
+                live: Some(live),
+                pool: Arc::clone(self),
+                endpoint: Arc::clone(endpoint),
+                deadline: Box::pin(tokio::time::sleep(self.timeouts.read)),
+                finished: false,
+            },
         });
         Ok((parts.status, parts.headers, body))
     }
@@ -209,10 +244,11 @@ impl Pool {
         request: Request<Full<Bytes>>,
     ) -> Result<hyper::Response<Incoming>, Unsent> {
         let Live { sender, link } = live;
-        if !matches!(link.drive(sender.ready()).await, Ok(Ok(()))) {
+        let in_place = self.quiet();
+        if !matches!(link.drive(sender.ready(), in_place).await, Ok(Ok(()))) {
             return Err(Unsent::Again(Box::new(request)));
         }
-        let exchange = link.drive(sender.try_send_request(request));
+        let exchange = link.drive(sender.try_send_request(request), in_place);
         match tokio::time::timeout(self.timeouts.read, exchange).await {
             Err(_) => Err(Unsent::Failed(ProviderError::Timeout)),
             Ok(Ok(Ok(answer))) => Ok(answer),
@@ -240,6 +276,7 @@ impl Pool {
             link: Link {
                 connection,
                 ended: false,
+                wakes: Wakes::new(),
             },
         })
     }
@@ -284,6 +321,22 @@ impl Pool {
     }
 }
 
+/// One call in flight, counted in its pool's `in_flight` while it lives.
+struct Busy(Arc<Pool>);
+
+impl Busy {
+    fn new(pool: &Arc<Pool>) -> Busy {
+        pool.in_flight.fetch_add(1, Ordering::Relaxed);
+        Busy(Arc::clone(pool))
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Why a request got no answer.
 enum Unsent {
     /// The connection was closed before the request went out: it can go
@@ -312,6 +365,13 @@ fn unreachable(e: &hyper::Error) -> ProviderError {
 /// An answer's body, driving its connection while it is read; at its end
 /// the connection goes back to the pool.
 pub struct Body {
+    /// Its connection's.
+    wakes: Wakes,
+    _busy: Busy,
+    read: Reading,
+}
+
+struct Reading {
     incoming: Incoming,
     live: Option<Live>,
     pool: Arc<Pool>,
@@ -351,30 +411,37 @@ impl Stream for Body {
     type Item = Result<Bytes, ProviderError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        if this.finished {
+        let Body { wakes, read, .. } = self.get_mut();
+        let in_place = read.pool.quiet();
+        wakes.poll(cx, in_place, |cx| read.poll_next(cx))
+    }
+}
+
+impl Reading {
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, ProviderError>>> {
+        if self.finished {
             return Poll::Ready(None);
         }
         loop {
             // The connection reads the socket into the body: poll it first.
-            if let Some(live) = &mut this.live
+            if let Some(live) = &mut self.live
                 && live.link.poll(cx).is_ready()
             {
                 // Closed or broken: the body reports which, from what it got.
-                this.live = None;
+                self.live = None;
             }
-            match Pin::new(&mut this.incoming).poll_frame(cx) {
+            match Pin::new(&mut self.incoming).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
                     let Ok(data) = frame.into_data() else {
                         continue; // trailers
                     };
-                    let next = tokio::time::Instant::now() + this.pool.timeouts.read;
-                    this.deadline.as_mut().reset(next);
+                    let next = tokio::time::Instant::now() + self.pool.timeouts.read;
+                    self.deadline.as_mut().reset(next);
                     return Poll::Ready(Some(Ok(data)));
                 }
                 Poll::Ready(Some(Err(e))) => {
-                    this.live = None;
-                    this.finished = true;
+                    self.live = None;
+                    self.finished = true;
                     let error = if e.is_timeout() {
                         ProviderError::Timeout
                     } else {
@@ -383,18 +450,18 @@ impl Stream for Body {
                     return Poll::Ready(Some(Err(error)));
                 }
                 Poll::Ready(None) => {
-                    this.finished = true;
+                    self.finished = true;
                     // The whole answer came (a cut one is an error): the
                     // connection can carry another.
-                    if let Some(live) = this.live.take() {
-                        this.pool.checkin(&this.endpoint.address, live);
+                    if let Some(live) = self.live.take() {
+                        self.pool.checkin(&self.endpoint.address, live);
                     }
                     return Poll::Ready(None);
                 }
                 Poll::Pending => {
-                    if this.deadline.as_mut().poll(cx).is_ready() {
-                        this.live = None;
-                        this.finished = true;
+                    if self.deadline.as_mut().poll(cx).is_ready() {
+                        self.live = None;
+                        self.finished = true;
                         return Poll::Ready(Some(Err(ProviderError::Timeout)));
                     }
                     return Poll::Pending;
@@ -480,6 +547,31 @@ mod tests {
         let (status, _, body) = pool.send(&endpoint, HeaderMap::new(), body).await?;
         assert_eq!(status, StatusCode::OK);
         Ok(body)
+    }
+
+    #[tokio::test]
+    async fn a_call_counts_in_flight_until_its_body_is_read_or_dropped() {
+        let (url, _) = provider(|_, mut tcp| async move {
+            while read_request(&mut tcp).await {
+                tcp.write_all(OK.as_bytes()).await.unwrap();
+            }
+        })
+        .await;
+        let pool = pool();
+        let first = call(&pool, &url).await.unwrap();
+        let second = call(&pool, &url).await.unwrap();
+        assert_eq!(pool.in_flight.load(SeqCst), 2);
+        assert_eq!(
+            first.collect().await.unwrap(),
+            OK.split("\r\n\r\n").nth(1).unwrap()
+        );
+        assert_eq!(pool.in_flight.load(SeqCst), 1);
+        drop(second);
+        assert_eq!(pool.in_flight.load(SeqCst), 0);
+        // A call refused before any answer counts no longer either.
+        let closed = "http://127.0.0.1:9/v1/chat/completions";
+        assert!(call(&pool, closed).await.is_err());
+        assert_eq!(pool.in_flight.load(SeqCst), 0);
     }
 
     #[tokio::test]

@@ -1,0 +1,215 @@
+//! [`Wakes`]: the wakes a connection makes while its call's task polls it,
+//! answered by polling again at once instead of by tokio.
+//!
+//! A call drives its provider connection in its own task (`direct`), and
+//! hyper's client hands the request and the answer between the
+//! connection's halves through channels that wake the task: while it is
+//! being polled, each time. tokio takes a task woken during its own poll
+//! for one that yields: to the back of the worker's queue, with an idle
+//! worker woken to come and steal it. On a quiet gateway that was an
+//! inter-processor wake-up on the call's path and often the call moving,
+//! cold, to the other core; under load, the whole task (HTTP server,
+//! handler) polled again from the top. Here the connection's own futures
+//! are polled again in place while they wake themselves, and a wake from
+//! outside the poll (the socket, a timer) goes to the task as usual.
+
+use futures::task::AtomicWaker;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
+
+/// Polls in a row after which futures that keep waking themselves are
+/// left to the scheduler after all, so that other tasks get their turn.
+const MAX_POLLS: usize = 8;
+
+/// Not being polled: a wake goes to the task's own waker.
+const IDLE: u8 = 0;
+/// Being polled: a wake only marks it.
+const POLLING: u8 = 1;
+/// Woken while being polled: polled again before the poll returns.
+const WOKEN: u8 = 2;
+
+/// One connection's waker, for whichever task drives it now.
+#[derive(Clone)]
+pub(super) struct Wakes {
+    signal: Arc<Signal>,
+    /// The waker handed to the connection's futures, made once.
+    waker: Waker,
+}
+
+struct Signal {
+    state: AtomicU8,
+    task: AtomicWaker,
+}
+
+impl Wake for Signal {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if self
+            .state
+            .compare_exchange(POLLING, WOKEN, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            self.task.wake();
+        }
+    }
+}
+
+impl Wakes {
+    pub(super) fn new() -> Wakes {
+        let signal = Arc::new(Signal {
+            state: AtomicU8::new(IDLE),
+            task: AtomicWaker::new(),
+        });
+        Wakes {
+            waker: Waker::from(Arc::clone(&signal)),
+            signal,
+        }
+    }
+
+    /// Polls `futures` (everything that was polled with this waker before)
+    /// for the task of `cx`: if `in_place`, again while they wake
+    /// themselves meanwhile; else once, their wakes left to tokio.
+    pub(super) fn poll<T>(
+        &self,
+        cx: &mut Context<'_>,
+        in_place: bool,
+        mut futures: impl FnMut(&mut Context<'_>) -> Poll<T>,
+    ) -> Poll<T> {
+        if !in_place {
+            return futures(cx);
+        }
+        let state = &self.signal.state;
+        self.signal.task.register(cx.waker());
+        let mut inner = Context::from_waker(&self.waker);
+        for _ in 0..MAX_POLLS {
+            state.store(POLLING, Ordering::Release);
+            if let Poll::Ready(out) = futures(&mut inner) {
+                state.store(IDLE, Ordering::Release);
+                return Poll::Ready(out);
+            }
+            let woken = state
+                .compare_exchange(POLLING, IDLE, Ordering::AcqRel, Ordering::Acquire)
+                .is_err();
+            if !woken {
+                return Poll::Pending;
+            }
+            // Out of tokio's budget, the futures only yield again.
+            if !tokio::task::coop::has_budget_remaining() {
+                break;
+            }
+        }
+        state.store(IDLE, Ordering::Release);
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// Counts the wakes of the task.
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn task() -> (Arc<Count>, Waker) {
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&count));
+        (count, waker)
+    }
+
+    /// Pending `yields` times, each time waking the waker it was polled
+    /// with, then ready; counts its polls.
+    fn self_waking(yields: usize, polls: &AtomicUsize) -> impl FnMut(&mut Context<'_>) -> Poll<()> {
+        move |cx| {
+            if polls.fetch_add(1, Ordering::SeqCst) == yields {
+                return Poll::Ready(());
+            }
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+
+    #[test]
+    fn futures_that_wake_themselves_are_polled_again_in_place() {
+        let (wakes_of_task, waker) = task();
+        let polls = AtomicUsize::new(0);
+        let out = Wakes::new().poll(
+            &mut Context::from_waker(&waker),
+            true,
+            self_waking(3, &polls),
+        );
+        assert!(out.is_ready());
+        assert_eq!(polls.load(Ordering::SeqCst), 4);
+        assert_eq!(wakes_of_task.0.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn futures_that_keep_waking_themselves_are_left_to_the_scheduler() {
+        let (wakes_of_task, waker) = task();
+        let polls = AtomicUsize::new(0);
+        let wakes = Wakes::new();
+        let mut futures = self_waking(MAX_POLLS + 1, &polls);
+        let mut cx = Context::from_waker(&waker);
+        assert!(wakes.poll(&mut cx, true, &mut futures).is_pending());
+        assert_eq!(polls.load(Ordering::SeqCst), MAX_POLLS);
+        assert_eq!(
+            wakes_of_task.0.load(Ordering::SeqCst),
+            1,
+            "rescheduled once"
+        );
+        assert!(wakes.poll(&mut cx, true, &mut futures).is_ready());
+    }
+
+    #[test]
+    fn out_of_place_the_wakes_go_to_the_task() {
+        let (wakes_of_task, waker) = task();
+        let polls = AtomicUsize::new(0);
+        let out = Wakes::new().poll(
+            &mut Context::from_waker(&waker),
+            false,
+            self_waking(3, &polls),
+        );
+        assert!(out.is_pending());
+        assert_eq!(polls.load(Ordering::SeqCst), 1);
+        assert_eq!(wakes_of_task.0.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_wake_after_the_poll_reaches_the_task_that_polled_last() {
+        let (first, first_waker) = task();
+        let (second, second_waker) = task();
+        let wakes = Wakes::new();
+        let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
+        let mut poll_rx = |cx: &mut Context<'_>| std::pin::Pin::new(&mut rx).poll(cx);
+        use std::future::Future as _;
+        assert!(
+            wakes
+                .poll(&mut Context::from_waker(&first_waker), true, &mut poll_rx)
+                .is_pending()
+        );
+        // The connection goes to the pool, and the next call's task drives it.
+        assert!(
+            wakes
+                .poll(&mut Context::from_waker(&second_waker), true, &mut poll_rx)
+                .is_pending()
+        );
+        tx.send(()).unwrap();
+        assert_eq!(first.0.load(Ordering::SeqCst), 0);
+        assert_eq!(second.0.load(Ordering::SeqCst), 1);
+        assert!(
+            wakes
+                .poll(&mut Context::from_waker(&second_waker), true, &mut poll_rx)
+                .is_ready()
+        );
+    }
+}
