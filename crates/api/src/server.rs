@@ -4,7 +4,8 @@
 //! header-read timeout that closes a connection whose next request has not
 //! fully arrived in time (slowloris, and idle keep-alive connections alike).
 //! `axum::serve` offers neither, so connections are served with hyper
-//! directly, the same way it does.
+//! directly, the same way it does. While few requests are in flight, a
+//! connection's task answers its own wakes in place (`tollgate_core::wakes`).
 
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -15,6 +16,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio_util::task::TaskTracker;
+use tollgate_core::wakes::{InFlight, Wakes};
+use tower::ServiceExt;
 
 /// The connection limits, from the settings.
 #[derive(Debug, Clone, Copy)]
@@ -41,6 +44,7 @@ pub async fn serve(
         .keep_alive(true);
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let connections = TaskTracker::new();
+    let requests = Arc::new(InFlight::new());
     let (stop, stopped) = watch::channel(());
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -65,10 +69,22 @@ pub async fn serve(
         };
         // Streamed answers are many small writes: each should leave at once.
         let _ = stream.set_nodelay(true);
+        let counted = Arc::clone(&requests);
+        let service = ServiceExt::<hyper::Request<hyper::body::Incoming>>::map_future(
+            app.clone(),
+            move |answer| {
+                let request = counted.enter();
+                async move {
+                    let answer = answer.await;
+                    drop(request);
+                    answer
+                }
+            },
+        );
         let connection =
-            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
         let mut stopped = stopped.clone();
-        connections.spawn(async move {
+        let mut serving = Box::pin(async move {
             let _permit = permit;
             let mut connection = std::pin::pin!(connection);
             tokio::select! {
@@ -78,6 +94,11 @@ pub async fn serve(
             }
             let _ = connection.await;
         });
+        let wakes = Wakes::new();
+        let quiet = Arc::clone(&requests);
+        connections.spawn(std::future::poll_fn(move |cx| {
+            wakes.poll(cx, quiet.quiet(), |cx| serving.as_mut().poll(cx))
+        }));
     }
     drop(stopped);
     let _ = stop.send(());

@@ -18,6 +18,7 @@ pub mod presets;
 pub mod responses_store;
 pub mod sql;
 pub mod time;
+pub mod wakes;
 
 pub use budget::BudgetPeriod;
 pub use catalog::{

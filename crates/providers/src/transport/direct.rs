@@ -11,7 +11,6 @@
 //! While few calls are in flight, a call's connection's wakes of its task
 //! are answered in place ([`Wakes`]).
 
-use super::wakes::Wakes;
 use super::{Timeouts, USER_AGENT, origin_form};
 use crate::error::ProviderError;
 use bytes::{Bytes, BytesMut};
@@ -26,12 +25,12 @@ use hyper_util::rt::TokioIo;
 use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
+use tollgate_core::wakes::{InFlight, InFlightGuard, Wakes};
 
 /// How long a connection may stay idle in the pool (reqwest's setting too).
 pub(super) const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -160,30 +159,18 @@ impl Endpoint {
 pub(super) struct Pool {
     timeouts: Timeouts,
     idle: Mutex<HashMap<String, VecDeque<Idle>>>,
-    /// Calls between their request and the end of their answer's body.
-    in_flight: AtomicUsize,
-    /// At most this many calls in flight, a connection's wakes are answered
-    /// in place: a worker is likely idle, and tokio would wake it for a
-    /// task that wakes itself. Beyond, the workers are busy, and a task
-    /// that yields often finds its answer already in when its turn comes.
-    quiet_below: usize,
+    /// Calls between their request and the end of their answer's body:
+    /// while they are few, a connection's wakes are answered in place.
+    in_flight: Arc<InFlight>,
 }
 
 impl Pool {
     pub(super) fn new(timeouts: Timeouts) -> Pool {
-        let workers = tokio::runtime::Handle::try_current()
-            .map(|runtime| runtime.metrics().num_workers())
-            .unwrap_or(1);
         Pool {
             timeouts,
             idle: Mutex::new(HashMap::default()),
-            in_flight: AtomicUsize::new(0),
-            quiet_below: workers,
+            in_flight: Arc::new(InFlight::new()),
         }
-    }
-
-    fn quiet(&self) -> bool {
-        self.in_flight.load(Ordering::Relaxed) <= self.quiet_below
     }
 
     /// Sends one request and returns the answer's head and its body.
@@ -201,7 +188,7 @@ impl Pool {
         sent.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
         sent.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
         sent.extend(headers);
-        let busy = Busy::new(self);
+        let busy = self.in_flight.enter();
 
         // A pooled connection the provider closed just as this call took it
         // hands the request back unsent: it goes out once more, on a new
@@ -223,7 +210,7 @@ impl Pool {
         let (parts, incoming) = answer.into_parts();
         let body = Box::new(Body {
             wakes: live.link.wakes.clone(),
-            _busy: busy,
+            _in_flight: busy,
             read: Reading {
                 incoming,
                 live: Some(live),
@@ -244,7 +231,7 @@ impl Pool {
         request: Request<Full<Bytes>>,
     ) -> Result<hyper::Response<Incoming>, Unsent> {
         let Live { sender, link } = live;
-        let in_place = self.quiet();
+        let in_place = self.in_flight.quiet();
         if !matches!(link.drive(sender.ready(), in_place).await, Ok(Ok(()))) {
             return Err(Unsent::Again(Box::new(request)));
         }
@@ -321,22 +308,6 @@ impl Pool {
     }
 }
 
-/// One call in flight, counted in its pool's `in_flight` while it lives.
-struct Busy(Arc<Pool>);
-
-impl Busy {
-    fn new(pool: &Arc<Pool>) -> Busy {
-        pool.in_flight.fetch_add(1, Ordering::Relaxed);
-        Busy(Arc::clone(pool))
-    }
-}
-
-impl Drop for Busy {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 /// Why a request got no answer.
 enum Unsent {
     /// The connection was closed before the request went out: it can go
@@ -367,7 +338,7 @@ fn unreachable(e: &hyper::Error) -> ProviderError {
 pub struct Body {
     /// Its connection's.
     wakes: Wakes,
-    _busy: Busy,
+    _in_flight: InFlightGuard,
     read: Reading,
 }
 
@@ -412,7 +383,7 @@ impl Stream for Body {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let Body { wakes, read, .. } = self.get_mut();
-        let in_place = read.pool.quiet();
+        let in_place = read.pool.in_flight.quiet();
         wakes.poll(cx, in_place, |cx| read.poll_next(cx))
     }
 }
@@ -560,18 +531,18 @@ mod tests {
         let pool = pool();
         let first = call(&pool, &url).await.unwrap();
         let second = call(&pool, &url).await.unwrap();
-        assert_eq!(pool.in_flight.load(SeqCst), 2);
+        assert_eq!(pool.in_flight.count(), 2);
         assert_eq!(
             first.collect().await.unwrap(),
             OK.split("\r\n\r\n").nth(1).unwrap()
         );
-        assert_eq!(pool.in_flight.load(SeqCst), 1);
+        assert_eq!(pool.in_flight.count(), 1);
         drop(second);
-        assert_eq!(pool.in_flight.load(SeqCst), 0);
+        assert_eq!(pool.in_flight.count(), 0);
         // A call refused before any answer counts no longer either.
         let closed = "http://127.0.0.1:9/v1/chat/completions";
         assert!(call(&pool, closed).await.is_err());
-        assert_eq!(pool.in_flight.load(SeqCst), 0);
+        assert_eq!(pool.in_flight.count(), 0);
     }
 
     #[tokio::test]

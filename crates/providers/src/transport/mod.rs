@@ -9,7 +9,6 @@
 //! for `tollgate-passthrough`, the benchmark's floor, which forwards on it.
 
 mod direct;
-mod wakes;
 
 use crate::error::ProviderError;
 use bytes::Bytes;

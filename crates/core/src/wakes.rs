@@ -1,21 +1,25 @@
-//! [`Wakes`]: the wakes a connection makes while its call's task polls it,
-//! answered by polling again at once instead of by tokio.
+//! [`Wakes`]: the wakes futures make of their own task while it polls
+//! them, answered by polling them again at once instead of by tokio.
 //!
-//! A call drives its provider connection in its own task (`direct`), and
-//! hyper's client hands the request and the answer between the
-//! connection's halves through channels that wake the task: while it is
-//! being polled, each time. tokio takes a task woken during its own poll
-//! for one that yields: to the back of the worker's queue, with an idle
-//! worker woken to come and steal it. On a quiet gateway that was an
-//! inter-processor wake-up on the call's path and often the call moving,
-//! cold, to the other core; under load, the whole task (HTTP server,
-//! handler) polled again from the top. Here the connection's own futures
-//! are polled again in place while they wake themselves, and a wake from
+//! hyper hands requests, answers and bodies between the halves of a
+//! connection through channels that wake the task: while it is being
+//! polled, each time (the HTTP server's connections; a call's provider
+//! connection, driven in the call's task by `tollgate_providers`). tokio
+//! takes a task woken during its own poll for one that yields: to the back
+//! of the worker's queue, with an idle worker woken to come and steal it.
+//! On a quiet gateway that is an inter-processor wake-up on the call's path
+//! and often the call moving, cold, to the other core. Polled again in
+//! place, the futures pick up what they handed each other; a wake from
 //! outside the poll (the socket, a timer) goes to the task as usual.
+//!
+//! Under load it is the other way round: a task that yields often finds
+//! its next bytes already in when its turn comes, and polling again at
+//! once only finds nothing yet. So callers answer wakes in place only
+//! while few calls are in flight ([`InFlight`]).
 
 use futures::task::AtomicWaker;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 
 /// Polls in a row after which futures that keep waking themselves are
@@ -29,9 +33,61 @@ const POLLING: u8 = 1;
 /// Woken while being polled: polled again before the poll returns.
 const WOKEN: u8 = 2;
 
-/// One connection's waker, for whichever task drives it now.
+/// A counter of calls in flight, and whether they are few enough that a
+/// worker is likely idle (at most as many as tokio's workers).
+#[derive(Debug)]
+pub struct InFlight {
+    count: AtomicUsize,
+    quiet_up_to: usize,
+}
+
+impl InFlight {
+    /// Sized on the current tokio runtime's workers (1 outside a runtime).
+    pub fn new() -> InFlight {
+        let workers = tokio::runtime::Handle::try_current()
+            .map(|runtime| runtime.metrics().num_workers())
+            .unwrap_or(1);
+        InFlight {
+            count: AtomicUsize::new(0),
+            quiet_up_to: workers,
+        }
+    }
+
+    /// Counts a call until the guard is dropped.
+    pub fn enter(self: &Arc<Self>) -> InFlightGuard {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        InFlightGuard(Arc::clone(self))
+    }
+
+    pub fn count(&self) -> usize {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// Few enough calls in flight to answer wakes in place.
+    pub fn quiet(&self) -> bool {
+        self.count() <= self.quiet_up_to
+    }
+}
+
+impl Default for InFlight {
+    fn default() -> Self {
+        InFlight::new()
+    }
+}
+
+/// One call counted in an [`InFlight`] while it lives.
+#[derive(Debug)]
+pub struct InFlightGuard(Arc<InFlight>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0.count.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A waker for futures polled by whichever task drives them now.
 #[derive(Clone)]
-pub(super) struct Wakes {
+pub struct Wakes {
     signal: Arc<Signal>,
     /// The waker handed to the connection's futures, made once.
     waker: Waker,
@@ -58,8 +114,14 @@ impl Wake for Signal {
     }
 }
 
+impl Default for Wakes {
+    fn default() -> Self {
+        Wakes::new()
+    }
+}
+
 impl Wakes {
-    pub(super) fn new() -> Wakes {
+    pub fn new() -> Wakes {
         let signal = Arc::new(Signal {
             state: AtomicU8::new(IDLE),
             task: AtomicWaker::new(),
@@ -73,7 +135,7 @@ impl Wakes {
     /// Polls `futures` (everything that was polled with this waker before)
     /// for the task of `cx`: if `in_place`, again while they wake
     /// themselves meanwhile; else once, their wakes left to tokio.
-    pub(super) fn poll<T>(
+    pub fn poll<T>(
         &self,
         cx: &mut Context<'_>,
         in_place: bool,
@@ -182,6 +244,17 @@ mod tests {
         assert!(out.is_pending());
         assert_eq!(polls.load(Ordering::SeqCst), 1);
         assert_eq!(wakes_of_task.0.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn in_flight_counts_until_the_guard_goes() {
+        let in_flight = Arc::new(InFlight::new());
+        assert!(in_flight.quiet());
+        let guards: Vec<_> = (0..2).map(|_| in_flight.enter()).collect();
+        assert_eq!(in_flight.count(), 2);
+        assert!(!in_flight.quiet(), "outside a runtime: quiet up to one");
+        drop(guards);
+        assert_eq!(in_flight.count(), 0);
     }
 
     #[test]
