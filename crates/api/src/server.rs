@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio_util::task::TaskTracker;
-use tollgate_core::wakes::{InFlight, Wakes};
+use tollgate_core::wakes::{InFlightCalls, Wakes};
 use tower::ServiceExt;
 
 /// The connection limits, from the settings.
@@ -44,7 +44,7 @@ pub async fn serve(
         .keep_alive(true);
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let connections = TaskTracker::new();
-    let requests = Arc::new(InFlight::new());
+    let requests = Arc::new(InFlightCalls::new());
     let (stop, stopped) = watch::channel(());
     let mut shutdown = std::pin::pin!(shutdown);
     loop {

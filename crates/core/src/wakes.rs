@@ -15,7 +15,7 @@
 //! Under load it is the other way round: a task that yields often finds
 //! its next bytes already in when its turn comes, and polling again at
 //! once only finds nothing yet. So callers answer wakes in place only
-//! while few calls are in flight ([`InFlight`]).
+//! while few calls are in flight ([`InFlightCalls`]).
 
 use futures::task::AtomicWaker;
 use std::sync::Arc;
@@ -36,27 +36,27 @@ const WOKEN: u8 = 2;
 /// A counter of calls in flight, and whether they are few enough that a
 /// worker is likely idle (at most as many as tokio's workers).
 #[derive(Debug)]
-pub struct InFlight {
+pub struct InFlightCalls {
     count: AtomicUsize,
     quiet_up_to: usize,
 }
 
-impl InFlight {
+impl InFlightCalls {
     /// Sized on the current tokio runtime's workers (1 outside a runtime).
-    pub fn new() -> InFlight {
+    pub fn new() -> InFlightCalls {
         let workers = tokio::runtime::Handle::try_current()
             .map(|runtime| runtime.metrics().num_workers())
             .unwrap_or(1);
-        InFlight {
+        InFlightCalls {
             count: AtomicUsize::new(0),
             quiet_up_to: workers,
         }
     }
 
     /// Counts a call until the guard is dropped.
-    pub fn enter(self: &Arc<Self>) -> InFlightGuard {
+    pub fn enter(self: &Arc<Self>) -> InFlightCall {
         self.count.fetch_add(1, Ordering::Relaxed);
-        InFlightGuard(Arc::clone(self))
+        InFlightCall(Arc::clone(self))
     }
 
     pub fn count(&self) -> usize {
@@ -69,17 +69,17 @@ impl InFlight {
     }
 }
 
-impl Default for InFlight {
+impl Default for InFlightCalls {
     fn default() -> Self {
-        InFlight::new()
+        InFlightCalls::new()
     }
 }
 
-/// One call counted in an [`InFlight`] while it lives.
+/// One call counted in an [`InFlightCalls`] while it lives.
 #[derive(Debug)]
-pub struct InFlightGuard(Arc<InFlight>);
+pub struct InFlightCall(Arc<InFlightCalls>);
 
-impl Drop for InFlightGuard {
+impl Drop for InFlightCall {
     fn drop(&mut self) {
         self.0.count.fetch_sub(1, Ordering::Relaxed);
     }
@@ -241,7 +241,7 @@ mod tests {
 
     #[test]
     fn in_flight_counts_until_the_guard_goes() {
-        let in_flight = Arc::new(InFlight::new());
+        let in_flight = Arc::new(InFlightCalls::new());
         assert!(in_flight.quiet());
         let guards: Vec<_> = (0..2).map(|_| in_flight.enter()).collect();
         assert_eq!(in_flight.count(), 2);

@@ -30,7 +30,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
-use tollgate_core::wakes::{InFlight, InFlightGuard, Wakes};
+use tollgate_core::wakes::{InFlightCall, InFlightCalls, Wakes};
 
 /// How long a connection may stay idle in the pool (reqwest's setting too).
 pub(super) const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -161,7 +161,7 @@ pub(super) struct Pool {
     idle: Mutex<HashMap<String, VecDeque<Idle>>>,
     /// Calls between their request and the end of their answer's body:
     /// while they are few, a connection's wakes are answered in place.
-    in_flight: Arc<InFlight>,
+    in_flight: Arc<InFlightCalls>,
 }
 
 impl Pool {
@@ -169,7 +169,7 @@ impl Pool {
         Pool {
             timeouts,
             idle: Mutex::new(HashMap::default()),
-            in_flight: Arc::new(InFlight::new()),
+            in_flight: Arc::new(InFlightCalls::new()),
         }
     }
 
@@ -336,9 +336,10 @@ fn unreachable(e: &hyper::Error) -> ProviderError {
 /// An answer's body, driving its connection while it is read; at its end
 /// the connection goes back to the pool.
 pub struct Body {
-    /// Its connection's.
+    /// A copy of its connection's (`read`, which holds the connection,
+    /// is borrowed while polled through it).
     wakes: Wakes,
-    _in_flight: InFlightGuard,
+    _in_flight: InFlightCall,
     read: Reading,
 }
 
