@@ -24,6 +24,7 @@ use crate::writer::Job;
 use crate::{Billing, BillingError, Inner};
 use sqlx::Row;
 use std::collections::{BTreeMap, HashMap};
+use tollgate_core::sql::Script;
 use tollgate_core::{BudgetPeriod, Db, time};
 
 /// A key's budget, as billing enforces it.
@@ -305,16 +306,15 @@ impl Inner {
     }
 }
 
-/// Applies budget settlements and lease returns in the committer's
-/// transaction: per (budget account, lease holder), `(charged, from_lease,
+/// Adds to the committer's script the budget settlements and lease returns: per (budget account, lease holder), `(charged, from_lease,
 /// returned)`. Each charge is added to `spent` in full; what came out of
 /// the holder's lease, and a returned lease, leave `reserved`, unless the
 /// holder's lease is gone (returned after it died: no longer reserved).
-pub(crate) async fn apply(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    changes: &BTreeMap<(&str, &str), (i64, i64, i64)>,
+pub(crate) fn apply<'a>(
+    script: &mut Script<'a>,
+    changes: &BTreeMap<(&'a str, &'a str), (i64, i64, i64)>,
     now: i64,
-) -> Result<(), BillingError> {
+) {
     // In a fixed (sorted) order, so that two instances' transactions take
     // the row locks in the same order.
     for ((account, holder), (charged, from_lease, returned)) in changes {
@@ -325,44 +325,41 @@ pub(crate) async fn apply(
             continue;
         };
         let unreserve = from_lease + returned;
-        sqlx::query(
-            "UPDATE api_key_budget_periods SET spent = spent + $1, \
+        script.push(
+            "UPDATE api_key_budget_periods SET spent = spent + ?, \
              reserved = reserved - CASE WHEN EXISTS (SELECT 1 FROM api_key_budget_leases \
-             WHERE instance_id = $6 AND api_key_id = $4 AND period_start = $5) THEN $2 ELSE 0 END, \
-             updated_at = $3 WHERE api_key_id = $4 AND period_start = $5",
-        )
-        .bind(*charged)
-        .bind(unreserve)
-        .bind(now)
-        .bind(key)
-        .bind(start)
-        .bind(*holder)
-        .execute(&mut **tx)
-        .await?;
-        sqlx::query(
-            "UPDATE api_key_budget_leases SET amount = amount - $1, updated_at = $2 \
-             WHERE instance_id = $3 AND api_key_id = $4 AND period_start = $5",
-        )
-        .bind(unreserve)
-        .bind(now)
-        .bind(*holder)
-        .bind(key)
-        .bind(start)
-        .execute(&mut **tx)
-        .await?;
+             WHERE instance_id = ? AND api_key_id = ? AND period_start = ?) THEN ? ELSE 0 END, \
+             updated_at = ? WHERE api_key_id = ? AND period_start = ?",
+            [
+                (*charged).into(),
+                (*holder).into(),
+                key.into(),
+                start.into(),
+                unreserve.into(),
+                now.into(),
+                key.into(),
+                start.into(),
+            ],
+        );
+        script.push(
+            "UPDATE api_key_budget_leases SET amount = amount - ?, updated_at = ? \
+             WHERE instance_id = ? AND api_key_id = ? AND period_start = ?",
+            [
+                unreserve.into(),
+                now.into(),
+                (*holder).into(),
+                key.into(),
+                start.into(),
+            ],
+        );
         if *returned > 0 {
-            sqlx::query(
+            script.push(
                 "DELETE FROM api_key_budget_leases \
-                 WHERE instance_id = $1 AND api_key_id = $2 AND period_start = $3 AND amount = 0",
-            )
-            .bind(*holder)
-            .bind(key)
-            .bind(start)
-            .execute(&mut **tx)
-            .await?;
+                 WHERE instance_id = ? AND api_key_id = ? AND period_start = ? AND amount = 0",
+                [(*holder).into(), key.into(), start.into()],
+            );
         }
     }
-    Ok(())
 }
 
 /// Returns every budget lease of one (dead or stopping) instance whose

@@ -202,6 +202,81 @@ async fn a_commit_whose_reply_was_lost_is_read_back_not_repeated() {
     assert_eq!(books(&f).await, (93, 0, 2, 93));
 }
 
+/// The ledger rows of `org`, oldest first: (request id, amount, balance after).
+async fn ledger(db: &Db, org: &str) -> Vec<(Option<String>, i64, i64)> {
+    sqlx::query_as(
+        "SELECT request_id, amount, balance_after FROM ledger_entries WHERE organization_id = $1 ORDER BY id",
+    )
+    .bind(org)
+    .fetch_all(db.pool())
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn one_batch_of_two_lease_holders_leaves_each_ledger_row_its_own_balance() {
+    let f = fixture().await;
+    let billing = Billing::start(f.db.clone(), options(&f.dir)).await.unwrap();
+    billing.grant(&f.org, 100, None, None).await.unwrap();
+    for holder in ["gw_a", "gw_b"] {
+        dead_instance(&f, holder, 10, &[]).await;
+    }
+    // An organization that never had credits, charged beyond any hold.
+    let other = tollgate_core::ids::new_id("org");
+    sqlx::query(
+        "INSERT INTO organizations (id, name, billing_mode, created_at, updated_at) VALUES ($1, 'Other', 'requests', 0, 0)",
+    )
+    .bind(&other)
+    .execute(f.db.pool())
+    .await
+    .unwrap();
+    let mut beyond = settlement("gw_a", &other, "req_other", 5);
+    beyond.from_lease = 0;
+    let batch = [
+        settlement("gw_a", &f.org, "req_1", 2),
+        settlement("gw_b", &f.org, "req_2", 3),
+        beyond,
+        settlement("gw_a", &f.org, "req_3", 4),
+    ];
+
+    let failed = commit(
+        &f.db,
+        "gw_a",
+        batch.iter().collect(),
+        Returns::default(),
+        false,
+    )
+    .await;
+
+    assert!(failed.is_empty());
+    assert_eq!(books(&f).await, (91, 11, 3, 91));
+    // By lease holder, each row the balance right after its own charge.
+    let rows = ledger(&f.db, &f.org).await;
+    let usage: Vec<(&str, i64, i64)> = rows
+        .iter()
+        .filter_map(|(id, amount, after)| Some((id.as_deref()?, *amount, *after)))
+        .collect();
+    assert_eq!(
+        usage,
+        [("req_1", -2, 98), ("req_3", -4, 94), ("req_2", -3, 91)]
+    );
+    assert_eq!(
+        ledger(&f.db, &other).await,
+        [(Some("req_other".to_owned()), -5, -5)],
+        "the account is opened and owes the charge"
+    );
+    assert_eq!(
+        scalar(
+            &f.db,
+            "SELECT balance FROM credit_accounts WHERE organization_id = $1",
+            &other
+        )
+        .await,
+        -5
+    );
+    drop(billing);
+}
+
 #[tokio::test]
 async fn usage_beyond_the_hold_is_charged_in_full() {
     let f = fixture().await;

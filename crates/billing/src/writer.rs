@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use tollgate_core::batch::Gather;
 use tollgate_core::db::Backend;
 use tollgate_core::outage::{Dependency, OutageLog};
-use tollgate_core::sql::{InsertSql, ROWS_PER_INSERT, placeholders};
+use tollgate_core::sql::{InsertSql, ROWS_PER_INSERT, Script, chunks, placeholders};
 use tollgate_core::{Db, time};
 
 /// Settlements committed in one transaction, at most.
@@ -369,7 +369,23 @@ async fn write(
     returns: &Returns,
     at_commit: &mut bool,
 ) -> Result<(), BillingError> {
-    let now = time::now_millis();
+    let script = settlement_script(instance_id, settlements, returns, time::now_millis());
+    script.commit(db, at_commit).await?;
+    Ok(())
+}
+
+/// The statements that commit `settlements` and this instance's lease
+/// `returns`: per lease holder and organization the account (opened if a
+/// charge finds none: it is owed all the same), the lease, and the ledger
+/// rows, each with the balance right after its own charge (the account's
+/// new balance plus the charges that follow it); then the key budgets and
+/// the usage rows.
+fn settlement_script<'a>(
+    instance_id: &'a str,
+    settlements: &[&'a Settlement],
+    returns: &'a Returns,
+    now: i64,
+) -> Script<'a> {
     // Per (lease holder, organization), in arrival order.
     let mut keys: Vec<(&str, &str)> = Vec::new();
     let mut calls: HashMap<(&str, &str), Vec<&Settlement>> = HashMap::new();
@@ -408,13 +424,11 @@ async fn write(
         }
     }
 
-    let mut ledger: Vec<LedgerRow<'_>> = Vec::new();
+    let mut script = Script::new();
     let mut usage: Vec<UsageRow<'_>> = Vec::new();
-    let mut tx = db.begin_write().await?;
     for key in &keys {
         let (holder, org) = *key;
         let calls = calls.get(key).map(Vec::as_slice).unwrap_or(&[]);
-        let charged: i64 = calls.iter().map(|s| s.charged).sum();
         let from_lease: i64 = calls.iter().map(|s| s.from_lease).sum();
         let returned = if holder == instance_id {
             returns.credits.get(org).copied().unwrap_or(0)
@@ -424,97 +438,143 @@ async fn write(
         if calls.is_empty() && returned == 0 {
             continue;
         }
-        let balance =
-            charge_account(&mut tx, holder, org, charged, from_lease + returned, now).await?;
-        sqlx::query(
-            "UPDATE credit_leases SET amount = amount - $1, updated_at = $2 \
-             WHERE instance_id = $3 AND organization_id = $4",
-        )
-        .bind(from_lease + returned)
-        .bind(now)
-        .bind(holder)
-        .bind(org)
-        .execute(&mut *tx)
-        .await?;
+        charge_account(&mut script, holder, org, calls, from_lease + returned, now);
+        script.push(
+            "UPDATE credit_leases SET amount = amount - ?, updated_at = ? \
+             WHERE instance_id = ? AND organization_id = ?",
+            [
+                (from_lease + returned).into(),
+                now.into(),
+                holder.into(),
+                org.into(),
+            ],
+        );
         if returned > 0 {
-            sqlx::query("DELETE FROM credit_leases WHERE instance_id = $1 AND organization_id = $2 AND amount = 0")
-                .bind(holder)
-                .bind(org)
-                .execute(&mut *tx)
-                .await?;
+            script.push(
+                "DELETE FROM credit_leases WHERE instance_id = ? AND organization_id = ? AND amount = 0",
+                [holder.into(), org.into()],
+            );
         }
-        // Each ledger row shows the balance right after its own charge.
-        let mut running = balance + charged;
+        // The charges after each call, for its `balance_after`.
+        let mut ledger: Vec<LedgerRow<'_>> = Vec::new();
+        let mut later: i64 = calls.iter().map(|s| s.charged).sum();
         for call in calls {
-            running -= call.charged;
+            later -= call.charged;
             if call.charged != 0 {
                 ledger.push(LedgerRow {
-                    org,
                     amount: -call.charged,
-                    balance_after: running,
+                    later,
                     request_id: &call.entry.request_id,
                 });
             }
-            usage.push(UsageRow {
-                org,
-                charged: call.charged,
-                entry: &call.entry,
-            });
         }
+        for chunk in chunks(&ledger, LEDGER_ROWS_PER_INSERT) {
+            let rows = chunk.iter().enumerate().flat_map(|(i, row)| {
+                [
+                    row.amount.into(),
+                    row.later.into(),
+                    row.request_id.into(),
+                    i64::try_from(i).unwrap_or(i64::MAX).into(),
+                ]
+            });
+            let values = std::iter::once(now.into())
+                .chain(rows)
+                .chain(std::iter::once(org.into()));
+            script.push(ledger_insert(chunk.len()), values);
+        }
+        usage.extend(calls.iter().map(|call| UsageRow {
+            org,
+            charged: call.charged,
+            entry: &call.entry,
+        }));
     }
-    crate::budgets::apply(&mut tx, &budgets, now).await?;
-    insert_ledger_rows(db.backend(), &mut tx, &ledger, now).await?;
-    insert_usage_rows(db.backend(), &mut tx, &usage, now).await?;
-    *at_commit = true;
-    tx.commit().await?;
-    Ok(())
+    crate::budgets::apply(&mut script, &budgets, now);
+    for chunk in USAGE_INSERT.chunks(&usage) {
+        script.push(
+            USAGE_INSERT.anonymous(chunk.len()),
+            chunk.iter().flat_map(|row| {
+                let e = row.entry;
+                [
+                    e.request_id.as_str().into(),
+                    row.org.into(),
+                    e.api_key_id.as_deref().into(),
+                    e.model.as_str().into(),
+                    e.provider.as_str().into(),
+                    e.usage.prompt_tokens.into(),
+                    e.usage.completion_tokens.into(),
+                    e.usage.cached_prompt_tokens.into(),
+                    e.usage.cache_write_tokens.into(),
+                    row.charged.into(),
+                    e.list_cost_usd_micros.into(),
+                    e.byok.into(),
+                    e.stream.into(),
+                    e.status.as_str().into(),
+                    e.latency_ms.into(),
+                    now.into(),
+                ]
+            }),
+        );
+    }
+    script
 }
 
-/// Lowers the organization's balance by `charged` and its `reserved` by
-/// `unreserve`, the part that came out of `holder`'s lease. If that lease
-/// is gone (returned by another instance after `holder` died), it no longer
-/// counts in `reserved`: only the balance changes. Returns the new balance.
-async fn charge_account(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    holder: &str,
-    org: &str,
-    charged: i64,
+/// Lowers the organization's balance by what `calls` were charged and its
+/// `reserved` by `unreserve`, the part that came out of `holder`'s lease.
+/// If that lease is gone (returned by another instance after `holder`
+/// died), it no longer counts in `reserved`: only the balance changes. A
+/// charge to an organization without an account (a call beyond any hold,
+/// such as a BYOK call's fee) opens the account: it is owed all the same.
+fn charge_account<'a>(
+    script: &mut Script<'a>,
+    holder: &'a str,
+    org: &'a str,
+    calls: &[&Settlement],
     unreserve: i64,
     now: i64,
-) -> Result<i64, BillingError> {
-    for _ in 0..2 {
-        // The write comes first so SQLite takes its write lock at once.
-        let row = sqlx::query(
-            "UPDATE credit_accounts SET balance = balance - $1, \
-             reserved = reserved - CASE WHEN EXISTS (SELECT 1 FROM credit_leases \
-             WHERE instance_id = $5 AND organization_id = $4) THEN $2 ELSE 0 END, updated_at = $3 \
-             WHERE organization_id = $4 RETURNING balance",
-        )
-        .bind(charged)
-        .bind(unreserve)
-        .bind(now)
-        .bind(org)
-        .bind(holder)
-        .fetch_optional(&mut **tx)
-        .await?;
-        match row {
-            Some(row) => return Ok(row.try_get("balance")?),
-            // No account (never granted credits): only calls that cost
-            // nothing, such as BYOK calls without a fee, get here; they
-            // leave a usage record and no ledger row.
-            None if charged == 0 => return Ok(0),
-            // A charge beyond any hold on an organization without an
-            // account: it is owed all the same, so the account is opened.
-            None => crate::accounts::ensure_account(&mut **tx, org, now).await?,
-        }
+) {
+    const UNRESERVE: &str = "CASE WHEN EXISTS (SELECT 1 FROM credit_leases \
+         WHERE instance_id = ? AND organization_id = ?) THEN ? ELSE 0 END";
+    if calls.iter().all(|s| s.charged == 0) {
+        script.push(
+            format!(
+                "UPDATE credit_accounts SET reserved = reserved - {UNRESERVE}, updated_at = ? \
+                 WHERE organization_id = ?"
+            ),
+            [
+                holder.into(),
+                org.into(),
+                unreserve.into(),
+                now.into(),
+                org.into(),
+            ],
+        );
+        return;
     }
-    Err(sqlx::Error::RowNotFound.into())
+    let charged: i64 = calls.iter().map(|s| s.charged).sum();
+    script.push(
+        format!(
+            "INSERT INTO credit_accounts (organization_id, balance, updated_at) VALUES (?, ?, ?) \
+             ON CONFLICT (organization_id) DO UPDATE SET balance = credit_accounts.balance - ?, \
+             reserved = credit_accounts.reserved - {UNRESERVE}, updated_at = ?"
+        ),
+        [
+            org.into(),
+            (-charged).into(),
+            now.into(),
+            charged.into(),
+            holder.into(),
+            org.into(),
+            unreserve.into(),
+            now.into(),
+        ],
+    );
 }
 
 struct LedgerRow<'a> {
-    org: &'a str,
     amount: i64,
-    balance_after: i64,
+    /// The charges of the calls after this one in the batch (same lease
+    /// holder and organization).
+    later: i64,
     request_id: &'a str,
 }
 
@@ -524,9 +584,21 @@ struct UsageRow<'a> {
     entry: &'a UsageEntry,
 }
 
-static LEDGER_INSERT: InsertSql = InsertSql::new(
-    "INSERT INTO ledger_entries (organization_id, kind, amount, balance_after, request_id, created_at) VALUES ",
-);
+/// Ledger rows per statement at most (a power of two: see [`chunks`]).
+const LEDGER_ROWS_PER_INSERT: usize = 128;
+
+/// The ledger insert of `rows` rows of the organization whose account the
+/// script has just updated, in order: binds the time, then per row the
+/// amount, the charges after it (its `balance_after` is the new balance
+/// plus those), its request id and its place, then the organization.
+fn ledger_insert(rows: usize) -> String {
+    format!(
+        "INSERT INTO ledger_entries (organization_id, kind, amount, balance_after, request_id, created_at) \
+         SELECT a.organization_id, 'usage', v.column1, a.balance + v.column2, v.column3, ? \
+         FROM credit_accounts a, (VALUES {}) AS v WHERE a.organization_id = ? ORDER BY v.column4",
+        placeholders(Backend::Sqlite, rows, 4)
+    )
+}
 
 static USAGE_INSERT: InsertSql = InsertSql::new(
     "INSERT INTO usage_records (request_id, organization_id, api_key_id, model, provider, \
@@ -534,69 +606,13 @@ static USAGE_INSERT: InsertSql = InsertSql::new(
      list_cost_usd_micros, byok, stream, status, latency_ms, created_at) VALUES ",
 );
 
-async fn insert_ledger_rows(
-    backend: Backend,
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    rows: &[LedgerRow<'_>],
-    now: i64,
-) -> Result<(), BillingError> {
-    for chunk in LEDGER_INSERT.chunks(rows) {
-        let sql = LEDGER_INSERT.for_rows(backend, chunk.len());
-        let mut query = sqlx::query(&sql);
-        for row in chunk {
-            query = query
-                .bind(row.org)
-                .bind("usage")
-                .bind(row.amount)
-                .bind(row.balance_after)
-                .bind(row.request_id)
-                .bind(now);
-        }
-        query.execute(&mut **tx).await?;
-    }
-    Ok(())
-}
-
-async fn insert_usage_rows(
-    backend: Backend,
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    rows: &[UsageRow<'_>],
-    now: i64,
-) -> Result<(), BillingError> {
-    for chunk in USAGE_INSERT.chunks(rows) {
-        let sql = USAGE_INSERT.for_rows(backend, chunk.len());
-        let mut query = sqlx::query(&sql);
-        for row in chunk {
-            let e = row.entry;
-            query = query
-                .bind(&e.request_id)
-                .bind(row.org)
-                .bind(e.api_key_id.as_deref())
-                .bind(&e.model)
-                .bind(&e.provider)
-                .bind(e.usage.prompt_tokens)
-                .bind(e.usage.completion_tokens)
-                .bind(e.usage.cached_prompt_tokens)
-                .bind(e.usage.cache_write_tokens)
-                .bind(row.charged)
-                .bind(e.list_cost_usd_micros)
-                .bind(e.byok)
-                .bind(e.stream)
-                .bind(e.status.as_str())
-                .bind(e.latency_ms)
-                .bind(now);
-        }
-        query.execute(&mut **tx).await?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
-    fn inserts_have_a_placeholder_per_bound_column() {
-        // insert_ledger_rows binds 6 values a row, insert_usage_rows 16.
-        assert_eq!(super::LEDGER_INSERT.columns(), 6);
+    fn inserts_have_a_placeholder_per_bound_value() {
+        // settlement_script binds 16 values a usage row; to a ledger insert
+        // the time, 4 a row and the organization.
         assert_eq!(super::USAGE_INSERT.columns(), 16);
+        assert_eq!(super::ledger_insert(3).matches('?').count(), 2 + 3 * 4);
     }
 }

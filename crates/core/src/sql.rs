@@ -1,42 +1,63 @@
 //! SQL text built at run time: a query with a dynamic `WHERE`
 //! ([`SqlBuilder`], numbered placeholders `$1`, `$2`, … that both backends
 //! take, where sqlx's `QueryBuilder` writes `?` for the `Any` driver, which
-//! PostgreSQL refuses), and multi-row `INSERT`s ([`InsertSql`], placeholders
-//! per backend: see [`placeholders`]).
+//! PostgreSQL refuses), multi-row `INSERT`s ([`InsertSql`], placeholders
+//! per backend: see [`placeholders`]), and the statements of one write
+//! transaction sent as one command ([`Script`]).
 
-use crate::db::Backend;
+use crate::db::{Backend, Db};
 use sqlx::Any;
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 
-/// A value bound to a placeholder.
+/// A value bound to a placeholder; text is borrowed where it can be.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SqlValue {
-    Text(String),
+pub enum SqlValue<'a> {
+    Text(Cow<'a, str>),
     Int(i64),
     Bool(bool),
+    /// NULL, for a text column.
+    Null,
 }
 
-impl From<String> for SqlValue {
+impl SqlValue<'_> {
+    fn into_owned(self) -> SqlValue<'static> {
+        match self {
+            SqlValue::Text(v) => SqlValue::Text(Cow::Owned(v.into_owned())),
+            SqlValue::Int(v) => SqlValue::Int(v),
+            SqlValue::Bool(v) => SqlValue::Bool(v),
+            SqlValue::Null => SqlValue::Null,
+        }
+    }
+}
+
+impl<'a> From<Option<&'a str>> for SqlValue<'a> {
+    fn from(v: Option<&'a str>) -> Self {
+        v.map_or(SqlValue::Null, SqlValue::from)
+    }
+}
+
+impl From<String> for SqlValue<'static> {
     fn from(v: String) -> Self {
-        SqlValue::Text(v)
+        SqlValue::Text(Cow::Owned(v))
     }
 }
 
-impl From<&str> for SqlValue {
-    fn from(v: &str) -> Self {
-        SqlValue::Text(v.to_owned())
+impl<'a> From<&'a str> for SqlValue<'a> {
+    fn from(v: &'a str) -> Self {
+        SqlValue::Text(Cow::Borrowed(v))
     }
 }
 
-impl From<i64> for SqlValue {
+impl From<i64> for SqlValue<'_> {
     fn from(v: i64) -> Self {
         SqlValue::Int(v)
     }
 }
 
-impl From<bool> for SqlValue {
+impl From<bool> for SqlValue<'_> {
     fn from(v: bool) -> Self {
         SqlValue::Bool(v)
     }
@@ -46,7 +67,7 @@ impl From<bool> for SqlValue {
 #[derive(Debug, Clone, Default)]
 pub struct SqlBuilder {
     sql: String,
-    values: Vec<SqlValue>,
+    values: Vec<SqlValue<'static>>,
 }
 
 impl SqlBuilder {
@@ -64,8 +85,8 @@ impl SqlBuilder {
     }
 
     /// Appends the next placeholder (`$n`) and binds `value` to it.
-    pub fn push_bind(&mut self, value: impl Into<SqlValue>) -> &mut Self {
-        self.values.push(value.into());
+    pub fn push_bind<'v>(&mut self, value: impl Into<SqlValue<'v>>) -> &mut Self {
+        self.values.push(value.into().into_owned());
         self.sql.push('$');
         self.sql.push_str(&self.values.len().to_string());
         self
@@ -77,15 +98,7 @@ impl SqlBuilder {
 
     /// The query, every value bound.
     pub fn build(&self) -> Query<'_, Any, AnyArguments<'_>> {
-        let mut query = sqlx::query(&self.sql);
-        for value in &self.values {
-            query = match value {
-                SqlValue::Text(v) => query.bind(v.as_str()),
-                SqlValue::Int(v) => query.bind(*v),
-                SqlValue::Bool(v) => query.bind(*v),
-            };
-        }
-        query
+        bind(sqlx::query(&self.sql), &self.values)
     }
 }
 
@@ -160,24 +173,15 @@ impl InsertSql {
         if rows == 0 { 1 } else { 1 << rows.ilog2() }
     }
 
-    /// `rows` cut into statements' worth: full ones, then the rest by
-    /// powers of two (13 → 8, 4, 1), so that few distinct statements exist
-    /// and each stays prepared in the connection's statement cache (which a
-    /// statement per row count, up to 64, overflowed: every batch was then
-    /// parsed anew).
+    /// `rows` cut into statements' worth: see [`chunks`].
     pub fn chunks<'a, T>(&self, rows: &'a [T]) -> impl Iterator<Item = &'a [T]> {
-        let max = self.rows_per_insert();
-        let mut rest = rows;
-        std::iter::from_fn(move || {
-            if rest.is_empty() {
-                return None;
-            }
-            // `max` is a power of two.
-            let n = 1 << rest.len().min(max).ilog2();
-            let (chunk, tail) = rest.split_at(n);
-            rest = tail;
-            Some(chunk)
-        })
+        chunks(rows, self.rows_per_insert())
+    }
+
+    /// The statement for `rows` rows with anonymous placeholders (`?`), for
+    /// a [`Script`].
+    pub fn anonymous(&self, rows: usize) -> Arc<str> {
+        self.for_rows(Backend::Sqlite, rows)
     }
 
     /// The statement for `rows` rows on `backend` (built once per count).
@@ -203,6 +207,140 @@ impl InsertSql {
         };
         by_rows[rows][slot].get_or_insert_with(build).clone()
     }
+}
+
+/// Values a [`Script`] may bind and still go as one command on SQLite: a
+/// batch of up to about 20 settlements. Each distinct text takes a slot in
+/// the connection's statement cache (100), so the larger batches of a busy
+/// gateway, each of a different size, go statement by statement, whose few
+/// distinct texts stay prepared.
+const ONE_COMMAND_VALUES: usize = 512;
+
+/// The statements of one write transaction, with anonymous placeholders
+/// (`?`) bound in order, none needing another's result: each may read what
+/// the ones before it wrote.
+///
+/// [`Script::commit`] sends a small one to SQLite as one command: the whole
+/// body is one hand-off to the connection's worker thread, where each
+/// statement alone costs a wake-up of that thread and one of the waiting
+/// task (a few context switches, across the cores, each time). PostgreSQL
+/// gets the statements one by one, as before: merged into one statement
+/// (`WITH` parts), they would all read the rows as they were before it,
+/// not after the row lock that an earlier one waited for.
+#[derive(Debug, Default)]
+pub struct Script<'a> {
+    statements: Vec<(Arc<str>, usize)>,
+    values: Vec<SqlValue<'a>>,
+}
+
+impl<'a> Script<'a> {
+    pub fn new() -> Script<'a> {
+        Script::default()
+    }
+
+    /// Adds a statement and the values of its `?`, in order.
+    pub fn push(
+        &mut self,
+        sql: impl Into<Arc<str>>,
+        values: impl IntoIterator<Item = SqlValue<'a>>,
+    ) {
+        let sql = sql.into();
+        let before = self.values.len();
+        self.values.extend(values);
+        debug_assert_eq!(
+            sql.matches('?').count(),
+            self.values.len() - before,
+            "a value for each placeholder: {sql}"
+        );
+        self.statements.push((sql, self.values.len() - before));
+    }
+
+    /// Runs the script as one transaction. `at_commit` is set once the
+    /// commit has been sent: a failure from then on may have committed.
+    pub async fn commit(&self, db: &Db, at_commit: &mut bool) -> Result<(), sqlx::Error> {
+        if self.statements.is_empty() {
+            return Ok(());
+        }
+        let mut tx = db.begin_write().await?;
+        if db.backend() == Backend::Sqlite && self.values.len() <= ONE_COMMAND_VALUES {
+            let sql = self.joined();
+            bind(sqlx::query(&sql), &self.values)
+                .execute(&mut *tx)
+                .await?;
+        } else {
+            let mut values = self.values.as_slice();
+            for (sql, n) in &self.statements {
+                let (own, rest) = values.split_at(*n);
+                values = rest;
+                let sql: Arc<str> = match db.backend() {
+                    Backend::Sqlite => sql.clone(),
+                    Backend::Postgres => numbered(sql).into(),
+                };
+                bind(sqlx::query(&sql), own).execute(&mut *tx).await?;
+            }
+        }
+        *at_commit = true;
+        tx.commit().await
+    }
+
+    /// The statements one after the other, as one text.
+    fn joined(&self) -> String {
+        let mut sql = String::new();
+        for (statement, _) in &self.statements {
+            sql.push_str(statement);
+            sql.push_str(";\n");
+        }
+        sql
+    }
+}
+
+/// `sql` with its `?` numbered `$1`, `$2`, … (PostgreSQL's placeholders).
+fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut n = 0;
+    for (i, text) in sql.split('?').enumerate() {
+        if i > 0 {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        }
+        out.push_str(text);
+    }
+    out
+}
+
+fn bind<'q>(
+    mut query: Query<'q, Any, AnyArguments<'q>>,
+    values: &'q [SqlValue<'_>],
+) -> Query<'q, Any, AnyArguments<'q>> {
+    for value in values {
+        query = match value {
+            SqlValue::Text(v) => query.bind(&**v),
+            SqlValue::Int(v) => query.bind(*v),
+            SqlValue::Bool(v) => query.bind(*v),
+            SqlValue::Null => query.bind(None::<&str>),
+        };
+    }
+    query
+}
+
+/// `rows` cut into statements of at most `max` rows (a power of two):
+/// full ones, then the rest by powers of two (13 → 8, 4, 1), so that few
+/// distinct statements exist and each stays prepared in the connection's
+/// statement cache (which a statement per row count, up to 64, overflowed:
+/// every batch was then parsed anew).
+pub fn chunks<T>(rows: &[T], max: usize) -> impl Iterator<Item = &[T]> {
+    debug_assert!(max.is_power_of_two());
+    let mut rest = rows;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let n = 1 << rest.len().min(max).ilog2();
+        let (chunk, tail) = rest.split_at(n);
+        rest = tail;
+        Some(chunk)
+    })
 }
 
 /// The columns named between the first `(` and the next `)` of `sql`.
@@ -265,5 +403,41 @@ mod tests {
         let mut q = super::SqlBuilder::new("SELECT 1 FROM t WHERE a = ");
         q.push_bind("x").push(" AND b = ").push_bind(2i64);
         assert_eq!(q.sql(), "SELECT 1 FROM t WHERE a = $1 AND b = $2");
+    }
+
+    #[test]
+    fn a_script_is_one_text_for_sqlite_and_numbered_statements_for_postgres() {
+        let mut script = super::Script::new();
+        script.push(
+            "UPDATE a SET x = x - ? WHERE id = ?",
+            [5i64.into(), "k".into()],
+        );
+        script.push(
+            "INSERT INTO b (id, y) VALUES (?, ?)",
+            ["k".into(), None.into()],
+        );
+        assert_eq!(
+            script.joined(),
+            "UPDATE a SET x = x - ? WHERE id = ?;\nINSERT INTO b (id, y) VALUES (?, ?);\n"
+        );
+        assert_eq!(
+            super::numbered("INSERT INTO b (id, y) VALUES (?, ?)"),
+            "INSERT INTO b (id, y) VALUES ($1, $2)"
+        );
+        assert_eq!(
+            script.values,
+            [
+                super::SqlValue::Int(5),
+                "k".into(),
+                "k".into(),
+                super::SqlValue::Null
+            ]
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "a value for each placeholder")]
+    fn a_statement_takes_a_value_for_each_placeholder() {
+        super::Script::new().push("UPDATE a SET x = ? WHERE id = ?", [1i64.into()]);
     }
 }
