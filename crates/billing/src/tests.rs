@@ -202,6 +202,30 @@ async fn a_commit_whose_reply_was_lost_is_read_back_not_repeated() {
     assert_eq!(books(&f).await, (93, 0, 2, 93));
 }
 
+/// A fixture and a billing started on it, the organization granted 100.
+async fn funded() -> (Fixture, Billing) {
+    let f = fixture().await;
+    let billing = Billing::start(f.db.clone(), options(&f.dir)).await.unwrap();
+    billing.grant(&f.org, 100, None, None).await.unwrap();
+    (f, billing)
+}
+
+/// Commits `batch` as lease holder `holder`'s, without reading back first;
+/// returns the request ids of the settlements that failed for good.
+async fn commit_batch(f: &Fixture, holder: &str, batch: &[Settlement]) -> Vec<String> {
+    commit(
+        &f.db,
+        holder,
+        batch.iter().collect(),
+        Returns::default(),
+        false,
+    )
+    .await
+    .into_iter()
+    .map(|s| s.entry.request_id.clone())
+    .collect()
+}
+
 /// The ledger rows of `org`, oldest first: (request id, amount, balance after).
 async fn ledger(db: &Db, org: &str) -> Vec<(Option<String>, i64, i64)> {
     sqlx::query_as(
@@ -215,9 +239,7 @@ async fn ledger(db: &Db, org: &str) -> Vec<(Option<String>, i64, i64)> {
 
 #[tokio::test]
 async fn one_batch_of_two_lease_holders_leaves_each_ledger_row_its_own_balance() {
-    let f = fixture().await;
-    let billing = Billing::start(f.db.clone(), options(&f.dir)).await.unwrap();
-    billing.grant(&f.org, 100, None, None).await.unwrap();
+    let (f, billing) = funded().await;
     for holder in ["gw_a", "gw_b"] {
         dead_instance(&f, holder, 10, &[]).await;
     }
@@ -239,14 +261,7 @@ async fn one_batch_of_two_lease_holders_leaves_each_ledger_row_its_own_balance()
         settlement("gw_a", &f.org, "req_3", 4),
     ];
 
-    let failed = commit(
-        &f.db,
-        "gw_a",
-        batch.iter().collect(),
-        Returns::default(),
-        false,
-    )
-    .await;
+    let failed = commit_batch(&f, "gw_a", &batch).await;
 
     assert!(failed.is_empty());
     assert_eq!(books(&f).await, (91, 11, 3, 91));
@@ -274,6 +289,32 @@ async fn one_batch_of_two_lease_holders_leaves_each_ledger_row_its_own_balance()
         .await,
         -5
     );
+    drop(billing);
+}
+
+#[tokio::test]
+async fn a_batch_failing_at_its_last_statement_charges_nothing_then_goes_one_by_one() {
+    let (f, billing) = funded().await;
+    let first = [
+        settlement("gw_x", &f.org, "req_a", 2),
+        settlement("gw_x", &f.org, "req_b", 5),
+    ];
+    assert!(commit_batch(&f, "gw_x", &first).await.is_empty());
+
+    // req_b again, unread back: the batch's usage insert (its last
+    // statement) fails on the unique request id after the account, the
+    // lease and the ledger were written in the same command.
+    let second = [
+        settlement("gw_x", &f.org, "req_b", 5),
+        settlement("gw_x", &f.org, "req_c", 4),
+    ];
+    let failed = commit_batch(&f, "gw_x", &second).await;
+
+    assert!(
+        failed.is_empty(),
+        "one by one, req_b is found committed and req_c is written"
+    );
+    assert_eq!(books(&f).await, (89, 0, 3, 89), "req_b charged once");
     drop(billing);
 }
 
