@@ -376,10 +376,8 @@ async fn write(
 
 /// The statements that commit `settlements` and this instance's lease
 /// `returns`: per lease holder and organization the account (opened if a
-/// charge finds none: it is owed all the same), the lease, and the ledger
-/// rows, each with the balance right after its own charge (the account's
-/// new balance plus the charges that follow it); then the key budgets and
-/// the usage rows.
+/// charge finds none: it is owed all the same), the lease and the ledger
+/// rows; then the key budgets and the usage rows.
 fn settlement_script<'a>(
     instance_id: &'a str,
     settlements: &[&'a Settlement],
@@ -455,33 +453,7 @@ fn settlement_script<'a>(
                 [holder.into(), org.into()],
             );
         }
-        // The charges after each call, for its `balance_after`.
-        let mut ledger: Vec<LedgerRow<'_>> = Vec::new();
-        let mut later: i64 = calls.iter().map(|s| s.charged).sum();
-        for call in calls {
-            later -= call.charged;
-            if call.charged != 0 {
-                ledger.push(LedgerRow {
-                    amount: -call.charged,
-                    later,
-                    request_id: &call.entry.request_id,
-                });
-            }
-        }
-        for chunk in chunks(&ledger, LEDGER_ROWS_PER_INSERT) {
-            let rows = chunk.iter().enumerate().flat_map(|(i, row)| {
-                [
-                    row.amount.into(),
-                    row.later.into(),
-                    row.request_id.into(),
-                    i64::try_from(i).unwrap_or(i64::MAX).into(),
-                ]
-            });
-            let values = std::iter::once(now.into())
-                .chain(rows)
-                .chain(std::iter::once(org.into()));
-            script.push(ledger_insert(chunk.len()), values);
-        }
+        add_ledger_rows(&mut script, org, calls, now);
         usage.extend(calls.iter().map(|call| UsageRow {
             org,
             charged: call.charged,
@@ -489,7 +461,44 @@ fn settlement_script<'a>(
         }));
     }
     crate::budgets::apply(&mut script, &budgets, now);
-    for chunk in USAGE_INSERT.chunks(&usage) {
+    add_usage_rows(&mut script, &usage, now);
+    script
+}
+
+/// The ledger rows of `calls` (one lease holder and organization), after
+/// their account's update: each with the balance right after its own
+/// charge, the account's new balance plus the charges that follow it.
+fn add_ledger_rows<'a>(script: &mut Script<'a>, org: &'a str, calls: &[&'a Settlement], now: i64) {
+    let mut ledger: Vec<LedgerRow<'_>> = Vec::new();
+    let mut later: i64 = calls.iter().map(|s| s.charged).sum();
+    for call in calls {
+        later -= call.charged;
+        if call.charged != 0 {
+            ledger.push(LedgerRow {
+                amount: -call.charged,
+                later,
+                request_id: &call.entry.request_id,
+            });
+        }
+    }
+    for chunk in chunks(&ledger, LEDGER_ROWS_PER_INSERT) {
+        let rows = chunk.iter().enumerate().flat_map(|(i, row)| {
+            [
+                row.amount.into(),
+                row.later.into(),
+                row.request_id.into(),
+                i64::try_from(i).unwrap_or(i64::MAX).into(),
+            ]
+        });
+        let values = std::iter::once(now.into())
+            .chain(rows)
+            .chain(std::iter::once(org.into()));
+        script.push(ledger_insert(chunk.len()), values);
+    }
+}
+
+fn add_usage_rows<'a>(script: &mut Script<'a>, usage: &[UsageRow<'a>], now: i64) {
+    for chunk in USAGE_INSERT.chunks(usage) {
         script.push(
             USAGE_INSERT.anonymous(chunk.len()),
             chunk.iter().flat_map(|row| {
@@ -515,7 +524,6 @@ fn settlement_script<'a>(
             }),
         );
     }
-    script
 }
 
 /// Lowers the organization's balance by what `calls` were charged and its
