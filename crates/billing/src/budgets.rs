@@ -306,7 +306,8 @@ impl Inner {
     }
 }
 
-/// Adds to the committer's script the budget settlements and lease returns: per (budget account, lease holder), `(charged, from_lease,
+/// Adds to the committer's script the budget settlements and lease
+/// returns: per (budget account, lease holder), `(charged, from_lease,
 /// returned)`. Each charge is added to `spent` in full; what came out of
 /// the holder's lease, and a returned lease, leave `reserved`, unless the
 /// holder's lease is gone (returned after it died: no longer reserved).
