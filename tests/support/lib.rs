@@ -7,12 +7,12 @@
 pub mod binary;
 pub mod byok;
 pub mod chaos;
-mod database;
 pub mod metrics;
 pub mod replica;
 pub mod users;
 
-pub use database::{Backend, TestDatabase, test_backend};
+pub use tollgate_core::Backend;
+pub use tollgate_core::testing::{TestDatabase, test_backend};
 pub use tollgate_mock_provider::{Fault, MockProvider};
 
 use secrecy::SecretString;

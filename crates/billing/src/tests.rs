@@ -1,6 +1,6 @@
-//! Settlement durability against a real SQLite database: replay of a dead
-//! instance's journal, commits whose outcome was lost, and usage beyond
-//! the hold.
+//! Settlement durability against a real database (SQLite, or PostgreSQL
+//! with `TOLLGATE_TEST_DATABASE=postgres`): replay of a dead instance's
+//! journal, commits whose outcome was lost, and usage beyond the hold.
 
 use crate::journal::{Settlement, segment_path};
 use crate::writer::{Returns, commit};
@@ -9,11 +9,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tollgate_core::Db;
 use tollgate_core::money::TokenUsage;
+use tollgate_core::testing::TestDatabase;
 
 struct Fixture {
     db: Db,
     dir: PathBuf,
     org: String,
+    _database: TestDatabase,
 }
 
 impl Drop for Fixture {
@@ -25,8 +27,8 @@ impl Drop for Fixture {
 async fn fixture() -> Fixture {
     let dir = std::env::temp_dir().join(tollgate_core::ids::new_id("billing-test"));
     std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite://{}", dir.join("t.db").display());
-    let db = Db::connect(&url, 1).await.unwrap();
+    let database = TestDatabase::create(&dir).await;
+    let db = Db::connect(&database.url, 1).await.unwrap();
     db.migrate().await.unwrap();
     let org = tollgate_core::ids::new_id("org");
     sqlx::query(
@@ -36,7 +38,12 @@ async fn fixture() -> Fixture {
     .execute(db.pool())
     .await
     .unwrap();
-    Fixture { db, dir, org }
+    Fixture {
+        db,
+        dir,
+        org,
+        _database: database,
+    }
 }
 
 fn options(dir: &std::path::Path) -> BillingOptions {

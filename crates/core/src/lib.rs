@@ -17,6 +17,8 @@ pub mod outage;
 pub mod presets;
 pub mod responses_store;
 pub mod sql;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod time;
 pub mod wakes;
 

@@ -650,9 +650,8 @@ mod tests {
     async fn a_call_logged_twice_does_not_lose_the_rest_of_its_batch() {
         let dir = std::env::temp_dir().join(format!("tollgate-log-{}", rand::random::<u64>()));
         std::fs::create_dir_all(&dir).unwrap();
-        let db = Db::connect(&format!("sqlite://{}", dir.join("log.db").display()), 1)
-            .await
-            .unwrap();
+        let database = tollgate_core::testing::TestDatabase::create(&dir).await;
+        let db = Db::connect(&database.url, 1).await.unwrap();
         db.migrate().await.unwrap();
         let (log, _writer) = RequestLog::start(db.clone(), true);
         log.record(call("req_1"));

@@ -1,11 +1,14 @@
-//! The store against a real (SQLite) database: encryption at rest, the
-//! binding of each ciphertext to its row, rotation, the cache.
+//! The store against a real database (SQLite, or PostgreSQL with
+//! `TOLLGATE_TEST_DATABASE=postgres`): encryption at rest, the binding of
+//! each ciphertext to its row, rotation, the cache.
 
 use std::path::PathBuf;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use sqlx::Row;
+use tollgate_core::Backend;
+use tollgate_core::testing::TestDatabase;
 
 use super::*;
 use crate::master_key::MasterKey;
@@ -14,13 +17,15 @@ use crate::root::{passphrase_salt, rotate, unlock};
 const KEY_A: &str = "sk-org-a-SECRET-1f3b5d7a9c";
 const KEY_B: &str = "sk-org-b-SECRET-2e4c6e8b0d";
 
-/// A SQLite database in a fresh directory, migrated, with organizations
+/// A fresh database (SQLite in a fresh directory, or PostgreSQL as
+/// `TOLLGATE_TEST_DATABASE` says), migrated, with organizations
 /// `org_a`, `org_b` and `org_c`, and the master key it is set up with; the
 /// directory is removed on drop.
 struct TestDb {
     db: Db,
     dir: PathBuf,
     master: MasterKey,
+    _database: TestDatabase,
 }
 
 impl TestDb {
@@ -30,8 +35,8 @@ impl TestDb {
             uuid::Uuid::new_v4().simple()
         ));
         std::fs::create_dir_all(&dir).unwrap();
-        let url = format!("sqlite://{}", dir.join("test.db").display());
-        let db = Db::connect(&url, 1).await.unwrap();
+        let database = TestDatabase::create(&dir).await;
+        let db = Db::connect(&database.url, 1).await.unwrap();
         db.migrate().await.unwrap();
         for org in ["org_a", "org_b", "org_c"] {
             sqlx::query(
@@ -47,6 +52,7 @@ impl TestDb {
             db,
             dir,
             master: MasterKey::generate(),
+            _database: database,
         }
     }
 
@@ -136,6 +142,40 @@ fn encodings(key: &str) -> Vec<Vec<u8>> {
     out
 }
 
+/// Everything the database holds: on SQLite its file and write-ahead log,
+/// byte for byte (after closing it); on PostgreSQL every row of every table
+/// as text (`bytea` in hex).
+async fn stored_bytes(test: &TestDb) -> Vec<u8> {
+    let mut stored = Vec::new();
+    match test.db.backend() {
+        Backend::Sqlite => {
+            test.db.close().await;
+            for entry in std::fs::read_dir(&test.dir).unwrap() {
+                stored.extend(std::fs::read(entry.unwrap().path()).unwrap());
+            }
+        }
+        Backend::Postgres => {
+            let tables: Vec<String> = sqlx::query_scalar(
+                "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'",
+            )
+            .fetch_all(test.db.pool())
+            .await
+            .unwrap();
+            for table in tables {
+                let rows: Vec<String> =
+                    sqlx::query_scalar(&format!("SELECT t::text FROM \"{table}\" t"))
+                        .fetch_all(test.db.pool())
+                        .await
+                        .unwrap();
+                for row in rows {
+                    stored.extend(row.into_bytes());
+                }
+            }
+        }
+    }
+    stored
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -190,13 +230,7 @@ async fn database_file_holds_no_plaintext_and_no_encoding_of_it() {
         )
         .await
         .unwrap();
-    test.db.close().await;
-
-    // The database file and its write-ahead log, byte for byte.
-    let mut stored = Vec::new();
-    for entry in std::fs::read_dir(&test.dir).unwrap() {
-        stored.extend(std::fs::read(entry.unwrap().path()).unwrap());
-    }
+    let stored = stored_bytes(&test).await;
 
     assert!(contains(&stored, b"renamed"), "the scan sees the data");
     for key in [KEY_A, KEY_B] {

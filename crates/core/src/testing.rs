@@ -1,16 +1,18 @@
-//! A fresh database per test, so tests run in parallel on either backend.
+//! Test support shared by the crates' own tests and the black-box suite: a
+//! fresh database per test, so that tests run in parallel on either
+//! backend, as `TOLLGATE_TEST_DATABASE` says (`sqlite`, the default, or
+//! `postgres`, on the server `TOLLGATE_TEST_POSTGRES_URL` names).
+//!
+//! Built only with the `testing` feature (dev-dependencies); a test that
+//! cannot set up its database panics, as a test should.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use crate::db::Backend;
 use sqlx::Executor;
 use sqlx::any::AnyPoolOptions;
 use std::path::Path;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// The backend the suite runs on, from `TOLLGATE_TEST_DATABASE`.
+/// The backend the tests run on, from `TOLLGATE_TEST_DATABASE`.
 pub fn test_backend() -> Backend {
     match std::env::var("TOLLGATE_TEST_DATABASE").as_deref() {
         Ok("postgres") | Ok("postgresql") => Backend::Postgres,
@@ -45,7 +47,7 @@ impl TestDatabase {
                     .max_connections(1)
                     .connect(&admin)
                     .await
-                    .unwrap();
+                    .expect("the PostgreSQL server of TOLLGATE_TEST_POSTGRES_URL answers");
                 pool.execute(format!("CREATE DATABASE {name}").as_str())
                     .await
                     .unwrap();
