@@ -307,8 +307,33 @@ async fn a_cooldown_reaches_the_other_replica_through_redis() {
     mock.push_fault(tollgate_tests::Fault::status(500));
     expect_error(call(a.url("")).await, 502).await;
 
-    // Sharing runs four times a second.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Sharing runs four times a second; a busy machine may take longer.
+    // Replica b's own health view shows the cooldown once it has it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let health: Value = http
+            .get(b.url("/api/v1/routing/health"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let cooling = health["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["deployment"] == "mock/cheap-model" && d["state"] == "cooldown");
+        if cooling {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "replica b never learned the cooldown: {health}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let skipped = call(b.url("")).await;
 
     assert!(skipped.headers().contains_key("retry-after"));
