@@ -1,10 +1,10 @@
-//! The request log: one row per data-plane call (`requests`) and one per
-//! provider attempt (`request_attempts`), for an organization's admins to
-//! see what their calls did. Written by a background task in batches, so
+//! The request log: one row per data-plane call (`requests`, its provider
+//! attempts in it as a JSON array), for an organization's admins to see
+//! what their calls did. Written by a background task in batches, so
 //! that no answer waits for it; prompt and completion bodies are kept only
 //! for organizations that opted in, and are deleted after a retention period.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use std::time::Duration;
@@ -47,7 +47,8 @@ pub enum RequestLogError {
 }
 
 /// One provider attempt of a call.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+// Stored as the API shows it, in its call's `attempts` column (JSON).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Attempt {
     /// 1 for the first provider called.
     pub attempt: i64,
@@ -353,7 +354,7 @@ impl RequestLog {
         request_id: &str,
     ) -> Result<Option<RequestDetail>, RequestLogError> {
         let sql = format!(
-            "{SUMMARY_COLUMNS}, error_message, request_body, response_body FROM requests \
+            "{SUMMARY_COLUMNS}, error_message, attempts, request_body, response_body FROM requests \
              WHERE organization_id = $1 AND request_id = $2"
         );
         let Some(row) = sqlx::query(&sql)
@@ -364,17 +365,10 @@ impl RequestLog {
         else {
             return Ok(None);
         };
-        let attempts = sqlx::query(
-            "SELECT attempt, provider, model, outcome, http_status, error, \
-             CAST(CASE WHEN byok THEN 1 ELSE 0 END AS BIGINT) AS byok, duration_ms, started_at \
-             FROM request_attempts WHERE request_id = $1 ORDER BY attempt",
-        )
-        .bind(request_id)
-        .fetch_all(self.db.pool())
-        .await?
-        .iter()
-        .map(attempt_from_row)
-        .collect::<Result<Vec<_>, _>>()?;
+        let attempts: String = row.try_get("attempts")?;
+        let attempts: Vec<Attempt> = serde_json::from_str(&attempts).map_err(|e| {
+            sqlx::Error::Decode(format!("the attempts of {request_id}: {e}").into())
+        })?;
         Ok(Some(RequestDetail {
             summary: summary_from_row(&row)?,
             error_message: row.try_get("error_message")?,
@@ -409,13 +403,6 @@ impl RequestLog {
         .execute(self.db.pool())
         .await?;
         let rows_before = now.saturating_sub(millis(retention.rows));
-        sqlx::query(
-            "DELETE FROM request_attempts WHERE request_id IN \
-             (SELECT request_id FROM requests WHERE created_at < $1)",
-        )
-        .bind(rows_before)
-        .execute(self.db.pool())
-        .await?;
         sqlx::query("DELETE FROM requests WHERE created_at < $1")
             .bind(rows_before)
             .execute(self.db.pool())
@@ -456,20 +443,6 @@ fn summary_from_row(row: &AnyRow) -> Result<RequestSummary, sqlx::Error> {
     })
 }
 
-fn attempt_from_row(row: &AnyRow) -> Result<Attempt, sqlx::Error> {
-    Ok(Attempt {
-        attempt: row.try_get("attempt")?,
-        provider: row.try_get("provider")?,
-        model: row.try_get("model")?,
-        status: row.try_get("outcome")?,
-        http_status: row.try_get("http_status")?,
-        error: row.try_get("error")?,
-        byok: row.try_get::<i64, _>("byok")? != 0,
-        duration_ms: row.try_get("duration_ms")?,
-        started_at_ms: row.try_get("started_at")?,
-    })
-}
-
 /// Writes queued calls a batch (one transaction) at a time.
 async fn write_loop(db: Db, mut receiver: mpsc::Receiver<Message>) {
     let mut gather = Gather::new(WRITE_INTERVAL, BATCH);
@@ -499,35 +472,18 @@ async fn write_loop(db: Db, mut receiver: mpsc::Receiver<Message>) {
 const REQUEST_HEAD: &str = "INSERT INTO requests (request_id, organization_id, api_key_id, operation, \
      requested_model, model, provider, status, error_code, error_message, stream, byok, \
      prompt_tokens, completion_tokens, cost, duration_ms, ttft_ms, overhead_ms, \
-     attempt_count, trace_id, request_body, response_body, has_body, created_at) VALUES ";
-const ATTEMPT_HEAD: &str = "INSERT INTO request_attempts (request_id, attempt, provider, model, outcome, \
-     http_status, error, byok, duration_ms, started_at) VALUES ";
-
-/// The statements of a batch: plain `INSERT`s, or the same skipping rows
-/// already written.
-struct Inserts {
-    requests: InsertSql,
-    attempts: InsertSql,
-}
+     attempt_count, attempts, trace_id, request_body, response_body, has_body, created_at) VALUES ";
 
 /// Plain inserts: PostgreSQL's `ON CONFLICT` checks the unique index before
 /// each row and writes each row twice to its WAL (a speculative insert,
 /// then its confirmation), which the request log's writes, one row per
-/// call and one per attempt, would pay on every call.
-static INSERTS: Inserts = Inserts {
-    requests: InsertSql::new(REQUEST_HEAD),
-    attempts: InsertSql::new(ATTEMPT_HEAD),
-};
+/// call, would pay on every call.
+static INSERTS: InsertSql = InsertSql::new(REQUEST_HEAD);
 
 /// For a batch refused for a row already in the log (a call logged twice):
 /// the batch again, without those rows.
-static INSERTS_SKIPPING_LOGGED: Inserts = Inserts {
-    requests: InsertSql::with_tail(REQUEST_HEAD, " ON CONFLICT (request_id) DO NOTHING"),
-    attempts: InsertSql::with_tail(
-        ATTEMPT_HEAD,
-        " ON CONFLICT (request_id, attempt) DO NOTHING",
-    ),
-};
+static INSERTS_SKIPPING_LOGGED: InsertSql =
+    InsertSql::with_tail(REQUEST_HEAD, " ON CONFLICT (request_id) DO NOTHING");
 
 /// Writes a batch with plain inserts; if a row is already in the log, again
 /// skipping such rows.
@@ -544,13 +500,19 @@ async fn write_batch_once(db: &Db, calls: &[Box<LoggedCall>]) -> Result<(), sqlx
 async fn write_batch(
     db: &Db,
     calls: &[Box<LoggedCall>],
-    inserts: &Inserts,
+    inserts: &InsertSql,
 ) -> Result<(), sqlx::Error> {
+    let attempts = calls
+        .iter()
+        .map(|call| serde_json::to_string(&call.attempts))
+        .collect::<Result<Vec<String>, _>>()
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     let mut tx = db.begin_write().await?;
-    for chunk in inserts.requests.chunks(calls) {
-        let sql = inserts.requests.for_rows(db.backend(), chunk.len());
+    let mut attempts = attempts.iter();
+    for chunk in inserts.chunks(calls) {
+        let sql = inserts.for_rows(db.backend(), chunk.len());
         let mut query = sqlx::query(&sql);
-        for call in chunk {
+        for (call, attempts) in chunk.iter().zip(attempts.by_ref()) {
             let has_body = call.request_body.is_some() || call.response_body.is_some();
             query = query
                 .bind(&call.request_id)
@@ -572,33 +534,12 @@ async fn write_batch(
                 .bind(call.time_to_first_token_ms)
                 .bind(call.overhead_ms)
                 .bind(i64::try_from(call.attempts.len()).unwrap_or(i64::MAX))
+                .bind(attempts)
                 .bind(&call.trace_id)
                 .bind(&call.request_body)
                 .bind(&call.response_body)
                 .bind(has_body)
                 .bind(call.created_at_ms);
-        }
-        query.execute(&mut *tx).await?;
-    }
-    let attempts: Vec<(&str, &Attempt)> = calls
-        .iter()
-        .flat_map(|call| call.attempts.iter().map(|a| (call.request_id.as_str(), a)))
-        .collect();
-    for chunk in inserts.attempts.chunks(&attempts) {
-        let sql = inserts.attempts.for_rows(db.backend(), chunk.len());
-        let mut query = sqlx::query(&sql);
-        for (request_id, a) in chunk {
-            query = query
-                .bind(*request_id)
-                .bind(a.attempt)
-                .bind(&a.provider)
-                .bind(&a.model)
-                .bind(&a.status)
-                .bind(a.http_status)
-                .bind(&a.error)
-                .bind(a.byok)
-                .bind(a.duration_ms)
-                .bind(a.started_at_ms);
         }
         query.execute(&mut *tx).await?;
     }
@@ -609,9 +550,9 @@ async fn write_batch(
 mod tests {
     #[test]
     fn inserts_have_a_placeholder_per_bound_column() {
-        // write_batch binds 24 values a call and 10 an attempt.
-        assert_eq!(INSERTS.requests.columns(), 24);
-        assert_eq!(INSERTS.attempts.columns(), 10);
+        // write_batch binds 25 values a call.
+        assert_eq!(INSERTS.columns(), 25);
+        assert_eq!(INSERTS_SKIPPING_LOGGED.columns(), 25);
     }
 
     use super::*;
@@ -670,6 +611,97 @@ mod tests {
         assert_eq!(ids, ["req_2", "req_1"]);
         let second = log.get("org_a", "req_2").await.unwrap().unwrap();
         assert_eq!(second.attempts.len(), 1);
+        db.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Attempts logged in their own table, before migration 0013 moved
+    /// them into their call's row, read back as they were, in order.
+    #[tokio::test]
+    async fn attempts_logged_before_they_moved_into_their_call_survive_the_migration() {
+        let dir = std::env::temp_dir().join(format!("tollgate-log-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let database = tollgate_core::testing::TestDatabase::create(&dir).await;
+        let db = Db::connect(&database.url, 1).await.unwrap();
+        // The schema as it was before: the migrations up to 0012.
+        let backend = match db.backend() {
+            tollgate_core::Backend::Sqlite => "sqlite",
+            tollgate_core::Backend::Postgres => "postgres",
+        };
+        let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../migrations")
+            .join(backend);
+        let before = dir.join("migrations-before-0013");
+        std::fs::create_dir_all(&before).unwrap();
+        for entry in std::fs::read_dir(&all).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+            if name.as_str() < "0013" {
+                std::fs::copy(&path, before.join(name)).unwrap();
+            }
+        }
+        sqlx::migrate::Migrator::new(before.as_path())
+            .await
+            .unwrap()
+            .run(db.pool())
+            .await
+            .unwrap();
+        for (request_id, attempt_count) in [("req_1", 2), ("req_2", 0)] {
+            sqlx::query(
+                "INSERT INTO requests (request_id, organization_id, operation, status, stream, byok, \
+                 prompt_tokens, completion_tokens, cost, duration_ms, attempt_count, has_body, created_at) \
+                 VALUES ($1, 'org_a', 'chat', 200, FALSE, FALSE, 0, 0, 0, 9, $2, FALSE, 1)",
+            )
+            .bind(request_id)
+            .bind(attempt_count)
+            .execute(db.pool())
+            .await
+            .unwrap();
+        }
+        // The second attempt first: the order comes from `attempt`.
+        for (attempt, outcome, http_status, error, byok) in [
+            (2, "ok", Some(200), None, true),
+            (1, "error", Some(503), Some("overloaded"), false),
+        ] {
+            sqlx::query(
+                "INSERT INTO request_attempts (request_id, attempt, provider, model, outcome, \
+                 http_status, error, byok, duration_ms, started_at) \
+                 VALUES ('req_1', $1, 'openai', 'gpt-4o-mini', $2, $3, $4, $5, 4, 100)",
+            )
+            .bind(attempt)
+            .bind(outcome)
+            .bind(http_status)
+            .bind(error)
+            .bind(byok)
+            .execute(db.pool())
+            .await
+            .unwrap();
+        }
+
+        db.migrate().await.unwrap();
+
+        let (log, _writer) = RequestLog::start(db.clone(), true);
+        let first = log.get("org_a", "req_1").await.unwrap().unwrap();
+        let attempt = |attempt, status: &str, http_status, error: Option<&str>, byok| Attempt {
+            attempt,
+            provider: "openai".to_owned(),
+            model: "gpt-4o-mini".to_owned(),
+            status: status.to_owned(),
+            http_status: Some(http_status),
+            error: error.map(str::to_owned),
+            byok,
+            duration_ms: 4,
+            started_at_ms: 100,
+        };
+        assert_eq!(
+            first.attempts,
+            [
+                attempt(1, "error", 503, Some("overloaded"), false),
+                attempt(2, "ok", 200, None, true),
+            ]
+        );
+        let second = log.get("org_a", "req_2").await.unwrap().unwrap();
+        assert!(second.attempts.is_empty());
         db.close().await;
         let _ = std::fs::remove_dir_all(&dir);
     }
