@@ -502,17 +502,13 @@ async fn write_batch(
     calls: &[Box<LoggedCall>],
     inserts: &InsertSql,
 ) -> Result<(), sqlx::Error> {
-    let attempts = calls
-        .iter()
-        .map(|call| serde_json::to_string(&call.attempts))
-        .collect::<Result<Vec<String>, _>>()
-        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     let mut tx = db.begin_write().await?;
-    let mut attempts = attempts.iter();
     for chunk in inserts.chunks(calls) {
         let sql = inserts.for_rows(db.backend(), chunk.len());
         let mut query = sqlx::query(&sql);
-        for (call, attempts) in chunk.iter().zip(attempts.by_ref()) {
+        for call in chunk {
+            let attempts = serde_json::to_string(&call.attempts)
+                .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
             let has_body = call.request_body.is_some() || call.response_body.is_some();
             query = query
                 .bind(&call.request_id)
@@ -587,12 +583,19 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_call_logged_twice_does_not_lose_the_rest_of_its_batch() {
+    /// A fresh database, not migrated yet, in a fresh directory (removed at
+    /// the end of the test that holds it).
+    async fn fresh_database() -> (std::path::PathBuf, tollgate_core::testing::TestDatabase, Db) {
         let dir = std::env::temp_dir().join(format!("tollgate-log-{}", rand::random::<u64>()));
         std::fs::create_dir_all(&dir).unwrap();
         let database = tollgate_core::testing::TestDatabase::create(&dir).await;
         let db = Db::connect(&database.url, 1).await.unwrap();
+        (dir, database, db)
+    }
+
+    #[tokio::test]
+    async fn a_call_logged_twice_does_not_lose_the_rest_of_its_batch() {
+        let (dir, _database, db) = fresh_database().await;
         db.migrate().await.unwrap();
         let (log, _writer) = RequestLog::start(db.clone(), true);
         log.record(call("req_1"));
@@ -619,10 +622,7 @@ mod tests {
     /// them into their call's row, read back as they were, in order.
     #[tokio::test]
     async fn attempts_logged_before_they_moved_into_their_call_survive_the_migration() {
-        let dir = std::env::temp_dir().join(format!("tollgate-log-{}", rand::random::<u64>()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let database = tollgate_core::testing::TestDatabase::create(&dir).await;
-        let db = Db::connect(&database.url, 1).await.unwrap();
+        let (dir, _database, db) = fresh_database().await;
         // The schema as it was before: the migrations up to 0012.
         let backend = match db.backend() {
             tollgate_core::Backend::Sqlite => "sqlite",
