@@ -12,6 +12,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 use tollgate_core::outage::Dependency;
 
@@ -153,6 +155,33 @@ pub struct Metrics {
     pub trace_spans_dropped: Gauge,
     pub lease_top_ups: Family<LeaseLabels, Gauge>,
     pub lease_waits: Family<LeaseLabels, Gauge>,
+    /// Each deployment's series, by provider, then model.
+    deployments: RwLock<HashMap<String, HashMap<String, Arc<DeploymentSeries>>>>,
+    /// Each route's series, by route template.
+    routes: RwLock<HashMap<String, Arc<RouteSeries>>>,
+}
+
+/// A route's series in the HTTP families, resolved at their first use, as
+/// a deployment's are.
+#[derive(Default)]
+struct RouteSeries {
+    duration: OnceLock<Histogram>,
+    /// By status and error code.
+    requests: RwLock<HashMap<(u16, &'static str), Counter>>,
+}
+
+/// A deployment's (a model on a provider) series in the per-model
+/// families, each resolved at its first use: a call then updates them
+/// without building, hashing and looking up a label set per family (five
+/// times a call, on its path).
+#[derive(Default)]
+struct DeploymentSeries {
+    attempts_ok: OnceLock<Counter>,
+    attempts_failed: OnceLock<Counter>,
+    attempt_duration: OnceLock<Histogram>,
+    prompt_tokens: OnceLock<Counter>,
+    completion_tokens: OnceLock<Counter>,
+    cost: OnceLock<Counter>,
 }
 
 impl Metrics {
@@ -311,7 +340,81 @@ impl Metrics {
             trace_spans_dropped,
             lease_top_ups,
             lease_waits,
+            deployments: RwLock::default(),
+            routes: RwLock::default(),
         }
+    }
+
+    /// One HTTP request served: its route template (or `unmatched`), its
+    /// status and error code (empty on success), and the time to its
+    /// response headers.
+    pub fn record_http(&self, route: &str, status: u16, code: &'static str, took: Duration) {
+        let known = self
+            .routes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(route)
+            .cloned();
+        let series = known.unwrap_or_else(|| {
+            let mut all = self.routes.write().unwrap_or_else(PoisonError::into_inner);
+            Arc::clone(all.entry(route.to_owned()).or_default())
+        });
+        series
+            .duration
+            .get_or_init(|| {
+                self.http_duration
+                    .get_or_create(&RouteLabels {
+                        route: route.to_owned(),
+                    })
+                    .clone()
+            })
+            .observe(took.as_secs_f64());
+        let known = series
+            .requests
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(status, code))
+            .cloned();
+        let requests = known.unwrap_or_else(|| {
+            let mut all = series
+                .requests
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            all.entry((status, code))
+                .or_insert_with(|| {
+                    self.http_requests
+                        .get_or_create(&HttpLabels {
+                            route: route.to_owned(),
+                            status,
+                            code: code.to_owned(),
+                        })
+                        .clone()
+                })
+                .clone()
+        });
+        requests.inc();
+    }
+
+    fn deployment(&self, provider: &str, model: &str) -> Arc<DeploymentSeries> {
+        let known = self
+            .deployments
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(provider)
+            .and_then(|models| models.get(model))
+            .cloned();
+        known.unwrap_or_else(|| {
+            let mut all = self
+                .deployments
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            Arc::clone(
+                all.entry(provider.to_owned())
+                    .or_default()
+                    .entry(model.to_owned())
+                    .or_default(),
+            )
+        })
     }
 
     /// Adds the outbound webhooks' delivery attempts, read at each scrape.
@@ -323,17 +426,29 @@ impl Metrics {
 
     /// One provider attempt.
     pub fn record_attempt(&self, provider: &str, model: &str, ok: bool, took: Duration) {
-        self.provider_attempts
-            .get_or_create(&AttemptLabels {
-                provider: provider.to_owned(),
-                model: model.to_owned(),
-                outcome: if ok { "ok" } else { "error" },
+        let series = self.deployment(provider, model);
+        let (outcome, counter) = if ok {
+            ("ok", &series.attempts_ok)
+        } else {
+            ("error", &series.attempts_failed)
+        };
+        counter
+            .get_or_init(|| {
+                self.provider_attempts
+                    .get_or_create(&AttemptLabels {
+                        provider: provider.to_owned(),
+                        model: model.to_owned(),
+                        outcome,
+                    })
+                    .clone()
             })
             .inc();
-        self.provider_attempt_duration
-            .get_or_create(&ModelLabels {
-                provider: provider.to_owned(),
-                model: model.to_owned(),
+        series
+            .attempt_duration
+            .get_or_init(|| {
+                self.provider_attempt_duration
+                    .get_or_create(&model_labels(provider, model))
+                    .clone()
             })
             .observe(took.as_secs_f64());
     }
@@ -349,12 +464,20 @@ impl Metrics {
         cost_usd_micros: i64,
     ) {
         let count = |n: i64| u64::try_from(n).unwrap_or(0);
-        for (kind, n) in [("prompt", prompt), ("completion", completion)] {
-            self.tokens
-                .get_or_create(&TokenLabels {
-                    provider: provider.to_owned(),
-                    model: model.to_owned(),
-                    kind,
+        let series = self.deployment(provider, model);
+        for (kind, n, counter) in [
+            ("prompt", prompt, &series.prompt_tokens),
+            ("completion", completion, &series.completion_tokens),
+        ] {
+            counter
+                .get_or_init(|| {
+                    self.tokens
+                        .get_or_create(&TokenLabels {
+                            provider: provider.to_owned(),
+                            model: model.to_owned(),
+                            kind,
+                        })
+                        .clone()
                 })
                 .inc_by(count(n));
             if let Some(org) = &self.org_tokens {
@@ -367,18 +490,19 @@ impl Metrics {
                 .inc_by(count(n));
             }
         }
-        let labels = ModelLabels {
-            provider: provider.to_owned(),
-            model: model.to_owned(),
-        };
-        self.cost
-            .get_or_create(&labels)
+        series
+            .cost
+            .get_or_init(|| {
+                self.cost
+                    .get_or_create(&model_labels(provider, model))
+                    .clone()
+            })
             .inc_by(count(cost_usd_micros));
         if let Some(org) = &self.org_cost {
             org.get_or_create(&OrgModelLabels {
                 organization: organization.to_owned(),
-                provider: labels.provider,
-                model: labels.model,
+                provider: provider.to_owned(),
+                model: model.to_owned(),
             })
             .inc_by(count(cost_usd_micros));
         }
@@ -394,6 +518,13 @@ impl Metrics {
             Format::OpenMetrics => out,
             Format::Classic => classic_text(&out),
         }
+    }
+}
+
+fn model_labels(provider: &str, model: &str) -> ModelLabels {
+    ModelLabels {
+        provider: provider.to_owned(),
+        model: model.to_owned(),
     }
 }
 

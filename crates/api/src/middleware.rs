@@ -44,28 +44,21 @@ pub async fn http_metrics(
     next: Next,
 ) -> Response {
     let started = std::time::Instant::now();
+    // Shared, not copied: a matched path is reference-counted.
     let route = request
         .extensions()
         .get::<axum::extract::MatchedPath>()
-        .map_or("unmatched", |p| p.as_str())
-        .to_owned();
+        .cloned();
     let response = next.run(request).await;
     let code = response
         .extensions()
         .get::<tollgate_core::ErrorCode>()
         .map_or("", |c| c.as_str());
-    let metrics = &state.metrics;
-    metrics
-        .http_requests
-        .get_or_create(&crate::metrics::HttpLabels {
-            route: route.clone(),
-            status: response.status().as_u16(),
-            code: code.to_owned(),
-        })
-        .inc();
-    metrics
-        .http_duration
-        .get_or_create(&crate::metrics::RouteLabels { route })
-        .observe(started.elapsed().as_secs_f64());
+    state.metrics.record_http(
+        route.as_ref().map_or("unmatched", |p| p.as_str()),
+        response.status().as_u16(),
+        code,
+        started.elapsed(),
+    );
     response
 }
