@@ -13,6 +13,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::borrow::Borrow;
+use std::hash::Hash;
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 use tollgate_core::outage::Dependency;
@@ -163,9 +165,8 @@ pub struct Metrics {
 
 /// A route's series in the HTTP families, resolved at their first use, as
 /// a deployment's are.
-#[derive(Default)]
 struct RouteSeries {
-    duration: OnceLock<Histogram>,
+    duration: Histogram,
     /// By status and error code.
     requests: RwLock<HashMap<(u16, &'static str), Counter>>,
 }
@@ -349,48 +350,30 @@ impl Metrics {
     /// status and error code (empty on success), and the time to its
     /// response headers.
     pub fn record_http(&self, route: &str, status: u16, code: &'static str, took: Duration) {
-        let known = self
-            .routes
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(route)
-            .cloned();
-        let series = known.unwrap_or_else(|| {
-            let mut all = self.routes.write().unwrap_or_else(PoisonError::into_inner);
-            Arc::clone(all.entry(route.to_owned()).or_default())
-        });
-        series
-            .duration
-            .get_or_init(|| {
-                self.http_duration
-                    .get_or_create(&RouteLabels {
-                        route: route.to_owned(),
-                    })
-                    .clone()
-            })
-            .observe(took.as_secs_f64());
-        let known = series
-            .requests
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&(status, code))
-            .cloned();
-        let requests = known.unwrap_or_else(|| {
-            let mut all = series
-                .requests
-                .write()
-                .unwrap_or_else(PoisonError::into_inner);
-            all.entry((status, code))
-                .or_insert_with(|| {
-                    self.http_requests
-                        .get_or_create(&HttpLabels {
-                            route: route.to_owned(),
-                            status,
-                            code: code.to_owned(),
-                        })
-                        .clone()
+        let series = cached(&self.routes, route, || {
+            let duration = self
+                .http_duration
+                .get_or_create(&RouteLabels {
+                    route: route.to_owned(),
                 })
-                .clone()
+                .clone();
+            let series = RouteSeries {
+                duration,
+                requests: RwLock::default(),
+            };
+            (route.to_owned(), Arc::new(series))
+        });
+        series.duration.observe(took.as_secs_f64());
+        let requests = cached(&series.requests, &(status, code), || {
+            let labels = HttpLabels {
+                route: route.to_owned(),
+                status,
+                code: code.to_owned(),
+            };
+            (
+                (status, code),
+                self.http_requests.get_or_create(&labels).clone(),
+            )
         });
         requests.inc();
     }
@@ -519,6 +502,26 @@ impl Metrics {
             Format::Classic => classic_text(&out),
         }
     }
+}
+
+/// `map[key]`, made by `make` (the key to keep and the value) the first
+/// time, under the write lock.
+fn cached<Q, K, V>(map: &RwLock<HashMap<K, V>>, key: &Q, make: impl FnOnce() -> (K, V)) -> V
+where
+    K: Borrow<Q> + Hash + Eq,
+    Q: Hash + Eq + ?Sized,
+    V: Clone,
+{
+    if let Some(known) = map.read().unwrap_or_else(PoisonError::into_inner).get(key) {
+        return known.clone();
+    }
+    let mut all = map.write().unwrap_or_else(PoisonError::into_inner);
+    if let Some(known) = all.get(key) {
+        return known.clone();
+    }
+    let (key, value) = make();
+    all.insert(key, value.clone());
+    value
 }
 
 fn model_labels(provider: &str, model: &str) -> ModelLabels {
