@@ -4,17 +4,20 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+mod decode;
+
+/// Read by a hand-written `Deserialize` (in `decode`), in one pass.
+#[derive(Debug, Clone, Serialize)]
 pub struct ChatRequest {
     pub model: String,
     pub messages: Vec<ChatMessage>,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub stream: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub stream_options: Option<StreamOptions>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_completion_tokens: Option<i64>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -26,11 +29,11 @@ pub struct StreamOptions {
     pub include_usage: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Read by a hand-written `Deserialize` (in `decode`), in one pass.
+#[derive(Debug, Clone, Serialize)]
 pub struct ChatMessage {
     pub role: String,
     /// A string, an array of content parts, or null (assistant tool calls).
-    #[serde(default)]
     pub content: Value,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
