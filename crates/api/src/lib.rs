@@ -19,6 +19,7 @@ pub mod settings;
 mod startup;
 pub mod state;
 
+pub use middleware::Surface;
 pub use routes::app;
 pub use settings::{Environment, Settings};
 pub use startup::{Gateway, rotate_master_key, start};

@@ -7,9 +7,12 @@
 //! directly, the same way it does. While few requests are in flight, a
 //! connection's task answers its own wakes in place (`tollgate_core::wakes`).
 
-use axum::Router;
+use axum::response::Response;
+use hyper::Request;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +20,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio_util::task::TaskTracker;
 use tollgate_core::wakes::{InFlightCalls, Wakes};
-use tower::ServiceExt;
+use tower::{Service, ServiceExt};
 
 /// The connection limits, from the settings.
 #[derive(Debug, Clone, Copy)]
@@ -32,12 +35,17 @@ pub struct ServerLimits {
 
 /// Serves `app` on `listener` until `shutdown` completes, then lets every
 /// open connection finish its request in flight and waits for them all.
-pub async fn serve(
+/// `app` is Tollgate's [`Surface`](crate::Surface), or a bare router (the
+/// load benchmark's pass-through).
+pub async fn serve<S>(
     listener: TcpListener,
-    app: Router,
+    app: S,
     limits: ServerLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) {
+) where
+    S: Service<Request<Incoming>, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
@@ -70,17 +78,14 @@ pub async fn serve(
         // Streamed answers are many small writes: each should leave at once.
         let _ = stream.set_nodelay(true);
         let counted = Arc::clone(&requests);
-        let service = ServiceExt::<hyper::Request<hyper::body::Incoming>>::map_future(
-            app.clone(),
-            move |answer| {
-                let request = counted.enter();
-                async move {
-                    let answer = answer.await;
-                    drop(request);
-                    answer
-                }
-            },
-        );
+        let service = ServiceExt::<Request<Incoming>>::map_future(app.clone(), move |answer| {
+            let request = counted.enter();
+            async move {
+                let answer = answer.await;
+                drop(request);
+                answer
+            }
+        });
         let connection =
             http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
         let mut stopped = stopped.clone();

@@ -16,17 +16,15 @@ pub(crate) mod routing_health;
 mod surface;
 
 use crate::error::ApiError;
-use crate::middleware::request_id;
+use crate::middleware::Surface;
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
-use tower_http::catch_panic::CatchPanicLayer;
 
-/// Builds the router for a prepared gateway state.
-pub fn app(state: AppState) -> Router {
-    Router::new()
+/// Builds the HTTP surface for a prepared gateway state.
+pub fn app(state: AppState) -> Surface {
+    let router = Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/embeddings", post(embeddings::embeddings))
         .route("/v1/messages", post(messages::messages))
@@ -76,9 +74,8 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
-        .layer(CatchPanicLayer::custom(panic_response))
-        .layer(axum::middleware::from_fn(request_id))
-        .with_state(state)
+        .with_state(state);
+    Surface::new(router)
 }
 
 async fn not_found() -> ApiError {
@@ -90,8 +87,4 @@ async fn method_not_allowed() -> ApiError {
         tollgate_core::ErrorCode::MethodNotAllowed,
         "method not allowed on this endpoint",
     )
-}
-
-fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    ApiError::internal("a handler panicked").into_response()
 }
