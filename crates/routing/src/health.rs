@@ -16,7 +16,7 @@
 //! In-process; with Redis, [`SharedCooldowns`] tells the other replicas
 //! about every circuit opened here (see `docs/routing.md`).
 
-use foldhash::HashMap;
+use hashbrown::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -337,14 +337,16 @@ impl Health {
     }
 }
 
+/// The deployment's entry, made on its first use: the names are copied
+/// only then (every call enters its deployment twice).
 fn entry<'a>(
     map: &'a mut HashMap<String, HashMap<String, Deployment>>,
     provider: &str,
     model: &str,
 ) -> &'a mut Deployment {
-    map.entry(provider.to_owned())
+    map.entry_ref(provider)
         .or_default()
-        .entry(model.to_owned())
+        .entry_ref(model)
         .or_default()
 }
 

@@ -288,7 +288,7 @@ fn parse_key(presented: &str) -> Option<(String, &str)> {
     if !hex_id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
-    Some((format!("key_{hex_id}"), secret))
+    Some((["key_", hex_id].concat(), secret))
 }
 
 // `admin` is read as an integer: sqlx's Any driver cannot decode SQLite booleans.
