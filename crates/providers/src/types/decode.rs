@@ -40,9 +40,8 @@ impl<'de> Visitor<'de> for ChatRequestVisitor {
         let mut stream_options: Option<Option<StreamOptions>> = None;
         let mut max_tokens: Option<Option<i64>> = None;
         let mut max_completion_tokens: Option<Option<i64>> = None;
-        let mut extra = Map::new();
-        while let Some(Key(key)) = map.next_key()? {
-            match &*key {
+        let extra = fields(&mut map, |key, map| {
+            match key {
                 "model" => once(&mut model, "model", map.next_value()?)?,
                 "messages" => once(&mut messages, "messages", map.next_value()?)?,
                 "stream" => once(&mut stream, "stream", map.next_value()?)?,
@@ -55,11 +54,10 @@ impl<'de> Visitor<'de> for ChatRequestVisitor {
                     "max_completion_tokens",
                     map.next_value()?,
                 )?,
-                _ => {
-                    extra.insert(key.into_owned(), map.next_value()?);
-                }
+                _ => return Ok(false),
             }
-        }
+            Ok(true)
+        })?;
         Ok(ChatRequest {
             model: model.ok_or_else(|| de::Error::missing_field("model"))?,
             messages: messages.ok_or_else(|| de::Error::missing_field("messages"))?,
@@ -84,22 +82,36 @@ impl<'de> Visitor<'de> for ChatMessageVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ChatMessage, A::Error> {
         let mut role: Option<String> = None;
         let mut content: Option<Value> = None;
-        let mut extra = Map::new();
-        while let Some(Key(key)) = map.next_key()? {
-            match &*key {
+        let extra = fields(&mut map, |key, map| {
+            match key {
                 "role" => once(&mut role, "role", map.next_value()?)?,
                 "content" => once(&mut content, "content", map.next_value()?)?,
-                _ => {
-                    extra.insert(key.into_owned(), map.next_value()?);
-                }
+                _ => return Ok(false),
             }
-        }
+            Ok(true)
+        })?;
         Ok(ChatMessage {
             role: role.ok_or_else(|| de::Error::missing_field("role"))?,
             content: content.unwrap_or_default(),
             extra,
         })
     }
+}
+
+/// Reads an object's fields: `typed` reads the value of each field it
+/// knows (and says so); every other field is kept as sent, in the map
+/// returned.
+fn fields<'de, A: MapAccess<'de>>(
+    map: &mut A,
+    mut typed: impl FnMut(&str, &mut A) -> Result<bool, A::Error>,
+) -> Result<Map<String, Value>, A::Error> {
+    let mut extra = Map::new();
+    while let Some(Key(key)) = map.next_key()? {
+        if !typed(&key, map)? {
+            extra.insert(key.into_owned(), map.next_value()?);
+        }
+    }
+    Ok(extra)
 }
 
 /// Sets a field read for the first time; a second occurrence is an error,
