@@ -553,3 +553,29 @@ async fn keys_are_listed_a_page_at_a_time_newest_first() {
         .collect();
     assert!(created.windows(2).all(|w| w[0] >= w[1]), "{created:?}");
 }
+
+#[tokio::test]
+async fn a_key_is_read_from_the_database_at_its_first_use_only() {
+    let app = TestApp::spawn().await;
+    let org = app.create_org("usd").await;
+    let (_, key) = app.create_key(&org).await;
+    // Out of the 2 s that every replica's poll of key changes looks back
+    // over (it drops a key changed then from the cache at each poll).
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
+    let loads =
+        |text: &str| tollgate_tests::metrics::value(text, "tollgate_api_key_loads_total", &[]);
+    let before = loads(&app.metrics().await);
+
+    assert_eq!(app.models(&key).await.status(), 200);
+    let after = loads(&app.metrics().await);
+    for _ in 0..5 {
+        assert_eq!(app.models(&key).await.status(), 200);
+    }
+
+    assert_eq!(after - before, 1.0, "the first use reads the key");
+    assert_eq!(
+        loads(&app.metrics().await),
+        after,
+        "later uses find it cached"
+    );
+}

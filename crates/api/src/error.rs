@@ -130,13 +130,18 @@ impl ApiError {
     /// A database error: the input's fault when PostgreSQL refuses a NUL
     /// character in text (SQLite stores it), else an internal error.
     pub fn from_db(e: sqlx::Error) -> Self {
+        Self::from_db_ref(&e)
+    }
+
+    /// [`ApiError::from_db`] of an error shared by several requests.
+    fn from_db_ref(e: &sqlx::Error) -> Self {
         let code = e
             .as_database_error()
             .and_then(|d| d.code().map(|c| c.into_owned()));
         if code.as_deref() == Some("22021") {
             return ApiError::bad_request("text fields must not contain NUL characters");
         }
-        if tollgate_core::db::is_unavailable(&e) {
+        if tollgate_core::db::is_unavailable(e) {
             return ApiError::service_unavailable(e);
         }
         ApiError::internal(e)
@@ -270,7 +275,7 @@ impl From<AuthError> for ApiError {
                 ErrorCode::OrganizationSuspended,
                 "this organization is suspended",
             ),
-            AuthError::Db(e) => ApiError::from_db(e),
+            AuthError::Db(e) => ApiError::from_db_ref(&e),
         }
     }
 }

@@ -407,6 +407,12 @@ impl Metrics {
         self
     }
 
+    /// `tollgate_api_key_loads_total`, from the key cache's own count.
+    pub fn with_key_cache(mut self, keys: tollgate_tenants::KeyCache) -> Metrics {
+        self.registry.register_collector(Box::new(KeyLoads(keys)));
+        self
+    }
+
     /// One provider attempt.
     pub fn record_attempt(&self, provider: &str, model: &str, ok: bool, took: Duration) {
         let series = self.deployment(provider, model);
@@ -662,6 +668,29 @@ impl Collector for DependencyErrors {
             ConstCounter::new(dependency.errors()).encode(family.encode_family(&labels)?)?;
         }
         Ok(())
+    }
+}
+
+/// `tollgate_api_key_loads_total`: API keys read from the database, the
+/// key cache's misses (many requests missing one key together read it once).
+struct KeyLoads(tollgate_tenants::KeyCache);
+
+impl std::fmt::Debug for KeyLoads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyLoads")
+    }
+}
+
+impl Collector for KeyLoads {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let counter = ConstCounter::new(self.0.loads());
+        let metric = encoder.encode_descriptor(
+            "api_key_loads",
+            "API keys read from the database: the key cache's misses",
+            None,
+            counter.metric_type(),
+        )?;
+        counter.encode(metric)
     }
 }
 

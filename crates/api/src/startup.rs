@@ -104,7 +104,9 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Gateway> {
     let (request_log, request_log_writer) =
         tollgate_observe::RequestLog::start(db.clone(), observability.request_log);
     let metrics = Arc::new(
-        Metrics::new(observability.metrics_per_organization).with_webhooks(webhooks.clone()),
+        Metrics::new(observability.metrics_per_organization)
+            .with_webhooks(webhooks.clone())
+            .with_key_cache(tenants.cache().clone()),
     );
     let observer = Arc::new(crate::observe::Observer::new(
         tracer,

@@ -1,7 +1,7 @@
 //! API keys: creation, listing, change, revocation and authentication.
 
+use crate::load_once::LoadOnce;
 use crate::{TenantError, Tenants};
-use foldhash::HashMap;
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use secrecy::SecretString;
@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 use sqlx::any::AnyRow;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 use subtle::ConstantTimeEq;
 pub use tollgate_core::BudgetPeriod;
@@ -26,8 +26,6 @@ static POLL_FAILED: OutageLog = OutageLog::new(
 const KEY_PREFIX: &str = "tg-";
 const ID_HEX_LEN: usize = 32;
 const SECRET_LEN: usize = 40;
-/// Past this many cached keys the cache starts over, bounding its memory.
-const MAX_CACHED_KEYS: usize = 100_000;
 
 /// What a key may call. A key without `chat` is refused (403) on
 /// `/v1/chat/completions` and `/v1/messages`, without `embeddings` on
@@ -223,8 +221,21 @@ pub enum AuthError {
     Expired,
     #[error("organization suspended")]
     Suspended,
+    /// Shared by the requests that waited for the same read of the key.
     #[error(transparent)]
-    Db(#[from] sqlx::Error),
+    Db(Arc<sqlx::Error>),
+}
+
+impl From<sqlx::Error> for AuthError {
+    fn from(e: sqlx::Error) -> Self {
+        AuthError::Db(Arc::new(e))
+    }
+}
+
+impl From<Arc<sqlx::Error>> for AuthError {
+    fn from(e: Arc<sqlx::Error>) -> Self {
+        AuthError::Db(e)
+    }
 }
 
 struct CachedKey {
@@ -239,37 +250,28 @@ struct CachedKey {
 
 /// Keys authenticated recently, by key id. Entries are dropped when the key
 /// changes (locally at once, on other replicas by [`Tenants::watch_key_changes`]).
+/// A key missed by many requests at once is read once for all of them.
 #[derive(Clone, Default)]
 pub struct KeyCache {
-    entries: Arc<RwLock<HashMap<String, Arc<CachedKey>>>>,
+    entries: Arc<LoadOnce<Arc<CachedKey>>>,
 }
 
 impl KeyCache {
-    fn get(&self, id: &str) -> Option<Arc<CachedKey>> {
-        self.entries.read().ok()?.get(id).cloned()
-    }
-
-    fn insert(&self, id: String, entry: Arc<CachedKey>) {
-        if let Ok(mut map) = self.entries.write() {
-            if map.len() >= MAX_CACHED_KEYS {
-                map.clear();
-            }
-            map.insert(id, entry);
-        }
-    }
-
     pub(crate) fn remove(&self, id: &str) {
-        if let Ok(mut map) = self.entries.write() {
-            map.remove(id);
-        }
+        self.entries.remove(id);
     }
 
     pub fn len(&self) -> usize {
-        self.entries.read().map(|m| m.len()).unwrap_or(0)
+        self.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Keys read from the database since the start (the cache's misses).
+    pub fn loads(&self) -> u64 {
+        self.entries.loads()
     }
 }
 
@@ -652,14 +654,15 @@ impl Tenants {
     /// Checks a presented key. Cached keys cost no database round trip.
     pub async fn authenticate(&self, presented: &str) -> Result<Arc<Principal>, AuthError> {
         let (id, secret) = parse_key(presented.trim()).ok_or(AuthError::Invalid)?;
-        let entry = match self.cache.get(&id) {
-            Some(entry) => entry,
-            None => {
-                let entry = self.load_key(&id).await?.ok_or(AuthError::Invalid)?;
-                self.cache.insert(id, entry.clone());
-                entry
-            }
-        };
+        let entry = self
+            .cache
+            .entries
+            .get_or_load(&id, || {
+                let (tenants, id) = (self.clone(), id.clone());
+                async move { tenants.load_key(&id).await }
+            })
+            .await?
+            .ok_or(AuthError::Invalid)?;
         let presented_hash = hash_secret(secret);
         if !bool::from(presented_hash.ct_eq(&entry.secret_hash)) {
             return Err(AuthError::Invalid);
@@ -818,5 +821,51 @@ mod tests {
         assert!(parse_key(&format!("tg-{}_{secret}", "z".repeat(32))).is_none());
         assert!(parse_key(&format!("{key}x")).is_none());
         assert!(parse_key("tg-é").is_none());
+    }
+
+    #[tokio::test]
+    async fn requests_missing_a_key_together_read_it_once_and_then_not_at_all() {
+        use secrecy::ExposeSecret;
+        let dir = std::env::temp_dir().join(format!("tollgate-keys-{}", uuid_hex()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let database = tollgate_core::testing::TestDatabase::create(&dir).await;
+        // One connection, which the test holds while the requests arrive.
+        let db = tollgate_core::Db::connect(&database.url, 1).await.unwrap();
+        db.migrate().await.unwrap();
+        let tenants = Tenants::new(db.clone());
+        let org = tenants
+            .create_organization("acme", BillingMode::Usd)
+            .await
+            .unwrap();
+        let new = NewApiKey {
+            name: "backend".into(),
+            ..NewApiKey::default()
+        };
+        let created = tenants.create_api_key(&org.id, new).await.unwrap();
+        let key = created.key.expose_secret();
+        let held = db.pool().acquire().await.unwrap();
+
+        // Every request is polled (and misses) before the connection is free.
+        let requests = futures::future::join_all((0..32).map(|_| tenants.authenticate(key)));
+        let release = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            drop(held);
+        };
+        let (answers, ()) = tokio::join!(requests, release);
+
+        for answer in answers {
+            assert_eq!(answer.unwrap().organization_id, org.id);
+        }
+        assert_eq!(tenants.cache().loads(), 1);
+        assert!(tenants.authenticate(key).await.is_ok());
+        // The same key id with another secret: refused from the cache.
+        let last = if key.ends_with('a') { "b" } else { "a" };
+        let wrong = [&key[..key.len() - 1], last].concat();
+        assert!(matches!(
+            tenants.authenticate(&wrong).await,
+            Err(AuthError::Invalid)
+        ));
+        assert_eq!(tenants.cache().loads(), 1, "a cached key is not read again");
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

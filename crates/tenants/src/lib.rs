@@ -8,6 +8,7 @@
 //! on every replica within a second.
 
 mod keys;
+mod load_once;
 mod members;
 mod orgs;
 mod users;

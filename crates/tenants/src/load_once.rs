@@ -1,0 +1,230 @@
+//! A cache whose misses load once: the requests that miss the same entry
+//! together wait for one database read instead of making one each (after a
+//! key changes, a busy gateway's every connection misses it at once).
+
+use foldhash::HashMap;
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+
+/// Past this many entries the cache starts over, bounding its memory.
+const MAX_ENTRIES: usize = 100_000;
+
+/// What a load found: the entry, none (nothing to cache), or the database's
+/// error, shared by every request that waited for it.
+pub(crate) type Loaded<V> = Result<Option<V>, Arc<sqlx::Error>>;
+
+type Load<V> = Shared<BoxFuture<'static, Loaded<V>>>;
+
+enum Slot<V> {
+    Ready(V),
+    Loading(Load<V>),
+}
+
+pub(crate) struct LoadOnce<V> {
+    slots: RwLock<HashMap<String, Slot<V>>>,
+    /// Loads begun: the cache's misses.
+    loads: AtomicU64,
+}
+
+impl<V> Default for LoadOnce<V> {
+    fn default() -> Self {
+        LoadOnce {
+            slots: RwLock::default(),
+            loads: AtomicU64::new(0),
+        }
+    }
+}
+
+impl<V: Clone + Send + Sync + 'static> LoadOnce<V> {
+    /// The entry of `id`: cached, else read by `load`, which runs once for
+    /// all the requests that miss it meanwhile. What a load finds is cached
+    /// only if `id` was not removed while it ran (it may be stale then);
+    /// nothing is cached when it finds nothing or fails.
+    pub async fn get_or_load<F>(&self, id: &str, load: impl FnOnce() -> F) -> Loaded<V>
+    where
+        F: Future<Output = Result<Option<V>, sqlx::Error>> + Send + 'static,
+    {
+        let pending = match self.read().get(id) {
+            Some(Slot::Ready(value)) => return Ok(Some(value.clone())),
+            Some(Slot::Loading(pending)) => Some(pending.clone()),
+            None => None,
+        };
+        let pending = match pending {
+            Some(pending) => pending,
+            None => self.begin(id, load),
+        };
+        let loaded = pending.clone().await;
+        self.end(id, &pending, &loaded);
+        loaded
+    }
+
+    /// Begins the load of `id`, unless another request has begun it (or
+    /// ended it) since this one looked.
+    fn begin<F>(&self, id: &str, load: impl FnOnce() -> F) -> Load<V>
+    where
+        F: Future<Output = Result<Option<V>, sqlx::Error>> + Send + 'static,
+    {
+        let mut slots = self.slots.write().unwrap_or_else(PoisonError::into_inner);
+        match slots.get(id) {
+            Some(Slot::Loading(pending)) => return pending.clone(),
+            Some(Slot::Ready(value)) => {
+                let found: Loaded<V> = Ok(Some(value.clone()));
+                return futures::future::ready(found).boxed().shared();
+            }
+            None => {}
+        }
+        if slots.len() >= MAX_ENTRIES {
+            slots.clear();
+        }
+        self.loads.fetch_add(1, Ordering::Relaxed);
+        let pending = load().map(|r| r.map_err(Arc::new)).boxed().shared();
+        slots.insert(id.to_owned(), Slot::Loading(pending.clone()));
+        pending
+    }
+
+    /// Caches what `pending` found, if `id`'s slot is still that load's.
+    fn end(&self, id: &str, pending: &Load<V>, loaded: &Loaded<V>) {
+        let mut slots = self.slots.write().unwrap_or_else(PoisonError::into_inner);
+        let ours = matches!(slots.get(id), Some(Slot::Loading(current)) if current.ptr_eq(pending));
+        if !ours {
+            return;
+        }
+        match loaded {
+            Ok(Some(value)) => {
+                slots.insert(id.to_owned(), Slot::Ready(value.clone()));
+            }
+            Ok(None) | Err(_) => {
+                slots.remove(id);
+            }
+        }
+    }
+
+    /// Forgets `id` (it changed): a load running now does not cache what it finds.
+    pub fn remove(&self, id: &str) {
+        self.slots
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(id);
+    }
+
+    /// Entries cached or being loaded.
+    pub fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    /// Loads begun since the start.
+    pub fn loads(&self) -> u64 {
+        self.loads.load(Ordering::Relaxed)
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Slot<V>>> {
+        // A panic while holding the lock cannot leave the map half updated.
+        self.slots.read().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use tokio::sync::oneshot;
+
+    /// A load that finds `value` once `go` fires, counting its runs.
+    fn gated(
+        runs: &Arc<AtomicUsize>,
+        go: oneshot::Receiver<()>,
+        value: u32,
+    ) -> impl FnOnce() -> BoxFuture<'static, Result<Option<u32>, sqlx::Error>> + use<> {
+        let runs = runs.clone();
+        move || {
+            runs.fetch_add(1, Ordering::SeqCst);
+            async move {
+                let _ = go.await;
+                Ok(Some(value))
+            }
+            .boxed()
+        }
+    }
+
+    #[tokio::test]
+    async fn requests_that_miss_together_share_one_load() {
+        let cache = Arc::new(LoadOnce::<u32>::default());
+        let runs = Arc::new(AtomicUsize::new(0));
+        let (go, gate) = oneshot::channel();
+        let first = tokio::spawn({
+            let (cache, load) = (cache.clone(), gated(&runs, gate, 7));
+            async move { cache.get_or_load("key_a", load).await }
+        });
+        tokio::task::yield_now().await;
+        let mut others = Vec::new();
+        for _ in 0..20 {
+            let (cache, runs) = (cache.clone(), runs.clone());
+            // Were this load run, it would find 8 at once.
+            others.push(tokio::spawn(async move {
+                let (go, gate) = oneshot::channel();
+                let _ = go.send(());
+                cache.get_or_load("key_a", gated(&runs, gate, 8)).await
+            }));
+        }
+        tokio::task::yield_now().await;
+        let _ = go.send(());
+        assert_eq!(first.await.unwrap().unwrap(), Some(7));
+        for other in others {
+            assert_eq!(other.await.unwrap().unwrap(), Some(7));
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        assert_eq!(cache.loads(), 1);
+        // Cached now: no load at all.
+        let (go, gate) = oneshot::channel();
+        let _ = go.send(());
+        let cached = cache.get_or_load("key_a", gated(&runs, gate, 9)).await;
+        assert_eq!(cached.unwrap(), Some(7));
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_load_running_when_its_entry_is_removed_is_not_cached() {
+        let cache = Arc::new(LoadOnce::<u32>::default());
+        let runs = Arc::new(AtomicUsize::new(0));
+        let (go, gate) = oneshot::channel();
+        let waiting = tokio::spawn({
+            let (cache, load) = (cache.clone(), gated(&runs, gate, 1));
+            async move { cache.get_or_load("key_a", load).await }
+        });
+        tokio::task::yield_now().await;
+        assert_eq!(cache.len(), 1);
+        // The key changes while its old row is being read.
+        cache.remove("key_a");
+        let _ = go.send(());
+        // The request that began before the change gets what it read...
+        assert_eq!(waiting.await.unwrap().unwrap(), Some(1));
+        // ...but the next one reads the key again.
+        let (go, gate) = oneshot::channel();
+        let _ = go.send(());
+        let fresh = cache.get_or_load("key_a", gated(&runs, gate, 2)).await;
+        assert_eq!(fresh.unwrap(), Some(2));
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn nothing_found_and_errors_are_not_cached_and_reach_every_waiter() {
+        let cache = LoadOnce::<u32>::default();
+        let none = cache.get_or_load("key_a", || async { Ok(None) }).await;
+        assert_eq!(none.unwrap(), None);
+        assert_eq!(cache.len(), 0);
+        let failed = cache
+            .get_or_load("key_a", || async { Err(sqlx::Error::PoolTimedOut) })
+            .await;
+        assert!(matches!(
+            failed.as_ref().map_err(|e| &**e),
+            Err(sqlx::Error::PoolTimedOut)
+        ));
+        assert_eq!(cache.len(), 0);
+        let found = cache.get_or_load("key_a", || async { Ok(Some(3)) }).await;
+        assert_eq!(found.unwrap(), Some(3));
+        assert_eq!(cache.loads(), 3);
+    }
+}
