@@ -132,9 +132,12 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
     use tokio::sync::oneshot;
 
+    type Runs = Arc<AtomicUsize>;
+    type Answer = tokio::task::JoinHandle<Loaded<u32>>;
+
     /// A load that finds `value` once `go` fires, counting its runs.
     fn gated(
-        runs: &Arc<AtomicUsize>,
+        runs: &Runs,
         go: oneshot::Receiver<()>,
         value: u32,
     ) -> impl FnOnce() -> BoxFuture<'static, Result<Option<u32>, sqlx::Error>> + use<> {
@@ -149,26 +152,34 @@ mod tests {
         }
     }
 
+    /// A request for `key_a` whose load, if it runs, finds `value` at once.
+    fn request(cache: &Arc<LoadOnce<u32>>, runs: &Runs, value: u32) -> Answer {
+        let (go, gate) = oneshot::channel();
+        let _ = go.send(());
+        let (cache, load) = (cache.clone(), gated(runs, gate, value));
+        tokio::spawn(async move { cache.get_or_load("key_a", load).await })
+    }
+
+    /// A request for `key_a` that begins its load, which finds `value`
+    /// when the sender fires; returned once the load is under way.
+    async fn begun(
+        cache: &Arc<LoadOnce<u32>>,
+        runs: &Runs,
+        value: u32,
+    ) -> (oneshot::Sender<()>, Answer) {
+        let (go, gate) = oneshot::channel();
+        let (cache, load) = (cache.clone(), gated(runs, gate, value));
+        let answer = tokio::spawn(async move { cache.get_or_load("key_a", load).await });
+        tokio::task::yield_now().await;
+        (go, answer)
+    }
+
     #[tokio::test]
     async fn requests_that_miss_together_share_one_load() {
         let cache = Arc::new(LoadOnce::<u32>::default());
-        let runs = Arc::new(AtomicUsize::new(0));
-        let (go, gate) = oneshot::channel();
-        let first = tokio::spawn({
-            let (cache, load) = (cache.clone(), gated(&runs, gate, 7));
-            async move { cache.get_or_load("key_a", load).await }
-        });
-        tokio::task::yield_now().await;
-        let mut others = Vec::new();
-        for _ in 0..20 {
-            let (cache, runs) = (cache.clone(), runs.clone());
-            // Were this load run, it would find 8 at once.
-            others.push(tokio::spawn(async move {
-                let (go, gate) = oneshot::channel();
-                let _ = go.send(());
-                cache.get_or_load("key_a", gated(&runs, gate, 8)).await
-            }));
-        }
+        let runs = Runs::default();
+        let (go, first) = begun(&cache, &runs, 7).await;
+        let others: Vec<Answer> = (0..20).map(|_| request(&cache, &runs, 8)).collect();
         tokio::task::yield_now().await;
         let _ = go.send(());
         assert_eq!(first.await.unwrap().unwrap(), Some(7));
@@ -178,9 +189,7 @@ mod tests {
         assert_eq!(runs.load(Ordering::SeqCst), 1);
         assert_eq!(cache.loads(), 1);
         // Cached now: no load at all.
-        let (go, gate) = oneshot::channel();
-        let _ = go.send(());
-        let cached = cache.get_or_load("key_a", gated(&runs, gate, 9)).await;
+        let cached = request(&cache, &runs, 9).await.unwrap();
         assert_eq!(cached.unwrap(), Some(7));
         assert_eq!(runs.load(Ordering::SeqCst), 1);
     }
@@ -188,13 +197,8 @@ mod tests {
     #[tokio::test]
     async fn a_load_running_when_its_entry_is_removed_is_not_cached() {
         let cache = Arc::new(LoadOnce::<u32>::default());
-        let runs = Arc::new(AtomicUsize::new(0));
-        let (go, gate) = oneshot::channel();
-        let waiting = tokio::spawn({
-            let (cache, load) = (cache.clone(), gated(&runs, gate, 1));
-            async move { cache.get_or_load("key_a", load).await }
-        });
-        tokio::task::yield_now().await;
+        let runs = Runs::default();
+        let (go, waiting) = begun(&cache, &runs, 1).await;
         assert_eq!(cache.len(), 1);
         // The key changes while its old row is being read.
         cache.remove("key_a");
@@ -202,9 +206,7 @@ mod tests {
         // The request that began before the change gets what it read...
         assert_eq!(waiting.await.unwrap().unwrap(), Some(1));
         // ...but the next one reads the key again.
-        let (go, gate) = oneshot::channel();
-        let _ = go.send(());
-        let fresh = cache.get_or_load("key_a", gated(&runs, gate, 2)).await;
+        let fresh = request(&cache, &runs, 2).await.unwrap();
         assert_eq!(fresh.unwrap(), Some(2));
         assert_eq!(runs.load(Ordering::SeqCst), 2);
     }
