@@ -291,16 +291,16 @@ impl From<BillingError> for ApiError {
 
 impl From<CredentialError> for ApiError {
     fn from(e: CredentialError) -> Self {
-        match e {
+        match e.unshared() {
             CredentialError::NotFound => ApiError::not_found("provider credential not found"),
-            CredentialError::ActiveConflict { .. } => ApiError::conflict(e.to_string()),
+            e @ CredentialError::ActiveConflict { .. } => ApiError::conflict(e.to_string()),
             CredentialError::Invalid { field, message } => {
                 ApiError::bad_request(format!("`{field}` {message}"))
             }
-            CredentialError::MasterKeyRotated => {
+            e @ CredentialError::MasterKeyRotated => {
                 ApiError::new(ErrorCode::MasterKeyRotated, e.to_string())
             }
-            CredentialError::Db(e) => ApiError::from_db(e),
+            CredentialError::Db(e) => ApiError::from_db_ref(e),
             // Crypto failures: a stored value did not open. Never the key.
             other => ApiError::internal(other),
         }

@@ -10,6 +10,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod ids;
+pub mod load_once;
 pub mod money;
 #[cfg(feature = "openapi")]
 pub mod openapi;

@@ -125,6 +125,21 @@ pub enum CredentialError {
     /// The database failed.
     #[error(transparent)]
     Db(#[from] sqlx::Error),
+
+    /// The error of a read that several requests waited for together (an
+    /// organization's key, read once for all of them): see [`Self::unshared`].
+    #[error(transparent)]
+    Shared(std::sync::Arc<CredentialError>),
+}
+
+impl CredentialError {
+    /// The error itself, whether or not several requests share it.
+    pub fn unshared(&self) -> &CredentialError {
+        match self {
+            CredentialError::Shared(e) => e.unshared(),
+            e => e,
+        }
+    }
 }
 
 /// Result with [`CredentialError`].

@@ -42,21 +42,24 @@ impl Gateway {
         organization_id: &str,
         provider: &'a ProviderEntry,
     ) -> Result<Option<PayingKey<'a>>, GatewayError> {
-        match self
+        let error = match self
             .credentials
             .active_key(organization_id, &provider.name)
             .await
         {
-            Ok(Some(key)) => Ok(Some(PayingKey::Own(key))),
-            Ok(None) => Ok(provider.api_key.as_ref().map(PayingKey::Platform)),
+            Ok(Some(key)) => return Ok(Some(PayingKey::Own(key))),
+            Ok(None) => return Ok(provider.api_key.as_ref().map(PayingKey::Platform)),
+            Err(e) => e,
+        };
+        match error.unshared() {
             // The database is away and this organization's key for the
             // provider is not cached: 503, as any call that needs it.
-            Err(CredentialError::Db(e)) if tollgate_core::db::is_unavailable(&e) => {
+            CredentialError::Db(e) if tollgate_core::db::is_unavailable(e) => {
                 Err(GatewayError::service_unavailable(e))
             }
-            Err(CredentialError::Db(e)) => Err(GatewayError::internal(e)),
+            CredentialError::Db(e) => Err(GatewayError::internal(e)),
             // Never fall back to the platform's key: the organization chose its own.
-            Err(e) => {
+            e => {
                 tracing::error!(provider = %provider.name, error = %e, "an organization's provider key cannot be used");
                 Err(GatewayError::new(
                     ErrorCode::NoProviderAvailable,

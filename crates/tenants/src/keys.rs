@@ -1,6 +1,5 @@
 //! API keys: creation, listing, change, revocation and authentication.
 
-use crate::load_once::LoadOnce;
 use crate::{TenantError, Tenants};
 use rand::Rng;
 use rand::distr::Alphanumeric;
@@ -13,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use subtle::ConstantTimeEq;
 pub use tollgate_core::BudgetPeriod;
+use tollgate_core::load_once::LoadOnce;
 use tollgate_core::outage::{Dependency, OutageLog};
 use tollgate_core::{BillingMode, time};
 

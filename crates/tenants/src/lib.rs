@@ -8,7 +8,6 @@
 //! on every replica within a second.
 
 mod keys;
-mod load_once;
 mod members;
 mod orgs;
 mod users;

@@ -12,6 +12,7 @@ pub(crate) mod data_keys;
 mod queries;
 mod secrets;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -450,30 +451,46 @@ impl CredentialStore {
         organization_id: &str,
         provider: &str,
     ) -> Result<Option<Arc<SecretString>>> {
-        let cache = &self.inner.cache;
-        if let Some(hit) = cache.active_key(organization_id, provider) {
-            return Ok(hit);
-        }
-        let epoch = cache.epoch();
-        let key =
-            match queries::active_sealed_key(self.db().pool(), organization_id, provider).await? {
-                None => None,
-                Some(sealed) => {
-                    let data_key = self
-                        .data_key_for_read(organization_id, sealed.key_version)
-                        .await?;
-                    let key = data_key
-                        .open(&sealed.encrypted_key, &aad_for(organization_id, provider))?;
-                    Some(Arc::new(key))
-                }
-            };
-        cache.store_active_key(organization_id, provider, key.clone(), epoch);
-        Ok(key)
+        let read = || {
+            let store = self.clone();
+            let (organization_id, provider) = (organization_id.to_owned(), provider.to_owned());
+            async move { store.read_active_key(&organization_id, &provider).await }
+        };
+        self.inner
+            .cache
+            .active_key(organization_id, provider, read)
+            .await
+            .map_err(CredentialError::Shared)
+    }
+
+    /// The organization's active key for `provider`, read from the database
+    /// and opened.
+    async fn read_active_key(
+        &self,
+        organization_id: &str,
+        provider: &str,
+    ) -> Result<Option<Arc<SecretString>>> {
+        let Some(sealed) =
+            queries::active_sealed_key(self.db().pool(), organization_id, provider).await?
+        else {
+            return Ok(None);
+        };
+        let data_key = self
+            .data_key_for_read(organization_id, sealed.key_version)
+            .await?;
+        let key = data_key.open(&sealed.encrypted_key, &aad_for(organization_id, provider))?;
+        Ok(Some(Arc::new(key)))
+    }
+
+    /// Organizations' active keys read from the database since the start
+    /// (the cache's misses; requests that miss one together read it once).
+    pub fn active_key_reads(&self) -> u64 {
+        self.inner.cache.active_key_reads()
     }
 
     /// Forgets the organization's cached keys on this replica.
     pub fn invalidate(&self, organization_id: &str) {
-        self.inner.cache.invalidate(organization_id);
+        self.inner.cache.invalidate(|org| org == organization_id);
     }
 
     /// Drops the cached keys of organizations whose credentials changed on
@@ -490,8 +507,10 @@ impl CredentialStore {
             {
                 Ok(organizations) => {
                     POLL_FAILED.recovered();
-                    for organization_id in organizations {
-                        self.invalidate(&organization_id);
+                    if !organizations.is_empty() {
+                        let changed: HashSet<&str> =
+                            organizations.iter().map(String::as_str).collect();
+                        self.inner.cache.invalidate(|org| changed.contains(org));
                     }
                     since = started;
                 }

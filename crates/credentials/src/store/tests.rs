@@ -263,7 +263,7 @@ async fn ciphertext_swapped_between_organizations_does_not_open() {
     for org in ["org_a", "org_b"] {
         let err = store.active_key(org, "openai").await.unwrap_err();
         assert!(
-            matches!(err, CredentialError::DecryptionFailed),
+            matches!(err.unshared(), CredentialError::DecryptionFailed),
             "{org}: {err:?}"
         );
     }
@@ -283,7 +283,10 @@ async fn ciphertext_moved_to_another_provider_of_the_same_organization_does_not_
     store.invalidate("org_a");
 
     let err = store.active_key("org_a", "anthropic").await.unwrap_err();
-    assert!(matches!(err, CredentialError::DecryptionFailed), "{err:?}");
+    assert!(
+        matches!(err.unshared(), CredentialError::DecryptionFailed),
+        "{err:?}"
+    );
     assert_eq!(
         active(&store, "org_a", "openai").await.as_deref(),
         Some(KEY_A)
@@ -308,7 +311,10 @@ async fn data_key_copied_to_another_organization_does_not_open() {
     let restarted = test.store().await;
 
     let err = restarted.active_key("org_b", "openai").await.unwrap_err();
-    assert!(matches!(err, CredentialError::DecryptionFailed), "{err:?}");
+    assert!(
+        matches!(err.unshared(), CredentialError::DecryptionFailed),
+        "{err:?}"
+    );
     assert_eq!(
         active(&restarted, "org_a", "openai").await.as_deref(),
         Some(KEY_A)
@@ -561,6 +567,35 @@ async fn cached_key_is_served_without_the_database() {
     );
     assert_eq!(active(&store, "org_b", "openai").await, None);
     assert!(store.active_key("org_c", "openai").await.is_err());
+}
+
+#[tokio::test]
+async fn requests_missing_one_key_together_read_it_once() {
+    let test = TestDb::new().await;
+    add(&test.store().await, "org_a", "openai", KEY_A, true)
+        .await
+        .unwrap();
+    // A replica that has not read it yet, whose one database connection
+    // the test holds while the requests arrive.
+    let store = test.store().await;
+    let held = test.db.pool().acquire().await.unwrap();
+
+    let requests = futures::future::join_all((0..32).map(|_| store.active_key("org_a", "openai")));
+    let release = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(held);
+    };
+    let (keys, ()) = tokio::join!(requests, release);
+
+    for key in keys {
+        assert_eq!(key.unwrap().unwrap().expose_secret(), KEY_A);
+    }
+    assert_eq!(store.active_key_reads(), 1);
+    assert_eq!(
+        active(&store, "org_a", "openai").await.as_deref(),
+        Some(KEY_A)
+    );
+    assert_eq!(store.active_key_reads(), 1, "then served from the cache");
 }
 
 #[tokio::test]

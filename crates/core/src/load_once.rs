@@ -1,6 +1,8 @@
 //! A cache whose misses load once: the requests that miss the same entry
 //! together wait for one database read instead of making one each (after a
-//! key changes, a busy gateway's every connection misses it at once).
+//! key changes, or at a replica's start under load, a busy gateway's every
+//! connection misses it at once). The API key cache and the cache of
+//! organizations' own provider keys are built on it.
 
 use foldhash::HashMap;
 use futures::FutureExt;
@@ -12,24 +14,25 @@ use std::sync::{Arc, PoisonError, RwLock};
 /// Past this many entries the cache starts over, bounding its memory.
 const MAX_ENTRIES: usize = 100_000;
 
-/// What a load found: the entry, none (nothing to cache), or the database's
+/// What a load found: the entry, none (nothing to cache), or the load's
 /// error, shared by every request that waited for it.
-pub(crate) type Loaded<V> = Result<Option<V>, Arc<sqlx::Error>>;
+pub type Loaded<V, E = sqlx::Error> = Result<Option<V>, Arc<E>>;
 
-type Load<V> = Shared<BoxFuture<'static, Loaded<V>>>;
+type Load<V, E> = Shared<BoxFuture<'static, Loaded<V, E>>>;
 
-enum Slot<V> {
+enum Slot<V, E> {
     Ready(V),
-    Loading(Load<V>),
+    Loading(Load<V, E>),
 }
 
-pub(crate) struct LoadOnce<V> {
-    slots: RwLock<HashMap<String, Slot<V>>>,
+/// Entries by id, each loaded at its first use and kept until removed.
+pub struct LoadOnce<V, E = sqlx::Error> {
+    slots: RwLock<HashMap<String, Slot<V, E>>>,
     /// Loads begun: the cache's misses.
     loads: AtomicU64,
 }
 
-impl<V> Default for LoadOnce<V> {
+impl<V, E> Default for LoadOnce<V, E> {
     fn default() -> Self {
         LoadOnce {
             slots: RwLock::default(),
@@ -38,14 +41,18 @@ impl<V> Default for LoadOnce<V> {
     }
 }
 
-impl<V: Clone + Send + Sync + 'static> LoadOnce<V> {
+impl<V, E> LoadOnce<V, E>
+where
+    V: Clone + Send + Sync + 'static,
+    E: Send + Sync + 'static,
+{
     /// The entry of `id`: cached, else read by `load`, which runs once for
     /// all the requests that miss it meanwhile. What a load finds is cached
     /// only if `id` was not removed while it ran (it may be stale then);
     /// nothing is cached when it finds nothing or fails.
-    pub async fn get_or_load<F>(&self, id: &str, load: impl FnOnce() -> F) -> Loaded<V>
+    pub async fn get_or_load<F>(&self, id: &str, load: impl FnOnce() -> F) -> Loaded<V, E>
     where
-        F: Future<Output = Result<Option<V>, sqlx::Error>> + Send + 'static,
+        F: Future<Output = Result<Option<V>, E>> + Send + 'static,
     {
         let pending = match self.read().get(id) {
             Some(Slot::Ready(value)) => return Ok(Some(value.clone())),
@@ -63,15 +70,15 @@ impl<V: Clone + Send + Sync + 'static> LoadOnce<V> {
 
     /// Begins the load of `id`, unless another request has begun it (or
     /// ended it) since this one looked.
-    fn begin<F>(&self, id: &str, load: impl FnOnce() -> F) -> Load<V>
+    fn begin<F>(&self, id: &str, load: impl FnOnce() -> F) -> Load<V, E>
     where
-        F: Future<Output = Result<Option<V>, sqlx::Error>> + Send + 'static,
+        F: Future<Output = Result<Option<V>, E>> + Send + 'static,
     {
         let mut slots = self.slots.write().unwrap_or_else(PoisonError::into_inner);
         match slots.get(id) {
             Some(Slot::Loading(pending)) => return pending.clone(),
             Some(Slot::Ready(value)) => {
-                let found: Loaded<V> = Ok(Some(value.clone()));
+                let found: Loaded<V, E> = Ok(Some(value.clone()));
                 return futures::future::ready(found).boxed().shared();
             }
             None => {}
@@ -86,7 +93,7 @@ impl<V: Clone + Send + Sync + 'static> LoadOnce<V> {
     }
 
     /// Caches what `pending` found, if `id`'s slot is still that load's.
-    fn end(&self, id: &str, pending: &Load<V>, loaded: &Loaded<V>) {
+    fn end(&self, id: &str, pending: &Load<V, E>, loaded: &Loaded<V, E>) {
         let mut slots = self.slots.write().unwrap_or_else(PoisonError::into_inner);
         let ours = matches!(slots.get(id), Some(Slot::Loading(current)) if current.ptr_eq(pending));
         if !ours {
@@ -110,9 +117,21 @@ impl<V: Clone + Send + Sync + 'static> LoadOnce<V> {
             .remove(id);
     }
 
+    /// Forgets every entry whose id `changed` says changed.
+    pub fn remove_where(&self, changed: impl Fn(&str) -> bool) {
+        self.slots
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|id, _| !changed(id));
+    }
+
     /// Entries cached or being loaded.
     pub fn len(&self) -> usize {
         self.read().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Loads begun since the start.
@@ -120,7 +139,7 @@ impl<V: Clone + Send + Sync + 'static> LoadOnce<V> {
         self.loads.load(Ordering::Relaxed)
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Slot<V>>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Slot<V, E>>> {
         // A panic while holding the lock cannot leave the map half updated.
         self.slots.read().unwrap_or_else(PoisonError::into_inner)
     }
