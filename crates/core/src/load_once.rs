@@ -95,14 +95,14 @@ where
     /// Caches what `pending` found, if `id`'s slot is still that load's.
     fn end(&self, id: &str, pending: &Load<V, E>, loaded: &Loaded<V, E>) {
         let mut slots = self.slots.write().unwrap_or_else(PoisonError::into_inner);
-        let ours = matches!(slots.get(id), Some(Slot::Loading(current)) if current.ptr_eq(pending));
-        if !ours {
+        let Some(slot) = slots.get_mut(id) else {
+            return;
+        };
+        if !matches!(slot, Slot::Loading(current) if current.ptr_eq(pending)) {
             return;
         }
         match loaded {
-            Ok(Some(value)) => {
-                slots.insert(id.to_owned(), Slot::Ready(value.clone()));
-            }
+            Ok(Some(value)) => *slot = Slot::Ready(value.clone()),
             Ok(None) | Err(_) => {
                 slots.remove(id);
             }
@@ -117,7 +117,8 @@ where
             .remove(id);
     }
 
-    /// Forgets every entry whose id `changed` says changed.
+    /// Forgets every entry whose id `changed` says changed: one pass over
+    /// the whole cache.
     pub fn remove_where(&self, changed: impl Fn(&str) -> bool) {
         self.slots
             .write()
