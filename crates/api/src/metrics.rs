@@ -682,16 +682,26 @@ impl std::fmt::Debug for KeyLoads {
 }
 
 impl Collector for KeyLoads {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let counter = ConstCounter::new(self.0.loads());
-        let metric = encoder.encode_descriptor(
+    fn encode(&self, encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        encode_counter(
+            encoder,
             "api_key_loads",
             "API keys read from the database: the key cache's misses",
-            None,
-            counter.metric_type(),
-        )?;
-        counter.encode(metric)
+            self.0.loads(),
+        )
     }
+}
+
+/// One counter without labels, read from a count kept elsewhere.
+fn encode_counter(
+    mut encoder: DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> Result<(), std::fmt::Error> {
+    let counter = ConstCounter::new(value);
+    let metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
+    counter.encode(metric)
 }
 
 /// `tollgate_settlements_beyond_hold_total`: settlements whose provider
@@ -702,14 +712,12 @@ impl Collector for KeyLoads {
 struct BeyondHold;
 
 impl Collector for BeyondHold {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let counter = ConstCounter::new(tollgate_billing::settlements_beyond_hold());
-        let metric = encoder.encode_descriptor(
+    fn encode(&self, encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        encode_counter(
+            encoder,
             "settlements_beyond_hold",
             "Settlements whose provider usage exceeded the call's hold (the excess may take a balance below its overdraft limit)",
-            None,
-            counter.metric_type(),
-        )?;
-        counter.encode(metric)
+            tollgate_billing::settlements_beyond_hold(),
+        )
     }
 }

@@ -226,12 +226,6 @@ pub enum AuthError {
     Db(Arc<sqlx::Error>),
 }
 
-impl From<sqlx::Error> for AuthError {
-    fn from(e: sqlx::Error) -> Self {
-        AuthError::Db(Arc::new(e))
-    }
-}
-
 impl From<Arc<sqlx::Error>> for AuthError {
     fn from(e: Arc<sqlx::Error>) -> Self {
         AuthError::Db(e)
@@ -266,7 +260,7 @@ impl KeyCache {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.entries.is_empty()
     }
 
     /// Keys read from the database since the start (the cache's misses).
