@@ -6,19 +6,26 @@
 //! lock ([`Journal::append`]): once in the page cache, a record survives a
 //! `kill -9` of the process. This costs a few microseconds of the settling
 //! task and no hand-off to another thread and back (which cost more than the
-//! write, in wake-ups, under load). A thread `fdatasync`s the journal every
-//! [`FSYNC_INTERVAL`], which bounds what a power or disk loss can take. The
-//! settlement then goes on to the committer (`writer`), which writes
-//! settlements to the database in batches.
+//! write, in wake-ups, under load). The settlement then goes on to the
+//! committer (`writer`), which writes settlements to the database in batches.
 //!
 //! The journal is a series of segments, `<instance>.<seq>.journal`, one JSON
-//! settlement per line. A segment is deleted once it is closed (the writer
-//! moved to the next one) and every settlement in it is committed, so the
-//! journal holds only what the database does not have yet (plus at most one
-//! segment). Each running instance holds an exclusive lock on
-//! `<instance>.lock`; at start, an instance replays the segments of every
-//! instance whose lock it can take (that instance is dead), committing each
-//! settlement the database does not have yet, read back by request id.
+//! settlement per line. The journal's own thread ([`Journal::tidy`]), every
+//! [`FSYNC_INTERVAL`]: closes the segment written since its last round
+//! (appends go on in a new one, opened beforehand) and `fdatasync`s it,
+//! which bounds what a power or disk loss can take; and deletes the closed
+//! segments whose settlements are all committed, so that the journal holds
+//! only what the database does not have yet (plus the open segment). No
+//! append ever writes to a file being synced, and no call's task deletes a
+//! file: on ext4 both wait for the disk (a writeback holds the pages and the
+//! inode that an append needs; an unlink on a filesystem mounted with
+//! `discard` waits for the discard), which stalled answers for up to 86 ms
+//! under load (README, Performance).
+//!
+//! Each running instance holds an exclusive lock on `<instance>.lock`; at
+//! start, an instance replays the segments of every instance whose lock it
+//! can take (that instance is dead), committing each settlement the
+//! database does not have yet, read back by request id.
 
 use crate::usage::UsageEntry;
 use serde::{Deserialize, Serialize};
@@ -26,15 +33,12 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// How often written records are forced to the disk: what a power or disk
 /// failure can lose at most (records written to the page cache since).
 pub const FSYNC_INTERVAL: Duration = Duration::from_millis(200);
-/// A segment past this size is closed and a new one begun.
-const SEGMENT_BYTES: u64 = 4 * 1024 * 1024;
 
 /// One settled call, as journaled and as committed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -89,9 +93,8 @@ pub(crate) struct Journal {
     segments: Mutex<Segments>,
     /// The segment being appended to; held for one write.
     appender: Mutex<Appender>,
-    /// The segment being written, for the fsync thread.
-    current: Mutex<Option<File>>,
-    dirty: AtomicBool,
+    /// Closed segments, all committed, for the journal's thread to delete.
+    doomed: Mutex<Vec<u64>>,
     /// Held for the life of the instance: tells others it is alive.
     _lock: File,
 }
@@ -100,6 +103,8 @@ pub(crate) struct Journal {
 struct Appender {
     open: Option<Open>,
     next_seq: u64,
+    /// Segments closed after a failed write, not yet synced.
+    unsynced: Vec<File>,
 }
 
 impl Journal {
@@ -117,8 +122,7 @@ impl Journal {
             instance_id: instance_id.to_owned(),
             segments: Mutex::new(Segments::default()),
             appender: Mutex::new(Appender::default()),
-            current: Mutex::new(None),
-            dirty: AtomicBool::new(false),
+            doomed: Mutex::new(Vec::new()),
             _lock: lock,
         })
     }
@@ -127,10 +131,12 @@ impl Journal {
         segment_path(&self.dir, &self.instance_id, seq)
     }
 
-    fn segments(&self) -> std::sync::MutexGuard<'_, Segments> {
-        self.segments
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn segments(&self) -> MutexGuard<'_, Segments> {
+        lock(&self.segments)
+    }
+
+    fn appender(&self) -> MutexGuard<'_, Appender> {
+        lock(&self.appender)
     }
 
     /// Appends one settlement (one line, one write); returns the number of
@@ -143,20 +149,57 @@ impl Journal {
             return None;
         }
         line.push(b'\n');
-        let mut appender = self
-            .appender
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Counted under the appender's lock: a segment is closed under it
+        // too, and deleted only once all it was counted to hold is committed.
+        let mut appender = self.appender();
         let seq = append(self, &mut appender, &line)?;
         self.appended(seq, 1);
-        self.dirty.store(true, Ordering::Release);
-        if let Some(o) = &appender.open
-            && o.bytes >= SEGMENT_BYTES
-        {
-            appender.open = None;
-            self.close(seq);
-        }
         Some(seq)
+    }
+
+    /// One round of the journal's thread: closes the segment written since
+    /// the last round (appends go on in a new one, opened here first) and
+    /// syncs it, then deletes the closed segments that are all committed.
+    pub fn tidy(&self) {
+        for file in self.rotate() {
+            if let Err(e) = file.sync_data() {
+                tracing::warn!(error = %e, "syncing the settlement journal failed");
+            }
+        }
+        let doomed = std::mem::take(&mut *lock(&self.doomed));
+        for seq in doomed {
+            self.delete_segment(seq);
+        }
+    }
+
+    /// Swaps the open segment, if written to, for a new one; returns the
+    /// files to sync (itself and any closed after a failed write). Without
+    /// a new segment (it could not be opened) the open one is synced in place.
+    fn rotate(&self) -> Vec<File> {
+        let next = {
+            let mut appender = self.appender();
+            if appender.open.as_ref().is_none_or(|o| o.bytes == 0) {
+                return std::mem::take(&mut appender.unsynced);
+            }
+            appender.next_seq += 1;
+            appender.next_seq - 1
+        };
+        // Opened outside the lock: creating a file may wait for the disk.
+        let fresh = open_segment(self, next)
+            .inspect_err(|e| tracing::warn!(error = %e, "opening the next settlement journal segment failed"))
+            .ok();
+        let mut appender = self.appender();
+        let mut files = std::mem::take(&mut appender.unsynced);
+        match fresh {
+            Some(fresh) => {
+                if let Some(old) = appender.open.replace(fresh) {
+                    self.close(old.seq);
+                    files.push(old.file);
+                }
+            }
+            None => files.extend(appender.open.as_ref().and_then(|o| o.file.try_clone().ok())),
+        }
+        files
     }
 
     /// Settlements appended and not yet committed, over every segment.
@@ -209,7 +252,12 @@ impl Journal {
         }
     }
 
+    /// Leaves segment `seq` (closed, all committed) to the journal's thread.
     fn remove_segment(&self, seq: u64) {
+        lock(&self.doomed).push(seq);
+    }
+
+    fn delete_segment(&self, seq: u64) {
         let path = self.segment_path(seq);
         if let Err(e) = std::fs::remove_file(&path)
             && e.kind() != std::io::ErrorKind::NotFound
@@ -229,11 +277,14 @@ impl Journal {
         if !self.all_committed() {
             return;
         }
-        let seqs: Vec<u64> = std::mem::take(&mut self.segments().by_seq)
+        let open = self.appender().open.take().map(|o| o.seq);
+        let mut seqs: Vec<u64> = std::mem::take(&mut self.segments().by_seq)
             .into_keys()
             .collect();
+        seqs.extend(open);
+        seqs.append(&mut lock(&self.doomed));
         for seq in seqs {
-            self.remove_segment(seq);
+            self.delete_segment(seq);
         }
         let _ = std::fs::remove_file(self.dir.join(format!("{}.lock", self.instance_id)));
     }
@@ -243,37 +294,29 @@ pub(crate) fn segment_path(dir: &Path, instance_id: &str, seq: u64) -> PathBuf {
     dir.join(format!("{instance_id}.{seq:08}.journal"))
 }
 
-/// Starts the thread that forces the journal to the disk every
-/// [`FSYNC_INTERVAL`]; it stops with the journal.
-pub(crate) fn start_fsync(journal: &Arc<Journal>) -> Result<(), JournalError> {
+/// Starts the journal's thread ([`Journal::tidy`] every
+/// [`FSYNC_INTERVAL`]); it stops with the journal.
+pub(crate) fn start_tidying(journal: &Arc<Journal>) -> Result<(), JournalError> {
     let weak = Arc::downgrade(journal);
     std::thread::Builder::new()
-        .name("tollgate-journal-fsync".into())
-        .spawn(move || fsync_loop(&weak))
+        .name("tollgate-journal".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(FSYNC_INTERVAL);
+                let Some(journal) = weak.upgrade() else {
+                    return;
+                };
+                journal.tidy();
+            }
+        })
         .map_err(io_error(Path::new("thread")))?;
     Ok(())
 }
 
-fn fsync_loop(journal: &Weak<Journal>) {
-    loop {
-        std::thread::sleep(FSYNC_INTERVAL);
-        let Some(journal) = journal.upgrade() else {
-            return;
-        };
-        if !journal.dirty.swap(false, Ordering::AcqRel) {
-            continue;
-        }
-        let file = journal
-            .current
-            .lock()
-            .ok()
-            .and_then(|f| f.as_ref().and_then(|f| f.try_clone().ok()));
-        if let Some(file) = file
-            && let Err(e) = file.sync_data()
-        {
-            tracing::warn!(error = %e, "syncing the settlement journal failed");
-        }
-    }
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The segment being appended to.
@@ -288,9 +331,6 @@ fn open_segment(journal: &Journal, seq: u64) -> std::io::Result<Open> {
         .create(true)
         .append(true)
         .open(journal.segment_path(seq))?;
-    if let Ok(mut current) = journal.current.lock() {
-        *current = file.try_clone().ok();
-    }
     Ok(Open {
         seq,
         file,
@@ -301,12 +341,11 @@ fn open_segment(journal: &Journal, seq: u64) -> std::io::Result<Open> {
 /// Appends `buf` to the open segment (opening one if needed); returns the
 /// segment's number, or `None` when the write failed.
 fn append(journal: &Journal, appender: &mut Appender, buf: &[u8]) -> Option<u64> {
-    let open = &mut appender.open;
-    if open.is_none() {
+    if appender.open.is_none() {
         match open_segment(journal, appender.next_seq) {
             Ok(o) => {
                 appender.next_seq += 1;
-                *open = Some(o);
+                appender.open = Some(o);
             }
             Err(e) => {
                 tracing::error!(error = %e, "opening the settlement journal failed; settlements wait for their commit instead");
@@ -314,22 +353,18 @@ fn append(journal: &Journal, appender: &mut Appender, buf: &[u8]) -> Option<u64>
             }
         }
     }
-    let o = open.as_mut()?;
-    match o.file.write_all(buf) {
-        Ok(()) => {
-            o.bytes += buf.len() as u64;
-            Some(o.seq)
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "writing the settlement journal failed; settlements wait for their commit instead");
-            // A partial line may be left: start a new segment; replay skips
-            // lines that do not parse.
-            let seq = o.seq;
-            *open = None;
-            journal.close(seq);
-            None
-        }
+    let o = appender.open.as_mut()?;
+    if let Err(e) = o.file.write_all(buf) {
+        tracing::error!(error = %e, "writing the settlement journal failed; settlements wait for their commit instead");
+        // A partial line may be left: start a new segment; replay skips
+        // lines that do not parse. What the old one holds is synced.
+        let old = appender.open.take()?;
+        journal.close(old.seq);
+        appender.unsynced.push(old.file);
+        return None;
     }
+    o.bytes += buf.len() as u64;
+    Some(o.seq)
 }
 
 /// The journal of a dead instance, found at start.

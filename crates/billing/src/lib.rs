@@ -329,7 +329,7 @@ impl Billing {
             jobs,
         ));
         if let Some(journal) = &journal {
-            journal::start_fsync(journal)?;
+            journal::start_tidying(journal)?;
         }
         Ok(Billing {
             inner: Arc::new(Inner {
