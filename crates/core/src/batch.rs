@@ -3,7 +3,7 @@
 //! woken by each message while messages keep coming.
 //!
 //! Waking a sleeping writer on every call puts a scheduler hand-off on
-//! the call's path before its answer goes out (README "Performance": its
+//! the call's path before its answer goes out (docs/performance-history.md: its
 //! effect was below the load benchmark's noise here). So a [`Gather`]
 //! that has found messages keeps
 //! coming back on its own every interval, draining what arrived meanwhile,

@@ -70,7 +70,7 @@ impl StreamEnd {
 
 /// The items of a streamed answer, for the surface to write in order. The
 /// pump runs as they are read, in the reader's task: no task of its own to
-/// spawn, schedule and hand each item over from (README, Performance:
+/// spawn, schedule and hand each item over from (docs/performance-history.md:
 /// 5–10% more streams a second). Dropped before the end (the client went
 /// away), the pump is finished in the background, so that the call is
 /// still settled.
