@@ -17,9 +17,9 @@ pub(crate) struct DeploymentLease {
 impl DeploymentLease {
     /// Replaces the tokens estimated against the deployment's TPM cap by
     /// the call's real count.
-    pub(crate) async fn used_tokens(&self, tokens: i64) {
+    pub(crate) fn used_tokens(&self, tokens: i64) {
         if let Some(caps) = &self.caps {
-            caps.used_tokens(tokens).await;
+            caps.used_tokens(tokens);
         }
     }
 }

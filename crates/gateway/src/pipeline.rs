@@ -661,8 +661,8 @@ impl Gateway {
                                     let settling = Instant::now();
                                     let cost = self.settle(hold, &record).await;
                                     let settlement = settling.elapsed();
-                                    admission.used_tokens(usage.total()).await;
-                                    lease.used_tokens(usage.total()).await;
+                                    admission.used_tokens(usage.total());
+                                    lease.used_tokens(usage.total());
                                     self.observer.finished(
                                         &call,
                                         &CallSummary {

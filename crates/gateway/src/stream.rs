@@ -195,8 +195,8 @@ impl Pump {
         let settling = std::time::Instant::now();
         let cost = self.gateway.settle(hold, &record).await;
         let settlement = settling.elapsed();
-        self.admission.used_tokens(usage.total()).await;
-        self.lease.used_tokens(usage.total()).await;
+        self.admission.used_tokens(usage.total());
+        self.lease.used_tokens(usage.total());
         self.gateway.observer.finished(
             &self.call,
             &CallSummary {

@@ -154,8 +154,11 @@ impl Admission {
         self.0.quotas
     }
 
-    /// Replaces the estimate by the call's real token count (once).
-    pub async fn used_tokens(&self, tokens: i64) {
+    /// Replaces the estimate by the call's real token count (once). In this
+    /// process at once; in Redis in a task of its own, so that the answer
+    /// does not wait for a round trip to Redis (the count lands one round
+    /// trip after it).
+    pub fn used_tokens(&self, tokens: i64) {
         {
             let Ok(mut settled) = self.0.settled.lock() else {
                 return;
@@ -175,10 +178,15 @@ impl Admission {
         {
             return;
         }
-        self.0
-            .limiter
-            .add_tokens(&self.0.scopes, delta, self.0.shared)
-            .await;
+        let limiter = &self.0.limiter;
+        if !(self.0.shared && limiter.0.redis.is_some()) {
+            limiter.0.local.add_tokens(&self.0.scopes, delta, now_ms());
+            return;
+        }
+        let (limiter, scopes) = (limiter.clone(), self.0.scopes.clone());
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move { limiter.add_tokens(&scopes, delta, true).await });
+        }
     }
 }
 
@@ -805,8 +813,30 @@ mod tests {
         let s = || vec![scope("key:t", None, Some(100), None)];
         let a = limiter.acquire(s(), 80).await.unwrap();
         assert!(limiter.acquire(s(), 30).await.is_err());
-        a.used_tokens(10).await;
+        a.used_tokens(10);
         limiter.acquire(s(), 30).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn tokens_counted_in_redis_are_corrected_in_the_background_for_every_replica() {
+        let prefix = format!("limits-test-{}", SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos());
+        let replica = |p: &str| RateLimiter::with_redis("redis://127.0.0.1:6379", p).unwrap();
+        let (a, b) = (replica(&prefix), replica(&prefix));
+        let s = || vec![scope("key:t", None, Some(100), None)];
+        let call = a.acquire(s(), 80).await.unwrap();
+        assert!(b.acquire(s(), 30).await.is_err(), "the estimate counts on both");
+
+        // Returns at once (no await): the count goes to Redis on its own.
+        call.used_tokens(10);
+
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while b.acquire(s(), 30).await.is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the other replica never saw the real count"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     #[tokio::test]
