@@ -185,9 +185,13 @@ impl Journal {
             appender.next_seq - 1
         };
         // Opened outside the lock: creating a file may wait for the disk.
-        let fresh = open_segment(self, next)
-            .inspect_err(|e| tracing::warn!(error = %e, "opening the next settlement journal segment failed"))
-            .ok();
+        let fresh = match open_segment(self, next) {
+            Ok(fresh) => Some(fresh),
+            Err(e) => {
+                tracing::warn!(error = %e, "opening the next settlement journal segment failed");
+                None
+            }
+        };
         let mut appender = self.appender();
         let mut files = std::mem::take(&mut appender.unsynced);
         match fresh {
@@ -211,8 +215,8 @@ impl Journal {
             .sum()
     }
 
-    /// Counts `n` settlements of segment `seq` as committed; deletes the
-    /// segment if it is closed and all of it is committed.
+    /// Counts `n` settlements of segment `seq` as committed; once it is
+    /// closed and all committed, the journal's thread deletes it.
     pub fn committed(&self, seq: u64, n: u64) {
         let done = {
             let mut segments = self.segments();
@@ -235,7 +239,8 @@ impl Journal {
         self.segments().by_seq.entry(seq).or_default().0 += n;
     }
 
-    /// Closes segment `seq`: deleted now if all of it is committed.
+    /// Closes segment `seq`: deleted in the journal thread's next round
+    /// if all of it is committed.
     fn close(&self, seq: u64) {
         let done = {
             let mut segments = self.segments();

@@ -819,12 +819,21 @@ mod tests {
 
     #[tokio::test]
     async fn tokens_counted_in_redis_are_corrected_in_the_background_for_every_replica() {
-        let prefix = format!("limits-test-{}", SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos());
+        let prefix = format!(
+            "limits-test-{}",
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        );
         let replica = |p: &str| RateLimiter::with_redis("redis://127.0.0.1:6379", p).unwrap();
         let (a, b) = (replica(&prefix), replica(&prefix));
         let s = || vec![scope("key:t", None, Some(100), None)];
         let call = a.acquire(s(), 80).await.unwrap();
-        assert!(b.acquire(s(), 30).await.is_err(), "the estimate counts on both");
+        assert!(
+            b.acquire(s(), 30).await.is_err(),
+            "the estimate counts on both"
+        );
 
         // Returns at once (no await): the count goes to Redis on its own.
         call.used_tokens(10);
