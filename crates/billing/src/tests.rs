@@ -775,65 +775,88 @@ async fn each_top_up_leaves_its_id_beside_its_lease_to_be_read_back() {
     billing.shutdown().await.unwrap();
 }
 
-/// The segment files in a journal directory, by name.
-fn segment_files(dir: &std::path::Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".journal"))
-        .collect();
-    names.sort();
-    names
+/// A journal of instance `gw_a` in a directory of its own, removed with it.
+struct TempJournal {
+    dir: PathBuf,
+    journal: Journal,
+}
+
+impl TempJournal {
+    fn new() -> TempJournal {
+        let dir = std::env::temp_dir().join(tollgate_core::ids::new_id("journal-test"));
+        let journal = Journal::open(&dir, "gw_a").unwrap();
+        TempJournal { dir, journal }
+    }
+
+    /// Appends a settlement of one unit; returns its segment.
+    fn append(&self, request_id: &str) -> u64 {
+        let s = settlement("gw_a", "org", request_id, 1);
+        self.journal.append(&s).unwrap()
+    }
+
+    fn segment(&self, seq: u64) -> PathBuf {
+        segment_path(&self.dir, "gw_a", seq)
+    }
+
+    /// The segment files, by name.
+    fn segment_files(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".journal"))
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for TempJournal {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 #[test]
 fn after_each_sync_appends_go_to_a_new_segment_and_a_synced_one_is_never_written_again() {
-    let dir = std::env::temp_dir().join(tollgate_core::ids::new_id("journal-test"));
-    let journal = Journal::open(&dir, "gw_a").unwrap();
-    let first = journal
-        .append(&settlement("gw_a", "org", "req_1", 1))
-        .unwrap();
-    journal.tidy();
-    let second = journal
-        .append(&settlement("gw_a", "org", "req_2", 1))
-        .unwrap();
-    journal
-        .append(&settlement("gw_a", "org", "req_3", 1))
-        .unwrap();
+    let j = TempJournal::new();
+    let first = j.append("req_1");
+    j.journal.tidy();
+    let second = j.append("req_2");
+    j.append("req_3");
 
     assert_ne!(first, second, "the synced segment was closed");
-    let synced = std::fs::read_to_string(segment_path(&dir, "gw_a", first)).unwrap();
+    let synced = std::fs::read_to_string(j.segment(first)).unwrap();
     assert_eq!(synced.lines().count(), 1, "{synced}");
     assert!(synced.contains("req_1"));
-    let open = std::fs::read_to_string(segment_path(&dir, "gw_a", second)).unwrap();
+    let open = std::fs::read_to_string(j.segment(second)).unwrap();
     assert_eq!(open.lines().count(), 2, "{open}");
 
-    journal.tidy();
-    let files = segment_files(&dir);
-    journal.tidy();
+    j.journal.tidy();
+    let files = j.segment_files();
+    j.journal.tidy();
     assert_eq!(
-        segment_files(&dir),
+        j.segment_files(),
         files,
         "nothing appended since the last round: no new segment"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn a_committed_segment_is_deleted_by_the_journals_thread_not_by_the_committer() {
-    let dir = std::env::temp_dir().join(tollgate_core::ids::new_id("journal-test"));
-    let journal = Journal::open(&dir, "gw_a").unwrap();
-    let seq = journal
-        .append(&settlement("gw_a", "org", "req_1", 1))
-        .unwrap();
-    journal.tidy();
-    let path = segment_path(&dir, "gw_a", seq);
-    assert!(path.exists(), "closed, not yet committed: kept");
+    let j = TempJournal::new();
+    let seq = j.append("req_1");
+    j.journal.tidy();
+    assert!(j.segment(seq).exists(), "closed, not yet committed: kept");
 
-    journal.committed(seq, 1);
-    assert!(path.exists(), "the committer does not delete files");
-    assert_eq!(journal.uncommitted(), 0);
-    journal.tidy();
-    assert!(!path.exists(), "deleted in the journal thread's next round");
-    std::fs::remove_dir_all(&dir).unwrap();
+    j.journal.committed(seq, 1);
+    assert!(
+        j.segment(seq).exists(),
+        "the committer does not delete files"
+    );
+    assert_eq!(j.journal.uncommitted(), 0);
+    j.journal.tidy();
+    assert!(
+        !j.segment(seq).exists(),
+        "deleted in the journal thread's next round"
+    );
 }
