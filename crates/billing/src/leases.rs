@@ -5,7 +5,9 @@
 //! that size starts in the background, so that the next calls still hold
 //! from memory. A call that finds the lease short while a top-up is in
 //! flight waits for it instead of starting its own (single flight); only
-//! when no top-up is in flight does it start one and wait for it.
+//! when no top-up is in flight does it start one and wait for it. Either
+//! top-up also covers a hold for each call waiting to hold (a burst on an
+//! empty lease, as at a replica's start under load).
 
 use crate::writer::Job;
 use crate::{Billing, BillingError, Inner};
@@ -123,9 +125,12 @@ pub(crate) enum Take {
     /// in the background.
     Held(Option<Refill>),
     /// Short by `missing`, and no top-up in flight: run this one (now
-    /// registered as in flight) and wait for it.
+    /// registered as in flight) and wait for it. `others`: the other calls
+    /// waiting to hold from the lease (a burst at start), whose holds the
+    /// top-up covers too.
     Short {
         missing: i64,
+        others: u32,
         refill: Refill,
         claim: Claim,
     },
@@ -253,8 +258,12 @@ impl LeaseBook {
             if free >= amount {
                 account.in_use += amount;
                 account.last_active = Instant::now();
-                let refill = (ahead && account.needs_refill(free - amount))
-                    .then(|| self.register(org, account, account.last_top_up));
+                // The calls waiting to hold (a burst) are covered too.
+                let refill = (ahead && account.needs_refill(free - amount)).then(|| {
+                    let waiting = amount.saturating_mul(i64::from(account.claims));
+                    let size = account.last_top_up.saturating_add(waiting);
+                    self.register(org, account, size)
+                });
                 return Take::Held(refill);
             }
             self.waited.fetch_add(1, Ordering::Relaxed);
@@ -267,6 +276,7 @@ impl LeaseBook {
                 Some(done) => Take::Wait(done.clone(), claim),
                 None => Take::Short {
                     missing: amount - free,
+                    others: account.claims.saturating_sub(1),
                     refill: self.register(org, account, 0),
                     claim,
                 },
@@ -516,6 +526,7 @@ impl Billing {
                 }
                 Take::Short {
                     missing,
+                    others,
                     refill,
                     claim,
                 } => {
@@ -524,7 +535,13 @@ impl Billing {
                     if own > MAX_OWN_TOP_UPS {
                         return Ok(false);
                     }
-                    let ahead = missing.saturating_mul(multiplier);
+                    // Enough for this call's look-ahead and a hold of its
+                    // size for each call waiting beside it: a burst of calls
+                    // on an empty lease (a replica starting under load)
+                    // waits for two top-ups, not one per `multiplier` calls.
+                    let ahead = missing
+                        .saturating_mul(multiplier)
+                        .saturating_add(amount.saturating_mul(i64::from(others)));
                     if self.refill(book, refill, top_up(), ahead, missing).await? == 0 {
                         return Ok(false);
                     }
@@ -746,6 +763,7 @@ mod tests {
             missing,
             refill,
             claim,
+            ..
         } = book.try_hold("org", 3, false)
         else {
             panic!("an empty lease is short");

@@ -438,6 +438,49 @@ async fn concurrent_calls_on_an_empty_lease_make_one_top_up() {
     assert_eq!(books(&f).await.1, 0);
 }
 
+/// A replica starting under load: a burst of calls finds the lease empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_calls_on_an_empty_lease_waits_for_two_top_ups_not_one_per_sixteen_calls() {
+    let f = fixture().await;
+    let billing = Billing::start(f.db.clone(), kept_leases(&f.dir))
+        .await
+        .unwrap();
+    billing.grant(&f.org, 100_000, None, None).await.unwrap();
+    // The pool's only connection: no top-up lands until every call waits.
+    let held = f.db.pool().acquire().await.unwrap();
+
+    let calls: Vec<_> = (0..64)
+        .map(|_| {
+            let (billing, org) = (billing.clone(), f.org.clone());
+            tokio::spawn(async move { billing.reserve(&org, 10).await })
+        })
+        .collect();
+    let all_waiting = || async { billing.lease_counters().calls_waited == 64 };
+    assert!(
+        eventually(all_waiting).await,
+        "{:?}",
+        billing.lease_counters()
+    );
+    drop(held);
+    let mut holds = Vec::new();
+    for call in calls {
+        holds.push(call.await.unwrap().unwrap());
+    }
+
+    // The first top-up (16 times one hold) lets 16 calls hold; the next
+    // one covers every call still waiting.
+    assert_eq!(
+        billing.lease_counters().top_ups,
+        2,
+        "{:?}",
+        billing.lease_counters()
+    );
+    assert_eq!(billing.local_lease(&f.org).1, 640);
+    drop(holds);
+    billing.shutdown().await.unwrap();
+    assert_eq!(books(&f).await.1, 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn steady_calls_hold_from_memory_while_the_lease_is_refilled_in_the_background() {
     let f = fixture().await;
