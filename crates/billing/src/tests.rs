@@ -411,6 +411,27 @@ async fn eventually<F: std::future::Future<Output = bool>>(mut done: impl FnMut(
     false
 }
 
+type HoldCall = tokio::task::JoinHandle<Result<crate::Hold, BillingError>>;
+
+/// `n` calls holding `amount` each at once, each in a task of its own.
+fn spawn_holds(billing: &Billing, org: &str, n: usize, amount: i64) -> Vec<HoldCall> {
+    (0..n)
+        .map(|_| {
+            let (billing, org) = (billing.clone(), org.to_owned());
+            tokio::spawn(async move { billing.reserve(&org, amount).await })
+        })
+        .collect()
+}
+
+/// The holds of `calls`, each of which must succeed.
+async fn all_held(calls: Vec<HoldCall>) -> Vec<crate::Hold> {
+    let mut holds = Vec::new();
+    for call in calls {
+        holds.push(call.await.unwrap().unwrap());
+    }
+    holds
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_calls_on_an_empty_lease_make_one_top_up() {
     let f = fixture().await;
@@ -419,16 +440,7 @@ async fn concurrent_calls_on_an_empty_lease_make_one_top_up() {
         .unwrap();
     billing.grant(&f.org, 10_000, None, None).await.unwrap();
 
-    let calls: Vec<_> = (0..8)
-        .map(|_| {
-            let (billing, org) = (billing.clone(), f.org.clone());
-            tokio::spawn(async move { billing.reserve(&org, 10).await })
-        })
-        .collect();
-    let mut holds = Vec::new();
-    for call in calls {
-        holds.push(call.await.unwrap().unwrap());
-    }
+    let holds = all_held(spawn_holds(&billing, &f.org, 8, 10)).await;
 
     assert_eq!(billing.lease_counters().top_ups, 1);
     // One lease of 16 times the first call's amount, not one per call.
@@ -449,12 +461,7 @@ async fn a_burst_of_calls_on_an_empty_lease_waits_for_two_top_ups_not_one_per_si
     // The pool's only connection: no top-up lands until every call waits.
     let held = f.db.pool().acquire().await.unwrap();
 
-    let calls: Vec<_> = (0..64)
-        .map(|_| {
-            let (billing, org) = (billing.clone(), f.org.clone());
-            tokio::spawn(async move { billing.reserve(&org, 10).await })
-        })
-        .collect();
+    let calls = spawn_holds(&billing, &f.org, 64, 10);
     let all_waiting = || async { billing.lease_counters().calls_waited == 64 };
     assert!(
         eventually(all_waiting).await,
@@ -462,10 +469,7 @@ async fn a_burst_of_calls_on_an_empty_lease_waits_for_two_top_ups_not_one_per_si
         billing.lease_counters()
     );
     drop(held);
-    let mut holds = Vec::new();
-    for call in calls {
-        holds.push(call.await.unwrap().unwrap());
-    }
+    let holds = all_held(calls).await;
 
     // The first top-up (16 times one hold) lets 16 calls hold; the next
     // one covers every call still waiting.
@@ -639,10 +643,7 @@ async fn concurrent_calls_on_an_empty_budget_lease_make_one_budget_top_up() {
             tokio::spawn(async move { billing.reserve_for_key(&org, 10, Some(&budget)).await })
         })
         .collect();
-    let mut holds = Vec::new();
-    for call in calls {
-        holds.push(call.await.unwrap().unwrap());
-    }
+    let holds = all_held(calls).await;
 
     assert_eq!(billing.budget_lease_counters().top_ups, 1);
     assert_eq!(billing.lease_counters().top_ups, 1);
