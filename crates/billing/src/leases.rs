@@ -125,12 +125,11 @@ pub(crate) enum Take {
     /// in the background.
     Held(Option<Refill>),
     /// Short by `missing`, and no top-up in flight: run this one (now
-    /// registered as in flight) and wait for it. `others`: the other calls
-    /// waiting to hold from the lease (a burst at start), whose holds the
-    /// top-up covers too.
+    /// registered as in flight) and wait for it, sized to cover `waiting`
+    /// too: the holds of the other calls waiting to hold from the lease.
     Short {
         missing: i64,
-        others: u32,
+        waiting: i64,
         refill: Refill,
         claim: Claim,
     },
@@ -255,12 +254,13 @@ impl LeaseBook {
     pub(crate) fn try_hold(self: &Arc<Self>, org: &str, amount: i64, ahead: bool) -> Take {
         with_account(&mut self.lock(), org, |account| {
             let free = account.lease - account.in_use;
+            // A hold of this size for each other call waiting to hold (a
+            // burst on an empty lease): any top-up started here covers them.
+            let waiting = amount.saturating_mul(i64::from(account.claims));
             if free >= amount {
                 account.in_use += amount;
                 account.last_active = Instant::now();
-                // The calls waiting to hold (a burst) are covered too.
                 let refill = (ahead && account.needs_refill(free - amount)).then(|| {
-                    let waiting = amount.saturating_mul(i64::from(account.claims));
                     let size = account.last_top_up.saturating_add(waiting);
                     self.register(org, account, size)
                 });
@@ -276,7 +276,7 @@ impl LeaseBook {
                 Some(done) => Take::Wait(done.clone(), claim),
                 None => Take::Short {
                     missing: amount - free,
-                    others: account.claims.saturating_sub(1),
+                    waiting,
                     refill: self.register(org, account, 0),
                     claim,
                 },
@@ -526,7 +526,7 @@ impl Billing {
                 }
                 Take::Short {
                     missing,
-                    others,
+                    waiting,
                     refill,
                     claim,
                 } => {
@@ -535,13 +535,10 @@ impl Billing {
                     if own > MAX_OWN_TOP_UPS {
                         return Ok(false);
                     }
-                    // Enough for this call's look-ahead and a hold of its
-                    // size for each call waiting beside it: a burst of calls
-                    // on an empty lease (a replica starting under load)
-                    // waits for two top-ups, not one per `multiplier` calls.
-                    let ahead = missing
-                        .saturating_mul(multiplier)
-                        .saturating_add(amount.saturating_mul(i64::from(others)));
+                    // This call's look-ahead and the others' holds: a burst
+                    // of calls on an empty lease (a replica starting under
+                    // load) waits for two top-ups, not one per `multiplier`.
+                    let ahead = missing.saturating_mul(multiplier).saturating_add(waiting);
                     if self.refill(book, refill, top_up(), ahead, missing).await? == 0 {
                         return Ok(false);
                     }

@@ -178,15 +178,9 @@ impl Admission {
         {
             return;
         }
-        let limiter = &self.0.limiter;
-        if !(self.0.shared && limiter.0.redis.is_some()) {
-            limiter.0.local.add_tokens(&self.0.scopes, delta, now_ms());
-            return;
-        }
-        let (limiter, scopes) = (limiter.clone(), self.0.scopes.clone());
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(async move { limiter.add_tokens(&scopes, delta, true).await });
-        }
+        self.0
+            .limiter
+            .add_tokens(&self.0.scopes, delta, self.0.shared);
     }
 }
 
@@ -305,14 +299,26 @@ impl RateLimiter {
         }))
     }
 
-    async fn add_tokens(&self, scopes: &[Scope], delta: i64, shared: bool) {
-        if shared && let Some(redis) = &self.0.redis {
-            if let Err(e) = redis.add_tokens(scopes, delta).await {
-                redis.failed(&e);
-            }
+    /// Adds `delta` tokens to the scopes' minute: in this process at once;
+    /// in Redis (`shared`) in a task of its own, so that no call waits for
+    /// the round trip.
+    fn add_tokens(&self, scopes: &[Scope], delta: i64, shared: bool) {
+        if !(shared && self.0.redis.is_some()) {
+            self.0.local.add_tokens(scopes, delta, now_ms());
             return;
         }
-        self.0.local.add_tokens(scopes, delta, now_ms());
+        let (limiter, scopes) = (self.clone(), scopes.to_vec());
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move { limiter.add_tokens_shared(&scopes, delta).await });
+        }
+    }
+
+    async fn add_tokens_shared(&self, scopes: &[Scope], delta: i64) {
+        if let Some(redis) = &self.0.redis
+            && let Err(e) = redis.add_tokens(scopes, delta).await
+        {
+            redis.failed(&e);
+        }
     }
 
     async fn release_shared(&self, scopes: &[Scope], lease: &str) {
@@ -818,37 +824,6 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn tokens_counted_in_redis_are_corrected_in_the_background_for_every_replica() {
-        let prefix = format!(
-            "limits-test-{}",
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        );
-        let replica = |p: &str| RateLimiter::with_redis("redis://127.0.0.1:6379", p).unwrap();
-        let (a, b) = (replica(&prefix), replica(&prefix));
-        let s = || vec![scope("key:t", None, Some(100), None)];
-        let call = a.acquire(s(), 80).await.unwrap();
-        assert!(
-            b.acquire(s(), 30).await.is_err(),
-            "the estimate counts on both"
-        );
-
-        // Returns at once (no await): the count goes to Redis on its own.
-        call.used_tokens(10);
-
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while b.acquire(s(), 30).await.is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the other replica never saw the real count"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    #[tokio::test]
     async fn a_concurrency_lease_returns_when_dropped() {
         let limiter = RateLimiter::in_process();
         let s = || vec![scope("key:c", None, None, Some(1))];
@@ -886,6 +861,39 @@ mod redis_tests {
                 concurrency: conc,
             },
         }]
+    }
+
+    #[tokio::test]
+    async fn tokens_counted_in_redis_are_corrected_in_the_background_for_every_replica() {
+        let prefix = prefix();
+        let a = RateLimiter::with_redis("redis://127.0.0.1:6379", &prefix).unwrap();
+        let b = RateLimiter::with_redis("redis://127.0.0.1:6379", &prefix).unwrap();
+        let s = || {
+            vec![Scope {
+                name: "key:tokens".to_owned(),
+                limits: Limits {
+                    tokens_per_minute: Some(100),
+                    ..Limits::default()
+                },
+            }]
+        };
+        let call = a.acquire(s(), 80).await.unwrap();
+        assert!(
+            b.acquire(s(), 30).await.is_err(),
+            "the estimate counts on both"
+        );
+
+        // Returns at once (no await): the count goes to Redis on its own.
+        call.used_tokens(10);
+
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while b.acquire(s(), 30).await.is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the other replica never saw the real count"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     #[tokio::test]
