@@ -391,6 +391,16 @@ async fn a_settlement_the_journal_cannot_take_waits_for_its_commit() {
     billing.shutdown().await.unwrap();
 }
 
+/// Billing on the fixture with leases kept while idle, the organization
+/// granted `granted`.
+async fn kept_billing(f: &Fixture, granted: i64) -> Billing {
+    let billing = Billing::start(f.db.clone(), kept_leases(&f.dir))
+        .await
+        .unwrap();
+    billing.grant(&f.org, granted, None, None).await.unwrap();
+    billing
+}
+
 /// Options whose leases stay while idle (as in production), so that
 /// steady traffic holds from one lease.
 fn kept_leases(dir: &std::path::Path) -> BillingOptions {
@@ -435,10 +445,7 @@ async fn all_held(calls: Vec<HoldCall>) -> Vec<crate::Hold> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_calls_on_an_empty_lease_make_one_top_up() {
     let f = fixture().await;
-    let billing = Billing::start(f.db.clone(), kept_leases(&f.dir))
-        .await
-        .unwrap();
-    billing.grant(&f.org, 10_000, None, None).await.unwrap();
+    let billing = kept_billing(&f, 10_000).await;
 
     let holds = all_held(spawn_holds(&billing, &f.org, 8, 10)).await;
 
@@ -454,10 +461,7 @@ async fn concurrent_calls_on_an_empty_lease_make_one_top_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_calls_on_an_empty_lease_waits_for_two_top_ups_not_one_per_sixteen_calls() {
     let f = fixture().await;
-    let billing = Billing::start(f.db.clone(), kept_leases(&f.dir))
-        .await
-        .unwrap();
-    billing.grant(&f.org, 100_000, None, None).await.unwrap();
+    let billing = kept_billing(&f, 100_000).await;
     // The pool's only connection: no top-up lands until every call waits.
     let held = f.db.pool().acquire().await.unwrap();
 
@@ -488,10 +492,7 @@ async fn a_burst_of_calls_on_an_empty_lease_waits_for_two_top_ups_not_one_per_si
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn steady_calls_hold_from_memory_while_the_lease_is_refilled_in_the_background() {
     let f = fixture().await;
-    let billing = Billing::start(f.db.clone(), kept_leases(&f.dir))
-        .await
-        .unwrap();
-    billing.grant(&f.org, 100_000, None, None).await.unwrap();
+    let billing = kept_billing(&f, 100_000).await;
 
     for i in 0..80 {
         let hold = billing.reserve(&f.org, 10).await.unwrap();
@@ -550,10 +551,7 @@ async fn a_lease_refilled_in_the_background_then_idle_goes_back_to_the_balance()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refill_in_flight_at_shutdown_is_returned_with_the_lease() {
     let f = fixture().await;
-    let billing = Billing::start(f.db.clone(), kept_leases(&f.dir))
-        .await
-        .unwrap();
-    billing.grant(&f.org, 1_000, None, None).await.unwrap();
+    let billing = kept_billing(&f, 1_000).await;
     let mut holds = Vec::new();
     for _ in 0..13 {
         holds.push(billing.reserve(&f.org, 10).await.unwrap());
@@ -573,11 +571,8 @@ async fn a_refill_in_flight_at_shutdown_is_returned_with_the_lease() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refill_that_brings_nothing_leaves_the_calls_to_top_up_themselves() {
     let f = fixture().await;
-    let billing = Billing::start(f.db.clone(), kept_leases(&f.dir))
-        .await
-        .unwrap();
     // Enough for the first lease of 160 and 40 more, not for a refill of 160.
-    billing.grant(&f.org, 200, None, None).await.unwrap();
+    let billing = kept_billing(&f, 200).await;
 
     let mut holds = Vec::new();
     for _ in 0..13 {
@@ -620,10 +615,7 @@ async fn with_key_budget(f: &Fixture) -> (Billing, crate::KeyBudget) {
     .execute(f.db.pool())
     .await
     .unwrap();
-    let billing = Billing::start(f.db.clone(), kept_leases(&f.dir))
-        .await
-        .unwrap();
-    billing.grant(&f.org, 10_000, None, None).await.unwrap();
+    let billing = kept_billing(f, 10_000).await;
     let budget = crate::KeyBudget {
         api_key_id: "key_1".to_owned(),
         amount: 1_000,
