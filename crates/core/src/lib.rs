@@ -6,6 +6,7 @@ pub mod batch;
 pub mod budget;
 pub mod catalog;
 pub mod catalog_store;
+pub mod changes;
 pub mod config;
 pub mod db;
 pub mod error;

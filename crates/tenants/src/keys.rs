@@ -12,6 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use subtle::ConstantTimeEq;
 pub use tollgate_core::BudgetPeriod;
+use tollgate_core::bump_updated_at;
+use tollgate_core::changes::ChangePoll;
 use tollgate_core::load_once::LoadOnce;
 use tollgate_core::outage::{Dependency, OutageLog};
 use tollgate_core::{BillingMode, time};
@@ -501,10 +503,11 @@ impl Tenants {
         // keys were revoked when it was deleted).
         self.organization(organization_id).await?;
         let now = time::now_millis();
-        let done = sqlx::query(
-            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1), updated_at = $1 \
-             WHERE id = $2 AND organization_id = $3",
-        )
+        let done = sqlx::query(concat!(
+            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1), ",
+            bump_updated_at!("$1"),
+            " WHERE id = $2 AND organization_id = $3"
+        ))
         .bind(now)
         .bind(key_id)
         .bind(organization_id)
@@ -568,10 +571,11 @@ impl Tenants {
         self.organization(organization_id).await?;
         let now = time::now_millis();
         let mut tx = self.db.begin_write().await?;
-        let done = sqlx::query(
-            "UPDATE api_keys SET updated_at = $1 \
-             WHERE id = $2 AND organization_id = $3 AND revoked_at IS NULL",
-        )
+        let done = sqlx::query(concat!(
+            "UPDATE api_keys SET ",
+            bump_updated_at!("$1"),
+            " WHERE id = $2 AND organization_id = $3 AND revoked_at IS NULL"
+        ))
         .bind(now)
         .bind(key_id)
         .bind(organization_id)
@@ -736,32 +740,37 @@ impl Tenants {
     }
 
     /// Drops keys changed by any replica from this replica's cache, polling
-    /// every `interval`. Looks back two seconds further than the last poll so
-    /// that clock skew between replicas cannot hide a revocation.
+    /// every `interval`: each change once (see [`ChangePoll`]).
     pub async fn watch_key_changes(self, interval: Duration) {
-        let mut since = time::now_millis();
+        let mut poll = ChangePoll::new(time::now_millis());
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
-            let started = time::now_millis();
-            let changed = sqlx::query("SELECT id FROM api_keys WHERE updated_at >= $1")
-                .bind(since - 2_000)
-                .fetch_all(self.db.pool())
-                .await;
-            match changed {
-                Ok(rows) => {
-                    POLL_FAILED.recovered();
-                    for row in rows {
-                        if let Ok(id) = row.try_get::<String, _>("id") {
-                            self.cache.remove(&id);
-                        }
-                    }
-                    since = started;
-                }
+            match self.poll_key_changes(&mut poll).await {
+                Ok(()) => POLL_FAILED.recovered(),
                 Err(e) => POLL_FAILED.failed(&e),
             }
         }
+    }
+
+    /// One poll of [`Tenants::watch_key_changes`].
+    async fn poll_key_changes(&self, poll: &mut ChangePoll) -> Result<(), sqlx::Error> {
+        let started = time::now_millis();
+        let rows = sqlx::query("SELECT id, updated_at FROM api_keys WHERE updated_at >= $1")
+            .bind(poll.from())
+            .fetch_all(self.db.pool())
+            .await?
+            .iter()
+            .map(|row| {
+                let id: String = row.try_get("id")?;
+                Ok((id.clone(), row.try_get("updated_at")?, id))
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
+        for id in poll.changed(started, rows) {
+            self.cache.remove(&id);
+        }
+        Ok(())
     }
 }
 
@@ -817,16 +826,40 @@ mod tests {
         assert!(parse_key("tg-é").is_none());
     }
 
-    #[tokio::test]
-    async fn requests_missing_a_key_together_read_it_once_and_then_not_at_all() {
-        use secrecy::ExposeSecret;
-        let dir = std::env::temp_dir().join(format!("tollgate-keys-{}", uuid_hex()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let database = tollgate_core::testing::TestDatabase::create(&dir).await;
-        // One connection, which the test holds while the requests arrive.
-        let db = tollgate_core::Db::connect(&database.url, 1).await.unwrap();
-        db.migrate().await.unwrap();
-        let tenants = Tenants::new(db.clone());
+    /// A fresh migrated database (SQLite in a fresh directory, or
+    /// PostgreSQL as `TOLLGATE_TEST_DATABASE` says) with `connections`
+    /// connections; the directory is removed on drop.
+    struct TestDb {
+        db: tollgate_core::Db,
+        dir: std::path::PathBuf,
+        _database: tollgate_core::testing::TestDatabase,
+    }
+
+    impl TestDb {
+        async fn new(connections: u32) -> TestDb {
+            let dir = std::env::temp_dir().join(format!("tollgate-keys-{}", uuid_hex()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let database = tollgate_core::testing::TestDatabase::create(&dir).await;
+            let db = tollgate_core::Db::connect(&database.url, connections)
+                .await
+                .unwrap();
+            db.migrate().await.unwrap();
+            TestDb {
+                db,
+                dir,
+                _database: database,
+            }
+        }
+    }
+
+    impl Drop for TestDb {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    /// An organization "acme" with one key: its id and the key itself.
+    async fn acme_key(tenants: &Tenants) -> (String, CreatedApiKey) {
         let org = tenants
             .create_organization("acme", BillingMode::Usd)
             .await
@@ -836,6 +869,89 @@ mod tests {
             ..NewApiKey::default()
         };
         let created = tenants.create_api_key(&org.id, new).await.unwrap();
+        (org.id, created)
+    }
+
+    async fn updated_at(db: &tollgate_core::Db, key_id: &str) -> i64 {
+        sqlx::query("SELECT updated_at FROM api_keys WHERE id = $1")
+            .bind(key_id)
+            .fetch_one(db.pool())
+            .await
+            .unwrap()
+            .get("updated_at")
+    }
+
+    #[tokio::test]
+    async fn a_key_changed_on_another_replica_is_read_again_once_though_every_poll_sees_it() {
+        use secrecy::ExposeSecret;
+        let test = TestDb::new(2).await;
+        let here = Tenants::new(test.db.clone());
+        let there = Tenants::new(test.db.clone());
+        let mut poll = ChangePoll::new(time::now_millis());
+        let (org, created) = acme_key(&here).await;
+        let key = created.key.expose_secret();
+        here.authenticate(key).await.unwrap();
+        assert_eq!(here.cache().loads(), 1);
+
+        let rename = ApiKeyChange {
+            name: Some("renamed".into()),
+            ..ApiKeyChange::default()
+        };
+        there
+            .update_api_key(&org, &created.info.id, rename)
+            .await
+            .unwrap();
+        // Every poll of the next two seconds returns the change.
+        for _ in 0..3 {
+            here.poll_key_changes(&mut poll).await.unwrap();
+            here.authenticate(key).await.unwrap();
+        }
+        assert_eq!(here.cache().loads(), 2, "read again once, not at each poll");
+
+        there.revoke_api_key(&org, &created.info.id).await.unwrap();
+        here.poll_key_changes(&mut poll).await.unwrap();
+        assert!(matches!(
+            here.authenticate(key).await,
+            Err(AuthError::Revoked)
+        ));
+    }
+
+    #[tokio::test]
+    async fn every_change_moves_a_keys_updated_at_forward_even_past_the_clock() {
+        let test = TestDb::new(2).await;
+        let tenants = Tenants::new(test.db.clone());
+        let (org, created) = acme_key(&tenants).await;
+        let id = &created.info.id;
+        // As if written by a replica whose clock is a minute ahead, or by
+        // another change in this same millisecond.
+        let ahead = time::now_millis() + 60_000;
+        sqlx::query("UPDATE api_keys SET updated_at = $1 WHERE id = $2")
+            .bind(ahead)
+            .bind(id)
+            .execute(test.db.pool())
+            .await
+            .unwrap();
+
+        let rename = ApiKeyChange {
+            name: Some("renamed".into()),
+            ..ApiKeyChange::default()
+        };
+        tenants.update_api_key(&org, id, rename).await.unwrap();
+        assert_eq!(updated_at(&test.db, id).await, ahead + 1);
+        tenants.set_suspended(&org, true).await.unwrap();
+        assert_eq!(updated_at(&test.db, id).await, ahead + 2);
+        tenants.revoke_api_key(&org, id).await.unwrap();
+        assert_eq!(updated_at(&test.db, id).await, ahead + 3);
+    }
+
+    #[tokio::test]
+    async fn requests_missing_a_key_together_read_it_once_and_then_not_at_all() {
+        use secrecy::ExposeSecret;
+        // One connection, which the test holds while the requests arrive.
+        let test = TestDb::new(1).await;
+        let db = &test.db;
+        let tenants = Tenants::new(db.clone());
+        let (org, created) = acme_key(&tenants).await;
         let key = created.key.expose_secret();
         let held = db.pool().acquire().await.unwrap();
 
@@ -848,7 +964,7 @@ mod tests {
         let (answers, ()) = tokio::join!(requests, release);
 
         for answer in answers {
-            assert_eq!(answer.unwrap().organization_id, org.id);
+            assert_eq!(answer.unwrap().organization_id, org);
         }
         assert_eq!(tenants.cache().loads(), 1);
         assert!(tenants.authenticate(key).await.is_ok());
@@ -860,6 +976,5 @@ mod tests {
             Err(AuthError::Invalid)
         ));
         assert_eq!(tenants.cache().loads(), 1, "a cached key is not read again");
-        std::fs::remove_dir_all(&dir).ok();
     }
 }

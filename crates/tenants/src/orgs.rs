@@ -6,7 +6,7 @@ use crate::{TenantError, Tenants};
 use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
-use tollgate_core::{BillingMode, PowerLevel, ids, time};
+use tollgate_core::{BillingMode, PowerLevel, bump_updated_at, ids, time};
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -411,11 +411,15 @@ impl Tenants {
             .bind(organization_id)
             .fetch_all(self.db.pool())
             .await?;
-        sqlx::query("UPDATE api_keys SET updated_at = $1 WHERE organization_id = $2")
-            .bind(now)
-            .bind(organization_id)
-            .execute(self.db.pool())
-            .await?;
+        sqlx::query(concat!(
+            "UPDATE api_keys SET ",
+            bump_updated_at!("$1"),
+            " WHERE organization_id = $2"
+        ))
+        .bind(now)
+        .bind(organization_id)
+        .execute(self.db.pool())
+        .await?;
         for row in rows {
             self.cache.remove(&row.try_get::<String, _>("id")?);
         }

@@ -5,7 +5,8 @@
 //!
 //! Every change invalidates the organization's cached keys at once on this
 //! replica; [`CredentialStore::watch_changes`] does the same on every other
-//! replica within its polling interval (the `updated_at` of each row).
+//! replica within its polling interval, once per change (the `updated_at`
+//! of each row: see [`ChangePoll`]).
 
 mod cache;
 pub(crate) mod data_keys;
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
+use tollgate_core::changes::ChangePoll;
 use tollgate_core::outage::{Dependency, OutageLog};
 use tollgate_core::{Db, ids, time};
 
@@ -35,9 +37,6 @@ const MAX_KEY_LEN: usize = 4096;
 const MAX_NAME_CHARS: usize = 200;
 /// Longest provider name, in characters.
 const MAX_PROVIDER_CHARS: usize = 100;
-/// How far back each poll looks beyond the previous one, so that clock skew
-/// between replicas cannot hide a change.
-const POLL_LOOKBACK_MS: i64 = 2_000;
 
 /// Every replica polls each second: a database outage is logged once, then
 /// as a periodic summary.
@@ -496,27 +495,28 @@ impl CredentialStore {
     /// Drops the cached keys of organizations whose credentials changed on
     /// any replica, polling every `interval`. Runs until its task is aborted.
     pub async fn watch_changes(self, interval: Duration) {
-        let mut since = time::now_millis();
+        let mut poll = ChangePoll::new(time::now_millis());
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
-            let started = time::now_millis();
-            match queries::organizations_changed_since(self.db().pool(), since - POLL_LOOKBACK_MS)
-                .await
-            {
-                Ok(organizations) => {
-                    POLL_FAILED.recovered();
-                    if !organizations.is_empty() {
-                        let changed: HashSet<&str> =
-                            organizations.iter().map(String::as_str).collect();
-                        self.inner.cache.invalidate(|org| changed.contains(org));
-                    }
-                    since = started;
-                }
+            match self.poll_changes(&mut poll).await {
+                Ok(()) => POLL_FAILED.recovered(),
                 Err(e) => POLL_FAILED.failed(&e),
             }
         }
+    }
+
+    /// One poll of [`CredentialStore::watch_changes`].
+    async fn poll_changes(&self, poll: &mut ChangePoll) -> Result<()> {
+        let started = time::now_millis();
+        let rows = queries::credentials_changed_since(self.db().pool(), poll.from()).await?;
+        let organizations = poll.changed(started, rows);
+        if !organizations.is_empty() {
+            let changed: HashSet<&str> = organizations.iter().map(String::as_str).collect();
+            self.inner.cache.invalidate(|org| changed.contains(org));
+        }
+        Ok(())
     }
 
     /// The organization's current data key, to seal with: from the cache,

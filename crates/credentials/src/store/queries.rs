@@ -4,6 +4,7 @@
 
 use sqlx::any::AnyRow;
 use sqlx::{Any, Executor, Row};
+use tollgate_core::bump_updated_at;
 
 use super::{AuditActor, AuditEntry, AuditFilter, Credential, ListFilter};
 use crate::error::{CredentialError, Result};
@@ -183,11 +184,12 @@ pub(crate) async fn update_credential<'c>(
     encrypted_key: Option<&[u8]>,
     now: i64,
 ) -> Result<()> {
-    sqlx::query(
+    sqlx::query(concat!(
         "UPDATE provider_credentials SET name = $1, key_hint = $2, key_version = $3, \
-         encrypted_key = COALESCE($4, encrypted_key), updated_at = $5 \
-         WHERE id = $6 AND organization_id = $7 AND deleted_at IS NULL",
-    )
+             encrypted_key = COALESCE($4, encrypted_key), ",
+        bump_updated_at!("$5"),
+        " WHERE id = $6 AND organization_id = $7 AND deleted_at IS NULL"
+    ))
     .bind(&credential.credential_name)
     .bind(&credential.key_hint)
     .bind(credential.key_version)
@@ -206,10 +208,11 @@ pub(crate) async fn set_active<'c>(
     active: bool,
     now: i64,
 ) -> Result<()> {
-    sqlx::query(
-        "UPDATE provider_credentials SET active = $1, updated_at = $2 \
-         WHERE id = $3 AND organization_id = $4 AND deleted_at IS NULL",
-    )
+    sqlx::query(concat!(
+        "UPDATE provider_credentials SET active = $1, ",
+        bump_updated_at!("$2"),
+        " WHERE id = $3 AND organization_id = $4 AND deleted_at IS NULL"
+    ))
     .bind(active)
     .bind(now)
     .bind(&credential.id)
@@ -227,10 +230,11 @@ pub(crate) async fn delete_credential<'c>(
     credential: &Credential,
     now: i64,
 ) -> Result<()> {
-    sqlx::query(
-        "UPDATE provider_credentials SET active = $1, encrypted_key = NULL, deleted_at = $2, \
-         updated_at = $2 WHERE id = $3 AND organization_id = $4 AND deleted_at IS NULL",
-    )
+    sqlx::query(concat!(
+        "UPDATE provider_credentials SET active = $1, encrypted_key = NULL, deleted_at = $2, ",
+        bump_updated_at!("$2"),
+        " WHERE id = $3 AND organization_id = $4 AND deleted_at IS NULL"
+    ))
     .bind(false)
     .bind(now)
     .bind(&credential.id)
@@ -310,19 +314,26 @@ pub(crate) async fn list_audit<'c>(
     Ok(rows.iter().map(audit_from_row).collect::<Result<_, _>>()?)
 }
 
-/// Organizations with a credential changed at or after `since` (ms).
-pub(crate) async fn organizations_changed_since<'c>(
+/// Credentials changed at or after `since` (ms): each one's id, its
+/// `updated_at` and its organization.
+pub(crate) async fn credentials_changed_since<'c>(
     conn: impl Executor<'c, Database = Any>,
     since: i64,
-) -> Result<Vec<String>> {
+) -> Result<Vec<(String, i64, String)>> {
     let rows = sqlx::query(
-        "SELECT DISTINCT organization_id FROM provider_credentials WHERE updated_at >= $1",
+        "SELECT id, updated_at, organization_id FROM provider_credentials WHERE updated_at >= $1",
     )
     .bind(since)
     .fetch_all(conn)
     .await?;
     Ok(rows
         .iter()
-        .map(|row| row.try_get("organization_id"))
-        .collect::<Result<_, _>>()?)
+        .map(|row| {
+            Ok((
+                row.try_get("id")?,
+                row.try_get("updated_at")?,
+                row.try_get("organization_id")?,
+            ))
+        })
+        .collect::<Result<_, sqlx::Error>>()?)
 }

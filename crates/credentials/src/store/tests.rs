@@ -626,6 +626,69 @@ async fn another_replica_drops_a_changed_key_within_a_second() {
 }
 
 #[tokio::test]
+async fn a_credential_changed_on_another_replica_is_read_again_once_though_every_poll_sees_it() {
+    let test = TestDb::new().await;
+    let writer = test.store().await;
+    let reader = test.store().await;
+    let mut poll = ChangePoll::new(time::now_millis());
+    let credential = add(&writer, "org_a", "openai", KEY_A, true).await.unwrap();
+    reader.poll_changes(&mut poll).await.unwrap();
+    assert_eq!(
+        active(&reader, "org_a", "openai").await.as_deref(),
+        Some(KEY_A)
+    );
+    assert_eq!(reader.active_key_reads(), 1);
+
+    writer
+        .set_active("org_a", &credential.id, false, &Actor::PlatformAdmin)
+        .await
+        .unwrap();
+    // Every poll of the next two seconds returns the change.
+    for _ in 0..3 {
+        reader.poll_changes(&mut poll).await.unwrap();
+        assert_eq!(active(&reader, "org_a", "openai").await, None);
+    }
+    assert_eq!(
+        reader.active_key_reads(),
+        2,
+        "read again once, not at each poll"
+    );
+}
+
+#[tokio::test]
+async fn every_change_moves_a_credentials_updated_at_forward_even_past_the_clock() {
+    let test = TestDb::new().await;
+    let store = test.store().await;
+    let credential = add(&store, "org_a", "openai", KEY_A, true).await.unwrap();
+    let ahead = time::now_millis() + 60_000;
+    let updated_at = || async {
+        sqlx::query("SELECT updated_at FROM provider_credentials WHERE id = $1")
+            .bind(&credential.id)
+            .fetch_one(test.db.pool())
+            .await
+            .unwrap()
+            .get::<i64, _>("updated_at")
+    };
+    sqlx::query("UPDATE provider_credentials SET updated_at = $1 WHERE id = $2")
+        .bind(ahead)
+        .bind(&credential.id)
+        .execute(test.db.pool())
+        .await
+        .unwrap();
+
+    store
+        .set_active("org_a", &credential.id, false, &Actor::PlatformAdmin)
+        .await
+        .unwrap();
+    assert_eq!(updated_at().await, ahead + 1);
+    store
+        .delete("org_a", &credential.id, &Actor::PlatformAdmin)
+        .await
+        .unwrap();
+    assert_eq!(updated_at().await, ahead + 2);
+}
+
+#[tokio::test]
 async fn rotation_keeps_every_credential_usable_under_the_new_master_key() {
     let test = TestDb::new().await;
     let store = test.store().await;
