@@ -5,6 +5,7 @@
 //! differ per backend (`migrations/sqlite`, `migrations/postgres`).
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{AnyConnection, AnyPool, Connection, Executor};
 use std::time::Duration;
 
@@ -53,6 +54,9 @@ pub struct Db {
     backend: Backend,
     /// SQLite: the URL the pool connects with, for the checkpointer's own connection.
     sqlite_url: Option<std::sync::Arc<str>>,
+    /// PostgreSQL: one connection of PostgreSQL's own driver, for what
+    /// `Any` cannot do (`COPY`). Connects at its first use.
+    postgres: Option<PgPool>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
@@ -114,10 +118,20 @@ impl Db {
             other => other?,
         };
         let sqlite_url = (backend == Backend::Sqlite).then(|| url.as_str().into());
+        let postgres = match backend {
+            Backend::Postgres => Some(
+                PgPoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(acquire_timeout)
+                    .connect_lazy(&url)?,
+            ),
+            Backend::Sqlite => None,
+        };
         Ok(Db {
             pool,
             backend,
             sqlite_url,
+            postgres,
         })
     }
 
@@ -184,6 +198,12 @@ impl Db {
         self.backend
     }
 
+    /// PostgreSQL's own driver on the same database (one connection), for
+    /// `COPY`; `None` on SQLite.
+    pub fn postgres(&self) -> Option<&PgPool> {
+        self.postgres.as_ref()
+    }
+
     /// Begins a transaction that may write. On SQLite it takes the write
     /// lock at once (`BEGIN IMMEDIATE`, waiting up to the busy timeout):
     /// a deferred transaction that reads first cannot upgrade to a writer
@@ -205,6 +225,9 @@ impl Db {
 
     pub async fn close(&self) {
         self.pool.close().await;
+        if let Some(pool) = &self.postgres {
+            pool.close().await;
+        }
     }
 }
 
