@@ -632,17 +632,18 @@ async fn write_batch(
             let attempts = serde_json::to_string(&call.attempts)
                 .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
             let has_body = call.request_body.is_some() || call.response_body.is_some();
+            // Borrowed: `Any` copies a bound `&String`, not a `&str`.
             query = query
-                .bind(&call.request_id)
-                .bind(&call.organization_id)
-                .bind(&call.api_key_id)
-                .bind(&call.operation)
-                .bind(&call.requested_model)
-                .bind(&call.model)
-                .bind(&call.provider)
+                .bind(call.request_id.as_str())
+                .bind(call.organization_id.as_str())
+                .bind(call.api_key_id.as_deref())
+                .bind(call.operation.as_str())
+                .bind(call.requested_model.as_deref())
+                .bind(call.model.as_deref())
+                .bind(call.provider.as_deref())
                 .bind(i64::from(call.status))
-                .bind(&call.error_code)
-                .bind(&call.error_message)
+                .bind(call.error_code.as_deref())
+                .bind(call.error_message.as_deref())
                 .bind(call.stream)
                 .bind(call.byok)
                 .bind(call.prompt_tokens)
@@ -653,9 +654,9 @@ async fn write_batch(
                 .bind(call.overhead_ms)
                 .bind(i64::try_from(call.attempts.len()).unwrap_or(i64::MAX))
                 .bind(attempts)
-                .bind(&call.trace_id)
-                .bind(&call.request_body)
-                .bind(&call.response_body)
+                .bind(call.trace_id.as_deref())
+                .bind(call.request_body.as_deref())
+                .bind(call.response_body.as_deref())
                 .bind(has_body)
                 .bind(call.created_at_ms);
         }
