@@ -20,6 +20,8 @@ pub enum SqlValue<'a> {
     Bool(bool),
     /// NULL, for a text column.
     Null,
+    /// NULL, for an integer column.
+    NullInt,
 }
 
 impl SqlValue<'_> {
@@ -29,6 +31,7 @@ impl SqlValue<'_> {
             SqlValue::Int(v) => SqlValue::Int(v),
             SqlValue::Bool(v) => SqlValue::Bool(v),
             SqlValue::Null => SqlValue::Null,
+            SqlValue::NullInt => SqlValue::NullInt,
         }
     }
 }
@@ -309,7 +312,9 @@ fn numbered(sql: &str) -> String {
     out
 }
 
-fn bind<'q>(
+/// `query` with `values` bound in order (text borrowed: `Any` copies a
+/// bound `&String`, not a `&str`).
+pub fn bind<'q>(
     mut query: Query<'q, Any, AnyArguments<'q>>,
     values: &'q [SqlValue<'_>],
 ) -> Query<'q, Any, AnyArguments<'q>> {
@@ -319,9 +324,39 @@ fn bind<'q>(
             SqlValue::Int(v) => query.bind(*v),
             SqlValue::Bool(v) => query.bind(*v),
             SqlValue::Null => query.bind(None::<&str>),
+            SqlValue::NullInt => query.bind(None::<i64>),
         };
     }
     query
+}
+
+/// `values` as one line of PostgreSQL's `COPY … FROM STDIN` text format,
+/// appended to `text`: fields separated by tabs, `\N` for NULL; in text a
+/// backslash is written `\\`, and a tab, newline or carriage return `\t`,
+/// `\n`, `\r`.
+pub fn copy_line(text: &mut Vec<u8>, values: &[SqlValue<'_>]) {
+    for (i, value) in values.iter().enumerate() {
+        if i > 0 {
+            text.push(b'\t');
+        }
+        match value {
+            SqlValue::Text(v) => {
+                for &byte in v.as_bytes() {
+                    match byte {
+                        b'\\' => text.extend_from_slice(b"\\\\"),
+                        b'\t' => text.extend_from_slice(b"\\t"),
+                        b'\n' => text.extend_from_slice(b"\\n"),
+                        b'\r' => text.extend_from_slice(b"\\r"),
+                        _ => text.push(byte),
+                    }
+                }
+            }
+            SqlValue::Int(n) => text.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
+            SqlValue::Bool(b) => text.push(if *b { b't' } else { b'f' }),
+            SqlValue::Null | SqlValue::NullInt => text.extend_from_slice(b"\\N"),
+        }
+    }
+    text.push(b'\n');
 }
 
 /// `rows` cut into statements of at most `max` rows (a power of two):
@@ -366,6 +401,29 @@ const fn column_count(sql: &str) -> usize {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_copy_line_escapes_text_and_writes_nulls_numbers_and_booleans() {
+        use super::SqlValue;
+        let mut text = b"before\n".to_vec();
+        super::copy_line(
+            &mut text,
+            &[
+                "a\tb\nc\rd\\e \\N é".into(),
+                SqlValue::Null,
+                SqlValue::NullInt,
+                (-42_i64).into(),
+                7_i64.into(),
+                true.into(),
+                false.into(),
+                "".into(),
+            ],
+        );
+        assert_eq!(
+            String::from_utf8(text).unwrap(),
+            "before\na\\tb\\nc\\rd\\\\e \\\\N é\t\\N\t\\N\t-42\t7\tt\tf\t\n"
+        );
+    }
+
     #[test]
     fn placeholders_number_every_value() {
         use super::Backend::{Postgres, Sqlite};

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use tollgate_core::Db;
 use tollgate_core::batch::Gather;
 use tollgate_core::outage::{Dependency, OutageLog};
-use tollgate_core::sql::{InsertSql, SqlBuilder};
+use tollgate_core::sql::{InsertSql, SqlBuilder, SqlValue, bind, copy_line};
 use tollgate_core::time::now_millis;
 
 /// Bodies longer than this are cut (at a character boundary) before they are stored.
@@ -470,8 +470,7 @@ async fn write_loop(db: Db, mut receiver: mpsc::Receiver<Message>) {
     }
 }
 
-/// The columns a call is written to, in the order of [`write_batch`]'s
-/// binds and of [`copy_text`]'s fields.
+/// The columns a call is written to, in the order of [`row_values`].
 macro_rules! request_columns {
     () => {
         "request_id, organization_id, api_key_id, operation, \
@@ -522,102 +521,6 @@ async fn copy_batch(postgres: &PgPool, calls: &[Box<LoggedCall>]) -> Result<(), 
     Ok(())
 }
 
-/// A batch in `COPY`'s text format: a line per call, its fields in
-/// [`request_columns!`]'s order.
-fn copy_text(calls: &[Box<LoggedCall>]) -> Result<Vec<u8>, serde_json::Error> {
-    let mut text = Vec::with_capacity(calls.len() * 640);
-    for call in calls {
-        let attempts = serde_json::to_string(&call.attempts)?;
-        let has_body = call.request_body.is_some() || call.response_body.is_some();
-        CopyLine::new(&mut text)
-            .text(Some(&call.request_id))
-            .text(Some(&call.organization_id))
-            .text(call.api_key_id.as_deref())
-            .text(Some(&call.operation))
-            .text(call.requested_model.as_deref())
-            .text(call.model.as_deref())
-            .text(call.provider.as_deref())
-            .int(Some(i64::from(call.status)))
-            .text(call.error_code.as_deref())
-            .text(call.error_message.as_deref())
-            .boolean(call.stream)
-            .boolean(call.byok)
-            .int(Some(call.prompt_tokens))
-            .int(Some(call.completion_tokens))
-            .int(Some(call.cost))
-            .int(Some(call.duration_ms))
-            .int(call.time_to_first_token_ms)
-            .int(call.overhead_ms)
-            .int(Some(i64::try_from(call.attempts.len()).unwrap_or(i64::MAX)))
-            .text(Some(&attempts))
-            .text(call.trace_id.as_deref())
-            .text(call.request_body.as_deref())
-            .text(call.response_body.as_deref())
-            .boolean(has_body)
-            .int(Some(call.created_at_ms))
-            .end();
-    }
-    Ok(text)
-}
-
-/// One line of `COPY … FROM STDIN` text: fields separated by tabs, `\N`
-/// for NULL; in a value a backslash is written `\\`, and a tab, newline
-/// or carriage return `\t`, `\n`, `\r`.
-struct CopyLine<'a> {
-    text: &'a mut Vec<u8>,
-    first: bool,
-}
-
-impl<'a> CopyLine<'a> {
-    fn new(text: &'a mut Vec<u8>) -> CopyLine<'a> {
-        CopyLine { text, first: true }
-    }
-
-    fn field(&mut self) -> &mut Vec<u8> {
-        if !self.first {
-            self.text.push(b'\t');
-        }
-        self.first = false;
-        self.text
-    }
-
-    fn text(mut self, value: Option<&str>) -> Self {
-        let text = self.field();
-        let Some(value) = value else {
-            text.extend_from_slice(b"\\N");
-            return self;
-        };
-        for &byte in value.as_bytes() {
-            match byte {
-                b'\\' => text.extend_from_slice(b"\\\\"),
-                b'\t' => text.extend_from_slice(b"\\t"),
-                b'\n' => text.extend_from_slice(b"\\n"),
-                b'\r' => text.extend_from_slice(b"\\r"),
-                _ => text.push(byte),
-            }
-        }
-        self
-    }
-
-    fn int(mut self, value: Option<i64>) -> Self {
-        let text = self.field();
-        match value {
-            Some(n) => text.extend_from_slice(itoa::Buffer::new().format(n).as_bytes()),
-            None => text.extend_from_slice(b"\\N"),
-        }
-        self
-    }
-
-    fn boolean(mut self, value: bool) -> Self {
-        self.field().push(if value { b't' } else { b'f' });
-        self
-    }
-
-    fn end(self) {
-        self.text.push(b'\n');
-    }
-}
-
 /// Writes a batch in one transaction, several rows per statement.
 async fn write_batch(
     db: &Db,
@@ -627,51 +530,71 @@ async fn write_batch(
     let mut tx = db.begin_write().await?;
     for chunk in inserts.chunks(calls) {
         let sql = inserts.for_rows(db.backend(), chunk.len());
-        let mut query = sqlx::query(&sql);
+        let mut values = Vec::with_capacity(chunk.len() * inserts.columns());
         for call in chunk {
-            let attempts = serde_json::to_string(&call.attempts)
-                .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-            let has_body = call.request_body.is_some() || call.response_body.is_some();
-            // Borrowed: `Any` copies a bound `&String`, not a `&str`.
-            query = query
-                .bind(call.request_id.as_str())
-                .bind(call.organization_id.as_str())
-                .bind(call.api_key_id.as_deref())
-                .bind(call.operation.as_str())
-                .bind(call.requested_model.as_deref())
-                .bind(call.model.as_deref())
-                .bind(call.provider.as_deref())
-                .bind(i64::from(call.status))
-                .bind(call.error_code.as_deref())
-                .bind(call.error_message.as_deref())
-                .bind(call.stream)
-                .bind(call.byok)
-                .bind(call.prompt_tokens)
-                .bind(call.completion_tokens)
-                .bind(call.cost)
-                .bind(call.duration_ms)
-                .bind(call.time_to_first_token_ms)
-                .bind(call.overhead_ms)
-                .bind(i64::try_from(call.attempts.len()).unwrap_or(i64::MAX))
-                .bind(attempts)
-                .bind(call.trace_id.as_deref())
-                .bind(call.request_body.as_deref())
-                .bind(call.response_body.as_deref())
-                .bind(has_body)
-                .bind(call.created_at_ms);
+            values.extend(row_values(call).map_err(|e| sqlx::Error::Encode(Box::new(e)))?);
         }
-        query.execute(&mut *tx).await?;
+        bind(sqlx::query(&sql), &values).execute(&mut *tx).await?;
     }
     tx.commit().await
+}
+
+/// A batch in `COPY`'s text format: a line per call.
+fn copy_text(calls: &[Box<LoggedCall>]) -> Result<Vec<u8>, serde_json::Error> {
+    let mut text = Vec::with_capacity(calls.len() * 640);
+    for call in calls {
+        copy_line(&mut text, &row_values(call)?);
+    }
+    Ok(text)
+}
+
+/// A call's values, in [`request_columns!`]'s order.
+fn row_values(call: &LoggedCall) -> Result<[SqlValue<'_>; 25], serde_json::Error> {
+    let attempts = serde_json::to_string(&call.attempts)?;
+    let has_body = call.request_body.is_some() || call.response_body.is_some();
+    Ok([
+        call.request_id.as_str().into(),
+        call.organization_id.as_str().into(),
+        call.api_key_id.as_deref().into(),
+        call.operation.as_str().into(),
+        call.requested_model.as_deref().into(),
+        call.model.as_deref().into(),
+        call.provider.as_deref().into(),
+        i64::from(call.status).into(),
+        call.error_code.as_deref().into(),
+        call.error_message.as_deref().into(),
+        call.stream.into(),
+        call.byok.into(),
+        call.prompt_tokens.into(),
+        call.completion_tokens.into(),
+        call.cost.into(),
+        call.duration_ms.into(),
+        int_or_null(call.time_to_first_token_ms),
+        int_or_null(call.overhead_ms),
+        i64::try_from(call.attempts.len())
+            .unwrap_or(i64::MAX)
+            .into(),
+        attempts.into(),
+        call.trace_id.as_deref().into(),
+        call.request_body.as_deref().into(),
+        call.response_body.as_deref().into(),
+        has_body.into(),
+        call.created_at_ms.into(),
+    ])
+}
+
+fn int_or_null(value: Option<i64>) -> SqlValue<'static> {
+    value.map_or(SqlValue::NullInt, SqlValue::Int)
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn inserts_have_a_placeholder_per_bound_column() {
-        // write_batch binds 25 values a call.
+        // write_batch binds 25 values a call: row_values's.
         assert_eq!(INSERTS.columns(), 25);
         assert_eq!(INSERTS_SKIPPING_LOGGED.columns(), 25);
+        assert_eq!(row_values(&call("req_1")).unwrap().len(), 25);
     }
 
     use super::*;
