@@ -55,6 +55,83 @@ pub(crate) struct Settlement {
     pub entry: UsageEntry,
 }
 
+impl Settlement {
+    /// Writes the settlement as serde's JSON (what `Deserialize` reads
+    /// back), field by field: serde_json's generic path cost ten thousand
+    /// instructions a call on the answer's path, this about a fifth.
+    /// A test holds the two byte for byte equal.
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let e = &self.entry;
+        let u = &e.usage;
+        out.extend_from_slice(b"{\"instance_id\":");
+        json_str(out, &self.instance_id);
+        out.extend_from_slice(b",\"organization_id\":");
+        json_str(out, &self.organization_id);
+        json_int(out, b",\"charged\":", self.charged);
+        json_int(out, b",\"from_lease\":", self.from_lease);
+        out.extend_from_slice(b",\"budget\":");
+        match &self.budget {
+            Some(budget) => {
+                out.extend_from_slice(b"{\"account\":");
+                json_str(out, &budget.account);
+                json_int(out, b",\"from_lease\":", budget.from_lease);
+                out.push(b'}');
+            }
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"entry\":{\"request_id\":");
+        json_str(out, &e.request_id);
+        out.extend_from_slice(b",\"api_key_id\":");
+        match &e.api_key_id {
+            Some(id) => json_str(out, id),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"model\":");
+        json_str(out, &e.model);
+        out.extend_from_slice(b",\"provider\":");
+        json_str(out, &e.provider);
+        json_int(out, b",\"usage\":{\"prompt_tokens\":", u.prompt_tokens);
+        json_int(out, b",\"completion_tokens\":", u.completion_tokens);
+        json_int(out, b",\"cached_prompt_tokens\":", u.cached_prompt_tokens);
+        json_int(out, b",\"cache_write_tokens\":", u.cache_write_tokens);
+        json_int(out, b"},\"cost\":", e.cost);
+        json_int(out, b",\"list_cost_usd_micros\":", e.list_cost_usd_micros);
+        out.extend_from_slice(if e.byok {
+            b",\"byok\":true"
+        } else {
+            b",\"byok\":false"
+        });
+        out.extend_from_slice(if e.stream {
+            b",\"stream\":true"
+        } else {
+            b",\"stream\":false"
+        });
+        out.extend_from_slice(b",\"status\":\"");
+        out.extend_from_slice(e.status.as_str().as_bytes());
+        json_int(out, b"\",\"latency_ms\":", e.latency_ms);
+        out.extend_from_slice(b"}}");
+    }
+}
+
+/// `key` (with its separators), then `value`.
+fn json_int(out: &mut Vec<u8>, key: &[u8], value: i64) {
+    out.extend_from_slice(key);
+    out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+}
+
+/// A JSON string: as is when nothing in it needs escaping (ids and model
+/// names), else escaped by serde_json.
+fn json_str(out: &mut Vec<u8>, value: &str) {
+    if value.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(value.as_bytes());
+        out.push(b'"');
+    } else {
+        // Into a Vec, a str cannot fail to serialize.
+        let _ = serde_json::to_writer(&mut *out, value);
+    }
+}
+
 /// What a settlement charges to its key's budget: the whole charge, of
 /// which `from_lease` out of this instance's budget lease.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -144,10 +221,7 @@ impl Journal {
     /// caller then waits for its commit instead).
     pub fn append(&self, settlement: &Settlement) -> Option<u64> {
         let mut line = Vec::with_capacity(512);
-        if let Err(e) = serde_json::to_writer(&mut line, settlement) {
-            tracing::error!(error = %e, "encoding a settlement for the journal failed");
-            return None;
-        }
+        settlement.write_json(&mut line);
         line.push(b'\n');
         // Counted under the appender's lock: a segment is closed under it
         // too, and deleted only once all it was counted to hold is committed.
@@ -478,4 +552,68 @@ pub(crate) fn orphans(dir: &Path, own: &str) -> Result<Vec<Orphan>, JournalError
         });
     }
     Ok(orphans)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::UsageStatus;
+    use tollgate_core::money::TokenUsage;
+
+    fn settlement(text: &str, budget: bool, key: bool, status: UsageStatus) -> Settlement {
+        Settlement {
+            instance_id: format!("gw_{text}"),
+            organization_id: format!("org_{text}"),
+            charged: i64::MAX,
+            from_lease: -7,
+            budget: budget.then(|| BudgetCharge {
+                account: format!("key:{text}"),
+                from_lease: i64::MIN,
+            }),
+            entry: UsageEntry {
+                request_id: format!("req_{text}"),
+                api_key_id: key.then(|| format!("key_{text}")),
+                model: format!("model {text}"),
+                provider: text.to_owned(),
+                usage: TokenUsage {
+                    prompt_tokens: 12,
+                    completion_tokens: 0,
+                    cached_prompt_tokens: 3,
+                    cache_write_tokens: 9_000_000_000,
+                },
+                cost: 1234,
+                list_cost_usd_micros: -1,
+                byok: budget,
+                stream: key,
+                status,
+                latency_ms: 5,
+            },
+        }
+    }
+
+    #[test]
+    fn a_journal_line_is_the_settlements_serde_json() {
+        // Plain ids, and strings that need escaping: quotes, backslashes,
+        // control characters, non-ASCII, DEL.
+        for text in [
+            "01a24c9680237005",
+            "a\"b\\c",
+            "tab\tnl\n\u{1}",
+            "é—😀\u{7f}",
+            "",
+        ] {
+            for (budget, key) in [(false, false), (true, true), (true, false)] {
+                for status in UsageStatus::ALL {
+                    let settlement = settlement(text, budget, key, status);
+                    let mut line = Vec::new();
+                    settlement.write_json(&mut line);
+                    let expected = serde_json::to_vec(&settlement).unwrap();
+                    assert_eq!(
+                        String::from_utf8_lossy(&line),
+                        String::from_utf8_lossy(&expected)
+                    );
+                }
+            }
+        }
+    }
 }
