@@ -63,33 +63,25 @@ impl Settlement {
     fn write_json(&self, out: &mut Vec<u8>) {
         let e = &self.entry;
         let u = &e.usage;
-        out.extend_from_slice(b"{\"instance_id\":");
-        json_str(out, &self.instance_id);
-        out.extend_from_slice(b",\"organization_id\":");
-        json_str(out, &self.organization_id);
+        json_str(out, b"{\"instance_id\":", &self.instance_id);
+        json_str(out, b",\"organization_id\":", &self.organization_id);
         json_int(out, b",\"charged\":", self.charged);
         json_int(out, b",\"from_lease\":", self.from_lease);
-        out.extend_from_slice(b",\"budget\":");
         match &self.budget {
             Some(budget) => {
-                out.extend_from_slice(b"{\"account\":");
-                json_str(out, &budget.account);
+                json_str(out, b",\"budget\":{\"account\":", &budget.account);
                 json_int(out, b",\"from_lease\":", budget.from_lease);
                 out.push(b'}');
             }
-            None => out.extend_from_slice(b"null"),
+            None => out.extend_from_slice(b",\"budget\":null"),
         }
-        out.extend_from_slice(b",\"entry\":{\"request_id\":");
-        json_str(out, &e.request_id);
-        out.extend_from_slice(b",\"api_key_id\":");
+        json_str(out, b",\"entry\":{\"request_id\":", &e.request_id);
         match &e.api_key_id {
-            Some(id) => json_str(out, id),
-            None => out.extend_from_slice(b"null"),
+            Some(id) => json_str(out, b",\"api_key_id\":", id),
+            None => out.extend_from_slice(b",\"api_key_id\":null"),
         }
-        out.extend_from_slice(b",\"model\":");
-        json_str(out, &e.model);
-        out.extend_from_slice(b",\"provider\":");
-        json_str(out, &e.provider);
+        json_str(out, b",\"model\":", &e.model);
+        json_str(out, b",\"provider\":", &e.provider);
         json_int(out, b",\"usage\":{\"prompt_tokens\":", u.prompt_tokens);
         json_int(out, b",\"completion_tokens\":", u.completion_tokens);
         json_int(out, b",\"cached_prompt_tokens\":", u.cached_prompt_tokens);
@@ -106,9 +98,8 @@ impl Settlement {
         } else {
             b",\"stream\":false"
         });
-        out.extend_from_slice(b",\"status\":\"");
-        out.extend_from_slice(e.status.as_str().as_bytes());
-        json_int(out, b"\",\"latency_ms\":", e.latency_ms);
+        json_str(out, b",\"status\":", e.status.as_str());
+        json_int(out, b",\"latency_ms\":", e.latency_ms);
         out.extend_from_slice(b"}}");
     }
 }
@@ -119,9 +110,11 @@ fn json_int(out: &mut Vec<u8>, key: &[u8], value: i64) {
     out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
 }
 
-/// A JSON string: as is when nothing in it needs escaping (ids and model
-/// names), else escaped by serde_json.
-fn json_str(out: &mut Vec<u8>, value: &str) {
+/// `key` (with its separators), then `value` as a JSON string: as is when
+/// nothing in it needs escaping (ids and model names), else escaped by
+/// serde_json.
+fn json_str(out: &mut Vec<u8>, key: &[u8], value: &str) {
+    out.extend_from_slice(key);
     if value.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
         out.push(b'"');
         out.extend_from_slice(value.as_bytes());
