@@ -1,5 +1,6 @@
-//! The load generator of `scripts/load`: POSTs a chat body over keep-alive
-//! connections and prints one `key=value` result line (milliseconds).
+//! The load generator of `scripts/load`: POSTs a chat body (or `--body`,
+//! for the other inbound APIs) over keep-alive connections and prints one
+//! `key=value` result line (milliseconds).
 //!
 //! - Open loop (default): request i is due at start + i / rate, whatever the
 //!   server does. At most `--connections` requests are in flight; a due
@@ -12,8 +13,9 @@
 //!   sent more than 10 ms after it was due counts as `late`.
 //! - Closed loop (`--closed`): `--connections` clients each send the next
 //!   request as soon as the last answer is in, for throughput (as wrk does).
-//! - `--stream`: `stream: true`; `ttfb_*` is the time from the same start
-//!   as the latency to the first body byte.
+//! - `--stream`: `stream: true` (a `--body` asks for its stream itself);
+//!   `ttfb_*` is the time from the same start as the latency to the first
+//!   body byte.
 //!
 //! Result keys: sent ok non2xx errors rate p50 p90 p99 p999 max late lag_p50
 //! lag_p99, and
@@ -54,6 +56,10 @@ struct Args {
     /// Closed loop: each connection sends again as soon as it has an answer.
     #[arg(long)]
     closed: bool,
+    /// A file whose content is sent as the JSON body, as it is (instead of
+    /// a one-message chat completion for `--model`).
+    #[arg(long)]
+    body: Option<std::path::PathBuf>,
 }
 
 /// What one request gave: `None` for a transport error or timeout.
@@ -242,11 +248,15 @@ async fn main() -> anyhow::Result<()> {
         .http1_only()
         .build()
         .context("building the HTTP client")?;
-    let body = format!(
-        r#"{{"model":"{}","messages":[{{"role":"user","content":"Say hello"}}]{}}}"#,
-        args.model,
-        if args.stream { r#","stream":true"# } else { "" }
-    );
+    let body = match &args.body {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading --body {}", path.display()))?,
+        None => format!(
+            r#"{{"model":"{}","messages":[{{"role":"user","content":"Say hello"}}]{}}}"#,
+            args.model,
+            if args.stream { r#","stream":true"# } else { "" }
+        ),
+    };
     let call = Arc::new(Call {
         http,
         url: reqwest::Url::parse(&args.url).context("--url")?,
