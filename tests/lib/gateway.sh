@@ -15,6 +15,10 @@ mock="$target/debug/tollgate-mock-provider"
 admin_token="admin-test"
 jwt_secret="harness-jwt-secret-at-least-32-bytes-long"
 
+# stop PID and free_port, shared with scripts/load (its log and die are
+# replaced below: these checks log to stdout).
+# shellcheck source=scripts/lib.sh
+source "$root/scripts/lib.sh"
 log() { echo "[${log_tag:-check}] $*"; }
 
 # ensure_venv DIR IMPORT_CHECK PIP_SPEC...: a venv at DIR in which the Python
@@ -44,21 +48,6 @@ ensure_binaries() {
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/tollgate-${log_tag:-check}.XXXXXX")"
 pids=()
 
-# SIGTERM, up to 10 s for a graceful exit, then SIGKILL.
-stop() {
-    local pid=$1
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for _ in $(seq 1 100); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "pid $pid ignored SIGTERM for 10 s: killing it"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
-
 cleanup() {
     local rc=$? pid
     trap - EXIT INT TERM
@@ -82,10 +71,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 # Starts the mock provider (it binds port 0 itself and prints its address:
 # no race for a port) and sets `mock_url` (ending in /v1).
