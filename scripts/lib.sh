@@ -3,11 +3,15 @@
 # mock provider and a gateway on this machine, stopping them, and the
 # management API calls that give a funded organization's key.
 #
-# The sourcing script sets log_tag (its log lines' prefix) and tmp (a
-# directory for the processes' logs), reads the globals these functions set
-# (tg_pid, gw, admin_token, org_id, key; pids gathers what was started), and
-# stops what it started.
+# The sourcing script sets log_tag (its log lines' prefix), tmp (a
+# directory for the processes' logs) and postgres_server (for
+# new_postgres_database), reads the globals these functions set (tg_pid, gw,
+# admin_token, org_id, key, pg_db), and calls release_all from its exit trap.
 # shellcheck disable=SC2034,SC2154 # the globals shared with the sourcing script
+
+# What release_all stops and drops: every process started, every database made.
+pids=()
+pg_dbs=()
 
 log() { echo "[$log_tag] $*" >&2; }
 die() {
@@ -28,6 +32,35 @@ stop() {
         kill -KILL "$pid" 2>/dev/null || true
     fi
     wait "$pid" 2>/dev/null || true
+}
+
+# release_all EXIT_STATUS: stops every process in pids, drops every
+# database in pg_dbs, and when the script failed prints the last lines of
+# each log in $tmp.
+release_all() {
+    local rc=$1 pid db f
+    for pid in "${pids[@]}"; do
+        stop "$pid"
+    done
+    for db in "${pg_dbs[@]}"; do
+        psql -q -X "$postgres_server/postgres" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >&2 ||
+            log "could not drop database $db"
+    done
+    if ((rc != 0)); then
+        for f in "$tmp"/*.log; do
+            [[ -s "$f" ]] || continue
+            echo "----- last lines of $(basename "$f") -----" >&2
+            tail -n 30 "$f" >&2
+        done
+    fi
+}
+
+# new_postgres_database PREFIX: creates PREFIX_<random> on $postgres_server
+# (dropped by release_all); sets pg_db.
+new_postgres_database() {
+    pg_db="$1_$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
+    psql -q -X "$postgres_server/postgres" -c "CREATE DATABASE $pg_db" >&2 || die "cannot create database $pg_db"
+    pg_dbs+=("$pg_db")
 }
 
 free_port() {
