@@ -215,31 +215,11 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
             let gateway = tollgate_api::start(&cli.settings).await?;
             let listener = tokio::net::TcpListener::bind(cli.settings.listen).await?;
             tracing::info!(listen = %listener.local_addr()?, "tollgate serving");
-            gateway.serve(listener, shutdown_signal()).await
+            gateway
+                .serve(listener, tollgate_api::server::shutdown_signal())
+                .await
         }
     }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutting down: finishing open requests and streams");
 }
 
 #[cfg(test)]

@@ -33,6 +33,30 @@ pub struct ServerLimits {
     pub max_connections: usize,
 }
 
+/// Completes at SIGTERM or Ctrl-C: `serve`'s shutdown for a process that
+/// stops on either.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing open requests and streams");
+}
+
 /// Serves `app` on `listener` until `shutdown` completes, then lets every
 /// open connection finish its request in flight and waits for them all.
 /// `app` is Tollgate's [`Surface`](crate::Surface), or a bare router (the

@@ -22,7 +22,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use clap::Parser;
 use std::time::Duration;
-use tollgate_api::server::{ServerLimits, serve};
+use tollgate_api::server::{ServerLimits, serve, shutdown_signal};
 use tollgate_providers::transport::{Http, Outgoing, Timeouts};
 
 #[global_allocator]
@@ -87,12 +87,14 @@ async fn main() -> anyhow::Result<()> {
         "tollgate-passthrough listening on http://{}",
         listener.local_addr()?
     );
-    // Tollgate's own limits (its defaults); served until killed.
+    // Tollgate's own limits (its defaults); served until SIGTERM or Ctrl-C
+    // (an exit, not a kill: a profile-guided build's training writes its
+    // counts at exit).
     let limits = ServerLimits {
         header_read_timeout: Duration::from_secs(30),
         max_connections: 10_000,
     };
-    serve(listener, app, limits, std::future::pending()).await;
+    serve(listener, app, limits, shutdown_signal()).await;
     Ok(())
 }
 
