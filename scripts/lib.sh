@@ -14,8 +14,10 @@ pids=()
 pg_dbs=()
 
 log() { echo "[$log_tag] $*" >&2; }
+# die MESSAGE: logs to standard error (also where log is redirected, and
+# from inside a command substitution), exits 1.
 die() {
-    log "error: $*"
+    log "error: $*" >&2
     exit 1
 }
 

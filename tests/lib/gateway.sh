@@ -15,8 +15,8 @@ mock="$target/debug/tollgate-mock-provider"
 admin_token="admin-test"
 jwt_secret="harness-jwt-secret-at-least-32-bytes-long"
 
-# stop PID and free_port, shared with scripts/load (its log and die are
-# replaced below: these checks log to stdout).
+# stop, free_port, listening_at and release_all, shared with scripts/load
+# (its log is replaced below: these checks log to stdout).
 # shellcheck source=scripts/lib.sh
 source "$root/scripts/lib.sh"
 log() { echo "[${log_tag:-check}] $*"; }
@@ -46,21 +46,13 @@ ensure_binaries() {
 }
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/tollgate-${log_tag:-check}.XXXXXX")"
-pids=()
 
+# Stops everything started (and on failure prints the logs' tails), then
+# removes the temp dir.
 cleanup() {
-    local rc=$? pid
+    local rc=$?
     trap - EXIT INT TERM
-    for pid in "${pids[@]}"; do
-        stop "$pid"
-    done
-    if ((rc != 0)); then
-        for f in "$tmp"/*.log; do
-            [[ -s "$f" ]] || continue
-            echo "----- last lines of $(basename "$f") -----"
-            tail -n 40 "$f"
-        done
-    fi
+    release_all "$rc"
     if [[ "${KEEP_LOGS:-${SDK_KEEP_LOGS:-0}}" == 1 ]]; then
         log "logs kept in $tmp"
     else
@@ -75,18 +67,9 @@ trap 'exit 143' TERM
 # Starts the mock provider (it binds port 0 itself and prints its address:
 # no race for a port) and sets `mock_url` (ending in /v1).
 start_mock() {
-    "$mock" --listen 127.0.0.1:0 >"$tmp/mock.log" 2>&1 &
-    local pid=$!
-    pids+=("$pid")
-    mock_url=""
-    for _ in $(seq 1 100); do
-        # The log may not exist yet: the mock's shell opens it after the fork.
-        mock_url="$(sed -n 's/^tollgate-mock-provider listening on \(http[^ ]*\).*$/\1/p' "$tmp/mock.log" 2>/dev/null | head -n 1)" || true
-        [[ -n "$mock_url" ]] && break
-        kill -0 "$pid" 2>/dev/null || { log "the mock provider exited"; exit 1; }
-        sleep 0.1
-    done
-    [[ -n "$mock_url" ]] || { log "the mock provider did not report its address"; exit 1; }
+    "$mock" --listen 127.0.0.1:0 >"$tmp/tollgate-mock-provider.log" 2>&1 &
+    pids+=("$!")
+    mock_url="$(listening_at tollgate-mock-provider "$!")"
     mock_url="${mock_url%/}"
     [[ "$mock_url" == */v1 ]] || mock_url="$mock_url/v1"
     log "mock provider at $mock_url"
