@@ -3,34 +3,22 @@
 //! gateway routes, retries and bills.
 
 use super::dialect::Dialect;
-use super::surface::{option_headers, serve};
+use super::surface::Inbound;
 use crate::error::ApiError;
-use crate::extract::{BodyBytes, OrgKey, RequestId, parse_json};
 use crate::state::AppState;
-use axum::Extension;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::Response;
-use tollgate_gateway::admission::require_scope;
-use tollgate_gateway::{CallRequest, Operation, call_options};
+use tollgate_gateway::Operation;
 use tollgate_providers::ChatRequest;
 use tollgate_tenants::KeyScope;
 
 pub async fn chat_completions(
     State(state): State<AppState>,
-    Extension(RequestId(request_id)): Extension<RequestId>,
-    OrgKey(principal): OrgKey,
-    headers: HeaderMap,
-    BodyBytes(body): BodyBytes,
+    call: Inbound,
 ) -> Result<Response, ApiError> {
-    // A key without the scope learns nothing about its body's faults.
-    require_scope(&principal, KeyScope::Chat)?;
-    let mut request: ChatRequest = parse_json(&body)?;
-    request.validate().map_err(ApiError::bad_request)?;
-    let options = call_options(&mut request.extra, option_headers(&headers), &principal)?;
+    let (request, options) = call.decode::<ChatRequest>(KeyScope::Chat)?;
     let include_usage = request.stream_options.is_some_and(|o| o.include_usage);
-    let operation = Operation::Chat(request);
-    let mut call = CallRequest::new(principal, request_id, operation, options, body.len());
-    crate::observe::prepare(&state, &mut call, &headers, &body);
-    serve(&state, call, Dialect::OpenAi { include_usage }).await
+    let dialect = Dialect::OpenAi { include_usage };
+    call.serve(&state, Operation::Chat(request), options, dialect)
+        .await
 }

@@ -13,41 +13,28 @@
 //! organization gets 404.
 
 use super::dialect::{Dialect, STORE_WAIT};
-use super::surface::{option_headers, serve};
+use super::surface::Inbound;
 use crate::error::ApiError;
-use crate::extract::{BodyBytes, OrgKey, QueryParams, RequestId, parse_json};
+use crate::extract::{OrgKey, QueryParams};
 use crate::state::AppState;
+use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
 use serde_json::{Value, json};
 use std::sync::Mutex;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tollgate_gateway::admission::require_scope;
-use tollgate_gateway::{CallRequest, Operation, call_options};
+use tollgate_gateway::Operation;
 use tollgate_providers::ChatMessage;
 use tollgate_providers::responses::items::{ItemsQuery, input_items, page};
 use tollgate_providers::responses::native::{ResponsesCall, decode};
 use tollgate_providers::responses::{ResponseContext, ResponsesRequest, assistant_message};
 use tollgate_tenants::{KeyScope, Principal};
 
-pub async fn create(
-    State(state): State<AppState>,
-    Extension(RequestId(request_id)): Extension<RequestId>,
-    OrgKey(principal): OrgKey,
-    headers: HeaderMap,
-    BodyBytes(body): BodyBytes,
-) -> Result<Response, ApiError> {
-    require_scope(&principal, KeyScope::Chat)?;
-    let mut request: ResponsesRequest = parse_json(&body)?;
-    let options = call_options(&mut request.extra, option_headers(&headers), &principal)?;
-    if request.model.trim().is_empty() {
-        return Err(ApiError::bad_request("`model` must not be empty"));
-    }
+pub async fn create(State(state): State<AppState>, inbound: Inbound) -> Result<Response, ApiError> {
+    let (request, options) = inbound.decode::<ResponsesRequest>(KeyScope::Chat)?;
     let history = match request.previous_response_id.as_deref() {
-        Some(previous) => history(&state, &principal, previous).await?,
+        Some(previous) => history(&state, &inbound.principal, previous).await?,
         None => Vec::new(),
     };
     let call = decode(&request, history).map_err(ApiError::bad_request)?;
@@ -56,7 +43,15 @@ pub async fn create(
     let (done, stored, storing) = if request.store() {
         let (done, object) = oneshot::channel();
         let (ack, acked) = oneshot::channel::<()>();
-        let storing = keep(&state, &principal, &request, &call, &context, object, ack);
+        let storing = keep(
+            &state,
+            &inbound.principal,
+            &request,
+            &call,
+            &context,
+            object,
+            ack,
+        );
         (Some(done), Some(acked), Some(storing))
     } else {
         (None, None, None)
@@ -67,10 +62,9 @@ pub async fn create(
         done: Mutex::new(done),
         stored: Mutex::new(stored),
     };
-    let operation = Operation::Responses(call);
-    let mut call = CallRequest::new(principal, request_id, operation, options, body.len());
-    crate::observe::prepare(&state, &mut call, &headers, &body);
-    let response = serve(&state, call, dialect).await?;
+    let response = inbound
+        .serve(&state, Operation::Responses(call), options, dialect)
+        .await?;
     // A plain answer is stored before it is sent, so that a follow-up
     // naming it finds it (a stream's last event waits the same way).
     if let Some(storing) = storing.filter(|_| !stream) {

@@ -5,20 +5,34 @@
 //! (crates/gateway); a surface only decodes and encodes.
 //!
 //! A new surface: a handler that decodes its body into a `CallRequest`
-//! (see the chat and messages handlers), a [`Dialect`] variant that writes
+//! (see the chat and messages handlers; an OpenAI-shaped body through
+//! [`Inbound`]), a [`Dialect`] variant that writes
 //! the answer body and the stream items in its format (`dialect.rs`), and
 //! its own error shape if it has one (see `messages.rs`); then [`serve`].
 
 use super::dialect::Dialect;
 use crate::error::ApiError;
+use crate::extract::{BodyBytes, OrgKey, RequestId, parse_json};
 use crate::limits::quota_headers;
 use crate::state::AppState;
 use axum::body::Body;
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use futures::StreamExt;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
 use std::convert::Infallible;
-use tollgate_gateway::{CallRequest, OptionHeaders, Outcome, Route, StreamItem, headers};
+use std::sync::Arc;
+use tollgate_gateway::admission::require_scope;
+use tollgate_gateway::{
+    CallOptions, CallRequest, Operation, OptionHeaders, Outcome, Route, StreamItem, call_options,
+    headers,
+};
+use tollgate_providers::responses::ResponsesRequest;
+use tollgate_providers::{ChatRequest, EmbeddingRequest};
+use tollgate_tenants::{KeyScope, Principal};
 
 /// The gateway's option headers, as text (a value that is not text is
 /// given as `""`, which the gateway refuses like any bad value).
@@ -27,6 +41,116 @@ pub fn option_headers(headers: &HeaderMap) -> OptionHeaders<'_> {
     OptionHeaders {
         power_level: text(headers::POWER_LEVEL),
         timeout_ms: text(headers::TIMEOUT_MS),
+    }
+}
+
+/// An inbound call as its handler reads it: the request id, the
+/// organization key that sent it (authenticated before the body is read:
+/// a caller without a valid key learns nothing about its body's faults),
+/// the headers and the raw body within the size limit.
+pub struct Inbound {
+    pub request_id: Arc<str>,
+    pub principal: Arc<Principal>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl FromRequest<AppState> for Inbound {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        let (mut parts, body) = request.into_parts();
+        // Set by the surface's middleware on every request.
+        let request_id = parts
+            .extensions
+            .get::<RequestId>()
+            .map(|RequestId(id)| Arc::clone(id))
+            .ok_or_else(|| ApiError::internal("request without its id"))?;
+        let OrgKey(principal) = OrgKey::from_request_parts(&mut parts, state).await?;
+        let headers = parts.headers.clone();
+        let BodyBytes(body) =
+            BodyBytes::from_request(Request::from_parts(parts, body), state).await?;
+        Ok(Inbound {
+            request_id,
+            principal,
+            headers,
+            body,
+        })
+    }
+}
+
+/// An OpenAI-shaped request body: validated on its own, with the gateway's
+/// options (`power_level`, `models`, …) among its extra fields.
+pub trait OpenAiBody: DeserializeOwned {
+    fn validate(&self) -> Result<(), String>;
+    fn extra(&mut self) -> &mut Map<String, Value>;
+}
+
+impl OpenAiBody for ChatRequest {
+    fn validate(&self) -> Result<(), String> {
+        ChatRequest::validate(self)
+    }
+    fn extra(&mut self) -> &mut Map<String, Value> {
+        &mut self.extra
+    }
+}
+
+impl OpenAiBody for EmbeddingRequest {
+    fn validate(&self) -> Result<(), String> {
+        EmbeddingRequest::validate(self)
+    }
+    fn extra(&mut self) -> &mut Map<String, Value> {
+        &mut self.extra
+    }
+}
+
+impl OpenAiBody for ResponsesRequest {
+    /// The rest is checked once its input is decoded into a chat request.
+    fn validate(&self) -> Result<(), String> {
+        if self.model.trim().is_empty() {
+            return Err("`model` must not be empty".into());
+        }
+        Ok(())
+    }
+    fn extra(&mut self) -> &mut Map<String, Value> {
+        &mut self.extra
+    }
+}
+
+impl Inbound {
+    /// The body as an OpenAI-shaped request, and the gateway's options
+    /// taken out of it and the headers. The key's `scope` is checked
+    /// first.
+    pub fn decode<R: OpenAiBody>(&self, scope: KeyScope) -> Result<(R, CallOptions), ApiError> {
+        require_scope(&self.principal, scope)?;
+        let mut request: R = parse_json(&self.body)?;
+        request.validate().map_err(ApiError::bad_request)?;
+        let options = call_options(
+            request.extra(),
+            option_headers(&self.headers),
+            &self.principal,
+        )?;
+        Ok((request, options))
+    }
+
+    /// Makes the call of `operation` with `options` and writes its outcome
+    /// in `dialect` (see [`serve`]).
+    pub async fn serve(
+        self,
+        state: &AppState,
+        operation: Operation,
+        options: CallOptions,
+        dialect: Dialect,
+    ) -> Result<Response, ApiError> {
+        let mut call = CallRequest::new(
+            self.principal,
+            self.request_id,
+            operation,
+            options,
+            self.body.len(),
+        );
+        crate::observe::prepare(state, &mut call, &self.headers, &self.body);
+        serve(state, call, dialect).await
     }
 }
 
